@@ -1,0 +1,14 @@
+#include "base/error.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace xcg {
+
+Error Error::from_errno(std::string what, int err) {
+  return Error{Errc::system, what + ": " + std::strerror(err), err};
+}
+
+Error Error::from_errno(std::string what) { return from_errno(std::move(what), errno); }
+
+}  // namespace xcg

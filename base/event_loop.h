@@ -1,0 +1,63 @@
+// One epoll loop per process: descriptors with callbacks, and one-shot timers.
+//
+// Callbacks may add or remove descriptors and timers, including their own, while they run.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "base/unique_fd.h"
+
+namespace xcg {
+
+class EventLoop {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using FdHandler = std::function<void(uint32_t events)>;
+  using TimerId = uint64_t;
+
+  EventLoop();  // throws std::system_error
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // `events` are EPOLLIN / EPOLLOUT; errors and hang-ups are always reported.
+  void add(int fd, uint32_t events, FdHandler handler);
+  void modify(int fd, uint32_t events);
+  void remove(int fd) noexcept;
+  bool watching(int fd) const { return handlers_.count(fd) != 0; }
+
+  TimerId add_timer(std::chrono::milliseconds delay, std::function<void()> fn);
+  void cancel_timer(TimerId id) noexcept;
+
+  // Waits at most `timeout` (or until the next timer) and dispatches what is ready.
+  void run_once(std::chrono::milliseconds timeout);
+  // Runs until stop() is called.
+  void run();
+  void stop() { stopped_ = true; }
+  bool stopped() const { return stopped_; }
+
+  // Runs the loop until `done()` is true or `deadline` passes; returns done(). For tests.
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds deadline);
+
+ private:
+  struct Entry {
+    FdHandler handler;
+  };
+  void fire_due_timers();
+  int ms_to_next_timer(std::chrono::milliseconds cap) const;
+
+  UniqueFd epoll_;
+  std::unordered_map<int, std::shared_ptr<Entry>> handlers_;
+  std::multimap<Clock::time_point, TimerId> timer_order_;
+  std::unordered_map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
+  TimerId next_timer_ = 1;
+  bool stopped_ = false;
+};
+
+}  // namespace xcg

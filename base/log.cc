@@ -1,0 +1,49 @@
+#include "base/log.h"
+
+#include <cstdio>
+#include <ctime>
+#include <sys/time.h>
+
+namespace xcg::log {
+namespace {
+
+Level g_min_level = Level::info;
+
+void write_stderr(Level level, std::string_view message) {
+  timeval tv{};
+  ::gettimeofday(&tv, nullptr);
+  tm utc{};
+  ::gmtime_r(&tv.tv_sec, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::fprintf(stderr, "%s.%03ldZ %s %.*s\n", stamp, static_cast<long>(tv.tv_usec / 1000),
+               level_name(level).data(), static_cast<int>(message.size()), message.data());
+  std::fflush(stderr);
+}
+
+Sink& sink() {
+  static Sink s = write_stderr;
+  return s;
+}
+
+}  // namespace
+
+void set_sink(Sink s) { sink() = s ? std::move(s) : Sink(write_stderr); }
+void set_min_level(Level level) { g_min_level = level; }
+
+void write(Level level, std::string_view message) {
+  if (level < g_min_level) return;
+  sink()(level, message);
+}
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+  }
+  return "?";
+}
+
+}  // namespace xcg::log

@@ -1,0 +1,61 @@
+#include "config/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace xcg::config {
+namespace {
+
+constexpr std::string_view kActionNames[] = {"console", "start", "shutdown", "reboot", "destroy"};
+
+bool is_name_char(char c, bool first) {
+  bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  return alnum || (!first && (c == '_' || c == '.' || c == '-'));
+}
+
+std::string join_problems(const std::vector<Problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    if (!out.empty()) out += '\n';
+    out += p.str();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view action_name(Action a) { return kActionNames[static_cast<size_t>(a)]; }
+
+std::optional<Action> parse_action(std::string_view name) {
+  for (Action a : kAllActions)
+    if (action_name(a) == name) return a;
+  return std::nullopt;
+}
+
+bool Domain::allows(Action a) const {
+  return std::find(actions.begin(), actions.end(), a) != actions.end();
+}
+
+bool valid_domain_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (size_t i = 0; i < name.size(); ++i)
+    if (!is_name_char(name[i], i == 0)) return false;
+  return true;
+}
+
+std::string Location::str() const { return fmt::format("{}:{}:{}", file, line, column); }
+
+std::string Problem::str() const { return where.str() + ": " + message; }
+
+ConfigError::ConfigError(std::vector<Problem> problems)
+    : std::runtime_error(join_problems(problems)), problems_(std::move(problems)) {}
+
+const Domain* Config::domain_for_key(std::string_view blob) const {
+  auto owner = domain_by_blob_.find(blob);
+  if (owner == domain_by_blob_.end()) return nullptr;
+  auto domain = domains.find(owner->second);
+  return domain == domains.end() ? nullptr : &domain->second;
+}
+
+}  // namespace xcg::config

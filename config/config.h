@@ -1,0 +1,106 @@
+// The validated, immutable gateway configuration.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/public_key.h"
+
+namespace xcg::config {
+
+enum class Action { console, start, shutdown, reboot, destroy };
+inline constexpr Action kAllActions[] = {Action::console, Action::start, Action::shutdown,
+                                         Action::reboot, Action::destroy};
+std::string_view action_name(Action a);
+std::optional<Action> parse_action(std::string_view name);
+
+enum class OnLogin { menu, console };
+enum class HypervisorKind { sim, xen };
+
+struct ListenAddress {
+  std::string host;  // numeric IPv4 or IPv6 (without brackets)
+  uint16_t port = 0; // 0 = any free port (for tests)
+  bool ipv6 = false;
+  std::string text;  // as written, for messages
+};
+
+// Where a value came from, for messages ("FILE:LINE:COLUMN").
+struct Location {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+  std::string str() const;
+};
+
+struct DomainKey {
+  PublicKey key;
+  Location where;
+};
+
+struct Domain {
+  std::string name;
+  OnLogin on_login = OnLogin::menu;
+  std::vector<Action> actions;  // in canonical order; default: all
+  std::vector<DomainKey> keys;
+  unsigned memory_mib = 512;
+  unsigned vcpus = 1;
+  bool allows(Action a) const;
+};
+
+struct SimSettings {
+  std::vector<std::string> guest_command;  // empty: the built-in fake guest
+  bool autostart = true;                   // domains are running when the gateway starts
+  unsigned shutdown_grace_ms = 5000;       // SIGTERM, then SIGKILL after this long
+};
+
+struct Config {
+  std::string path;
+  std::vector<ListenAddress> listen;
+  std::vector<std::string> host_keys;
+  HypervisorKind hypervisor = HypervisorKind::sim;
+  std::string audit_log = "-";
+  std::map<std::string, Domain> domains;
+  SimSettings sim;
+
+  // The domain a key (matched by its blob) belongs to, or nullptr.
+  const Domain* domain_for_key(std::string_view blob) const;
+
+ private:
+  friend class Loader;
+  std::map<std::string, std::string, std::less<>> domain_by_blob_;
+};
+
+struct Problem {
+  Location where;
+  std::string message;
+  std::string str() const;  // "FILE:LINE:COLUMN: message"
+};
+
+// Thrown by load_config; `problems` holds every problem found, in file order.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<Problem> problems);
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  std::vector<Problem> problems_;
+};
+
+// Reads and validates a whole config file. Nothing is returned unless all of it is valid.
+std::shared_ptr<const Config> load_config(const std::string& path);
+// Same, from text (for tests); `path` is used in messages only.
+std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path);
+
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,63}: safe in file names, xenstore paths and SSH user names.
+bool valid_domain_name(std::string_view name);
+
+// Parses "IPV4:PORT" or "[IPV6]:PORT": numeric addresses only, port 0..65535.
+Result<ListenAddress> parse_listen_address(std::string_view text);
+
+}  // namespace xcg::config

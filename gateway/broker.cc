@@ -1,0 +1,232 @@
+#include "gateway/broker.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include "base/pidfd.h"
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "gateway/host_keys.h"
+#include "gateway/session.h"
+#include "xen/sim_hypervisor.h"
+
+namespace xcg::gateway {
+namespace {
+
+std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
+
+std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::Config& config,
+                                                 const std::string& self_exe) {
+  if (config.hypervisor == config::HypervisorKind::xen)
+    throw std::runtime_error("hypervisor 'xen' is not supported by this build yet; use 'sim'");
+  std::vector<xen::SimDomainSpec> specs;
+  for (const auto& [name, d] : config.domains) specs.push_back({name, d.memory_mib, d.vcpus});
+  xen::SimOptions options;
+  options.guest_command = config.sim.guest_command;
+  options.shutdown_grace = std::chrono::milliseconds(config.sim.shutdown_grace_ms);
+  options.self_exe = self_exe;
+  options.autostart = config.sim.autostart;
+  return std::make_unique<xen::SimHypervisor>(loop, std::move(specs), std::move(options));
+}
+
+// In the forked child: lay out the descriptors a session process expects, then exec it.
+[[noreturn]] void exec_session(int tcp, int ipc, const std::string& self_exe) {
+  // Move both out of the way first: either may already sit on 0..3.
+  int tcp_hi = ::fcntl(tcp, F_DUPFD, 10);
+  int ipc_hi = ::fcntl(ipc, F_DUPFD, 10);
+  int null_fd = ::open("/dev/null", O_RDWR);
+  if (tcp_hi < 0 || ipc_hi < 0 || null_fd < 0) ::_exit(126);
+  if (::dup2(tcp_hi, kSessionTcpFd) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0 ||
+      ::dup2(ipc_hi, kSessionIpcFd) < 0)
+    ::_exit(126);
+  ::close_range(kSessionIpcFd + 1, ~0U, 0);
+  // The broker blocks the signals it reads through signalfd; the session starts clean.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a session must never outlive its broker
+  char arg0[] = "xcg-session";
+  char arg1[] = "session";
+  char* argv[] = {arg0, arg1, nullptr};
+  ::execv(self_exe.c_str(), argv);
+  ::_exit(127);
+}
+
+}  // namespace
+
+Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions options)
+    : config_(std::move(config)), options_(std::move(options)), audit_(config_->audit_log) {
+  host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
+  open_signals();
+  listeners_ = open_listeners(config_->listen);
+  for (auto& l : listeners_) {
+    int fd = l.fd.get();
+    loop_.add(fd, EPOLLIN, [this, fd](uint32_t) { on_accept(fd); });
+    log::info("listening on {}", l.address);
+  }
+  hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
+  for (const auto& name : hypervisor_->domains()) {
+    hubs_.emplace(name, std::make_unique<ConsoleHub>(loop_, name));
+    sync_hub(name);
+  }
+  hypervisor_->set_console_changed([this](const std::string& domain) { sync_hub(domain); });
+}
+
+Broker::~Broker() {
+  for (auto& [id, s] : sessions_) ::kill(s.pid, SIGKILL);
+  for (auto& [id, s] : sessions_) {
+    siginfo_t info{};
+    ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
+  }
+  hubs_.clear();
+  hypervisor_.reset();  // stops the simulated guests
+}
+
+void Broker::open_signals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw sys_error("sigprocmask");
+  signal_fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signal_fd_) throw sys_error("signalfd");
+  loop_.add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); });
+}
+
+void Broker::on_signal() {
+  signalfd_siginfo info{};
+  while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
+    if (info.ssi_signo == SIGHUP) {
+      log::info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      continue;
+    }
+    log::info("signal {}: shutting down", info.ssi_signo);
+    loop_.stop();
+  }
+}
+
+int Broker::run() {
+  loop_.run();
+  return exit_code_;
+}
+
+void Broker::on_accept(int listen_fd) {
+  for (;;) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) log::warn("accept: {}", std::strerror(errno));
+      return;
+    }
+    UniqueFd tcp(fd);
+    std::string remote = peer_address(fd);
+    try {
+      spawn_session(std::move(tcp), remote);
+    } catch (const std::exception& e) {
+      log::error("cannot start a session for {}: {}", remote, e.what());
+    }
+  }
+}
+
+void Broker::spawn_session(UniqueFd tcp, std::string remote) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw sys_error("socketpair");
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) throw sys_error("fork");
+  if (pid == 0) exec_session(tcp.get(), theirs.get(), options_.self_exe);
+
+  theirs.reset();
+  tcp.reset();
+  Session s;
+  s.id = next_session_id_++;
+  s.pid = pid;
+  s.pidfd.reset(open_pidfd(pid));
+  if (!s.pidfd) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw sys_error("pidfd_open");
+  }
+  s.ipc = std::move(ours);
+  set_nonblocking(s.ipc.get());
+  s.remote = std::move(remote);
+  uint64_t id = s.id;
+  s.grace_timer = loop_.add_timer(options_.login_grace, [this, id] {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second.phase != Phase::preauth) return;
+    it->second.grace_timer = 0;
+    cut_off(it->second, "login grace time over");
+  });
+  loop_.add(s.pidfd.get(), EPOLLIN, [this, id](uint32_t) { on_session_exit(id); });
+  loop_.add(s.ipc.get(), EPOLLIN, [this, id](uint32_t) { on_session_message(id); });
+  auto& stored = sessions_.emplace(id, std::move(s)).first->second;
+  log::debug("session {} pid {} from {}", id, pid, stored.remote);
+  if (auto sent = ipc::send(stored.ipc.get(), ipc::Hello{host_keys_pem_}); !sent)
+    cut_off(stored, sent.error().message);
+}
+
+void Broker::on_session_exit(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  siginfo_t info{};
+  if (::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED | WNOHANG) != 0) return;
+  if (info.si_pid == 0) return;  // not yet
+  if (s.phase == Phase::authorized) {
+    std::string how = info.si_code == CLD_EXITED ? fmt::format("exit {}", info.si_status)
+                                                 : fmt::format("signal {}", info.si_status);
+    audit(s, "session_end", {{"status", how}});
+  }
+  if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
+  loop_.remove(s.pidfd.get());
+  if (s.ipc) loop_.remove(s.ipc.get());
+  sessions_.erase(it);
+}
+
+void Broker::cut_off(Session& s, std::string_view why) {
+  log::warn("session {} ({}): {}; ending it", s.pid, s.remote, why);
+  ::kill(s.pid, SIGKILL);
+  if (s.ipc) {
+    loop_.remove(s.ipc.get());
+    s.ipc.reset();
+  }
+}
+
+void Broker::audit(const Session& s, std::string event, std::vector<std::pair<std::string, std::string>> extra) {
+  audit_.write(AuditEvent{std::move(event), s.remote, s.domain, s.fingerprint, std::move(extra)});
+}
+
+void Broker::sync_hub(const std::string& domain) {
+  auto hub = hubs_.find(domain);
+  if (hub == hubs_.end()) return;
+  auto status = hypervisor_->status(domain);
+  if (!status) return log::warn("status of {}: {}", domain, status.error().message);
+  auto& last = last_domid_[domain];
+  if (status->state != xen::DomainState::running) {
+    hub->second->set_console({});
+    if (last) hub->second->notice(fmt::format("{} is {}", domain, xen::state_name(status->state)));
+    last.reset();
+    return;
+  }
+  if (last == status->domid && hub->second->has_console()) return;
+  auto console = hypervisor_->open_console(domain);
+  if (!console) return log::warn("console of {}: {}", domain, console.error().message);
+  hub->second->set_console(std::move(*console));
+  if (last != status->domid)
+    hub->second->notice(fmt::format("{} is running, domid {}", domain, status->domid.value_or(0)));
+  last = status->domid;
+}
+
+}  // namespace xcg::gateway

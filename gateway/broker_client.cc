@@ -1,0 +1,72 @@
+#include "gateway/broker_client.h"
+
+#include <poll.h>
+
+#include <cerrno>
+
+namespace xcg::gateway {
+namespace {
+
+constexpr int kAnswerTimeoutMs = 30'000;
+
+template <class T>
+Result<T> as(Result<ipc::Received> r) {
+  if (!r) return tl::unexpected(r.error());
+  return std::get<T>(r->message);
+}
+
+}  // namespace
+
+Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer) {
+  pollfd p{fd_, POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, kAnswerTimeoutMs);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("poll broker");
+  if (n == 0) return fail(Errc::timeout, "the broker did not answer");
+  auto r = ipc::receive(fd_);
+  if (!r) return r;
+  if (ipc::type_of(r->message) != answer)
+    return fail(Errc::invalid_input, "unexpected message from the broker");
+  return r;
+}
+
+Result<ipc::Received> BrokerClient::call(const ipc::Message& request, ipc::Type answer) {
+  if (auto sent = ipc::send(fd_, request); !sent) return tl::unexpected(sent.error());
+  return wait_for(answer);
+}
+
+Result<ipc::Hello> BrokerClient::hello() { return as<ipc::Hello>(wait_for(ipc::Type::hello)); }
+
+Result<ipc::AuthorizeAns> BrokerClient::authorize(const ipc::AuthorizeReq& req) {
+  return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));
+}
+
+Result<ipc::StatusAns> BrokerClient::status() {
+  return as<ipc::StatusAns>(call(ipc::StatusReq{}, ipc::Type::status_ans));
+}
+
+Result<ipc::ActionAns> BrokerClient::action(config::Action a) {
+  return as<ipc::ActionAns>(call(ipc::ActionReq{a}, ipc::Type::action_ans));
+}
+
+Result<ipc::AttachAns> BrokerClient::attach(UniqueFd& console) {
+  auto r = call(ipc::AttachReq{}, ipc::Type::attach_ans);
+  if (!r) return tl::unexpected(r.error());
+  auto ans = std::get<ipc::AttachAns>(r->message);
+  if (ans.ok && !r->fd) return fail(Errc::invalid_input, "attach answer without a console");
+  console = std::move(r->fd);
+  return ans;
+}
+
+void BrokerClient::log(int level, std::string_view text) noexcept {
+  try {
+    (void)ipc::send(fd_, ipc::LogRecord{static_cast<uint8_t>(level),
+                                        std::string(text.substr(0, 4000))});
+  } catch (...) {
+    // Logging must never take the session down.
+  }
+}
+
+}  // namespace xcg::gateway

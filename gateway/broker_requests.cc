@@ -1,0 +1,174 @@
+// The broker's answers to session processes. Every message from a session is hostile until
+// proven otherwise: it is size-checked and decoded by ipc::receive, permitted only in the right
+// phase, and can only ever concern the domain the session was authorized for.
+#include <sys/socket.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "gateway/broker.h"
+
+namespace xcg::gateway {
+namespace {
+
+std::string sanitize(std::string_view text, size_t max) {
+  std::string out;
+  for (char c : text.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+
+std::string done_text(const std::string& domain, xen::Lifecycle a) {
+  switch (a) {
+    case xen::Lifecycle::start: return domain + ": starting";
+    case xen::Lifecycle::shutdown: return domain + ": shutting down";
+    case xen::Lifecycle::reboot: return domain + ": rebooting";
+    case xen::Lifecycle::destroy: return domain + ": destroyed";
+  }
+  return domain;
+}
+
+std::optional<xen::Lifecycle> lifecycle_for(config::Action a) {
+  switch (a) {
+    case config::Action::start: return xen::Lifecycle::start;
+    case config::Action::shutdown: return xen::Lifecycle::shutdown;
+    case config::Action::reboot: return xen::Lifecycle::reboot;
+    case config::Action::destroy: return xen::Lifecycle::destroy;
+    case config::Action::console: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// The operator's comment for the key (the client does not send one).
+std::string key_comment(const config::Domain& d, std::string_view blob) {
+  for (const auto& k : d.keys)
+    if (k.key.blob == blob) return k.key.comment;
+  return "";
+}
+
+}  // namespace
+
+bool Broker::permitted(const Session& s, ipc::Type t) const {
+  switch (t) {
+    case ipc::Type::log: return true;
+    case ipc::Type::authorize_req: return s.phase == Phase::preauth;
+    case ipc::Type::status_req:
+    case ipc::Type::action_req:
+    case ipc::Type::attach_req: return s.phase == Phase::authorized;
+    default: return false;  // answers and hello only ever travel broker -> session
+  }
+}
+
+void Broker::on_session_message(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second.ipc) return;
+  Session& s = it->second;
+  auto received = ipc::receive(s.ipc.get());
+  if (!received) {
+    if (received.error().code == Errc::system && received.error().sys_errno == EAGAIN) return;
+    if (received.error().code == Errc::not_found) {  // the session closed its end: it is exiting
+      loop_.remove(s.ipc.get());
+      s.ipc.reset();
+      return;
+    }
+    return cut_off(s, "bad message: " + received.error().message);
+  }
+  ipc::Type type = ipc::type_of(received->message);
+  if (!permitted(s, type) || received->fd)
+    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+
+  UniqueFd pass;
+  ipc::Message answer;
+  if (auto* rec = std::get_if<ipc::LogRecord>(&received->message)) {
+    auto level = static_cast<log::Level>(std::min<uint8_t>(rec->level, 3));
+    log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, sanitize(rec->text, 1000)));
+    return;
+  } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
+    if (++s.auth_requests > options_.max_auth_requests) return cut_off(s, "too many authentication attempts");
+    answer = answer_authorize(s, *auth);
+  } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {
+    answer = answer_status(s);
+  } else if (auto* act = std::get_if<ipc::ActionReq>(&received->message)) {
+    answer = answer_action(s, *act);
+  } else {
+    answer = answer_attach(s, pass);
+  }
+  if (auto sent = ipc::send(s.ipc.get(), answer, pass.get()); !sent) cut_off(s, sent.error().message);
+}
+
+ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) {
+  ipc::AuthorizeAns ans;
+  auto key = config::parse_public_key(req.key_type + " " + req.key_base64);
+  const config::Domain* domain = key ? config_->domain_for_key(key->blob) : nullptr;
+  std::string fingerprint = key ? key->fingerprint() : "";
+  // Unknown key, key of another domain, unknown domain: one answer, so nothing tells a stranger
+  // which domains exist.
+  if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type)) {
+    audit_.write(AuditEvent{"auth_failure", s.remote, sanitize(req.user, 64), fingerprint,
+                            {{"stage", req.signature_ok ? "signature" : "key"}}});
+    return ans;
+  }
+  ans.ok = true;
+  ans.domain = domain->name;
+  ans.console_on_login = domain->on_login == config::OnLogin::console;
+  ans.actions = domain->actions;
+  ans.fingerprint = fingerprint;
+  if (req.signature_ok) {
+    s.phase = Phase::authorized;
+    s.domain = domain->name;
+    s.fingerprint = fingerprint;
+    if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
+    s.grace_timer = 0;
+    audit(s, "auth_success", {{"key", key_comment(*domain, key->blob)}});
+    audit(s, "session_start");
+  }
+  return ans;
+}
+
+ipc::Message Broker::answer_status(Session& s) {
+  auto status = hypervisor_->status(s.domain);
+  if (!status) return ipc::StatusAns{false, status.error().message};
+  return ipc::StatusAns{true, xen::format_status(*status)};
+}
+
+ipc::Message Broker::answer_action(Session& s, const ipc::ActionReq& req) {
+  auto lifecycle = lifecycle_for(req.action);
+  std::string name(config::action_name(req.action));
+  auto it = config_->domains.find(s.domain);
+  if (!lifecycle) return ipc::ActionAns{false, "console is not an action; use attach"};
+  if (it == config_->domains.end() || !it->second.allows(req.action)) {
+    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", "not allowed"}});
+    return ipc::ActionAns{false, fmt::format("{} is not allowed for {}", name, s.domain)};
+  }
+  auto done = hypervisor_->act(s.domain, *lifecycle);
+  if (!done) {
+    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", done.error().message}});
+    return ipc::ActionAns{false, done.error().message};
+  }
+  audit(s, "action", {{"action", name}, {"result", "ok"}});
+  return ipc::ActionAns{true, done_text(s.domain, *lifecycle)};
+}
+
+ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
+  auto it = config_->domains.find(s.domain);
+  if (it == config_->domains.end() || !it->second.allows(config::Action::console))
+    return ipc::AttachAns{false, fmt::format("console is not allowed for {}", s.domain)};
+  auto status = hypervisor_->status(s.domain);
+  if (!status) return ipc::AttachAns{false, status.error().message};
+  if (status->state != xen::DomainState::running)
+    return ipc::AttachAns{false, fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+    return ipc::AttachAns{false, "cannot attach: out of resources"};
+  UniqueFd hub_end(pair[0]);
+  pass.reset(pair[1]);
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ipc::AttachAns{false, "no console hub"};
+  // Audit with copies: the session record may be gone by the time the viewer detaches.
+  AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
+  hub->second->attach(std::move(hub_end), [this, detach] { audit_.write(detach); });
+  audit(s, "console_attach");
+  return ipc::AttachAns{true, ""};
+}
+
+}  // namespace xcg::gateway

@@ -1,0 +1,433 @@
+#include "gateway/connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "menu/commands.h"
+
+namespace xcg::gateway {
+namespace {
+
+constexpr size_t kMaxPendingOutput = 256 * 1024;  // then stop reading the console
+constexpr size_t kMaxPendingInput = 64 * 1024;    // customer bytes queued for the hub
+constexpr size_t kReadChunk = 16 * 1024;
+
+Connection* self(void* userdata) { return static_cast<Connection*>(userdata); }
+
+bool allowed_key_type(ssh_keytypes_e t) {
+  switch (t) {
+    case SSH_KEYTYPE_ED25519:
+    case SSH_KEYTYPE_ECDSA_P256:
+    case SSH_KEYTYPE_ECDSA_P384:
+    case SSH_KEYTYPE_ECDSA_P521:
+    case SSH_KEYTYPE_RSA:
+      return true;
+    default:
+      return false;  // DSA, certificates and FIDO (sk-*) keys: see docs/architecture.md
+  }
+}
+
+// Every libssh callback is a noexcept trampoline: an exception must never unwind into C.
+template <class F, class R>
+R guarded(R on_error, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    log::error("session: {}", e.what());
+  } catch (...) {
+    log::error("session: unknown exception");
+  }
+  return on_error;
+}
+
+}  // namespace
+
+Connection::Connection(ssh_session session, ssh_event event, BrokerClient& broker)
+    : session_(session), event_(event), broker_(broker) {}
+
+Connection::~Connection() {
+  detach_console();
+  if (channel_ != nullptr) ssh_remove_channel_callbacks(channel_, &channel_cb_);
+}
+
+void Connection::install() {
+  server_cb_.userdata = this;
+  server_cb_.auth_none_function = [](ssh_session, const char*, void*) -> int { return SSH_AUTH_DENIED; };
+  server_cb_.auth_pubkey_function = [](ssh_session, const char* user, ssh_key key, char state,
+                                       void* ud) -> int {
+    return guarded(static_cast<int>(SSH_AUTH_DENIED),
+                   [&] { return self(ud)->on_auth_pubkey(user, key, state); });
+  };
+  server_cb_.channel_open_request_session_function = [](ssh_session, void* ud) -> ssh_channel {
+    return guarded(static_cast<ssh_channel>(nullptr), [&] { return self(ud)->on_channel_open(); });
+  };
+  ssh_callbacks_init(&server_cb_);
+  ssh_set_server_callbacks(session_, &server_cb_);
+  ssh_set_auth_methods(session_, SSH_AUTH_METHOD_PUBLICKEY);
+
+  // Unset callbacks (x11, agent, env, subsystem, signal) make libssh refuse those requests.
+  channel_cb_.userdata = this;
+  channel_cb_.channel_pty_request_function = [](ssh_session, ssh_channel, const char*, int cols,
+                                                int rows, int, int, void* ud) -> int {
+    return guarded(-1, [&] { return self(ud)->on_pty_request(cols, rows); });
+  };
+  channel_cb_.channel_pty_window_change_function = [](ssh_session, ssh_channel, int, int, int, int,
+                                                      void*) -> int {
+    return 0;  // the guest's serial console has no window size to pass it to
+  };
+  channel_cb_.channel_shell_request_function = [](ssh_session, ssh_channel, void* ud) -> int {
+    return guarded(1, [&] { return self(ud)->on_shell(); });
+  };
+  channel_cb_.channel_exec_request_function = [](ssh_session, ssh_channel, const char* command,
+                                                 void* ud) -> int {
+    return guarded(1, [&] { return self(ud)->on_exec(command); });
+  };
+  channel_cb_.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
+                                         void* ud) -> int {
+    return guarded(static_cast<int>(len), [&] { return self(ud)->on_data(data, len); });
+  };
+  channel_cb_.channel_eof_function = [](ssh_session, ssh_channel, void* ud) {
+    guarded(0, [&] { return self(ud)->on_channel_eof(), 0; });
+  };
+  channel_cb_.channel_close_function = [](ssh_session, ssh_channel, void* ud) {
+    guarded(0, [&] { return self(ud)->on_channel_close(), 0; });
+  };
+  ssh_callbacks_init(&channel_cb_);
+}
+
+// --- authentication -------------------------------------------------------------------------
+
+int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_state) {
+  if (authenticated_ || done_) return SSH_AUTH_DENIED;
+  bool denied = signature_state != SSH_PUBLICKEY_STATE_NONE && signature_state != SSH_PUBLICKEY_STATE_VALID;
+  if (!denied && !allowed_key_type(ssh_key_type(key))) denied = true;
+
+  std::optional<ipc::AuthorizeAns> answer;
+  if (!denied) {
+    char* b64 = nullptr;
+    if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) return SSH_AUTH_DENIED;
+    std::string base64(b64);
+    std::free(b64);
+    ipc::AuthorizeReq req{std::string(user ? user : "").substr(0, 256),
+                          ssh_key_type_to_char(ssh_key_type(key)), std::move(base64),
+                          signature_state == SSH_PUBLICKEY_STATE_VALID};
+    auto r = broker_.authorize(req);
+    if (!r) {
+      log::error("authorize: {}", r.error().message);
+      done_ = true;
+      return SSH_AUTH_DENIED;
+    }
+    answer = *r;
+  }
+  if (!answer || !answer->ok) {
+    if (++auth_failures_ >= kMaxAuthFailures) done_ = true;  // OpenSSH's MaxAuthTries
+    return SSH_AUTH_DENIED;
+  }
+  if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
+    // Bind the identity only now, to the key whose signature libssh just checked.
+    authenticated_ = true;
+    domain_ = answer->domain;
+    console_on_login_ = answer->console_on_login;
+    actions_ = answer->actions;
+  }
+  return SSH_AUTH_SUCCESS;
+}
+
+// --- channel requests -----------------------------------------------------------------------
+
+ssh_channel Connection::on_channel_open() {
+  if (!authenticated_ || channel_ != nullptr) return nullptr;  // one session channel only
+  channel_ = ssh_channel_new(session_);
+  if (channel_ == nullptr) return nullptr;
+  ssh_set_channel_callbacks(channel_, &channel_cb_);
+  return channel_;
+}
+
+int Connection::on_pty_request(int cols, int rows) {
+  if (have_pty_ || started_ || cols < 0 || rows < 0) return -1;
+  have_pty_ = true;
+  return 0;
+}
+
+int Connection::on_shell() {
+  if (started_) return 1;  // one shell or exec per channel
+  started_ = true;
+  pending_start_ = Start::shell;
+  return 0;
+}
+
+int Connection::on_exec(const char* command) {
+  if (started_) return 1;
+  started_ = true;
+  pending_start_ = Start::exec;
+  pending_command_ = command ? std::string(command).substr(0, 4096) : std::string();
+  return 0;
+}
+
+int Connection::on_data(const void* data, uint32_t len) {
+  // Take everything (libssh would otherwise hold the rest until the next packet) but keep
+  // the queue bounded: a customer pasting faster than the guest reads loses the excess.
+  size_t room = kMaxPendingInput - std::min(kMaxPendingInput, input_.size());
+  input_.append(static_cast<const char*>(data), std::min<size_t>(room, len));
+  return static_cast<int>(len);
+}
+
+void Connection::on_channel_eof() {
+  // The console keeps showing output after the client's stdin ends (`ssh gw console </dev/null`),
+  // and an exec command runs to its end; only the menu has nothing left to do.
+  client_eof_ = true;
+}
+
+void Connection::on_channel_close() { closed_by_client_ = true; }
+
+// --- what runs on the channel ----------------------------------------------------------------
+
+void Connection::step() {
+  if (pending_start_ == Start::shell) {
+    pending_start_ = Start::none;
+    start_shell();
+  } else if (pending_start_ == Start::exec) {
+    pending_start_ = Start::none;
+    run_exec(pending_command_);
+  }
+  if (!input_.empty()) {
+    std::string bytes = std::move(input_);
+    input_.clear();
+    if (mode_ == Mode::menu && menu_) {
+      handle_menu_request(menu_->feed(bytes));
+      send_menu_output();
+    } else if (mode_ == Mode::console) {
+      pump_console_input(bytes);
+    }
+  }
+  if (console_) pump_console_input({});
+  if (closed_by_client_ && mode_ != Mode::finishing) {
+    detach_console();
+    done_ = true;
+  }
+  if (client_eof_ && mode_ == Mode::menu) finish(0);
+  flush();
+  if (mode_ == Mode::finishing && output_.empty() && exit_status_ && channel_ != nullptr) {
+    ssh_channel_request_send_exit_status(channel_, *exit_status_);
+    ssh_channel_send_eof(channel_);
+    ssh_channel_close(channel_);
+    exit_status_.reset();
+    done_ = true;
+  }
+}
+
+std::string Connection::status_line() {
+  auto r = broker_.status();
+  if (!r) return fmt::format("{}: status unavailable", domain_);
+  return r->text;
+}
+
+void Connection::start_shell() {
+  menu_.emplace(domain_, actions_);
+  mode_ = Mode::menu;
+  bool may_console = std::find(actions_.begin(), actions_.end(), config::Action::console) != actions_.end();
+  if (console_on_login_ && may_console) {
+    attach_console(true);
+    return;
+  }
+  menu_->show_status(status_line());
+  send_menu_output();
+}
+
+void Connection::handle_menu_request(menu::Request r) {
+  using K = menu::Request::Kind;
+  switch (r.kind) {
+    case K::none: return;
+    case K::status: menu_->show_status(status_line()); return;
+    case K::exit: send_menu_output(); finish(0); return;
+    case K::attach_console: attach_console(true); return;
+    case K::action: {
+      auto ans = broker_.action(r.action);
+      std::string text = ans ? ans->text : ans.error().message;
+      menu_->action_done(r.action, ans && ans->ok, text, status_line());
+      return;
+    }
+  }
+}
+
+void Connection::run_exec(const std::string& command) {
+  auto cmd = menu::parse_command(command);
+  if (!cmd) {
+    err("xcg: " + cmd.error().message + "\n");
+    return finish(2);
+  }
+  switch (*cmd) {
+    case menu::Command::help:
+      out(menu::help_text(domain_, actions_));
+      return finish(0);
+    case menu::Command::status: {
+      auto r = broker_.status();
+      if (r && r->ok) {
+        out(r->text + "\n");
+        return finish(0);
+      }
+      err("xcg: " + (r ? r->text : r.error().message) + "\n");
+      return finish(1);
+    }
+    case menu::Command::console:
+      exec_console_ = true;
+      return attach_console(false);
+    default: {
+      auto action = menu::required_action(*cmd);
+      auto r = broker_.action(*action);
+      if (r && r->ok) {
+        out(r->text + "\n");
+        return finish(0);
+      }
+      err("xcg: " + (r ? r->text : r.error().message) + "\n");
+      return finish(1);
+    }
+  }
+}
+
+void Connection::attach_console(bool from_menu) {
+  UniqueFd console;
+  auto r = broker_.attach(console);
+  if (!r || !r->ok) {
+    std::string why = r ? r->text : r.error().message;
+    if (!from_menu) {
+      err("xcg: " + why + "\n");
+      return finish(1);
+    }
+    menu_->attach_failed(why, status_line());
+    send_menu_output();
+    return;
+  }
+  console_ = std::move(console);
+  set_nonblocking(console_.get());
+  mode_ = Mode::console;
+  if (from_menu) out("\r\n[xcg: attached to the console of " + domain_ + "; Ctrl-] detaches]\r\n");
+  if (ssh_event_add_fd(event_, console_.get(), POLLIN, &Connection::on_console_readable, this) != SSH_OK)
+    throw std::runtime_error("ssh_event_add_fd failed");
+  console_watched_ = true;
+}
+
+void Connection::detach_console() {
+  if (!console_) return;
+  if (console_watched_) ssh_event_remove_fd(event_, console_.get());
+  console_watched_ = false;
+  console_.reset();  // the hub sees EOF and records the detach
+  console_out_.clear();
+}
+
+void Connection::pump_console_input(std::string_view bytes) {
+  auto scanned = menu::scan_console_input(bytes);
+  size_t room = kMaxPendingInput - std::min(kMaxPendingInput, console_out_.size());
+  console_out_.append(scanned.to_guest.substr(0, room));
+  while (console_ && !console_out_.empty()) {
+    ssize_t n = ::send(console_.get(), console_out_.data(), console_out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      console_out_.erase(0, static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;  // EAGAIN: the hub is busy; the rest goes on the next step
+    }
+  }
+  if (!scanned.detach) return;
+  detach_console();
+  if (exec_console_ || !menu_) return finish(0);
+  mode_ = Mode::menu;
+  menu_->console_detached(status_line());
+  send_menu_output();
+}
+
+int Connection::on_console_readable(socket_t, int, void* userdata) {
+  return guarded(0, [&] { return self(userdata)->read_console(), 0; });
+}
+
+void Connection::read_console() {
+  if (output_bytes_ >= kMaxPendingOutput) {
+    // The customer is not keeping up: stop reading; the hub bounds what waits for us.
+    ssh_event_remove_fd(event_, console_.get());
+    console_watched_ = false;
+    return;
+  }
+  char buf[kReadChunk];
+  ssize_t n = ::read(console_.get(), buf, sizeof buf);
+  if (n > 0) return out(std::string_view(buf, static_cast<size_t>(n)));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  // The broker closed our console (hub gone): end like a detach.
+  detach_console();
+  if (exec_console_ || !menu_) return finish(0);
+  mode_ = Mode::menu;
+  menu_->console_detached(status_line());
+  send_menu_output();
+}
+
+// --- output -----------------------------------------------------------------------------------
+
+void Connection::out(std::string_view bytes) {
+  if (bytes.empty()) return;
+  output_.push_back({false, std::string(bytes)});
+  output_bytes_ += bytes.size();
+}
+
+void Connection::err(std::string_view bytes) {
+  output_.push_back({true, std::string(bytes)});
+  output_bytes_ += bytes.size();
+}
+
+void Connection::send_menu_output() {
+  if (menu_) out(menu_->take_output());
+}
+
+void Connection::flush() {
+  if (channel_ == nullptr) return;
+  while (!output_.empty()) {
+    Chunk& c = output_.front();
+    uint32_t window = ssh_channel_window_size(channel_);
+    if (window == 0) break;
+    uint32_t len = static_cast<uint32_t>(std::min<size_t>(window, c.bytes.size()));
+    int n = c.is_stderr ? ssh_channel_write_stderr(channel_, c.bytes.data(), len)
+                        : ssh_channel_write(channel_, c.bytes.data(), len);
+    if (n == SSH_ERROR) {
+      done_ = true;
+      return;
+    }
+    if (n <= 0) break;
+    c.bytes.erase(0, static_cast<size_t>(n));
+    output_bytes_ -= static_cast<size_t>(n);
+    if (c.bytes.empty()) output_.pop_front();
+  }
+  if (console_ && !console_watched_ && output_bytes_ < kMaxPendingOutput / 2) {
+    if (ssh_event_add_fd(event_, console_.get(), POLLIN, &Connection::on_console_readable, this) == SSH_OK)
+      console_watched_ = true;
+  }
+}
+
+void Connection::finish(int exit_status) {
+  detach_console();
+  mode_ = Mode::finishing;
+  exit_status_ = exit_status;
+}
+
+void Connection::close() {
+  // Give the client a moment to read the exit status and close its side.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (channel_ != nullptr && !closed_by_client_ && ssh_is_connected(session_) &&
+         std::chrono::steady_clock::now() < deadline) {
+    if (ssh_event_dopoll(event_, 100) == SSH_ERROR) break;
+  }
+  detach_console();
+  if (channel_ != nullptr) {
+    // ssh_disconnect frees the channel; make sure no callback of ours outlives it.
+    ssh_remove_channel_callbacks(channel_, &channel_cb_);
+    channel_ = nullptr;
+  }
+  ssh_disconnect(session_);
+}
+
+}  // namespace xcg::gateway

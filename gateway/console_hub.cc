@@ -1,0 +1,174 @@
+#include "gateway/console_hub.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace xcg::gateway {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr int kReadsPerEvent = 8;  // then yield to other descriptors
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace
+
+ConsoleHub::ConsoleHub(EventLoop& loop, std::string domain) : loop_(loop), domain_(std::move(domain)) {}
+
+ConsoleHub::~ConsoleHub() {
+  drop_console();
+  while (!viewers_.empty()) detach(viewers_.begin()->first);
+}
+
+void ConsoleHub::set_console(UniqueFd console) {
+  drop_console();
+  console_ = std::move(console);
+  if (!console_) return;
+  loop_.add(console_.get(), EPOLLIN, [this](uint32_t events) { on_console_event(events); });
+}
+
+void ConsoleHub::drop_console() {
+  if (!console_) return;
+  loop_.remove(console_.get());
+  console_.reset();
+  console_input_.clear();  // typed-ahead input for a console that is gone is meaningless
+}
+
+void ConsoleHub::on_console_event(uint32_t events) {
+  if (events & EPOLLOUT) write_console();
+  if (console_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_console();
+}
+
+void ConsoleHub::read_console() {
+  char buf[kReadChunk];
+  for (int i = 0; i < kReadsPerEvent && console_; ++i) {
+    ssize_t n = ::read(console_.get(), buf, sizeof buf);
+    if (n > 0) {
+      broadcast(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n < 0 && (errno == EINTR)) continue;
+    if (n < 0 && would_block(errno)) return;
+    // EOF or EIO: the guest side of the pty is gone. The hypervisor tells us about a new one.
+    log::debug("console of {} closed", domain_);
+    drop_console();
+  }
+}
+
+void ConsoleHub::write_console() {
+  while (console_ && !console_input_.empty()) {
+    ssize_t n = ::write(console_.get(), console_input_.data(), console_input_.size());
+    if (n > 0) {
+      console_input_.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && would_block(errno)) break;
+    drop_console();
+    return;
+  }
+  if (console_) loop_.modify(console_.get(), console_input_.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, std::function<void()> on_detach) {
+  ViewerId id = next_id_++;
+  set_nonblocking(viewer.get());
+  int fd = viewer.get();
+  viewers_.emplace(id, Viewer{std::move(viewer), {}, 0, std::move(on_detach)});
+  loop_.add(fd, EPOLLIN, [this, id](uint32_t events) { on_viewer_event(id, events); });
+  return id;
+}
+
+void ConsoleHub::notice(std::string_view text) { broadcast(fmt::format("\r\n[xcg: {}]\r\n", text)); }
+
+void ConsoleHub::broadcast(std::string_view bytes) {
+  std::vector<ViewerId> gone;
+  for (auto& [id, v] : viewers_) {
+    queue_to_viewer(id, v, bytes);
+    if (!flush_viewer(v)) gone.push_back(id);
+  }
+  for (auto id : gone) detach(id);
+}
+
+void ConsoleHub::queue_to_viewer(ViewerId id, Viewer& v, std::string_view bytes) {
+  (void)id;
+  if (v.skipped > 0 && v.backlog.size() <= kMaxViewerBacklog / 2) {
+    // The viewer caught up: tell it what it missed before it gets new output.
+    v.backlog += fmt::format("\r\n[xcg: {} bytes skipped]\r\n", v.skipped);
+    v.skipped = 0;
+  }
+  if (v.skipped > 0 || v.backlog.size() + bytes.size() > kMaxViewerBacklog) {
+    v.skipped += bytes.size();
+    return;
+  }
+  v.backlog.append(bytes);
+}
+
+bool ConsoleHub::flush_viewer(Viewer& v) {
+  while (!v.backlog.empty()) {
+    ssize_t n = ::send(v.fd.get(), v.backlog.data(), v.backlog.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      v.backlog.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && would_block(errno)) break;
+    return false;
+  }
+  update_viewer_interest(v);
+  return true;
+}
+
+void ConsoleHub::update_viewer_interest(const Viewer& v) {
+  bool want_out = !v.backlog.empty() || v.skipped > 0;
+  loop_.modify(v.fd.get(), want_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {
+  auto it = viewers_.find(id);
+  if (it == viewers_.end()) return;
+  Viewer& v = it->second;
+  if (events & EPOLLOUT) {
+    if (v.skipped > 0 && v.backlog.size() <= kMaxViewerBacklog / 2) queue_to_viewer(id, v, {});
+    if (!flush_viewer(v)) return detach(id);
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (!read_viewer(v)) return detach(id);
+  }
+}
+
+bool ConsoleHub::read_viewer(Viewer& v) {
+  char buf[kReadChunk];
+  for (int i = 0; i < kReadsPerEvent; ++i) {
+    ssize_t n = ::read(v.fd.get(), buf, sizeof buf);
+    if (n == 0) return false;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return would_block(errno);
+    }
+    if (!console_) continue;  // nobody to type to; the viewer was told the domain is down
+    size_t room = kMaxConsoleInput - std::min(kMaxConsoleInput, console_input_.size());
+    console_input_.append(buf, std::min(room, static_cast<size_t>(n)));
+    write_console();
+  }
+  return true;
+}
+
+void ConsoleHub::detach(ViewerId id) {
+  auto it = viewers_.find(id);
+  if (it == viewers_.end()) return;
+  loop_.remove(it->second.fd.get());
+  auto on_detach = std::move(it->second.on_detach);
+  viewers_.erase(it);
+  if (on_detach) on_detach();
+}
+
+}  // namespace xcg::gateway

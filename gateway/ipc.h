@@ -1,0 +1,108 @@
+// The typed request set between a session process and the broker (OpenSSH's monitor idea).
+//
+// Transport: one AF_UNIX SOCK_SEQPACKET socketpair per session, one message per packet,
+// at most kMaxFrame bytes. Frame: u8 type, then the fields in order; strings are u32 length
+// (big-endian) + bytes. Requests have even type numbers, answers odd ones. A session may
+// only ask for its own domain: the broker remembers which domain it authorized.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "config/config.h"
+
+namespace xcg::gateway::ipc {
+
+inline constexpr size_t kMaxFrame = 64 * 1024;
+inline constexpr size_t kMaxString = 16 * 1024;
+
+enum class Type : uint8_t {
+  hello = 1,          // broker -> session, once, first: what the session needs to run SSH
+  log = 2,            // session -> broker: a diagnostic record
+  authorize_req = 4,  // "may this key log in as this user?"
+  authorize_ans = 5,
+  status_req = 6,
+  status_ans = 7,
+  action_req = 8,     // start / shutdown / reboot / destroy
+  action_ans = 9,
+  attach_req = 10,    // attach to the console; the answer carries a socket to the hub
+  attach_ans = 11,
+};
+
+struct Hello {
+  std::vector<std::string> host_keys_pem;
+  bool operator==(const Hello&) const = default;
+};
+struct LogRecord {
+  uint8_t level = 1;  // log::Level
+  std::string text;
+  bool operator==(const LogRecord&) const = default;
+};
+struct AuthorizeReq {
+  std::string user;           // the requested domain
+  std::string key_type;       // e.g. "ssh-ed25519"
+  std::string key_base64;     // the public key blob, base64 as in authorized_keys
+  bool signature_ok = false;  // false: a probe; true: libssh verified the signature
+  bool operator==(const AuthorizeReq&) const = default;
+};
+struct AuthorizeAns {
+  bool ok = false;
+  std::string domain;
+  bool console_on_login = false;
+  std::vector<config::Action> actions;
+  std::string fingerprint;
+  bool operator==(const AuthorizeAns&) const = default;
+};
+struct StatusReq {
+  bool operator==(const StatusReq&) const = default;
+};
+struct StatusAns {
+  bool ok = false;
+  std::string text;  // the status line, or the reason it is unavailable
+  bool operator==(const StatusAns&) const = default;
+};
+struct ActionReq {
+  config::Action action = config::Action::start;
+  bool operator==(const ActionReq&) const = default;
+};
+struct ActionAns {
+  bool ok = false;
+  std::string text;  // one line for the customer
+  bool operator==(const ActionAns&) const = default;
+};
+struct AttachReq {
+  bool operator==(const AttachReq&) const = default;
+};
+struct AttachAns {
+  bool ok = false;
+  std::string text;  // the reason on failure
+  bool operator==(const AttachAns&) const = default;
+};
+
+using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns,
+                             ActionReq, ActionAns, AttachReq, AttachAns>;
+
+Type type_of(const Message& m);
+std::string_view type_name(Type t);
+
+std::string encode(const Message& m);
+// Rejects unknown types, truncated or trailing bytes, oversized strings and bad enum values.
+Result<Message> decode(std::string_view frame);
+
+struct Received {
+  Message message;
+  UniqueFd fd;  // a descriptor passed with the message (attach_ans), if any
+};
+
+// Sends one message (and optionally one descriptor). EAGAIN is an error, not retried.
+Result<void> send(int sock, const Message& m, int pass_fd = -1);
+// Receives one message. Errc::not_found means the peer closed the socket; a frame larger
+// than kMaxFrame, more than one descriptor, or a malformed frame is invalid_input.
+Result<Received> receive(int sock);
+
+}  // namespace xcg::gateway::ipc

@@ -1,0 +1,25 @@
+// Listening TCP sockets, owned by the broker (not libssh: we want a real backlog, IPv6
+// and per-source accounting before any SSH code sees the connection).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "config/config.h"
+
+namespace xcg::gateway {
+
+struct Listener {
+  UniqueFd fd;
+  std::string address;  // the bound address, with the real port: "127.0.0.1:40123"
+};
+
+// Binds and listens on every address; throws std::system_error naming the address.
+std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses);
+
+// "203.0.113.7:51234" / "[2001:db8::1]:51234" for an accepted peer or a bound socket.
+std::string peer_address(int fd);
+std::string local_address(int fd);
+
+}  // namespace xcg::gateway

@@ -1,0 +1,516 @@
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+
+namespace xcg::config {
+namespace {
+
+// From `ssh-keygen`; see public_key_test.cc for their fingerprints.
+const std::string kAlice =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
+const std::string kAliceFingerprint = "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0";
+const std::string kBob =
+    "ecdsa-sha2-nistp256 "
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
+    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
+const std::string kErin =
+    "ssh-rsa "
+    "AAAAB3NzaC1yc2EAAAADAQABAAABAQC1MeT9ZK7G2wpkR0w0qHt3pGPrjTyol7r08/LIiOOvzJowrR88kOhTyGkk"
+    "dG2sQrgvQ87aGNSQ43rT4Rfbb0EGm08MkpDETa6WPZ3sYzYBGvIWtQmtKza3TuuzkxFx0cVS0IM1Ta4NnLN59an3GusaR0"
+    "In9f"
+    "Lsdc595vr4qZbu+xq1bMOfJPhdz7YBnZmWPQ34DNGJajmnMhDub4ng/DnYTxYS+ThEXIARMUwfS/"
+    "tZ9PxLZq+LOjfsX5b2E7NP"
+    "idRdgP5cS8Y2VzUianZiOXpWYq9whUqcfp7ZRTEEXONsfMOg/hInv8dEdwUgXnHYK2HS/sY+GDKWUOcVxEwIC8v3 "
+    "erin@rsa2048";
+// Alice's key without its comment: the same key.
+const std::string kAliceNoComment = kAlice.substr(0, kAlice.rfind(' '));
+
+// The required fields, for tests about something else. Four lines.
+const std::string kHead =
+    "listen: [\"127.0.0.1:2222\"]\n"
+    "host_keys: [/etc/xcg/host_key]\n"
+    "hypervisor: sim\n"
+    "domains:\n";
+
+std::string blob_of(const std::string& line) {
+  auto key = parse_public_key(line);
+  REQUIRE(key);
+  return key->blob;
+}
+
+// Every problem's "FILE:LINE:COLUMN: message"; empty if the text is valid.
+std::vector<std::string> problems(const std::string& text) {
+  try {
+    parse_config(text, "t.yaml");
+  } catch (const ConfigError& e) {
+    std::vector<std::string> out;
+    for (const auto& p : e.problems()) out.push_back(p.str());
+    return out;
+  }
+  return {};
+}
+
+using Lines = std::vector<std::string>;
+
+std::string join_lines(const Lines& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+TEST_CASE("action names round-trip") {
+  for (Action a : kAllActions) CHECK(parse_action(action_name(a)) == a);
+  CHECK(action_name(Action::shutdown) == "shutdown");
+  CHECK(parse_action("Start") == std::nullopt);
+  CHECK(parse_action("") == std::nullopt);
+}
+
+TEST_CASE("valid_domain_name") {
+  CHECK(valid_domain_name("web1"));
+  CHECK(valid_domain_name("a"));
+  CHECK(valid_domain_name("0db.example-2_x"));
+  CHECK(valid_domain_name(std::string(64, 'x')));
+  CHECK_FALSE(valid_domain_name(std::string(65, 'x')));
+  CHECK_FALSE(valid_domain_name(""));
+  CHECK_FALSE(valid_domain_name("-web"));
+  CHECK_FALSE(valid_domain_name(".web"));
+  CHECK_FALSE(valid_domain_name("_web"));
+  CHECK_FALSE(valid_domain_name("web 1"));
+  CHECK_FALSE(valid_domain_name("web/1"));
+  CHECK_FALSE(valid_domain_name("wéb"));
+}
+
+TEST_CASE("Location, Problem and ConfigError format as FILE:LINE:COLUMN") {
+  Problem a{Location{"x.yaml", 3, 7}, "first"};
+  Problem b{Location{"x.yaml", 9, 1}, "second"};
+  CHECK(a.where.str() == "x.yaml:3:7");
+  CHECK(a.str() == "x.yaml:3:7: first");
+  ConfigError e({a, b});
+  CHECK(std::string(e.what()) == "x.yaml:3:7: first\nx.yaml:9:1: second");
+  CHECK(e.problems().size() == 2);
+}
+
+TEST_CASE("parse_listen_address") {
+  auto v4 = parse_listen_address("127.0.0.1:2222");
+  REQUIRE(v4);
+  CHECK(v4->host == "127.0.0.1");
+  CHECK(v4->port == 2222);
+  CHECK_FALSE(v4->ipv6);
+  CHECK(v4->text == "127.0.0.1:2222");
+
+  auto v6 = parse_listen_address("[::1]:0");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 0);
+  CHECK(v6->ipv6);
+
+  auto any = parse_listen_address("[::]:65535");
+  REQUIRE(any);
+  CHECK(any->port == 65535);
+
+  for (const char* bad : {"1.2.3:99", "localhost:22", "::1:22", "[::1]22", "[::1", "127.0.0.1",
+                          "[127.0.0.1]:22", "[fe80::1%eth0]:22", ":22", "", "1.2.3.4.5:22"}) {
+    INFO(bad);
+    auto r = parse_listen_address(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message ==
+          "bad listen address '" + std::string(bad) + "': expected IPV4:PORT or [IPV6]:PORT");
+  }
+  for (const char* bad :
+       {"1.2.3.4:65536", "1.2.3.4:", "[::1]:-1", "1.2.3.4:22a", "1.2.3.4:123456"}) {
+    INFO(bad);
+    auto r = parse_listen_address(bad);
+    REQUIRE_FALSE(r);
+    std::string text = bad;
+    CHECK(r.error().message == "bad port '" + text.substr(text.rfind(':') + 1) +
+                                   "' in listen address '" + text + "': expected 0 to 65535");
+  }
+}
+
+TEST_CASE("a full config keeps every field") {
+  const std::string text = join_lines({
+      "listen: [\"127.0.0.1:2222\", \"[::1]:0\"]",
+      "host_keys: [keys/host_ed25519, /abs/host_rsa]",
+      "hypervisor: xen",
+      "audit_log: logs/../audit.jsonl",
+      "domains:",
+      "  web1:",
+      "    on_login: console",
+      "    actions: [reboot, console, start]",
+      "    memory: 16777216",
+      "    vcpus: 512",
+      "    keys:",
+      "      - " + kAlice,  // line 12
+      "      - " + kBob,
+      "  db.2:",
+      "    actions: []",
+      "    memory: 1",
+      "    keys:",
+      "      - " + kErin,
+      "sim:",
+      "  guest_command: [\"/bin/sh\", \"-c\", \"cat\"]",
+      "  autostart: false",
+      "  shutdown_grace_ms: 0",
+  });
+  auto c = parse_config(text, "/etc/xcg/xcg.yaml");
+  CHECK(c->path == "/etc/xcg/xcg.yaml");
+  REQUIRE(c->listen.size() == 2);
+  CHECK(c->listen[0].host == "127.0.0.1");
+  CHECK(c->listen[0].port == 2222);
+  CHECK(c->listen[1].host == "::1");
+  CHECK(c->listen[1].ipv6);
+  CHECK(c->host_keys == std::vector<std::string>{"/etc/xcg/keys/host_ed25519", "/abs/host_rsa"});
+  CHECK(c->hypervisor == HypervisorKind::xen);
+  CHECK(c->audit_log == "/etc/xcg/audit.jsonl");
+  REQUIRE(c->domains.size() == 2);
+
+  const Domain& web1 = c->domains.at("web1");
+  CHECK(web1.name == "web1");
+  CHECK(web1.on_login == OnLogin::console);
+  CHECK(web1.actions == std::vector<Action>{Action::console, Action::start, Action::reboot});
+  CHECK(web1.allows(Action::reboot));
+  CHECK_FALSE(web1.allows(Action::destroy));
+  CHECK_FALSE(web1.allows(Action::shutdown));
+  CHECK(web1.memory_mib == 16777216);
+  CHECK(web1.vcpus == 512);
+  REQUIRE(web1.keys.size() == 2);
+  CHECK(web1.keys[0].key.fingerprint() == kAliceFingerprint);
+  CHECK(web1.keys[0].key.comment == "alice@laptop");
+  CHECK(web1.keys[0].where.str() == "/etc/xcg/xcg.yaml:12:9");
+  CHECK(web1.keys[1].key.type == "ecdsa-sha2-nistp256");
+  CHECK(web1.keys[1].where.str() == "/etc/xcg/xcg.yaml:13:9");
+
+  const Domain& db = c->domains.at("db.2");
+  CHECK(db.on_login == OnLogin::menu);
+  CHECK(db.actions.empty());
+  CHECK_FALSE(db.allows(Action::console));
+  CHECK(db.memory_mib == 1);
+  CHECK(db.vcpus == 1);
+  REQUIRE(db.keys.size() == 1);
+  CHECK(db.keys[0].key.bits == 2048);
+
+  CHECK(c->sim.guest_command == std::vector<std::string>{"/bin/sh", "-c", "cat"});
+  CHECK_FALSE(c->sim.autostart);
+  CHECK(c->sim.shutdown_grace_ms == 0);
+}
+
+TEST_CASE("defaults fill what the file leaves out") {
+  auto c = parse_config(kHead + "  web1:\n  web2: {}\n  web3:\n    keys:\n", "xcg.yaml");
+  CHECK(c->audit_log == "-");
+  CHECK(c->hypervisor == HypervisorKind::sim);
+  CHECK(c->host_keys == std::vector<std::string>{"/etc/xcg/host_key"});
+  REQUIRE(c->domains.size() == 3);
+  for (const auto& [name, d] : c->domains) {
+    INFO(name);
+    CHECK(d.name == name);
+    CHECK(d.on_login == OnLogin::menu);
+    CHECK(d.actions == std::vector<Action>(std::begin(kAllActions), std::end(kAllActions)));
+    CHECK(d.memory_mib == 512);
+    CHECK(d.vcpus == 1);
+    CHECK(d.keys.empty());
+  }
+  CHECK(c->sim.guest_command.empty());
+  CHECK(c->sim.autostart);
+  CHECK(c->sim.shutdown_grace_ms == 5000);
+
+  auto empty = parse_config(kHead + "  {}\n", "xcg.yaml");
+  CHECK(empty->domains.empty());
+  auto null_domains = parse_config(kHead, "xcg.yaml");
+  CHECK(null_domains->domains.empty());
+}
+
+TEST_CASE("relative paths are relative to the config file's directory") {
+  const std::string text =
+      "listen: [\"127.0.0.1:0\"]\n"
+      "host_keys: [host_key, ./k/../k2, /abs/k3]\n"
+      "hypervisor: sim\n"
+      "audit_log: audit.jsonl\n"
+      "domains: {}\n";
+  auto in_dir = parse_config(text, "conf/xcg.yaml");
+  CHECK(in_dir->host_keys == std::vector<std::string>{"conf/host_key", "conf/k2", "/abs/k3"});
+  CHECK(in_dir->audit_log == "conf/audit.jsonl");
+  auto bare = parse_config(text, "xcg.yaml");
+  CHECK(bare->host_keys == std::vector<std::string>{"host_key", "k2", "/abs/k3"});
+}
+
+TEST_CASE("domain_for_key finds the key's domain by blob") {
+  auto c = parse_config(kHead + "  web1:\n    keys: [\"" + kAlice + "\", \"" + kBob +
+                            "\"]\n"
+                            "  db:\n    keys:\n      - " +
+                            kErin + "\n  none: {}\n",
+                        "t.yaml");
+  const Domain* d = c->domain_for_key(blob_of(kAlice));
+  REQUIRE(d != nullptr);
+  CHECK(d->name == "web1");
+  REQUIRE(c->domain_for_key(blob_of(kBob)) != nullptr);
+  CHECK(c->domain_for_key(blob_of(kBob))->name == "web1");
+  REQUIRE(c->domain_for_key(blob_of(kErin)) != nullptr);
+  CHECK(c->domain_for_key(blob_of(kErin))->name == "db");
+
+  std::string unknown = blob_of(kAlice);
+  unknown.back() ^= 1;
+  CHECK(c->domain_for_key(unknown) == nullptr);
+  CHECK(c->domain_for_key("") == nullptr);
+}
+
+TEST_CASE("YAML syntax errors are reported at the parser's position") {
+  CHECK(problems("listen: [\"127.0.0.1:22\"\nhost_keys: [a]\n") ==
+        Lines{"t.yaml:2:1: YAML syntax error: end of sequence flow not found"});
+  CHECK(problems("listen: a: b\n") == Lines{"t.yaml:1:10: YAML syntax error: illegal map value"});
+  CHECK(problems("a: *nothing\n") ==
+        Lines{"t.yaml:1:4: YAML syntax error: the referenced anchor is not defined"});
+}
+
+TEST_CASE("the top level must be one mapping") {
+  CHECK(problems("- a\n- b\n") ==
+        Lines{"t.yaml:1:1: expected a mapping of settings (listen, host_keys, ...) at the top"});
+  CHECK(problems(kHead + "---\nlisten: []\n") ==
+        Lines{"t.yaml:6:1: only one YAML document is allowed per file"});
+}
+
+TEST_CASE("missing required fields are reported at the mapping") {
+  CHECK(problems("") == Lines{"t.yaml:1:1: missing required field 'listen'",
+                              "t.yaml:1:1: missing required field 'host_keys'",
+                              "t.yaml:1:1: missing required field 'hypervisor'",
+                              "t.yaml:1:1: missing required field 'domains'"});
+  CHECK(problems("# comment\n\nhypervisor: sim\nlisten: [\"1.2.3.4:5\"]\ndomains: {}\n") ==
+        Lines{"t.yaml:3:1: missing required field 'host_keys'"});
+}
+
+TEST_CASE("unknown fields are reported at every level") {
+  CHECK(problems(kHead + "  web1:\n    memroy: 4\nsim:\n  guest: [a]\nlisten_on: x\n") ==
+        Lines{"t.yaml:6:5: unknown field 'memroy'", "t.yaml:8:3: unknown field 'guest'",
+              "t.yaml:9:1: unknown field 'listen_on'"});
+}
+
+TEST_CASE("duplicate mapping keys are reported at the second one") {
+  CHECK(problems(kHead + "  web1: {}\n  web1: {}\nhypervisor: xen\n") ==
+        Lines{"t.yaml:6:3: duplicate key 'web1' (first at t.yaml:5:3)",
+              "t.yaml:7:1: duplicate key 'hypervisor' (first at t.yaml:3:1)"});
+  CHECK(problems(kHead + "  web1: {vcpus: 1, vcpus: 2}\n") ==
+        Lines{"t.yaml:5:20: duplicate key 'vcpus' (first at t.yaml:5:10)"});
+}
+
+TEST_CASE("values of the wrong type are reported at the value") {
+  CHECK(problems("listen: \"127.0.0.1:22\"\nhost_keys: {a: b}\nhypervisor: [sim]\ndomains: []\n") ==
+        Lines{"t.yaml:1:9: listen: expected a list of strings",
+              "t.yaml:2:12: host_keys: expected a list of strings",
+              "t.yaml:3:13: hypervisor: expected a string",
+              "t.yaml:4:10: domains: expected a mapping"});
+  // A missing value is reported at its key: YAML would place it at the next token.
+  CHECK(problems("listen:\n\n\nhost_keys: [k]\nhypervisor: sim\ndomains: {}\n") ==
+        Lines{"t.yaml:1:1: listen: expected a list of strings"});
+  CHECK(problems(kHead + "  web1: [a]\n  web2:\n    actions: console\n    keys: {a: b}\n") ==
+        Lines{"t.yaml:5:9: web1: expected a mapping",
+              "t.yaml:7:14: actions: expected a list of strings",
+              "t.yaml:8:11: keys: expected a list of strings"});
+  CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - [x]\n") ==
+        Lines{"t.yaml:8:9: keys: expected a list of strings; this item is not a string"});
+  CHECK(problems(kHead + "sim: 3\n") == Lines{"t.yaml:5:6: sim: expected a mapping"});
+}
+
+TEST_CASE("empty lists and strings are refused where a value is needed") {
+  CHECK(problems("listen: []\nhost_keys: [\"\"]\nhypervisor: sim\naudit_log: \"\"\ndomains:\n"
+                 "sim:\n  guest_command: []\n") ==
+        Lines{"t.yaml:1:9: listen: must list at least one item",
+              "t.yaml:2:13: host_keys: a path must not be empty",
+              "t.yaml:4:12: audit_log: must not be empty",
+              "t.yaml:7:18: guest_command: must list at least one item"});
+  CHECK(problems("listen: [\"1.2.3.4:1\"]\nhost_keys: []\nhypervisor: sim\ndomains:\n") ==
+        Lines{"t.yaml:2:12: host_keys: must list at least one item"});
+}
+
+TEST_CASE("bad listen addresses and ports are reported at the item") {
+  CHECK(problems("listen: [\"127.0.0.1:22\", \"1.2.3:99\",\n  \"[::1]:70000\"]\n"
+                 "host_keys: [k]\nhypervisor: sim\ndomains:\n") ==
+        Lines{"t.yaml:1:26: bad listen address '1.2.3:99': expected IPV4:PORT or [IPV6]:PORT",
+              "t.yaml:2:3: bad port '70000' in listen address '[::1]:70000': expected 0 to 65535"});
+}
+
+TEST_CASE("bad hypervisor, domain name, on_login and actions are reported") {
+  CHECK(
+      problems("listen: [\"1.2.3.4:1\"]\nhost_keys: [k]\nhypervisor: kvm\ndomains:\n"
+               "  \"web 1\": {}\n  -x: {}\n"
+               "  ok:\n    on_login: shell\n    actions: [start, stop, start]\n") ==
+      Lines{
+          "t.yaml:3:13: hypervisor: expected 'sim' or 'xen', got 'kvm'",
+          "t.yaml:5:3: bad domain name 'web 1': expected 1 to 64 letters, digits, '_', '.' or '-', "
+          "starting with a letter or digit",
+          "t.yaml:6:3: bad domain name '-x': expected 1 to 64 letters, digits, '_', '.' or '-', "
+          "starting with a letter or digit",
+          "t.yaml:8:15: on_login: expected 'menu' or 'console', got 'shell'",
+          "t.yaml:9:22: unknown action 'stop': expected console, start, shutdown, reboot or "
+          "destroy",
+          "t.yaml:9:28: action 'start' is listed twice"});
+}
+
+TEST_CASE("on_login: console needs the console action") {
+  CHECK(problems(kHead + "  web1:\n    on_login: console\n    actions: [start]\n") ==
+        Lines{"t.yaml:6:15: on_login: console needs 'console' in this domain's actions"});
+}
+
+TEST_CASE("numbers and booleans out of range or of the wrong kind") {
+  CHECK(
+      problems(kHead + "  a:\n    memory: 0\n    vcpus: 513\n  b:\n    memory: \"512\"\n"
+                       "    vcpus: two\n  c:\n    memory: 16777217\n    vcpus:\n"
+                       "sim:\n  autostart: yes\n  shutdown_grace_ms: 600001\n") ==
+      Lines{"t.yaml:6:13: memory: expected an integer from 1 to 16777216, got '0'",
+            "t.yaml:7:12: vcpus: expected an integer from 1 to 512, got '513'",
+            "t.yaml:9:13: memory: expected an integer from 1 to 16777216, got the quoted string "
+            "\"512\"",
+            "t.yaml:10:12: vcpus: expected an integer from 1 to 512, got 'two'",
+            "t.yaml:12:13: memory: expected an integer from 1 to 16777216, got '16777217'",
+            "t.yaml:13:5: vcpus: expected an integer from 1 to 512, got nothing",
+            "t.yaml:15:14: autostart: expected true or false, got 'yes'",
+            "t.yaml:16:22: shutdown_grace_ms: expected an integer from 0 to 600000, got '600001'"});
+  CHECK(problems(kHead + "sim:\n  shutdown_grace_ms: -1\n  autostart: [true]\n") ==
+        Lines{"t.yaml:6:22: shutdown_grace_ms: expected an integer from 0 to 600000, got '-1'",
+              "t.yaml:7:14: autostart: expected true or false, got a list"});
+}
+
+TEST_CASE("malformed keys are reported at the key with the parser's reason") {
+  CHECK(problems(kHead + "  web1:\n    keys:\n      - ssh-dss AAAA\n      - \"restrict " + kAlice +
+                 "\"\n      - ssh-ed25519 AAAA!\n") ==
+        Lines{"t.yaml:7:9: bad public key: unsupported key type 'ssh-dss': DSA keys are obsolete",
+              "t.yaml:8:9: bad public key: key options are not supported (the line must start with "
+              "the key type)",
+              "t.yaml:9:9: bad public key: key data is not valid base64"});
+}
+
+TEST_CASE("a key listed twice is reported at the second place, naming the first") {
+  SECTION("in two domains") {
+    CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice +
+                   "\n  web2:\n    keys:\n"
+                   "      - " +
+                   kBob + "\n      - " + kAlice + "\n") ==
+          Lines{"t.yaml:11:9: key " + kAliceFingerprint +
+                " (alice@laptop) is already listed for domain 'web1' at t.yaml:7:9"});
+  }
+  SECTION("twice in one domain, with a different comment or none") {
+    CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - " +
+                   kAliceNoComment + "\n") ==
+          Lines{"t.yaml:8:9: key " + kAliceFingerprint +
+                " is already listed for domain 'web1' at t.yaml:7:9"});
+  }
+}
+
+TEST_CASE("every problem in a file is reported, in file order") {
+  // sim comes first in the file but is read last: the order is the file's, not the reader's.
+  const std::string text = join_lines({
+      "sim: {autostart: 1}",
+      "hypervisor: qemu",
+      "listen: [\"1.2.3.4:99999\"]",
+      "domains:",
+      "  web1:",
+      "    keys: [\"" + kAlice + "\"]",  // line 6
+      "    colour: blue",
+      "  bad/name:",
+      "    keys: [\"" + kAlice + "\"]",  // line 9
+  });
+  auto lines = problems(text);
+  CHECK(
+      lines ==
+      Lines{"t.yaml:1:1: missing required field 'host_keys'",
+            "t.yaml:1:18: autostart: expected true or false, got '1'",
+            "t.yaml:2:13: hypervisor: expected 'sim' or 'xen', got 'qemu'",
+            "t.yaml:3:10: bad port '99999' in listen address '1.2.3.4:99999': expected 0 to 65535",
+            "t.yaml:7:5: unknown field 'colour'",
+            "t.yaml:8:3: bad domain name 'bad/name': expected 1 to 64 letters, digits, '_', "
+            "'.' or '-', starting with a letter or digit",
+            "t.yaml:9:12: key " + kAliceFingerprint +
+                " (alice@laptop) is already listed for domain 'web1' at t.yaml:6:12"});
+  try {
+    parse_config(text, "t.yaml");
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    std::string joined;
+    for (const auto& l : lines) joined += (joined.empty() ? "" : "\n") + l;
+    CHECK(std::string(e.what()) == joined);
+  }
+}
+
+// A scratch directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "xcg_config_test.XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+  std::string write(const std::string& name, const std::string& text) const {
+    auto file = (path_ / name).string();
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    REQUIRE(::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST_CASE("load_config reads a file and resolves paths against its directory") {
+  TempDir dir;
+  auto file = dir.write("xcg.yaml",
+                        "listen: [\"127.0.0.1:0\"]\nhost_keys: [host_key]\n"
+                        "hypervisor: sim\naudit_log: audit.jsonl\ndomains:\n"
+                        "  web1:\n    keys: [\"" +
+                            kAlice + "\"]\n");
+  auto c = load_config(file);
+  CHECK(c->path == file);
+  CHECK(c->host_keys == std::vector<std::string>{(dir.path() / "host_key").string()});
+  CHECK(c->audit_log == (dir.path() / "audit.jsonl").string());
+  REQUIRE(c->domain_for_key(blob_of(kAlice)) != nullptr);
+  CHECK(c->domain_for_key(blob_of(kAlice))->name == "web1");
+}
+
+TEST_CASE("load_config reports problems with the file's path") {
+  TempDir dir;
+  auto file = dir.write("bad.yaml", kHead + "  web1:\n    vcpus: 0\n");
+  try {
+    load_config(file);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].str() ==
+          file + ":6:12: vcpus: expected an integer from 1 to 512, got '0'");
+  }
+}
+
+TEST_CASE("load_config of a missing or unreadable file is one problem at 1:1") {
+  TempDir dir;
+  auto missing = (dir.path() / "nope.yaml").string();
+  try {
+    load_config(missing);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].str() == missing + ":1:1: cannot open: No such file or directory");
+  }
+  try {
+    load_config(dir.path().string());
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: cannot read: Is a directory");
+  }
+}
+
+}  // namespace
+}  // namespace xcg::config

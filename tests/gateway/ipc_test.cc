@@ -1,0 +1,121 @@
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "gateway/ipc.h"
+
+using namespace xcg;
+using namespace xcg::gateway;
+
+namespace {
+
+struct Pair {
+  UniqueFd a, b;
+  Pair() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == 0);
+    a.reset(fds[0]);
+    b.reset(fds[1]);
+  }
+};
+
+ipc::Message round_trip(const ipc::Message& m) {
+  auto decoded = ipc::decode(ipc::encode(m));
+  REQUIRE(decoded);
+  return *decoded;
+}
+
+}  // namespace
+
+TEST_CASE("every message type survives encode and decode") {
+  std::vector<ipc::Message> all = {
+      ipc::Hello{{"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "second"}},
+      ipc::LogRecord{2, "hello"},
+      ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
+      ipc::AuthorizeAns{true, "web1", true, {config::Action::console, config::Action::reboot}, "SHA256:x"},
+      ipc::StatusReq{},
+      ipc::StatusAns{true, "web1: running"},
+      ipc::ActionReq{config::Action::destroy},
+      ipc::ActionAns{false, "web1 is not running"},
+      ipc::AttachReq{},
+      ipc::AttachAns{true, ""},
+  };
+  for (const auto& m : all) {
+    CAPTURE(ipc::type_name(ipc::type_of(m)));
+    CHECK(round_trip(m) == m);
+  }
+}
+
+TEST_CASE("decode rejects malformed frames") {
+  std::string good = ipc::encode(ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAA", false});
+  SECTION("empty") { CHECK_FALSE(ipc::decode("")); }
+  SECTION("unknown type") { CHECK_FALSE(ipc::decode(std::string(1, '\x63'))); }
+  SECTION("unused type number 3") { CHECK_FALSE(ipc::decode(std::string(1, '\x03'))); }
+  SECTION("truncated at every length") {
+    for (size_t n = 1; n < good.size(); ++n) CHECK_FALSE(ipc::decode(good.substr(0, n)));
+  }
+  SECTION("trailing bytes") { CHECK_FALSE(ipc::decode(good + "x")); }
+  SECTION("string length beyond the frame") {
+    std::string bad = good;
+    bad[1] = '\x7f';  // first string's length now ~2 GiB
+    CHECK_FALSE(ipc::decode(bad));
+  }
+  SECTION("bad bool") {
+    std::string bad = good;
+    bad.back() = '\x02';
+    CHECK_FALSE(ipc::decode(bad));
+  }
+  SECTION("bad action value") {
+    std::string bad = ipc::encode(ipc::ActionReq{config::Action::start});
+    bad[1] = '\x09';
+    CHECK_FALSE(ipc::decode(bad));
+  }
+  SECTION("oversized string") {
+    std::string big(ipc::kMaxString + 1, 'a');
+    CHECK_FALSE(ipc::decode(ipc::encode(ipc::StatusAns{true, big})));
+  }
+}
+
+TEST_CASE("send and receive over a socketpair, with a descriptor") {
+  Pair p;
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  UniqueFd r(pipe_fds[0]), w(pipe_fds[1]);
+
+  REQUIRE(ipc::send(p.a.get(), ipc::AttachAns{true, ""}, r.get()));
+  auto got = ipc::receive(p.b.get());
+  REQUIRE(got);
+  CHECK(std::get<ipc::AttachAns>(got->message).ok);
+  REQUIRE(got->fd.valid());
+  // The passed descriptor is the same pipe: what we write arrives there.
+  REQUIRE(::write(w.get(), "x", 1) == 1);
+  char c = 0;
+  CHECK(::read(got->fd.get(), &c, 1) == 1);
+  CHECK(c == 'x');
+}
+
+TEST_CASE("receive reports a closed peer and rejects oversized packets") {
+  SECTION("closed") {
+    Pair p;
+    p.a.reset();
+    auto got = ipc::receive(p.b.get());
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == Errc::not_found);
+  }
+  SECTION("oversized") {
+    Pair p;
+    std::string huge(ipc::kMaxFrame + 100, '\x06');
+    REQUIRE(::send(p.a.get(), huge.data(), huge.size(), 0) == static_cast<ssize_t>(huge.size()));
+    auto got = ipc::receive(p.b.get());
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == Errc::invalid_input);
+  }
+  SECTION("garbage") {
+    Pair p;
+    REQUIRE(::send(p.a.get(), "\x04garbage", 8, 0) == 8);
+    auto got = ipc::receive(p.b.get());
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == Errc::invalid_input);
+  }
+}

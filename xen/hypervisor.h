@@ -1,0 +1,66 @@
+// What the gateway needs from a hypervisor: state, lifecycle actions, and the console.
+//
+// Implementations: SimHypervisor (fake domains on real ptys) and, later, XenHypervisor.
+// All calls are made from the broker's event loop thread and must not block for long.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace xcg::xen {
+
+enum class DomainState { running, shutting_down, shut_off, crashed };
+std::string_view state_name(DomainState s);  // "running", "shutting down", "shut off", "crashed"
+
+enum class Lifecycle { start, shutdown, reboot, destroy };
+std::string_view lifecycle_name(Lifecycle a);
+
+struct DomainStatus {
+  std::string name;
+  DomainState state = DomainState::shut_off;
+  std::optional<uint32_t> domid;          // set while the domain exists
+  uint64_t memory_mib = 0;
+  unsigned vcpus = 0;
+  std::chrono::seconds uptime{0};          // zero unless running
+};
+
+// "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12"
+std::string format_status(const DomainStatus& s);
+
+class Hypervisor {
+ public:
+  // Called (from the event loop) whenever a domain's console may have changed: it started,
+  // rebooted into a new domid, stopped or crashed. Listeners re-query status/open_console.
+  using ConsoleChanged = std::function<void(const std::string& domain)>;
+
+  virtual ~Hypervisor() = default;
+
+  virtual std::vector<std::string> domains() const = 0;
+  virtual Result<DomainStatus> status(const std::string& domain) const = 0;
+  // Asks for the action and returns once it is under way (shutdown and reboot complete
+  // asynchronously; status() shows the progress). Errors: not_found, wrong_state ("web1 is
+  // not running"), unavailable.
+  virtual Result<void> act(const std::string& domain, Lifecycle action) = 0;
+  // A new descriptor for the running domain's console (pty master), non-blocking, owned by
+  // the caller. wrong_state if the domain is not running.
+  virtual Result<UniqueFd> open_console(const std::string& domain) = 0;
+
+  void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }
+
+ protected:
+  void notify_console_changed(const std::string& domain) {
+    if (console_changed_) console_changed_(domain);
+  }
+
+ private:
+  ConsoleChanged console_changed_;
+};
+
+}  // namespace xcg::xen

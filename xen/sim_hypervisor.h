@@ -1,0 +1,65 @@
+// Simulated hypervisor: each domain is a real process (the guest) on a real pty.
+//
+// A guest runs in its own session with the pty slave as its controlling terminal (raw mode,
+// 80x24, as xenconsoled sets it up). Exits are seen through a pidfd in the event loop, so no
+// SIGCHLD handler is needed and nothing else in the process is disturbed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "xen/hypervisor.h"
+
+namespace xcg::xen {
+
+struct SimDomainSpec {
+  std::string name;
+  uint64_t memory_mib = 512;
+  unsigned vcpus = 1;
+};
+
+struct SimOptions {
+  // argv of the guest; the domain name and domid are passed in the environment as
+  // XCG_DOMAIN and XCG_DOMID. Empty: `<self_exe> guest` (the built-in fake guest).
+  // guest_command[0] is a path: there is no PATH search.
+  std::vector<std::string> guest_command;
+  // How long a shutdown or reboot waits for the guest before SIGKILL.
+  std::chrono::milliseconds shutdown_grace{5000};
+  std::string self_exe = "/proc/self/exe";
+  // Start every domain in the constructor (before any console-changed listener can be set).
+  bool autostart = false;
+};
+
+class SimHypervisor final : public Hypervisor {
+ public:
+  // Throws std::invalid_argument on an empty or duplicate domain name.
+  SimHypervisor(EventLoop& loop, std::vector<SimDomainSpec> domains, SimOptions options);
+  ~SimHypervisor() override;  // kills every guest
+
+  std::vector<std::string> domains() const override;
+  Result<DomainStatus> status(const std::string& domain) const override;
+  Result<void> act(const std::string& domain, Lifecycle action) override;
+  Result<UniqueFd> open_console(const std::string& domain) override;
+
+ private:
+  struct Domain;
+  Domain* find(const std::string& name) const;
+  Result<void> spawn(Domain& d);
+  Result<void> stop(Domain& d, Lifecycle action);
+  Result<void> destroy(Domain& d);
+  void on_guest_exit(Domain& d);
+  void forget_process(Domain& d);
+
+  EventLoop& loop_;
+  SimOptions options_;
+  std::map<std::string, std::unique_ptr<Domain>> domains_;
+  uint32_t next_domid_ = 1;
+};
+
+// The built-in fake guest (`xcg guest`): boot banner, login prompt, a tiny shell.
+int run_fake_guest();
+
+}  // namespace xcg::xen
