@@ -59,8 +59,25 @@ struct SimSettings {
   unsigned shutdown_grace_ms = 5000;       // SIGTERM, then SIGKILL after this long
 };
 
+// Pre-authentication and session limits (OpenSSH's LoginGraceTime, MaxStartups, MaxAuthTries).
+struct Limits {
+  unsigned login_grace_s = 30;           // 1..3600: time from TCP accept to authenticated
+  unsigned max_auth_tries = 6;           // 1..100: denied keys per connection before disconnect
+  // MaxStartups "start:rate:full": with `start` unauthenticated connections open, new ones are
+  // dropped with probability rate% rising linearly to 100% at `full`.
+  unsigned startups_begin = 10;          // 1..10000
+  unsigned startups_rate = 30;           // 1..100 (percent)
+  unsigned startups_full = 100;          // >= startups_begin, <= 10000
+  unsigned max_startups_per_source = 10; // 1..10000 unauthenticated per source address
+  unsigned max_sessions_per_domain = 32; // 1..10000 authenticated sessions per domain
+  unsigned idle_timeout_s = 0;           // 0 = off; else 1..604800: an attached viewer silent this long is closed
+};
+
 struct Config {
   std::string path;
+  std::string run_as = "xcg";            // user for session processes
+  std::string chroot_dir = "/run/xcg/empty";  // empty directory sessions chroot into
+  Limits limits;
   std::vector<ListenAddress> listen;
   std::vector<std::string> host_keys;
   HypervisorKind hypervisor = HypervisorKind::sim;

@@ -25,11 +25,24 @@ struct Field {
 using Entries = std::vector<std::pair<std::string, Field>>;  // in file order
 using Fields = std::map<std::string, Field, std::less<>>;
 
-constexpr std::string_view kTopFields[] = {"listen",    "host_keys", "hypervisor",
-                                           "audit_log", "domains",   "sim"};
+constexpr std::string_view kTopFields[] = {"listen",    "host_keys",  "hypervisor",
+                                           "audit_log", "domains",    "sim",
+                                           "run_as",    "chroot_dir", "limits"};
 constexpr std::string_view kRequiredTopFields[] = {"listen", "host_keys", "hypervisor", "domains"};
 constexpr std::string_view kDomainFields[] = {"on_login", "actions", "memory", "vcpus", "keys"};
 constexpr std::string_view kSimFields[] = {"guest_command", "autostart", "shutdown_grace_ms"};
+constexpr std::string_view kLimitsFields[] = {"login_grace",
+                                              "max_auth_tries",
+                                              "max_startups",
+                                              "max_startups_per_source",
+                                              "max_sessions_per_domain",
+                                              "idle_timeout"};
+
+// Ranges of the Limits members (see config.h).
+constexpr long long kMaxLoginGrace = 3600;
+constexpr long long kMaxAuthTries = 100;
+constexpr long long kMaxConnections = 10000;  // every connection and session count
+constexpr long long kMaxIdleTimeout = 7 * 24 * 3600;
 
 // A null value ("memory:" with nothing after it) has the position of the next token, which
 // may be lines further down; the key is where the operator looks.
@@ -49,6 +62,108 @@ std::optional<long long> parse_integer(const std::string& text) {
     value = value * 10 + (text[j] - '0');
   }
   return i ? -value : value;
+}
+
+// Digits only: no sign, so "-0" or "+5" are not numbers here. Up to 12 digits, so that a
+// duration in hours cannot overflow.
+std::optional<long long> parse_unsigned(std::string_view text) {
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  long long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// "30" or "30s", "2m", "1h" → seconds.
+std::optional<long long> parse_duration(std::string_view text) {
+  constexpr std::pair<char, long long> kUnits[] = {{'s', 1}, {'m', 60}, {'h', 3600}};
+  long long unit = 1;
+  for (auto [suffix, seconds] : kUnits) {
+    if (text.ends_with(suffix)) {
+      unit = seconds;
+      text.remove_suffix(1);
+      break;
+    }
+  }
+  auto value = parse_unsigned(text);
+  if (!value) return std::nullopt;
+  return *value * unit;
+}
+
+// A POSIX-portable user name, lower case only (useradd's default NAME_REGEX): it never needs
+// quoting and cannot be mistaken for a uid.
+bool valid_user_name(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && ((c >= '0' && c <= '9') || c == '-'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// "/a//b/./c/" → {a, b, c}. Done by hand: std::filesystem keeps "//" as a root name.
+std::vector<std::string_view> path_components(std::string_view path) {
+  std::vector<std::string_view> out;
+  for (size_t from = 0; from <= path.size();) {
+    size_t slash = std::min(path.find('/', from), path.size());
+    auto part = path.substr(from, slash - from);
+    if (!part.empty() && part != ".") out.push_back(part);
+    from = slash + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string_view>& parts, std::string_view separator) {
+  std::string out;
+  for (auto part : parts) {
+    if (!out.empty()) out += separator;
+    out += part;
+  }
+  return out;
+}
+
+struct Startups {
+  unsigned begin, rate, full;
+};
+
+constexpr std::string_view kStartupsForm = "expected START:RATE:FULL (like 10:30:100) or a number";
+
+// OpenSSH's MaxStartups: "start:rate:full", or "N" meaning N:100:N.
+Result<Startups> parse_max_startups(std::string_view text) {
+  std::vector<std::optional<long long>> parts;
+  for (size_t from = 0;;) {
+    size_t colon = text.find(':', from);
+    parts.push_back(parse_unsigned(text.substr(from, colon - from)));
+    if (colon == text.npos) break;
+    from = colon + 1;
+  }
+  if ((parts.size() != 1 && parts.size() != 3) ||
+      std::find(parts.begin(), parts.end(), std::nullopt) != parts.end())
+    return fail(Errc::invalid_input, fmt::format("{}, got '{}'", kStartupsForm, text));
+  if (parts.size() == 1) {
+    long long n = *parts[0];
+    if (n < 1 || n > kMaxConnections)
+      return fail(Errc::invalid_input,
+                  fmt::format("expected a number from 1 to {}, got {}", kMaxConnections, n));
+    return Startups{unsigned(n), 100, unsigned(n)};
+  }
+  long long begin = *parts[0], rate = *parts[1], full = *parts[2];
+  if (begin < 1 || begin > kMaxConnections)
+    return fail(Errc::invalid_input,
+                fmt::format("START must be from 1 to {}, got {}", kMaxConnections, begin));
+  if (rate < 1 || rate > 100)
+    return fail(Errc::invalid_input,
+                fmt::format("RATE must be a percentage from 1 to 100, got {}", rate));
+  if (full < begin)
+    return fail(Errc::invalid_input,
+                fmt::format("FULL ({}) must not be less than START ({})", full, begin));
+  if (full > kMaxConnections)
+    return fail(Errc::invalid_input,
+                fmt::format("FULL must be at most {}, got {}", kMaxConnections, full));
+  return Startups{unsigned(begin), unsigned(rate), unsigned(full)};
 }
 
 // What the operator wrote instead, for messages.
@@ -248,6 +363,9 @@ class Loader {
     if (auto f = find(fields, "audit_log")) read_audit_log(*f);
     if (auto f = find(fields, "domains")) read_domains(*f);
     if (auto f = find(fields, "sim")) read_sim(*f);
+    if (auto f = find(fields, "run_as")) read_run_as(*f);
+    if (auto f = find(fields, "chroot_dir")) read_chroot_dir(*f);
+    if (auto f = find(fields, "limits")) read_limits(*f);
   }
 
   void read_listen(const Field& f) {
@@ -394,6 +512,108 @@ class Loader {
       if (auto v = read_integer(*s, "shutdown_grace_ms", 0, 600000))
         config_.sim.shutdown_grace_ms = unsigned(*v);
     }
+  }
+
+  void read_run_as(const Field& f) {
+    auto s = read_string(f, "run_as");
+    if (!s) return;
+    if (*s == "root")
+      report(mark_of(f), "run_as must not be root: sessions would keep full privileges");
+    else if (!valid_user_name(*s))
+      report(mark_of(f), fmt::format("run_as: bad user name '{}': expected 1 to 32 lower-case "
+                                     "letters, digits, '_' or '-', starting with a letter or '_'",
+                                     *s));
+    else
+      config_.run_as = *s;
+  }
+
+  // Not resolved against the config's directory like other paths: a chroot that moves with the
+  // config file is a surprise nobody wants.
+  void read_chroot_dir(const Field& f) {
+    auto s = read_nonempty_string(f, "chroot_dir");
+    if (!s) return;
+    auto components = path_components(*s);
+    if (s->find('\0') != std::string::npos)
+      // chroot(2) would stop at the NUL: "/\0x" is "/".
+      report(mark_of(f), "chroot_dir: must not contain a NUL character");
+    else if (!s->starts_with('/'))
+      report(mark_of(f), fmt::format("chroot_dir: must be an absolute path, got '{}'", *s));
+    else if (std::find(components.begin(), components.end(), "..") != components.end())
+      report(mark_of(f), fmt::format("chroot_dir: must not contain '..', got '{}'", *s));
+    else if (components.empty())
+      report(mark_of(f), fmt::format("chroot_dir: must not be the root directory, got '{}': "
+                                     "sessions would see the whole file system",
+                                     *s));
+    else
+      config_.chroot_dir = "/" + join(components, "/");
+  }
+
+  void read_limits(const Field& f) {
+    auto entries = read_entries(f, "limits");
+    if (!entries) return;
+    auto fields = read_fields(*entries, kLimitsFields);
+    Limits& l = config_.limits;
+    if (auto g = find(fields, "login_grace")) {
+      if (auto v = read_duration(*g, "login_grace", 1, kMaxLoginGrace)) l.login_grace_s = *v;
+    }
+    if (auto t = find(fields, "max_auth_tries")) {
+      if (auto v = read_integer(*t, "max_auth_tries", 1, kMaxAuthTries))
+        l.max_auth_tries = unsigned(*v);
+    }
+    if (auto s = find(fields, "max_startups")) read_max_startups(*s);
+    if (auto s = find(fields, "max_startups_per_source")) {
+      if (auto v = read_integer(*s, "max_startups_per_source", 1, kMaxConnections))
+        l.max_startups_per_source = unsigned(*v);
+    }
+    if (auto s = find(fields, "max_sessions_per_domain")) {
+      if (auto v = read_integer(*s, "max_sessions_per_domain", 1, kMaxConnections))
+        l.max_sessions_per_domain = unsigned(*v);
+    }
+    if (auto i = find(fields, "idle_timeout")) {
+      if (auto v = read_duration(*i, "idle_timeout", 0, kMaxIdleTimeout, kOffAllowed))
+        l.idle_timeout_s = *v;
+    }
+  }
+
+  static constexpr bool kOffAllowed = true;
+
+  // Quoted or not: "30s" is a string either way, so "30" may be too. With `off_allowed`, "off"
+  // is 0, and `min` must be 0.
+  std::optional<unsigned> read_duration(const Field& f, std::string_view name, long long min,
+                                        long long max, bool off_allowed = false) {
+    bool scalar = f.value.IsScalar();
+    auto got = scalar ? fmt::format("'{}'", f.value.Scalar()) : describe(f.value);
+    if (off_allowed && scalar && f.value.Scalar() == "off") return 0;
+    auto seconds = scalar ? parse_duration(f.value.Scalar()) : std::nullopt;
+    if (!seconds) {
+      report(mark_of(f), fmt::format("{}: expected {}seconds, or a number with unit s, m or h "
+                                     "(30, 30s, 2m, 1h), got {}",
+                                     name, off_allowed ? "off, or " : "", got));
+      return std::nullopt;
+    }
+    if (*seconds < min || *seconds > max) {
+      if (f.value.Scalar() != std::to_string(*seconds))
+        got += fmt::format(" ({} seconds)", *seconds);
+      report(mark_of(f), fmt::format("{}: expected a duration from {} to {} seconds, got {}", name,
+                                     min, max, got));
+      return std::nullopt;
+    }
+    return unsigned(*seconds);
+  }
+
+  void read_max_startups(const Field& f) {
+    if (!f.value.IsScalar()) {
+      report(mark_of(f), fmt::format("max_startups: {}, got {}", kStartupsForm, describe(f.value)));
+      return;
+    }
+    auto startups = parse_max_startups(f.value.Scalar());
+    if (!startups) {
+      report(mark_of(f), "max_startups: " + startups.error().message);
+      return;
+    }
+    config_.limits.startups_begin = startups->begin;
+    config_.limits.startups_rate = startups->rate;
+    config_.limits.startups_full = startups->full;
   }
 
   std::string file_;

@@ -9,7 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <system_error>
 
@@ -40,13 +44,12 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
 }
 
 // In the forked child: lay out the descriptors a session process expects, then exec it.
-[[noreturn]] void exec_session(int tcp, int ipc, const std::string& self_exe) {
+[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[]) {
   // Move both out of the way first: either may already sit on 0..3.
   int tcp_hi = ::fcntl(tcp, F_DUPFD, 10);
   int ipc_hi = ::fcntl(ipc, F_DUPFD, 10);
-  int null_fd = ::open("/dev/null", O_RDWR);
-  if (tcp_hi < 0 || ipc_hi < 0 || null_fd < 0) ::_exit(126);
-  if (::dup2(tcp_hi, kSessionTcpFd) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0 ||
+  if (tcp_hi < 0 || ipc_hi < 0) ::_exit(126);
+  if (::dup2(tcp_hi, kSessionTcpFd) < 0 || ::dup2(tcp_hi, 1) < 0 || ::dup2(ipc_hi, 2) < 0 ||
       ::dup2(ipc_hi, kSessionIpcFd) < 0)
     ::_exit(126);
   ::close_range(kSessionIpcFd + 1, ~0U, 0);
@@ -58,8 +61,36 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   char arg0[] = "xcg-session";
   char arg1[] = "session";
   char* argv[] = {arg0, arg1, nullptr};
-  ::execv(self_exe.c_str(), argv);
+  ::execve(program.c_str(), argv, envp);
   ::_exit(127);
+}
+
+// The chroot of session processes: root-owned, not writable by anyone else, and empty.
+void prepare_empty_dir(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    std::filesystem::create_directories(path, ec);
+    if (ec) throw std::runtime_error(fmt::format("chroot_dir {}: {}", path, ec.message()));
+    if (::chmod(path.c_str(), 0755) != 0) throw sys_error("chmod chroot_dir");
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) throw sys_error("stat chroot_dir");
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(fmt::format("chroot_dir {} is not a directory", path));
+  if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    throw std::runtime_error(fmt::format("chroot_dir {} must be owned by root and not writable by others", path));
+  if (!std::filesystem::is_empty(path, ec) || ec)
+    throw std::runtime_error(fmt::format("chroot_dir {} must be empty", path));
+}
+
+// Sessions get none of the broker's environment, except sanitizer settings in test builds.
+std::vector<std::string> session_environment(char** environ_) {
+  std::vector<std::string> env;
+  for (char** e = environ_; e && *e; ++e) {
+    std::string_view v(*e);
+    if (v.rfind("ASAN_", 0) == 0 || v.rfind("UBSAN_", 0) == 0 || v.rfind("LSAN_", 0) == 0)
+      env.emplace_back(v);
+  }
+  return env;
 }
 
 }  // namespace
@@ -67,6 +98,10 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
 Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions options)
     : config_(std::move(config)), options_(std::move(options)), audit_(config_->audit_log) {
   host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
+  session_env_ = session_environment(environ);
+  for (auto& e : session_env_) session_envp_.push_back(e.data());
+  session_envp_.push_back(nullptr);
+  prepare_sandbox();
   open_signals();
   listeners_ = open_listeners(config_->listen);
   for (auto& l : listeners_) {
@@ -90,6 +125,31 @@ Broker::~Broker() {
   }
   hubs_.clear();
   hypervisor_.reset();  // stops the simulated guests
+}
+
+void Broker::prepare_sandbox() {
+  const auto& limits = config_->limits;
+  hello_.host_keys_pem = host_keys_pem_;
+  hello_.login_grace_s = limits.login_grace_s;
+  hello_.max_auth_tries = limits.max_auth_tries;
+  hello_.idle_timeout_s = limits.idle_timeout_s;
+  if (::geteuid() != 0) {
+    log::warn("not running as root: session processes keep uid {} and skip the chroot; "
+              "the rest of the sandbox still applies", ::geteuid());
+    return;
+  }
+  errno = 0;
+  const passwd* pw = ::getpwnam(config_->run_as.c_str());
+  if (pw == nullptr)
+    throw std::runtime_error(fmt::format(
+        "run_as user '{}' does not exist; create it with: useradd --system --no-create-home "
+        "--shell /usr/sbin/nologin {}", config_->run_as, config_->run_as));
+  if (pw->pw_uid == 0) throw std::runtime_error("run_as user must not have uid 0");
+  hello_.drop_privileges = true;
+  hello_.uid = pw->pw_uid;
+  hello_.gid = pw->pw_gid;
+  hello_.chroot_dir = config_->chroot_dir;
+  prepare_empty_dir(config_->chroot_dir);
 }
 
 void Broker::open_signals() {
@@ -132,21 +192,54 @@ void Broker::on_accept(int listen_fd) {
     }
     UniqueFd tcp(fd);
     std::string remote = peer_address(fd);
+    std::string source = peer_host(fd);
+    if (!admit(source)) continue;  // closes the connection: OpenSSH's MaxStartups does the same
     try {
-      spawn_session(std::move(tcp), remote);
+      spawn_session(std::move(tcp), remote, source);
     } catch (const std::exception& e) {
       log::error("cannot start a session for {}: {}", remote, e.what());
     }
   }
 }
 
-void Broker::spawn_session(UniqueFd tcp, std::string remote) {
+// MaxStartups-style random early drop, plus a per-source cap, so that a flood of idle
+// connections can neither exhaust processes nor crowd out customers from elsewhere.
+bool Broker::admit(const std::string& source) {
+  const auto& l = config_->limits;
+  bool drop = false;
+  const char* why = "";
+  if (preauth_by_source_[source] >= l.max_startups_per_source) {
+    drop = true;
+    why = "max_startups_per_source";
+  } else if (preauth_count_ >= l.startups_full) {
+    drop = true;
+    why = "max_startups (full)";
+  } else if (preauth_count_ >= l.startups_begin) {
+    unsigned span = l.startups_full - l.startups_begin;
+    unsigned p = l.startups_rate + (100 - l.startups_rate) * (preauth_count_ - l.startups_begin) / std::max(1u, span);
+    drop = std::uniform_int_distribution<unsigned>(0, 99)(rng_) < p;
+    why = "max_startups (random early drop)";
+  }
+  if (preauth_by_source_[source] == 0 && drop) preauth_by_source_.erase(source);
+  if (!drop) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_drop_log_ > std::chrono::seconds(10)) {  // a flood must not flood the log
+    log::warn("dropping connection from {}: {} ({} unauthenticated)", source, why, preauth_count_);
+    last_drop_log_ = now;
+  }
+  return false;
+}
+
+void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw sys_error("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
   pid_t pid = ::fork();
   if (pid < 0) throw sys_error("fork");
-  if (pid == 0) exec_session(tcp.get(), theirs.get(), options_.self_exe);
+  if (pid == 0)
+    exec_session(tcp.get(), theirs.get(),
+                 options_.session_program.empty() ? options_.self_exe : options_.session_program,
+                 session_envp_.data());
 
   theirs.reset();
   tcp.reset();
@@ -162,8 +255,11 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote) {
   s.ipc = std::move(ours);
   set_nonblocking(s.ipc.get());
   s.remote = std::move(remote);
+  s.source = std::move(source);
+  ++preauth_count_;
+  ++preauth_by_source_[s.source];
   uint64_t id = s.id;
-  s.grace_timer = loop_.add_timer(options_.login_grace, [this, id] {
+  s.grace_timer = loop_.add_timer(std::chrono::seconds(config_->limits.login_grace_s), [this, id] {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || it->second.phase != Phase::preauth) return;
     it->second.grace_timer = 0;
@@ -173,7 +269,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote) {
   loop_.add(s.ipc.get(), EPOLLIN, [this, id](uint32_t) { on_session_message(id); });
   auto& stored = sessions_.emplace(id, std::move(s)).first->second;
   log::debug("session {} pid {} from {}", id, pid, stored.remote);
-  if (auto sent = ipc::send(stored.ipc.get(), ipc::Hello{host_keys_pem_}); !sent)
+  if (auto sent = ipc::send(stored.ipc.get(), hello_); !sent)
     cut_off(stored, sent.error().message);
 }
 
@@ -189,10 +285,31 @@ void Broker::on_session_exit(uint64_t id) {
                                                  : fmt::format("signal {}", info.si_status);
     audit(s, "session_end", {{"status", how}});
   }
+  forget(s);
+  sessions_.erase(it);
+}
+
+void Broker::forget(Session& s) {
   if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
+  s.grace_timer = 0;
   loop_.remove(s.pidfd.get());
   if (s.ipc) loop_.remove(s.ipc.get());
-  sessions_.erase(it);
+  if (s.phase == Phase::preauth) {
+    --preauth_count_;
+    if (--preauth_by_source_[s.source] == 0) preauth_by_source_.erase(s.source);
+  } else if (--sessions_by_domain_[s.domain] == 0) {
+    sessions_by_domain_.erase(s.domain);
+  }
+}
+
+void Broker::set_authorized(Session& s, const std::string& domain) {
+  --preauth_count_;
+  if (--preauth_by_source_[s.source] == 0) preauth_by_source_.erase(s.source);
+  s.phase = Phase::authorized;
+  s.domain = domain;
+  ++sessions_by_domain_[domain];
+  if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
+  s.grace_timer = 0;
 }
 
 void Broker::cut_off(Session& s, std::string_view why) {

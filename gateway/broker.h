@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,8 +24,9 @@ namespace xcg::gateway {
 
 struct BrokerOptions {
   std::string self_exe = "/proc/self/exe";  // what session processes and guests run
-  std::chrono::seconds login_grace{30};
-  int max_auth_requests = 20;  // per connection, probes included (the session stops at 6 denials)
+  // Tests only: run this program as the session process instead of `self_exe session`
+  // (a fake session that speaks the IPC directly).
+  std::string session_program;
 };
 
 class Broker {
@@ -43,6 +45,7 @@ class Broker {
     UniqueFd pidfd;
     UniqueFd ipc;
     std::string remote;
+    std::string source;       // the remote IP address, for per-source limits
     Phase phase = Phase::preauth;
     std::string domain;       // set once authorized; every later request is for this domain
     std::string fingerprint;
@@ -50,10 +53,14 @@ class Broker {
     EventLoop::TimerId grace_timer = 0;
   };
 
+  void prepare_sandbox();
   void open_signals();
   void on_signal();
   void on_accept(int listen_fd);
-  void spawn_session(UniqueFd tcp, std::string remote);
+  bool admit(const std::string& source);
+  void spawn_session(UniqueFd tcp, std::string remote, std::string source);
+  void set_authorized(Session& s, const std::string& domain);
+  void forget(Session& s);
   void on_session_exit(uint64_t id);
   void on_session_message(uint64_t id);
   void cut_off(Session& s, std::string_view why);
@@ -80,6 +87,14 @@ class Broker {
   std::map<std::string, std::optional<uint32_t>> last_domid_;
   std::map<uint64_t, Session> sessions_;
   uint64_t next_session_id_ = 1;
+  unsigned preauth_count_ = 0;
+  std::map<std::string, unsigned> preauth_by_source_;
+  std::map<std::string, unsigned> sessions_by_domain_;
+  std::mt19937 rng_{std::random_device{}()};
+  std::chrono::steady_clock::time_point last_drop_log_{};
+  std::vector<std::string> session_env_;
+  std::vector<char*> session_envp_;
+  ipc::Hello hello_;  // what every session is told first
   UniqueFd signal_fd_;
   int exit_code_ = 0;
 };

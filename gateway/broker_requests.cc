@@ -84,7 +84,10 @@ void Broker::on_session_message(uint64_t id) {
     log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, sanitize(rec->text, 1000)));
     return;
   } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
-    if (++s.auth_requests > options_.max_auth_requests) return cut_off(s, "too many authentication attempts");
+    // A well-behaved session stops at max_auth_tries denials; each accepted key costs a probe
+    // and a signed request on top.
+    if (++s.auth_requests > 2 * static_cast<int>(config_->limits.max_auth_tries) + 2)
+      return cut_off(s, "too many authentication attempts");
     answer = answer_authorize(s, *auth);
   } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {
     answer = answer_status(s);
@@ -108,20 +111,24 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
                             {{"stage", req.signature_ok ? "signature" : "key"}}});
     return ans;
   }
+  if (req.signature_ok) {
+    auto count = sessions_by_domain_.find(domain->name);
+    if (count != sessions_by_domain_.end() && count->second >= config_->limits.max_sessions_per_domain) {
+      audit_.write(AuditEvent{"auth_failure", s.remote, domain->name, fingerprint,
+                              {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
+      log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
+      return ans;
+    }
+    s.fingerprint = fingerprint;
+    set_authorized(s, domain->name);
+    audit(s, "auth_success", {{"key", key_comment(*domain, key->blob)}});
+    audit(s, "session_start");
+  }
   ans.ok = true;
   ans.domain = domain->name;
   ans.console_on_login = domain->on_login == config::OnLogin::console;
   ans.actions = domain->actions;
   ans.fingerprint = fingerprint;
-  if (req.signature_ok) {
-    s.phase = Phase::authorized;
-    s.domain = domain->name;
-    s.fingerprint = fingerprint;
-    if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
-    s.grace_timer = 0;
-    audit(s, "auth_success", {{"key", key_comment(*domain, key->blob)}});
-    audit(s, "session_start");
-  }
   return ans;
 }
 

@@ -49,8 +49,8 @@ R guarded(R on_error, F&& f) noexcept {
 
 }  // namespace
 
-Connection::Connection(ssh_session session, ssh_event event, BrokerClient& broker)
-    : session_(session), event_(event), broker_(broker) {}
+Connection::Connection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits)
+    : session_(session), event_(event), broker_(broker), limits_(limits) {}
 
 Connection::~Connection() {
   detach_console();
@@ -127,7 +127,7 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
     answer = *r;
   }
   if (!answer || !answer->ok) {
-    if (++auth_failures_ >= kMaxAuthFailures) done_ = true;  // OpenSSH's MaxAuthTries
+    if (++auth_failures_ >= static_cast<int>(limits_.max_auth_tries)) done_ = true;  // MaxAuthTries
     return SSH_AUTH_DENIED;
   }
   if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
@@ -176,6 +176,7 @@ int Connection::on_data(const void* data, uint32_t len) {
   // the queue bounded: a customer pasting faster than the guest reads loses the excess.
   size_t room = kMaxPendingInput - std::min(kMaxPendingInput, input_.size());
   input_.append(static_cast<const char*>(data), std::min<size_t>(room, len));
+  last_input_ = std::chrono::steady_clock::now();
   return static_cast<int>(len);
 }
 
@@ -189,7 +190,15 @@ void Connection::on_channel_close() { closed_by_client_ = true; }
 
 // --- what runs on the channel ----------------------------------------------------------------
 
-void Connection::step() {
+void Connection::check_idle(std::chrono::steady_clock::time_point now) {
+  if (limits_.idle_timeout_s == 0 || mode_ == Mode::idle || mode_ == Mode::finishing) return;
+  if (now - last_input_ < std::chrono::seconds(limits_.idle_timeout_s)) return;
+  std::string why = fmt::format("\r\n[xcg: idle for {} s; closing the session]\r\n", limits_.idle_timeout_s);
+  out(why);
+  finish(0);
+}
+
+void Connection::step(std::chrono::steady_clock::time_point now) {
   if (pending_start_ == Start::shell) {
     pending_start_ = Start::none;
     start_shell();
@@ -213,6 +222,7 @@ void Connection::step() {
     done_ = true;
   }
   if (client_eof_ && mode_ == Mode::menu) finish(0);
+  check_idle(now);
   flush();
   if (mode_ == Mode::finishing && output_.empty() && exit_status_ && channel_ != nullptr) {
     ssh_channel_request_send_exit_status(channel_, *exit_status_);

@@ -20,9 +20,12 @@ namespace xcg::gateway {
 
 class Connection {
  public:
-  static constexpr int kMaxAuthFailures = 6;
+  struct Limits {
+    unsigned max_auth_tries = 6;  // denied keys before we hang up (OpenSSH's MaxAuthTries)
+    unsigned idle_timeout_s = 0;  // 0 = off: no customer input for this long ends the session
+  };
 
-  Connection(ssh_session session, ssh_event event, BrokerClient& broker);
+  Connection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -30,7 +33,7 @@ class Connection {
   // Installs the server callbacks; call before the key exchange.
   void install();
   // Runs the work the callbacks queued and flushes output. Call after every poll.
-  void step();
+  void step(std::chrono::steady_clock::time_point now);
   bool authenticated() const { return authenticated_; }
   bool done() const { return done_; }
   // Waits for the client to take the last output, then says goodbye.
@@ -50,6 +53,7 @@ class Connection {
   void on_channel_close();
   void on_channel_eof();
 
+  void check_idle(std::chrono::steady_clock::time_point now);
   void start_shell();
   void run_exec(const std::string& command);
   void handle_menu_request(menu::Request r);
@@ -69,6 +73,8 @@ class Connection {
   ssh_session session_;
   ssh_event event_;
   BrokerClient& broker_;
+  Limits limits_;
+  std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
   ssh_server_callbacks_struct server_cb_{};
   ssh_channel_callbacks_struct channel_cb_{};
   ssh_channel channel_ = nullptr;

@@ -96,7 +96,16 @@ class Reader {
   bool ok_ = true;
 };
 
-void put(Writer& w, const Hello& m) { w.strings(m.host_keys_pem); }
+void put(Writer& w, const Hello& m) {
+  w.strings(m.host_keys_pem);
+  w.boolean(m.drop_privileges);
+  w.u32(m.uid);
+  w.u32(m.gid);
+  w.str(m.chroot_dir);
+  w.u32(m.login_grace_s);
+  w.u32(m.max_auth_tries);
+  w.u32(m.idle_timeout_s);
+}
 void put(Writer& w, const LogRecord& m) {
   w.u8(m.level);
   w.str(m.text);
@@ -132,7 +141,18 @@ void put(Writer& w, const AttachAns& m) {
 
 Message get(Reader& r, Type t) {
   switch (t) {
-    case Type::hello: return Hello{r.strings()};
+    case Type::hello: {
+      Hello m;
+      m.host_keys_pem = r.strings();
+      m.drop_privileges = r.boolean();
+      m.uid = r.u32();
+      m.gid = r.u32();
+      m.chroot_dir = r.str();
+      m.login_grace_s = r.u32();
+      m.max_auth_tries = r.u32();
+      m.idle_timeout_s = r.u32();
+      return m;
+    }
     case Type::log: {
       LogRecord m;
       m.level = r.u8();

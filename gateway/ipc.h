@@ -36,6 +36,14 @@ enum class Type : uint8_t {
 
 struct Hello {
   std::vector<std::string> host_keys_pem;
+  // The sandbox: drop to uid/gid and chroot, unless the broker itself is not root.
+  bool drop_privileges = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string chroot_dir;
+  uint32_t login_grace_s = 30;
+  uint32_t max_auth_tries = 6;
+  uint32_t idle_timeout_s = 0;  // 0 = off
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {

@@ -75,6 +75,12 @@ std::string peer_address(int fd) {
   return format_sockaddr(ss);
 }
 
+std::string peer_host(int fd) {
+  std::string addr = peer_address(fd);
+  if (!addr.empty() && addr[0] == '[') return addr.substr(1, addr.find(']') - 1);
+  return addr.substr(0, addr.rfind(':'));
+}
+
 std::string local_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -3,6 +3,8 @@
 //   xcg check --config FILE   validate a config
 // and two internal subcommands the broker execs: `session` (one per connection) and
 // `guest` (the simulated hypervisor's fake guest).
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -30,6 +32,7 @@ int usage_error(std::string_view why) {
 struct Args {
   std::string config;
   bool debug = false;
+  std::string session_program;  // tests only
 };
 
 // Returns an empty string on success, otherwise the problem.
@@ -40,6 +43,8 @@ std::string parse_args(int argc, char** argv, Args& args) {
       args.config = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
       args.config = std::string(a.substr(9));
+    } else if (a == "--session-program" && i + 1 < argc) {
+      args.session_program = argv[++i];
     } else if (a == "--debug") {
       args.debug = true;
     } else {
@@ -73,7 +78,9 @@ int serve(const Args& args) {
     return 1;
   }
   try {
-    xcg::gateway::Broker broker(config, {});
+    xcg::gateway::BrokerOptions options;
+    options.session_program = args.session_program;
+    xcg::gateway::Broker broker(config, options);
     return broker.run();
   } catch (const std::exception& e) {
     xcg::log::error("{}", e.what());
@@ -86,7 +93,9 @@ int serve(const Args& args) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage_error("no command given");
   std::string_view command = argv[1];
-  if (command == "session") return xcg::gateway::run_session();
+  // _exit: everything is cleaned up already, and exit handlers (LeakSanitizer's among them in
+  // test builds) would make syscalls the sandbox forbids.
+  if (command == "session") ::_exit(xcg::gateway::run_session());
   if (command == "guest") return xcg::xen::run_fake_guest();
   if (command == "-h" || command == "--help" || command == "help") {
     std::fputs(kUsage, stdout);

@@ -12,13 +12,13 @@
 #include "base/log.h"
 #include "gateway/broker_client.h"
 #include "gateway/connection.h"
+#include "gateway/sandbox.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/ssh_options.h"
 
 namespace xcg::gateway {
 namespace {
 
-constexpr auto kLoginGrace = std::chrono::seconds(30);
 constexpr int kPollMs = 1000;
 
 enum ExitCode { kOk = 0, kSetupFailed = 1, kKexFailed = 2, kLoginTimeout = 3, kAuthFailed = 4 };
@@ -78,10 +78,16 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
 
   SshEvent event(ssh_event_new());
   if (!event) throw std::runtime_error("ssh_event_new failed");
-  Connection conn(session.get(), event.get(), broker);
+  Connection conn(session.get(), event.get(), broker, Connection::Limits{hello.max_auth_tries, hello.idle_timeout_s});
   conn.install();
 
-  auto login_deadline = std::chrono::steady_clock::now() + kLoginGrace;
+  SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};
+  if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
+    log::error("cannot enter the sandbox: {}", sandboxed.error().message);
+    return kSetupFailed;
+  }
+  // From here on, the first byte from the network is read.
+  auto login_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(hello.login_grace_s);
   if (!exchange_keys(session.get(), login_deadline)) return kKexFailed;
   if (ssh_event_add_session(event.get(), session.get()) != SSH_OK)
     throw std::runtime_error("ssh_event_add_session failed");
@@ -94,7 +100,7 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
       return kLoginTimeout;
     }
     if (ssh_event_dopoll(event.get(), kPollMs) == SSH_ERROR) break;
-    conn.step();
+    conn.step(std::chrono::steady_clock::now());
     if (!ssh_is_connected(session.get())) break;
   }
   int code = conn.authenticated() ? kOk : kAuthFailed;

@@ -438,6 +438,365 @@ TEST_CASE("every problem in a file is reported, in file order") {
   }
 }
 
+// --- run_as, chroot_dir and limits ---
+
+// A file with the required fields and `line` as line 6.
+std::string with_line(const std::string& line) { return kHead + "  {}\n" + line + "\n"; }
+
+// A file whose limits hold one field, written "  FIELD: VALUE" on line 7.
+std::string with_limit(const std::string& field, const std::string& value) {
+  return kHead + "  {}\nlimits:\n  " + field + ": " + value + "\n";
+}
+
+// Where with_limit's value starts: line 7, after "  FIELD: ".
+std::string at_limit_value(const std::string& field) {
+  return "t.yaml:7:" + std::to_string(field.size() + 5) + ": ";
+}
+
+Limits limits_with(const std::string& field, const std::string& value) {
+  auto text = with_limit(field, value);
+  INFO(text);
+  REQUIRE(problems(text) == Lines{});
+  return parse_config(text, "t.yaml")->limits;
+}
+
+void check_limits_are_defaults(const Limits& l) {
+  CHECK(l.login_grace_s == 30);
+  CHECK(l.max_auth_tries == 6);
+  CHECK(l.startups_begin == 10);
+  CHECK(l.startups_rate == 30);
+  CHECK(l.startups_full == 100);
+  CHECK(l.max_startups_per_source == 10);
+  CHECK(l.max_sessions_per_domain == 32);
+  CHECK(l.idle_timeout_s == 0);
+}
+
+TEST_CASE("run_as, chroot_dir and limits default when left out") {
+  for (const std::string& rest :
+       {std::string(), std::string("limits:\n"), std::string("limits: {}\n")}) {
+    INFO(rest);
+    auto c = parse_config(kHead + "  {}\n" + rest, "t.yaml");
+    CHECK(c->run_as == "xcg");
+    CHECK(c->chroot_dir == "/run/xcg/empty");
+    check_limits_are_defaults(c->limits);
+  }
+}
+
+TEST_CASE("each limit left out keeps its default while others are set") {
+  const Limits defaults;
+  auto only_grace = limits_with("login_grace", "5");
+  CHECK(only_grace.login_grace_s == 5);
+  CHECK(only_grace.max_auth_tries == defaults.max_auth_tries);
+  CHECK(only_grace.startups_full == defaults.startups_full);
+  CHECK(only_grace.idle_timeout_s == defaults.idle_timeout_s);
+  auto only_tries = limits_with("max_auth_tries", "2");
+  CHECK(only_tries.max_auth_tries == 2);
+  CHECK(only_tries.login_grace_s == defaults.login_grace_s);
+  CHECK(only_tries.max_sessions_per_domain == defaults.max_sessions_per_domain);
+  auto only_idle = limits_with("idle_timeout", "1h");
+  CHECK(only_idle.idle_timeout_s == 3600);
+  CHECK(only_idle.startups_begin == defaults.startups_begin);
+  CHECK(only_idle.startups_rate == defaults.startups_rate);
+  CHECK(only_idle.max_startups_per_source == defaults.max_startups_per_source);
+}
+
+TEST_CASE("a full confinement example keeps every setting") {
+  auto c = parse_config(join_lines({
+                            "listen: [\"127.0.0.1:2222\"]",
+                            "host_keys: [/etc/xcg/host_key]",
+                            "hypervisor: sim",
+                            "domains: {}",
+                            "run_as: xcg-session_2",
+                            "chroot_dir: /var/lib/xcg//empty/./",
+                            "limits:",
+                            "  login_grace: 2m",
+                            "  max_auth_tries: 3",
+                            "  max_startups: \"5:50:20\"",
+                            "  max_startups_per_source: 4",
+                            "  max_sessions_per_domain: 8",
+                            "  idle_timeout: 1h",
+                        }),
+                        "t.yaml");
+  CHECK(c->run_as == "xcg-session_2");
+  CHECK(c->chroot_dir == "/var/lib/xcg/empty");
+  CHECK(c->limits.login_grace_s == 120);
+  CHECK(c->limits.max_auth_tries == 3);
+  CHECK(c->limits.startups_begin == 5);
+  CHECK(c->limits.startups_rate == 50);
+  CHECK(c->limits.startups_full == 20);
+  CHECK(c->limits.max_startups_per_source == 4);
+  CHECK(c->limits.max_sessions_per_domain == 8);
+  CHECK(c->limits.idle_timeout_s == 3600);
+}
+
+TEST_CASE("run_as accepts portable user names") {
+  for (const auto& name : Lines{"xcg", "_xcg", "x", "xcg-gw_2", "xcg-", std::string(32, 'u')}) {
+    INFO(name);
+    auto text = with_line("run_as: " + name);
+    REQUIRE(problems(text) == Lines{});
+    CHECK(parse_config(text, "t.yaml")->run_as == name);
+  }
+}
+
+TEST_CASE("run_as refuses root, bad user names and non-strings") {
+  CHECK(problems(with_line("run_as: root")) ==
+        Lines{"t.yaml:6:9: run_as must not be root: sessions would keep full privileges"});
+  CHECK(problems(with_line("run_as: \"root\"")) ==
+        Lines{"t.yaml:6:9: run_as must not be root: sessions would keep full privileges"});
+  for (const auto& bad : Lines{"Xcg", "ROOT", "1xcg", "0", "-xcg", "xcg.gw", "xc g", "xcg$",
+                               "x\\u00e9", std::string(33, 'u')}) {
+    INFO(bad);
+    auto yaml = "\"" + bad + "\"";
+    auto lines = problems(with_line("run_as: " + yaml));
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].starts_with("t.yaml:6:9: run_as: bad user name '"));
+    CHECK(
+        lines[0].ends_with("': expected 1 to 32 lower-case letters, digits, '_' or '-', "
+                           "starting with a letter or '_'"));
+  }
+  CHECK(problems(with_line("run_as: Xcg")) ==
+        Lines{"t.yaml:6:9: run_as: bad user name 'Xcg': expected 1 to 32 lower-case letters, "
+              "digits, '_' or '-', starting with a letter or '_'"});
+  CHECK(problems(with_line("run_as: \"\"")) ==
+        Lines{"t.yaml:6:9: run_as: bad user name '': expected 1 to 32 lower-case letters, "
+              "digits, '_' or '-', starting with a letter or '_'"});
+  CHECK(problems(with_line("run_as: [xcg]")) == Lines{"t.yaml:6:9: run_as: expected a string"});
+  CHECK(problems(with_line("run_as:")) == Lines{"t.yaml:6:1: run_as: expected a string"});
+}
+
+TEST_CASE("chroot_dir is kept in a normal form") {
+  for (auto [written, kept] :
+       {std::pair{"/run/xcg/empty", "/run/xcg/empty"}, std::pair{"/var/empty/", "/var/empty"},
+        std::pair{"//a//b", "/a/b"}, std::pair{"/./a/./b/.", "/a/b"},
+        std::pair{"/a...b/.x", "/a...b/.x"}}) {
+    INFO(written);
+    auto text = with_line(std::string("chroot_dir: \"") + written + "\"");
+    REQUIRE(problems(text) == Lines{});
+    CHECK(parse_config(text, "t.yaml")->chroot_dir == kept);
+  }
+}
+
+TEST_CASE("chroot_dir must be absolute, without '..', and not the root") {
+  CHECK(problems(with_line("chroot_dir: run/xcg/empty")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must be an absolute path, got 'run/xcg/empty'"});
+  CHECK(problems(with_line("chroot_dir: ./empty")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must be an absolute path, got './empty'"});
+  CHECK(problems(with_line("chroot_dir: ~/empty")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must be an absolute path, got '~/empty'"});
+  CHECK(problems(with_line("chroot_dir: /run/../etc")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must not contain '..', got '/run/../etc'"});
+  CHECK(problems(with_line("chroot_dir: /var/empty/..")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must not contain '..', got '/var/empty/..'"});
+  for (const std::string root : {"/", "//", "///", "/./", "/."}) {
+    INFO(root);
+    CHECK(problems(with_line("chroot_dir: \"" + root + "\"")) ==
+          Lines{"t.yaml:6:13: chroot_dir: must not be the root directory, got '" + root +
+                "': sessions would see the whole file system"});
+  }
+  CHECK(problems(with_line("chroot_dir: \"/\\0/run/xcg\"")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must not contain a NUL character"});
+  CHECK(problems(with_line("chroot_dir: \"\"")) ==
+        Lines{"t.yaml:6:13: chroot_dir: must not be empty"});
+  CHECK(problems(with_line("chroot_dir: {a: b}")) ==
+        Lines{"t.yaml:6:13: chroot_dir: expected a string"});
+}
+
+TEST_CASE("limits must be a mapping of known fields") {
+  CHECK(problems(with_line("limits: 5")) == Lines{"t.yaml:6:9: limits: expected a mapping"});
+  CHECK(problems(with_line("limits: [login_grace]")) ==
+        Lines{"t.yaml:6:9: limits: expected a mapping"});
+  CHECK(problems(kHead +
+                 "  {}\nlimits:\n  login_grace: 10\n  max_startup: 5\n  Max_auth_tries: 3\n") ==
+        Lines{"t.yaml:8:3: unknown field 'max_startup'",
+              "t.yaml:9:3: unknown field 'Max_auth_tries'"});
+  CHECK(problems(kHead + "  {}\nlimits:\n  max_auth_tries: 3\n  max_auth_tries: 4\n") ==
+        Lines{"t.yaml:8:3: duplicate key 'max_auth_tries' (first at t.yaml:7:3)"});
+}
+
+TEST_CASE("durations: seconds, or a number with unit s, m or h") {
+  for (auto [written, seconds] :
+       {std::pair{"1", 1u}, std::pair{"\"30\"", 30u}, std::pair{"30s", 30u},
+        std::pair{"\"45s\"", 45u}, std::pair{"2m", 120u}, std::pair{"60m", 3600u},
+        std::pair{"1h", 3600u}, std::pair{"3600", 3600u}, std::pair{"0001", 1u}}) {
+    INFO(written);
+    CHECK(limits_with("login_grace", written).login_grace_s == seconds);
+  }
+  for (auto [written, seconds] :
+       {std::pair{"0", 0u}, std::pair{"\"0\"", 0u}, std::pair{"off", 0u}, std::pair{"\"off\"", 0u},
+        std::pair{"0s", 0u}, std::pair{"0h", 0u}, std::pair{"1", 1u}, std::pair{"15m", 900u},
+        std::pair{"168h", 604800u}, std::pair{"604800", 604800u}}) {
+    INFO(written);
+    CHECK(limits_with("idle_timeout", written).idle_timeout_s == seconds);
+  }
+}
+
+TEST_CASE("login_grace: malformed or out of range") {
+  const std::string at = at_limit_value("login_grace");
+  for (const std::string bad : {"30x", "1.5m", "-5", "+5", "\"30 s\"", "1d", "30S", "s", "m30",
+                                "1m30s", "off", "1e3", "\"\""}) {
+    INFO(bad);
+    auto shown = bad.starts_with('"') ? bad.substr(1, bad.size() - 2) : bad;
+    CHECK(problems(with_limit("login_grace", bad)) ==
+          Lines{at +
+                "login_grace: expected seconds, or a number with unit s, m or h (30, 30s, "
+                "2m, 1h), got '" +
+                shown + "'"});
+  }
+  CHECK(problems(with_limit("login_grace", "[30]")) ==
+        Lines{at + "login_grace: expected seconds, or a number with unit s, m or h (30, 30s, 2m, "
+                   "1h), got a list"});
+  CHECK(problems(with_limit("login_grace", "")) ==
+        Lines{"t.yaml:7:3: login_grace: expected seconds, or a number with unit s, m or h (30, "
+              "30s, 2m, 1h), got nothing"});
+  CHECK(problems(with_limit("login_grace", "0")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '0'"});
+  CHECK(
+      problems(with_limit("login_grace", "0s")) ==
+      Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '0s' (0 seconds)"});
+  CHECK(problems(with_limit("login_grace", "3601")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '3601'"});
+  CHECK(problems(with_limit("login_grace", "61m")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '61m' (3660 "
+                   "seconds)"});
+  CHECK(problems(with_limit("login_grace", "\"2h\"")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '2h' (7200 "
+                   "seconds)"});
+  CHECK(problems(with_limit("login_grace", "999999999999h")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '999999999999h' "
+                   "(3599999999996400 seconds)"});
+}
+
+TEST_CASE("idle_timeout: malformed or out of range") {
+  const std::string at = at_limit_value("idle_timeout");
+  for (const std::string bad : {"none", "on", "OFF", "false", "-1", "7d", "10y"}) {
+    INFO(bad);
+    CHECK(problems(with_limit("idle_timeout", bad)) ==
+          Lines{at +
+                "idle_timeout: expected off, or seconds, or a number with unit s, m or h (30, "
+                "30s, 2m, 1h), got '" +
+                bad + "'"});
+  }
+  CHECK(problems(with_limit("idle_timeout", "{a: 1}")) ==
+        Lines{at + "idle_timeout: expected off, or seconds, or a number with unit s, m or h (30, "
+                   "30s, 2m, 1h), got a mapping"});
+  CHECK(problems(with_limit("idle_timeout", "604801")) ==
+        Lines{at + "idle_timeout: expected a duration from 0 to 604800 seconds, got '604801'"});
+  CHECK(problems(with_limit("idle_timeout", "169h")) ==
+        Lines{at + "idle_timeout: expected a duration from 0 to 604800 seconds, got '169h' "
+                   "(608400 seconds)"});
+}
+
+TEST_CASE("max_auth_tries: an integer from 1 to 100") {
+  CHECK(limits_with("max_auth_tries", "1").max_auth_tries == 1);
+  CHECK(limits_with("max_auth_tries", "100").max_auth_tries == 100);
+  const std::string at = at_limit_value("max_auth_tries");
+  CHECK(problems(with_limit("max_auth_tries", "0")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got '0'"});
+  CHECK(problems(with_limit("max_auth_tries", "101")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got '101'"});
+  CHECK(problems(with_limit("max_auth_tries", "-1")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got '-1'"});
+  CHECK(problems(with_limit("max_auth_tries", "\"6\"")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got the quoted string "
+                   "\"6\""});
+  CHECK(problems(with_limit("max_auth_tries", "six")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got 'six'"});
+  CHECK(problems(with_limit("max_auth_tries", "[6]")) ==
+        Lines{at + "max_auth_tries: expected an integer from 1 to 100, got a list"});
+}
+
+TEST_CASE("max_startups_per_source and max_sessions_per_domain: 1 to 10000") {
+  for (const std::string field : {"max_startups_per_source", "max_sessions_per_domain"}) {
+    INFO(field);
+    auto read = [&](const std::string& value) {
+      auto l = limits_with(field, value);
+      return field == "max_startups_per_source" ? l.max_startups_per_source
+                                                : l.max_sessions_per_domain;
+    };
+    CHECK(read("1") == 1);
+    CHECK(read("10000") == 10000);
+    CHECK(read("77") == 77);
+    const std::string at = at_limit_value(field);
+    for (const std::string bad : {"0", "10001", "-3", "1.5", "many"}) {
+      INFO(bad);
+      CHECK(problems(with_limit(field, bad)) ==
+            Lines{at + field + ": expected an integer from 1 to 10000, got '" + bad + "'"});
+    }
+    CHECK(problems(with_limit(field, "")) ==
+          Lines{"t.yaml:7:3: " + field + ": expected an integer from 1 to 10000, got nothing"});
+  }
+}
+
+TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
+  struct Case {
+    const char* written;
+    unsigned begin, rate, full;
+  };
+  for (auto [written, begin, rate, full] :
+       {Case{"\"10:30:100\"", 10, 30, 100}, Case{"10:30:100", 10, 30, 100},
+        Case{"\"5:50:20\"", 5, 50, 20}, Case{"1:1:1", 1, 1, 1},
+        Case{"\"10000:100:10000\"", 10000, 100, 10000}, Case{"7", 7, 100, 7},
+        Case{"\"7\"", 7, 100, 7}, Case{"10000", 10000, 100, 10000},
+        Case{"\"3:100:3\"", 3, 100, 3}}) {
+    INFO(written);
+    auto l = limits_with("max_startups", written);
+    CHECK(l.startups_begin == begin);
+    CHECK(l.startups_rate == rate);
+    CHECK(l.startups_full == full);
+  }
+}
+
+TEST_CASE("max_startups: malformed or out of range") {
+  const std::string at = at_limit_value("max_startups") + "max_startups: ";
+  const std::string form = "expected START:RATE:FULL (like 10:30:100) or a number, got ";
+  for (const std::string bad :
+       {"10:30", "10:30:100:5", "10::100", ":30:100", "10:30:", "a:b:c", "-1:30:100", "10:-30:100",
+        "10:30%:100", "10 : 30 : 100", "1.5", "", "off"}) {
+    INFO(bad);
+    CHECK(problems(with_limit("max_startups", "\"" + bad + "\"")) ==
+          Lines{at + form + "'" + bad + "'"});
+  }
+  CHECK(problems(with_limit("max_startups", "[10, 30, 100]")) == Lines{at + form + "a list"});
+  CHECK(problems(with_limit("max_startups", "")) ==
+        Lines{"t.yaml:7:3: max_startups: " + form + "nothing"});
+
+  auto one = [&](const std::string& value) { return problems(with_limit("max_startups", value)); };
+  CHECK(one("\"10:0:100\"") == Lines{at + "RATE must be a percentage from 1 to 100, got 0"});
+  CHECK(one("\"10:101:100\"") == Lines{at + "RATE must be a percentage from 1 to 100, got 101"});
+  CHECK(one("\"10:30:5\"") == Lines{at + "FULL (5) must not be less than START (10)"});
+  CHECK(one("\"10:30:9\"") == Lines{at + "FULL (9) must not be less than START (10)"});
+  CHECK(one("\"0:30:100\"") == Lines{at + "START must be from 1 to 10000, got 0"});
+  CHECK(one("\"10001:30:20000\"") == Lines{at + "START must be from 1 to 10000, got 10001"});
+  CHECK(one("\"10:30:10001\"") == Lines{at + "FULL must be at most 10000, got 10001"});
+  CHECK(one("0") == Lines{at + "expected a number from 1 to 10000, got 0"});
+  CHECK(one("\"10001\"") == Lines{at + "expected a number from 1 to 10000, got 10001"});
+}
+
+TEST_CASE("confinement problems are all reported, in file order, with their positions") {
+  CHECK(problems(join_lines({
+            "limits:",
+            "  max_startups: \"10:30\"",
+            "  login_grace: 30x",
+            "  colour: blue",
+            "  idle_timeout: 8d",
+            "listen: [\"127.0.0.1:2222\"]",
+            "run_as: root",
+            "host_keys: [k]",
+            "chroot_dir: var/empty",
+            "hypervisor: sim",
+            "domains: {}",
+        })) ==
+        Lines{"t.yaml:2:17: max_startups: expected START:RATE:FULL (like 10:30:100) or a number, "
+              "got '10:30'",
+              "t.yaml:3:16: login_grace: expected seconds, or a number with unit s, m or h (30, "
+              "30s, 2m, 1h), got '30x'",
+              "t.yaml:4:3: unknown field 'colour'",
+              "t.yaml:5:17: idle_timeout: expected off, or seconds, or a number with unit s, m or "
+              "h (30, 30s, 2m, 1h), got '8d'",
+              "t.yaml:7:9: run_as must not be root: sessions would keep full privileges",
+              "t.yaml:9:13: chroot_dir: must be an absolute path, got 'var/empty'"});
+}
+
 // A scratch directory, removed with everything in it at the end of the test.
 class TempDir {
  public:

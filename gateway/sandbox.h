@@ -1,0 +1,30 @@
+// Confinement of a session process, entered before it reads a byte from the network
+// (OpenSSH's privsep_child_demote + sandbox-seccomp-filter). Layers, in order:
+// chroot into an empty directory, drop to an unprivileged uid/gid, rlimits (no files, no
+// processes, no core dumps), no_new_privs, and a seccomp filter that allows only what libssh,
+// OpenSSL and the IPC need.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "base/error.h"
+
+namespace xcg::gateway {
+
+struct SandboxSpec {
+  bool drop_privileges = false;  // false when the broker runs unprivileged (development)
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string chroot_dir;
+  int max_fds = 8;  // descriptors 0..max_fds-1 may exist; the console socket needs one
+};
+
+// Each step's failure is an error: a session that can't confine itself must not go on.
+Result<void> enter_sandbox(const SandboxSpec& spec);
+
+// The seccomp filter alone (also used by the sandbox tests).
+Result<void> install_seccomp_filter();
+
+}  // namespace xcg::gateway
