@@ -257,7 +257,10 @@ void Connection::handle_menu_request(menu::Request r) {
     case K::none: return;
     case K::status: menu_->show_status(status_line()); return;
     case K::exit: send_menu_output(); finish(0); return;
-    case K::attach_console: attach_console(true); return;
+    case K::attach_console:
+      send_menu_output();  // the menu's echo and hint come before the console's bytes
+      attach_console(true);
+      return;
     case K::action: {
       auto ans = broker_.action(r.action);
       std::string text = ans ? ans->text : ans.error().message;
@@ -318,7 +321,8 @@ void Connection::attach_console(bool from_menu) {
   console_ = std::move(console);
   set_nonblocking(console_.get());
   mode_ = Mode::console;
-  if (from_menu) out("\r\n[xcg: attached to the console of " + domain_ + "; Ctrl-] detaches]\r\n");
+  if (!menu_ || menu_->state() != menu::Menu::State::console)  // the menu prints its own hint
+    out("[xcg: console of " + domain_ + "; Ctrl-] detaches]\r\n");
   if (ssh_event_add_fd(event_, console_.get(), POLLIN, &Connection::on_console_readable, this) != SSH_OK)
     throw std::runtime_error("ssh_event_add_fd failed");
   console_watched_ = true;
