@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace xcg::config {
 namespace {
 
-constexpr std::string_view kActionNames[] = {"console", "start", "shutdown", "reboot", "destroy"};
+constexpr std::string_view kActionNames[] = {"console", "start",   "shutdown",
+                                             "reboot",  "destroy", "sysrq"};
+static_assert(std::size(kActionNames) == std::size(kAllActions));
 
 bool is_name_char(char c, bool first) {
   bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');

@@ -14,13 +14,16 @@
 
 namespace xcg::config {
 
-enum class Action { console, start, shutdown, reboot, destroy };
-inline constexpr Action kAllActions[] = {Action::console, Action::start, Action::shutdown,
-                                         Action::reboot, Action::destroy};
+enum class Action { console, start, shutdown, reboot, destroy, sysrq };
+inline constexpr Action kAllActions[] = {Action::console, Action::start,   Action::shutdown,
+                                         Action::reboot,  Action::destroy, Action::sysrq};
 std::string_view action_name(Action a);
 std::optional<Action> parse_action(std::string_view name);
 
 enum class OnLogin { menu, console };
+// hypervisor: xen. Which console of a domain: PV (console/tty), the HVM serial port
+// (serial/0/tty), or auto: serial for HVM guests that have one, else PV (as `xl console`).
+enum class XenConsole { automatic, pv, serial };
 enum class HypervisorKind { sim, xen };
 
 struct ListenAddress {
@@ -41,16 +44,35 @@ struct Location {
 struct DomainKey {
   PublicKey key;
   Location where;
+  bool readonly = false;  // sees the console, cannot type, no lifecycle actions
 };
 
 struct Domain {
   std::string name;
+  Location where;  // the name in its file, for messages
   OnLogin on_login = OnLogin::menu;
   std::vector<Action> actions;  // in canonical order; default: all
   std::vector<DomainKey> keys;
   unsigned memory_mib = 512;
   unsigned vcpus = 1;
+  std::string config_file;  // hypervisor: xen; for `xl create`; default /etc/xen/<name>.cfg
+  XenConsole xen_console = XenConsole::automatic;  // YAML: console
   bool allows(Action a) const;
+};
+
+// The console hub: scrollback ring, replay on attach, persistent per-domain console log.
+struct ConsoleSettings {
+  size_t scrollback_bytes = 256 * 1024;  // per domain ring; 4 KiB .. 64 MiB
+  size_t replay_bytes = 64 * 1024;       // at most this much is replayed on attach; 0 .. scrollback
+  std::string log_dir = "/var/log/xcg/console";  // "<log_dir>/<domain>.log"; "" = no log
+  size_t log_max_bytes = 1024 * 1024;    // rotate to .1 past this; 4 KiB .. 1 GiB
+};
+
+// hypervisor: xen (the `xen:` section).
+struct XenSettings {
+  std::string toolstack = "/usr/sbin/xl";  // absolute; run with an argv, never a shell
+  unsigned timeout_s = 30;                 // 1..600: per toolstack run, then SIGKILL
+  std::string lock_dir = "/var/lock";      // Xen's XEN_LOCK_DIR (Debian), for xenconsole.<domid>
 };
 
 struct SimSettings {
@@ -75,15 +97,19 @@ struct Limits {
 
 struct Config {
   std::string path;
+  std::vector<std::string> source_files;  // every file read (main + included), absolute
+  std::vector<std::string> watch_dirs;    // directories of include patterns, for reloads
   std::string run_as = "xcg";            // user for session processes
   std::string chroot_dir = "/run/xcg/empty";  // empty directory sessions chroot into
   Limits limits;
+  ConsoleSettings console;
   std::vector<ListenAddress> listen;
   std::vector<std::string> host_keys;
   HypervisorKind hypervisor = HypervisorKind::sim;
   std::string audit_log = "-";
   std::map<std::string, Domain> domains;
   SimSettings sim;
+  XenSettings xen;
 
   // The domain a key (matched by its blob) belongs to, or nullptr.
   const Domain* domain_for_key(std::string_view blob) const;

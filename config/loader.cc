@@ -2,20 +2,52 @@
 // unless the whole file is valid.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <glob.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <span>
+#include <tuple>
+#include <utility>
 
 #include "base/unique_fd.h"
 #include "config/config.h"
 
 namespace xcg::config {
 namespace {
+
+// yaml-cpp 0.7's LoadAll never returns on some inputs (",", "[a],b"): the parser reports a new
+// empty document forever without consuming input (jbeder/yaml-cpp#1040, found by our fuzzer).
+// Counting documents with a parser that builds nothing, bounded by the input size since every
+// real document consumes at least one byte, tells whether LoadAll would come back.
+class IgnoreEvents : public YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Throws YAML::Exception on syntax errors, like LoadAll.
+bool document_count_is_bounded(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  IgnoreEvents ignore;
+  for (size_t docs = 0; docs <= text.size() + 1; ++docs)
+    if (!parser.HandleNextDocument(ignore)) return true;
+  return false;
+}
+
 
 // A mapping entry: the key node (for positions) and its value.
 struct Field {
@@ -27,9 +59,13 @@ using Fields = std::map<std::string, Field, std::less<>>;
 
 constexpr std::string_view kTopFields[] = {"listen",    "host_keys",  "hypervisor",
                                            "audit_log", "domains",    "sim",
-                                           "run_as",    "chroot_dir", "limits"};
+                                           "run_as",    "chroot_dir", "limits",
+                                           "console",   "include",    "xen"};
 constexpr std::string_view kRequiredTopFields[] = {"listen", "host_keys", "hypervisor", "domains"};
-constexpr std::string_view kDomainFields[] = {"on_login", "actions", "memory", "vcpus", "keys"};
+constexpr std::string_view kDomainFields[] = {"on_login", "actions",     "memory", "vcpus",
+                                              "keys",     "config_file", "console"};
+constexpr std::string_view kXenFields[] = {"toolstack", "timeout", "lock_dir"};
+constexpr long long kMaxToolstackTimeout = 600;
 constexpr std::string_view kSimFields[] = {"guest_command", "autostart", "shutdown_grace_ms"};
 constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "max_auth_tries",
@@ -43,6 +79,14 @@ constexpr long long kMaxLoginGrace = 3600;
 constexpr long long kMaxAuthTries = 100;
 constexpr long long kMaxConnections = 10000;  // every connection and session count
 constexpr long long kMaxIdleTimeout = 7 * 24 * 3600;
+
+constexpr std::string_view kKeyFields[] = {"key", "readonly"};
+constexpr std::string_view kConsoleFields[] = {"scrollback", "replay", "log_dir", "log_max"};
+
+// Ranges of the ConsoleSettings members (see config.h), in bytes.
+constexpr unsigned long long kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB;
+constexpr unsigned long long kMinScrollback = 4 * kKiB, kMaxScrollback = 64 * kMiB;
+constexpr unsigned long long kMinLogMax = 4 * kKiB, kMaxLogMax = kGiB;
 
 // A null value ("memory:" with nothing after it) has the position of the next token, which
 // may be lines further down; the key is where the operator looks.
@@ -90,6 +134,51 @@ std::optional<long long> parse_duration(std::string_view text) {
   auto value = parse_unsigned(text);
   if (!value) return std::nullopt;
   return *value * unit;
+}
+
+// What parse_size returns for a size too large to count: beyond every range.
+constexpr unsigned long long kHugeSize = ~0ULL;
+
+// "65536" or "64KiB", "1MiB", "1GiB", "512B"; K, M and G are binary too → bytes.
+std::optional<unsigned long long> parse_size(std::string_view text) {
+  // "KiB" before "B": the longer suffix first.
+  constexpr std::pair<std::string_view, unsigned long long> kUnits[] = {
+      {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}, {"K", kKiB},
+      {"M", kMiB},   {"G", kGiB},   {"B", 1}};
+  unsigned long long unit = 1;
+  for (auto [suffix, bytes] : kUnits) {
+    if (text.ends_with(suffix)) {
+      unit = bytes;
+      text.remove_suffix(suffix.size());
+      break;
+    }
+  }
+  auto value = parse_unsigned(text);
+  if (!value) return std::nullopt;
+  unsigned long long bytes;
+  if (__builtin_mul_overflow(static_cast<unsigned long long>(*value), unit, &bytes))
+    return kHugeSize;
+  return bytes;
+}
+
+// 65536 → "64KiB"; a count no unit divides stays in bytes.
+std::string format_size(unsigned long long bytes) {
+  constexpr std::pair<std::string_view, unsigned long long> kUnits[] = {
+      {"GiB", kGiB}, {"MiB", kMiB}, {"KiB", kKiB}};
+  if (bytes == 0) return "0";
+  for (auto [suffix, size] : kUnits)
+    if (bytes % size == 0) return fmt::format("{}{}", bytes / size, suffix);
+  return fmt::format("{} bytes", bytes);
+}
+
+// "console, start, ... or sysrq", for messages.
+std::string action_choices() {
+  std::string out;
+  for (size_t i = 0; i < std::size(kAllActions); ++i) {
+    if (i > 0) out += i + 1 == std::size(kAllActions) ? " or " : ", ";
+    out += action_name(kAllActions[i]);
+  }
+  return out;
 }
 
 // A POSIX-portable user name, lower case only (useradd's default NAME_REGEX): it never needs
@@ -178,6 +267,82 @@ std::string describe(const YAML::Node& n) {
 // Plain (unquoted, untagged) scalars are the only ones YAML would read as numbers or bools.
 bool is_plain_scalar(const YAML::Node& n) { return n.IsScalar() && n.Tag() == "?"; }
 
+Result<std::string> read_file(const std::string& path);  // defined below
+
+bool has_glob_magic(std::string_view pattern) {
+  return pattern.find_first_of("*?[") != std::string_view::npos;
+}
+
+// Absolute and lexically normal; as given if the working directory is gone.
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
+}
+
+// The same file under another name (symlinks, "a/../b") compares equal.
+std::string file_identity(const std::string& path) {
+  std::error_code ec;
+  auto canonical = std::filesystem::weakly_canonical(path, ec);
+  return ec ? absolute_path(path) : canonical.string();
+}
+
+// Absolute, without a trailing slash; "" is the working directory.
+std::string absolute_directory(const std::filesystem::path& dir) {
+  auto out = absolute_path(dir.empty() ? "." : dir.string());
+  if (out.size() > 1 && out.ends_with('/')) out.pop_back();
+  return out;
+}
+
+// The directory whose entries decide what `pattern` matches: its leading components without
+// glob characters ("domains.d/*.yaml" → "domains.d"), or a plain path's parent.
+std::filesystem::path fixed_directory_of(const std::filesystem::path& pattern) {
+  std::filesystem::path fixed;
+  for (const auto& part : pattern) {
+    if (has_glob_magic(part.native())) return fixed;
+    fixed /= part;
+  }
+  return fixed.parent_path();
+}
+
+// "/srv/x[1]" → "/srv/x\\[1]": a name that glob(3) takes literally.
+std::string glob_escape(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '*' || c == '?' || c == '[' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// glob(3) passes its error callback no context.
+thread_local std::pair<std::string, int> glob_failure;
+
+int on_glob_error(const char* path, int err) {
+  // A missing directory matches nothing; an unreadable one might hide files that matter.
+  if (err == ENOENT || err == ENOTDIR) return 0;
+  glob_failure = {path, err};
+  return 1;
+}
+
+// The matches in byte order (not the locale's), so that the same files always load in the same
+// order. Matching nothing is not an error.
+Result<std::vector<std::string>> expand_glob(const std::string& pattern) {
+  glob_t matches{};
+  glob_failure = {};
+  int rc = ::glob(pattern.c_str(), GLOB_NOSORT, on_glob_error, &matches);
+  std::vector<std::string> out;
+  if (rc == 0) out.assign(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
+  ::globfree(&matches);
+  if (rc == GLOB_ABORTED)
+    return fail(Errc::system, fmt::format("cannot read directory '{}': {}", glob_failure.first,
+                                          std::strerror(glob_failure.second)));
+  if (rc == GLOB_NOSPACE) return fail(Errc::system, "out of memory");
+  if (rc != 0 && rc != GLOB_NOMATCH) return fail(Errc::system, fmt::format("glob error {}", rc));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
 
 class Loader {
@@ -185,14 +350,20 @@ class Loader {
   Loader(std::string file, std::filesystem::path base_dir)
       : file_(std::move(file)), base_dir_(std::move(base_dir)) {
     config_.path = file_;
+    add_source_file(file_);
   }
 
   std::shared_ptr<const Config> load(const std::string& text) {
     if (auto root = parse_yaml(text)) read_top(*root);
     if (!problems_.empty()) {
-      std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) {
-        return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
-      });
+      // Files in the order they were read; each file's problems in its order.
+      auto position = [this](const Problem& p) {
+        auto rank = file_ranks_.find(p.where.file);
+        return std::tuple(rank == file_ranks_.end() ? 0 : rank->second, p.where.line,
+                          p.where.column);
+      };
+      std::stable_sort(problems_.begin(), problems_.end(),
+                       [&](const auto& a, const auto& b) { return position(a) < position(b); });
       throw ConfigError(std::move(problems_));
     }
     for (const auto& [blob, first] : key_owners_) config_.domain_by_blob_[blob] = first.domain;
@@ -214,9 +385,14 @@ class Loader {
     problems_.push_back(Problem{where(m), std::move(message)});
   }
 
-  std::optional<YAML::Node> parse_yaml(const std::string& text) {
+  std::optional<YAML::Node> parse_yaml(
+      const std::string& text, std::string_view top = "of settings (listen, host_keys, ...)") {
     std::vector<YAML::Node> docs;
     try {
+      if (!document_count_is_bounded(text)) {
+        report(YAML::Mark(), "YAML syntax error: this file does not parse as YAML (stray ',' or ']'?)");
+        return std::nullopt;
+      }
       docs = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {
       report(e.mark, "YAML syntax error: " + e.msg);
@@ -226,7 +402,7 @@ class Loader {
     if (docs.size() > 1) report(docs[1].Mark(), "only one YAML document is allowed per file");
     if (docs[0].IsNull()) return YAML::Node(YAML::NodeType::Map);
     if (!docs[0].IsMap()) {
-      report(docs[0].Mark(), "expected a mapping of settings (listen, host_keys, ...) at the top");
+      report(docs[0].Mark(), fmt::format("expected a mapping {} at the top", top));
       return std::nullopt;
     }
     return docs[0];
@@ -354,8 +530,10 @@ class Loader {
 
   void read_top(const YAML::Node& root) {
     auto fields = read_fields(read_entries(root), kTopFields);
+    // With includes, the main file may leave every domain to them.
+    bool includes = find(fields, "include") != nullptr;
     for (auto name : kRequiredTopFields)
-      if (!find(fields, name))
+      if (!find(fields, name) && !(includes && name == "domains"))
         report(root.Mark(), fmt::format("missing required field '{}'", name));
     if (auto f = find(fields, "listen")) read_listen(*f);
     if (auto f = find(fields, "host_keys")) read_host_keys(*f);
@@ -366,6 +544,10 @@ class Loader {
     if (auto f = find(fields, "run_as")) read_run_as(*f);
     if (auto f = find(fields, "chroot_dir")) read_chroot_dir(*f);
     if (auto f = find(fields, "limits")) read_limits(*f);
+    if (auto f = find(fields, "console")) read_console(*f);
+    if (auto f = find(fields, "xen")) read_xen(*f);
+    // Last: the main file's domains and keys are the first places, included ones the second.
+    if (auto f = find(fields, "include")) read_include(*f);
   }
 
   void read_listen(const Field& f) {
@@ -418,12 +600,20 @@ class Loader {
                            name));
       Domain domain;
       domain.name = name;
+      domain.where = where(field.key.Mark());
       read_domain(field, domain);
-      config_.domains.emplace(name, std::move(domain));
+      // Within one file, read_entries has already reported a second definition.
+      auto first = config_.domains.find(name);
+      if (first != config_.domains.end())
+        report(field.key.Mark(), fmt::format("domain '{}' is already defined at {}", name,
+                                             first->second.where.str()));
+      else
+        config_.domains.emplace(name, std::move(domain));
     }
   }
 
   void read_domain(const Field& f, Domain& d) {
+    d.config_file = "/etc/xen/" + d.name + ".cfg";
     auto entries = read_entries(f, f.key.Scalar());
     if (!entries) return;
     auto fields = read_fields(*entries, kDomainFields);
@@ -437,6 +627,52 @@ class Loader {
       if (auto n = read_integer(*v, "vcpus", 1, 512)) d.vcpus = unsigned(*n);
     }
     if (auto k = find(fields, "keys")) read_keys(*k, d);
+    if (auto c = find(fields, "config_file")) {
+      if (auto s = read_nonempty_string(*c, "config_file")) d.config_file = resolve_path(*s);
+    }
+    if (auto c = find(fields, "console")) read_xen_console(*c, d);
+  }
+
+  void read_xen_console(const Field& f, Domain& d) {
+    auto s = read_string(f, "console");
+    if (!s) return;
+    if (*s == "auto")
+      d.xen_console = XenConsole::automatic;
+    else if (*s == "pv")
+      d.xen_console = XenConsole::pv;
+    else if (*s == "serial")
+      d.xen_console = XenConsole::serial;
+    else
+      report(mark_of(f), fmt::format("console: expected 'pv', 'serial' or 'auto', got '{}'", *s));
+  }
+
+  void read_xen(const Field& f) {
+    auto entries = read_entries(f, "xen");
+    if (!entries) return;
+    auto fields = read_fields(*entries, kXenFields);
+    XenSettings& xen = config_.xen;
+    if (auto t = find(fields, "toolstack")) {
+      if (auto s = read_absolute_path(*t, "toolstack")) xen.toolstack = *s;
+    }
+    if (auto t = find(fields, "timeout")) {
+      if (auto v = read_duration(*t, "timeout", 1, kMaxToolstackTimeout)) xen.timeout_s = *v;
+    }
+    if (auto l = find(fields, "lock_dir")) {
+      if (auto s = read_absolute_path(*l, "lock_dir")) xen.lock_dir = *s;
+    }
+  }
+
+  // Paths that must not depend on the config file's place: what Xen's own tools use.
+  std::optional<std::string> read_absolute_path(const Field& f, std::string_view name) {
+    auto s = read_nonempty_string(f, name);
+    if (!s) return std::nullopt;
+    if (!s->starts_with('/') || s->find('\0') != std::string::npos) {
+      report(mark_of(f), fmt::format("{}: must be an absolute path, got '{}'", name, *s));
+      return std::nullopt;
+    }
+    std::string normal = std::filesystem::path(*s).lexically_normal().string();
+    if (normal.size() > 1 && normal.ends_with('/')) normal.pop_back();
+    return normal;
   }
 
   void read_on_login(const Field& f, Domain& d) {
@@ -460,9 +696,8 @@ class Loader {
     for (const auto& [text, node] : *items) {
       auto action = parse_action(text);
       if (!action) {
-        report(node.Mark(), fmt::format("unknown action '{}': expected console, start, shutdown, "
-                                        "reboot or destroy",
-                                        text));
+        report(node.Mark(),
+               fmt::format("unknown action '{}': expected {}", text, action_choices()));
       } else if (listed[size_t(*action)]) {
         report(node.Mark(), fmt::format("action '{}' is listed twice", text));
       }
@@ -473,27 +708,56 @@ class Loader {
       if (listed[size_t(a)]) d.actions.push_back(a);
   }
 
+  // Each item is an OpenSSH key line, or a mapping {key: LINE, readonly: BOOL}.
   void read_keys(const Field& f, Domain& d) {
     if (f.value.IsNull()) return;  // "keys:" with none yet
-    auto items = read_string_list(f, "keys");
-    if (!items) return;
-    for (const auto& [line, node] : *items) {
-      auto key = parse_public_key(line);
-      if (!key) {
-        report(node.Mark(), "bad public key: " + key.error().message);
-        continue;
-      }
-      auto [owner, inserted] =
-          key_owners_.try_emplace(key->blob, KeyOwner{d.name, where(node.Mark())});
-      if (!inserted) {
-        auto comment = key->comment.empty() ? "" : fmt::format(" ({})", key->comment);
-        report(node.Mark(),
-               fmt::format("key {}{} is already listed for domain '{}' at {}", key->fingerprint(),
-                           comment, owner->second.domain, owner->second.where.str()));
-        continue;
-      }
-      d.keys.push_back(DomainKey{std::move(*key), where(node.Mark())});
+    if (!f.value.IsSequence()) {
+      report(mark_of(f), fmt::format("keys: expected a list of keys, got {}", describe(f.value)));
+      return;
     }
+    for (const auto& item : f.value) {
+      if (item.IsScalar())
+        add_key(item, false, d);
+      else if (item.IsMap())
+        read_key_mapping(item, d);
+      else
+        report(item.Mark(), fmt::format("keys: expected a key line or a mapping {{key: ..., "
+                                        "readonly: ...}}, got {}",
+                                        describe(item)));
+    }
+  }
+
+  void read_key_mapping(const YAML::Node& map, Domain& d) {
+    auto fields = read_fields(read_entries(map), kKeyFields);
+    bool readonly = false;
+    if (auto r = find(fields, "readonly")) {
+      if (auto v = read_bool(*r, "readonly")) readonly = *v;
+    }
+    auto k = find(fields, "key");
+    if (!k) {
+      report(map.Mark(), "missing required field 'key'");
+      return;
+    }
+    if (read_string(*k, "key")) add_key(k->value, readonly, d);
+  }
+
+  // `line` is a scalar node: its position is the key's.
+  void add_key(const YAML::Node& line, bool readonly, Domain& d) {
+    auto key = parse_public_key(line.Scalar());
+    if (!key) {
+      report(line.Mark(), "bad public key: " + key.error().message);
+      return;
+    }
+    auto [owner, inserted] =
+        key_owners_.try_emplace(key->blob, KeyOwner{d.name, where(line.Mark())});
+    if (!inserted) {
+      auto comment = key->comment.empty() ? "" : fmt::format(" ({})", key->comment);
+      report(line.Mark(),
+             fmt::format("key {}{} is already listed for domain '{}' at {}", key->fingerprint(),
+                         comment, owner->second.domain, owner->second.where.str()));
+      return;
+    }
+    d.keys.push_back(DomainKey{std::move(*key), where(line.Mark()), readonly});
   }
 
   void read_sim(const Field& f) {
@@ -616,11 +880,174 @@ class Loader {
     config_.limits.startups_full = startups->full;
   }
 
-  std::string file_;
+  void read_console(const Field& f) {
+    auto entries = read_entries(f, "console");
+    if (!entries) return;
+    auto fields = read_fields(*entries, kConsoleFields);
+    ConsoleSettings& c = config_.console;
+    auto scrollback = find(fields, "scrollback");
+    bool scrollback_ok = true;
+    if (scrollback) {
+      auto v = read_size(*scrollback, "scrollback", kMinScrollback, kMaxScrollback);
+      if (v) c.scrollback_bytes = *v;
+      scrollback_ok = v.has_value();
+    }
+    if (auto r = find(fields, "replay")) {
+      auto v = read_size(*r, "replay", 0, kMaxScrollback);
+      if (v && scrollback_ok && *v > c.scrollback_bytes)
+        report(mark_of(*r), fmt::format("replay: must not be more than scrollback ({}{}), got {}",
+                                        format_size(c.scrollback_bytes),
+                                        scrollback ? "" : ", the default", written_size(*r, *v)));
+      else if (v)
+        c.replay_bytes = *v;
+    } else {
+      // The default is a cap, and the ring never holds more than the scrollback anyway.
+      c.replay_bytes = std::min(c.replay_bytes, c.scrollback_bytes);
+    }
+    if (auto l = find(fields, "log_dir")) read_log_dir(*l);
+    if (auto m = find(fields, "log_max")) {
+      if (auto v = read_size(*m, "log_max", kMinLogMax, kMaxLogMax)) c.log_max_bytes = *v;
+    }
+  }
+
+  // "" or "off": no console log. A directory really called "off" can be written "./off".
+  void read_log_dir(const Field& f) {
+    if (!f.value.IsScalar()) {
+      report(mark_of(f), fmt::format("log_dir: expected a directory path, or off, got {}",
+                                     describe(f.value)));
+      return;
+    }
+    const std::string& s = f.value.Scalar();
+    if (s.find('\0') != std::string::npos)
+      // open(2) would stop at the NUL.
+      report(mark_of(f), "log_dir: must not contain a NUL character");
+    else if (s.empty() || s == "off")
+      config_.console.log_dir.clear();
+    else
+      config_.console.log_dir = resolve_path(s);
+  }
+
+  // Quoted or not, like durations: "64KiB" is a string either way, so "65536" may be too.
+  std::optional<unsigned long long> read_size(const Field& f, std::string_view name,
+                                              unsigned long long min, unsigned long long max) {
+    auto bytes = f.value.IsScalar() ? parse_size(f.value.Scalar()) : std::nullopt;
+    if (!bytes) {
+      report(mark_of(f), fmt::format("{}: expected bytes, or a number with unit B, KiB, MiB, GiB, "
+                                     "K, M or G (65536, 64KiB, 1MiB), got {}",
+                                     name, f.value.IsScalar() ? fmt::format("'{}'", f.value.Scalar())
+                                                              : describe(f.value)));
+      return std::nullopt;
+    }
+    if (*bytes < min || *bytes > max) {
+      report(mark_of(f), fmt::format("{}: expected a size from {} to {} ({} to {} bytes), got {}",
+                                     name, format_size(min), format_size(max), min, max,
+                                     written_size(f, *bytes)));
+      return std::nullopt;
+    }
+    return bytes;
+  }
+
+  // "'64KiB' (65536 bytes)"; just "'65536'" when written in bytes or too large to count.
+  static std::string written_size(const Field& f, unsigned long long bytes) {
+    auto out = fmt::format("'{}'", f.value.Scalar());
+    if (bytes != kHugeSize && f.value.Scalar() != std::to_string(bytes))
+      out += fmt::format(" ({} bytes)", bytes);
+    return out;
+  }
+
+  // --- include: more files of domains ---
+
+  // Paths or glob(3) patterns, relative to the main file's directory. Each is expanded in
+  // sorted order and its files read after the main file.
+  void read_include(const Field& f) {
+    if (f.value.IsNull()) return;  // "include:" with none yet
+    auto items = read_string_list(f, "include");
+    if (!items) return;
+    for (const auto& [text, node] : *items) {
+      if (text.empty()) {
+        report(node.Mark(), "include: a path must not be empty");
+        continue;
+      }
+      std::filesystem::path written(text);
+      // The including file's directory is a name, not a pattern, whatever characters it has.
+      auto dir = written.is_absolute() ? std::filesystem::path() : base_dir_;
+      add_watch_dir(absolute_directory(dir / fixed_directory_of(written)));
+      if (!has_glob_magic(text)) {
+        // A plain path names a file that must exist: reading it says if it does not.
+        include_file(resolve_path(text), node);
+        continue;
+      }
+      auto pattern = std::filesystem::path(glob_escape(dir.string())) / written;
+      auto matches = expand_glob(pattern.lexically_normal().string());
+      if (!matches) {
+        report(node.Mark(), fmt::format("include '{}': {}", text, matches.error().message));
+        continue;
+      }
+      for (const auto& match : *matches) include_file(match, node);
+    }
+  }
+
+  // Each file once, even when two patterns match it.
+  void include_file(const std::string& path, const YAML::Node& from) {
+    auto identity = file_identity(path);
+    if (identity == file_identity(config_.path)) {
+      report(from.Mark(), fmt::format("include: '{}' is the main config file itself; keep "
+                                      "included files in a directory of their own",
+                                      path));
+      return;
+    }
+    if (!included_.insert(identity).second) return;
+    auto from_place = where(from.Mark());
+    // Positions from here on are in the included file, and its relative paths are its own.
+    auto main_file = std::exchange(file_, path);
+    auto main_dir = std::exchange(base_dir_, std::filesystem::path(path).parent_path());
+    add_source_file(path);
+    if (auto text = read_file(path); !text)
+      report(YAML::Mark::null_mark(),
+             fmt::format("{} (included from {})", text.error().message, from_place.str()));
+    else if (auto root = parse_yaml(*text, "with 'domains'"))
+      read_included_top(*root);
+    file_ = std::move(main_file);
+    base_dir_ = std::move(main_dir);
+  }
+
+  void read_included_top(const YAML::Node& root) {
+    const Field* domains = nullptr;
+    auto entries = read_entries(root);
+    for (const auto& [name, field] : entries) {
+      if (name == "domains")
+        domains = &field;
+      else if (name == "include")
+        report(field.key.Mark(), "include: an included file cannot include others");
+      else
+        report(field.key.Mark(), fmt::format("field '{}' is not allowed here: only 'domains' may "
+                                             "appear in an included file",
+                                             name));
+    }
+    // Also catches a file emptied by a writer that has not written it yet.
+    if (!domains)
+      report(root.Mark(), "missing required field 'domains'");
+    else
+      read_domains(*domains);
+  }
+
+  void add_source_file(const std::string& path) {
+    file_ranks_.try_emplace(path, file_ranks_.size());
+    config_.source_files.push_back(absolute_path(path));
+  }
+
+  void add_watch_dir(const std::string& dir) {
+    auto& dirs = config_.watch_dirs;
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+
+  std::string file_;  // the file being read: the main one, or an included one
   std::filesystem::path base_dir_;
   Config config_;
   std::vector<Problem> problems_;
   std::map<std::string, KeyOwner> key_owners_;  // by key blob
+  std::map<std::string, size_t> file_ranks_;    // by name in messages: the order files are read
+  std::set<std::string> included_;              // file_identity of every included file
 };
 
 namespace {

@@ -20,9 +20,11 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/sd_notify.h"
 #include "gateway/host_keys.h"
 #include "gateway/session.h"
 #include "xen/sim_hypervisor.h"
+#include "xen/xen_hypervisor.h"
 
 namespace xcg::gateway {
 namespace {
@@ -31,8 +33,20 @@ std::system_error sys_error(const char* what) { return std::system_error(errno, 
 
 std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::Config& config,
                                                  const std::string& self_exe) {
-  if (config.hypervisor == config::HypervisorKind::xen)
-    throw std::runtime_error("hypervisor 'xen' is not supported by this build yet; use 'sim'");
+  if (config.hypervisor == config::HypervisorKind::xen) {
+    std::vector<xen::XenDomainSpec> domains;
+    for (const auto& [name, d] : config.domains) {
+      auto console = d.xen_console == config::XenConsole::pv       ? xen::ConsoleType::pv
+                     : d.xen_console == config::XenConsole::serial ? xen::ConsoleType::serial
+                                                                   : xen::ConsoleType::automatic;
+      domains.push_back({name, d.config_file, console});
+    }
+    xen::XenOptions options;
+    options.toolstack = config.xen.toolstack;
+    options.timeout = std::chrono::seconds(config.xen.timeout_s);
+    options.lock_dir = config.xen.lock_dir;
+    return xen::XenHypervisor::open(loop, std::move(domains), std::move(options));  // throws one line
+  }
   std::vector<xen::SimDomainSpec> specs;
   for (const auto& [name, d] : config.domains) specs.push_back({name, d.memory_mib, d.vcpus});
   xen::SimOptions options;
@@ -110,11 +124,19 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
     log::info("listening on {}", l.address);
   }
   hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
+  const auto& console = config_->console;
   for (const auto& name : hypervisor_->domains()) {
-    hubs_.emplace(name, std::make_unique<ConsoleHub>(loop_, name));
+    HubSettings hub{console.scrollback_bytes, console.replay_bytes,
+                    console.log_dir.empty() ? "" : console.log_dir + "/" + name + ".log",
+                    console.log_max_bytes};
+    hubs_.emplace(name, std::make_unique<ConsoleHub>(loop_, name, std::move(hub)));
     sync_hub(name);
   }
   hypervisor_->set_console_changed([this](const std::string& domain) { sync_hub(domain); });
+  if (!options_.control_socket.empty())
+    control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
+                                               [this](const std::string& r) { return handle_control(r); });
+  if (options_.watch_config) watch_config_files();
 }
 
 Broker::~Broker() {
@@ -169,7 +191,7 @@ void Broker::on_signal() {
   signalfd_siginfo info{};
   while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
     if (info.ssi_signo == SIGHUP) {
-      log::info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      reload("SIGHUP");
       continue;
     }
     log::info("signal {}: shutting down", info.ssi_signo);
@@ -178,7 +200,9 @@ void Broker::on_signal() {
 }
 
 int Broker::run() {
+  (void)sd_notify::ready(fmt::format("serving {} domains", hubs_.size()));  // no-op outside systemd
   loop_.run();
+  (void)sd_notify::stopping();
   return exit_code_;
 }
 
@@ -326,23 +350,29 @@ void Broker::audit(const Session& s, std::string event, std::vector<std::pair<st
 }
 
 void Broker::sync_hub(const std::string& domain) {
-  auto hub = hubs_.find(domain);
-  if (hub == hubs_.end()) return;
+  auto found = hubs_.find(domain);
+  if (found == hubs_.end()) return;
+  ConsoleHub& hub = *found->second;
   auto status = hypervisor_->status(domain);
   if (!status) return log::warn("status of {}: {}", domain, status.error().message);
   auto& last = last_domid_[domain];
   if (status->state != xen::DomainState::running) {
-    hub->second->set_console({});
-    if (last) hub->second->notice(fmt::format("{} is {}", domain, xen::state_name(status->state)));
+    hub.set_console({});
+    if (last) hub.notice(fmt::format("{} is {}", domain, xen::state_name(status->state)));
     last.reset();
     return;
   }
-  if (last == status->domid && hub->second->has_console()) return;
+  if (last == status->domid && hub.has_console()) return;
   auto console = hypervisor_->open_console(domain);
   if (!console) return log::warn("console of {}: {}", domain, console.error().message);
-  hub->second->set_console(std::move(*console));
-  if (last != status->domid)
-    hub->second->notice(fmt::format("{} is running, domid {}", domain, status->domid.value_or(0)));
+  if (last != status->domid) {
+    // Viewers stay attached; one line tells them what happened, then the new boot follows.
+    uint32_t domid = status->domid.value_or(0);
+    hub.mark_boot();
+    hub.notice(last ? fmt::format("{} rebooted, new domid {}", domain, domid)
+                    : fmt::format("{} started, domid {}", domain, domid));
+  }
+  hub.set_console(std::move(*console));
   last = status->domid;
 }
 

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "gateway/audit_log.h"
 #include "gateway/console_hub.h"
+#include "gateway/control.h"
 #include "gateway/ipc.h"
 #include "gateway/listener.h"
 #include "xen/hypervisor.h"
@@ -27,6 +28,10 @@ struct BrokerOptions {
   // Tests only: run this program as the session process instead of `self_exe session`
   // (a fake session that speaks the IPC directly).
   std::string session_program;
+  // The operator's control socket (`xcg ctl`); empty = none.
+  std::string control_socket = "/run/xcg/control.sock";
+  // Config files are watched and reloaded automatically on change (and always on SIGHUP).
+  bool watch_config = true;
 };
 
 class Broker {
@@ -49,6 +54,11 @@ class Broker {
     Phase phase = Phase::preauth;
     std::string domain;       // set once authorized; every later request is for this domain
     std::string fingerprint;
+    std::string key_label;    // the key's comment in the config, else its fingerprint
+    std::string key_blob;     // to re-check the mapping when the config changes
+    std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
+    bool revoked = false;
+    bool readonly = false;
     int auth_requests = 0;
     EventLoop::TimerId grace_timer = 0;
   };
@@ -72,9 +82,27 @@ class Broker {
   ipc::Message answer_status(Session& s);
   ipc::Message answer_action(Session& s, const ipc::ActionReq& req);
   ipc::Message answer_attach(Session& s, UniqueFd& pass);
+  ipc::Message answer_log(Session& s, const ipc::LogReq& req);
+  ipc::Message answer_who(Session& s);
+  ipc::Message answer_sysrq(Session& s, const ipc::SysrqReq& req);
   bool permitted(const Session& s, ipc::Type t) const;
 
   void sync_hub(const std::string& domain);
+
+  // Operator side (broker_admin.cc): reload, revocation, the control socket, config watching.
+  struct ReloadResult {
+    bool ok = false;
+    std::string text;  // what changed, or every problem found
+  };
+  ReloadResult reload(std::string_view trigger);
+  ReloadResult apply_config(std::string_view trigger);
+  void revoke(Session& s, const std::string& text);
+  std::string handle_control(const std::string& request);
+  std::string list_sessions() const;
+  std::string status_report() const;
+  std::string kick(const std::string& target);
+  void watch_config_files();
+  void on_config_change();
 
   EventLoop loop_;
   std::shared_ptr<const config::Config> config_;
@@ -96,6 +124,10 @@ class Broker {
   std::vector<char*> session_envp_;
   ipc::Hello hello_;  // what every session is told first
   UniqueFd signal_fd_;
+  std::unique_ptr<ControlServer> control_;
+  UniqueFd inotify_;
+  EventLoop::TimerId reload_timer_ = 0;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   int exit_code_ = 0;
 };
 

@@ -2,7 +2,9 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 
 namespace xcg::gateway {
 namespace {
@@ -18,18 +20,42 @@ Result<T> as(Result<ipc::Received> r) {
 }  // namespace
 
 Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAnswerTimeoutMs);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("poll broker");
+    if (n == 0) return fail(Errc::timeout, "the broker did not answer");
+    auto r = ipc::receive(fd_);
+    if (!r) return r;
+    if (auto* revoke = std::get_if<ipc::Revoke>(&r->message)) {
+      revoked_ = revoke->text;  // the session ends at its next step; keep waiting for our answer
+      continue;
+    }
+    if (ipc::type_of(r->message) != answer)
+      return fail(Errc::invalid_input, "unexpected message from the broker");
+    return r;
+  }
+}
+
+void BrokerClient::take_unsolicited() {
   pollfd p{fd_, POLLIN, 0};
-  int n;
-  do {
-    n = ::poll(&p, 1, kAnswerTimeoutMs);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return fail_errno("poll broker");
-  if (n == 0) return fail(Errc::timeout, "the broker did not answer");
-  auto r = ipc::receive(fd_);
-  if (!r) return r;
-  if (ipc::type_of(r->message) != answer)
-    return fail(Errc::invalid_input, "unexpected message from the broker");
-  return r;
+  while (::poll(&p, 1, 0) == 1) {
+    auto r = ipc::receive(fd_);
+    if (!r) {
+      // The broker is gone or talks nonsense: nothing more can be done for the customer.
+      revoked_ = r.error().code == Errc::not_found ? "the gateway is shutting down" : "internal error";
+      return;
+    }
+    if (auto* revoke = std::get_if<ipc::Revoke>(&r->message)) {
+      revoked_ = revoke->text;
+    } else {
+      revoked_ = "internal error";  // an answer nobody asked for
+      return;
+    }
+  }
 }
 
 Result<ipc::Received> BrokerClient::call(const ipc::Message& request, ipc::Type answer) {
@@ -58,6 +84,18 @@ Result<ipc::AttachAns> BrokerClient::attach(UniqueFd& console) {
   if (ans.ok && !r->fd) return fail(Errc::invalid_input, "attach answer without a console");
   console = std::move(r->fd);
   return ans;
+}
+
+Result<ipc::LogAns> BrokerClient::console_log(unsigned lines) {
+  return as<ipc::LogAns>(call(ipc::LogReq{lines}, ipc::Type::log_ans));
+}
+
+Result<ipc::WhoAns> BrokerClient::who() {
+  return as<ipc::WhoAns>(call(ipc::WhoReq{}, ipc::Type::who_ans));
+}
+
+Result<ipc::ActionAns> BrokerClient::sysrq(char key) {
+  return as<ipc::ActionAns>(call(ipc::SysrqReq{static_cast<uint8_t>(key)}, ipc::Type::action_ans));
 }
 
 void BrokerClient::log(int level, std::string_view text) noexcept {

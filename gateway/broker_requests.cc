@@ -4,6 +4,10 @@
 #include <sys/socket.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
 #include <fmt/format.h>
 
 #include "base/log.h"
@@ -34,17 +38,27 @@ std::optional<xen::Lifecycle> lifecycle_for(config::Action a) {
     case config::Action::shutdown: return xen::Lifecycle::shutdown;
     case config::Action::reboot: return xen::Lifecycle::reboot;
     case config::Action::destroy: return xen::Lifecycle::destroy;
-    case config::Action::console: return std::nullopt;
+    case config::Action::console:
+    case config::Action::sysrq: return std::nullopt;
   }
   return std::nullopt;
 }
 
-// The operator's comment for the key (the client does not send one).
-std::string key_comment(const config::Domain& d, std::string_view blob) {
+const config::DomainKey* find_key(const config::Domain& d, std::string_view blob) {
   for (const auto& k : d.keys)
-    if (k.key.blob == blob) return k.key.comment;
-  return "";
+    if (k.key.blob == blob) return &k;
+  return nullptr;
 }
+
+std::string clock_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm utc{};
+  ::gmtime_r(&tt, &utc);
+  return fmt::format("{:02}:{:02}:{:02} UTC", utc.tm_hour, utc.tm_min, utc.tm_sec);
+}
+
+constexpr size_t kMaxLogAnswer = 32 * 1024;
+constexpr size_t kMaxWhoLines = 50;
 
 }  // namespace
 
@@ -54,7 +68,10 @@ bool Broker::permitted(const Session& s, ipc::Type t) const {
     case ipc::Type::authorize_req: return s.phase == Phase::preauth;
     case ipc::Type::status_req:
     case ipc::Type::action_req:
-    case ipc::Type::attach_req: return s.phase == Phase::authorized;
+    case ipc::Type::attach_req:
+    case ipc::Type::log_req:
+    case ipc::Type::who_req:
+    case ipc::Type::sysrq_req: return s.phase == Phase::authorized;
     default: return false;  // answers and hello only ever travel broker -> session
   }
 }
@@ -93,6 +110,12 @@ void Broker::on_session_message(uint64_t id) {
     answer = answer_status(s);
   } else if (auto* act = std::get_if<ipc::ActionReq>(&received->message)) {
     answer = answer_action(s, *act);
+  } else if (auto* log_req = std::get_if<ipc::LogReq>(&received->message)) {
+    answer = answer_log(s, *log_req);
+  } else if (std::holds_alternative<ipc::WhoReq>(received->message)) {
+    answer = answer_who(s);
+  } else if (auto* sysrq = std::get_if<ipc::SysrqReq>(&received->message)) {
+    answer = answer_sysrq(s, *sysrq);
   } else {
     answer = answer_attach(s, pass);
   }
@@ -119,16 +142,22 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
       log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
       return ans;
     }
+    const config::DomainKey* entry = find_key(*domain, key->blob);
     s.fingerprint = fingerprint;
+    s.key_blob = key->blob;
+    s.readonly = entry && entry->readonly;
+    s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
     set_authorized(s, domain->name);
-    audit(s, "auth_success", {{"key", key_comment(*domain, key->blob)}});
+    audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
     audit(s, "session_start");
   }
+  const config::DomainKey* entry = find_key(*domain, key->blob);
   ans.ok = true;
   ans.domain = domain->name;
   ans.console_on_login = domain->on_login == config::OnLogin::console;
   ans.actions = domain->actions;
   ans.fingerprint = fingerprint;
+  ans.readonly = entry && entry->readonly;
   return ans;
 }
 
@@ -142,7 +171,11 @@ ipc::Message Broker::answer_action(Session& s, const ipc::ActionReq& req) {
   auto lifecycle = lifecycle_for(req.action);
   std::string name(config::action_name(req.action));
   auto it = config_->domains.find(s.domain);
-  if (!lifecycle) return ipc::ActionAns{false, "console is not an action; use attach"};
+  if (!lifecycle) return ipc::ActionAns{false, name + " is not a lifecycle action"};
+  if (s.readonly) {
+    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", "read-only key"}});
+    return ipc::ActionAns{false, fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain)};
+  }
   if (it == config_->domains.end() || !it->second.allows(req.action)) {
     audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", "not allowed"}});
     return ipc::ActionAns{false, fmt::format("{} is not allowed for {}", name, s.domain)};
@@ -173,9 +206,57 @@ ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
   if (hub == hubs_.end()) return ipc::AttachAns{false, "no console hub"};
   // Audit with copies: the session record may be gone by the time the viewer detaches.
   AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
-  hub->second->attach(std::move(hub_end), [this, detach] { audit_.write(detach); });
-  audit(s, "console_attach");
+  hub->second->attach(std::move(hub_end), ViewerInfo{s.key_label, s.readonly},
+                      [this, detach] { audit_.write(detach); });
+  audit(s, "console_attach", {{"readonly", s.readonly ? "yes" : "no"}});
   return ipc::AttachAns{true, ""};
+}
+
+ipc::Message Broker::answer_log(Session& s, const ipc::LogReq& req) {
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ipc::LogAns{false, "no console log for " + s.domain};
+  unsigned lines = std::clamp<uint32_t>(req.lines, 1, 10000);
+  auto text = hub->second->log().tail(lines, kMaxLogAnswer);
+  if (!text) return ipc::LogAns{false, text.error().message};
+  return ipc::LogAns{true, std::move(*text)};
+}
+
+ipc::Message Broker::answer_who(Session& s) {
+  ipc::WhoAns ans;
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ans;
+  auto viewers = hub->second->viewers();
+  for (const auto& v : viewers) {
+    if (ans.viewers.size() == kMaxWhoLines) {
+      ans.viewers.push_back(fmt::format("... and {} more", viewers.size() - kMaxWhoLines));
+      break;
+    }
+    ans.viewers.push_back(fmt::format("{}{}, since {}", sanitize(v.label, 80),
+                                      v.readonly ? " (read-only)" : "", clock_time(v.since)));
+  }
+  return ans;
+}
+
+ipc::Message Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
+  std::string what = req.key == 0 ? "nmi" : fmt::format("sysrq {}", static_cast<char>(req.key));
+  bool valid_key = req.key == 0 || (req.key >= '0' && req.key <= '9') || (req.key >= 'a' && req.key <= 'z');
+  auto it = config_->domains.find(s.domain);
+  std::string refusal;
+  if (!valid_key) refusal = "not a SysRq key";
+  else if (s.readonly) refusal = fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
+  else if (it == config_->domains.end() || !it->second.allows(config::Action::sysrq))
+    refusal = fmt::format("sysrq is not allowed for {}", s.domain);
+  if (!refusal.empty()) {
+    audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", refusal}});
+    return ipc::ActionAns{false, refusal};
+  }
+  auto done = hypervisor_->send_sysrq(s.domain, static_cast<char>(req.key));
+  if (!done) {
+    audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", done.error().message}});
+    return ipc::ActionAns{false, done.error().message};
+  }
+  audit(s, "action", {{"action", what}, {"result", "ok"}});
+  return ipc::ActionAns{true, fmt::format("{}: {} sent", s.domain, what)};
 }
 
 }  // namespace xcg::gateway

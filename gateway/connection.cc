@@ -100,6 +100,13 @@ void Connection::install() {
     guarded(0, [&] { return self(ud)->on_channel_close(), 0; });
   };
   ssh_callbacks_init(&channel_cb_);
+
+  if (ssh_event_add_fd(event_, broker_.fd(), POLLIN, &Connection::on_broker_readable, this) != SSH_OK)
+    throw std::runtime_error("ssh_event_add_fd failed for the broker socket");
+}
+
+int Connection::on_broker_readable(socket_t, int, void* userdata) {
+  return guarded(0, [&] { return self(userdata)->broker_.take_unsolicited(), 0; });
 }
 
 // --- authentication -------------------------------------------------------------------------
@@ -136,6 +143,7 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
     domain_ = answer->domain;
     console_on_login_ = answer->console_on_login;
     actions_ = answer->actions;
+    readonly_ = answer->readonly;
   }
   return SSH_AUTH_SUCCESS;
 }
@@ -198,7 +206,19 @@ void Connection::check_idle(std::chrono::steady_clock::time_point now) {
   finish(0);
 }
 
+void Connection::check_revoked() {
+  if (!broker_.revoked() || mode_ == Mode::finishing || done_) return;
+  if (!channel_) {
+    done_ = true;
+    return;
+  }
+  detach_console();
+  out(fmt::format("\r\n[xcg: {}]\r\n", menu::printable(*broker_.revoked())));
+  finish(1);
+}
+
 void Connection::step(std::chrono::steady_clock::time_point now) {
+  check_revoked();
   if (pending_start_ == Start::shell) {
     pending_start_ = Start::none;
     start_shell();
@@ -233,21 +253,25 @@ void Connection::step(std::chrono::steady_clock::time_point now) {
   }
 }
 
-std::string Connection::status_line() {
+std::string Connection::screen_status() {
+  if (menu_) {
+    auto who = broker_.who();
+    menu_->set_viewers(who ? menu::viewers_line(who->viewers) : "");
+  }
   auto r = broker_.status();
   if (!r) return fmt::format("{}: status unavailable", domain_);
   return r->text;
 }
 
 void Connection::start_shell() {
-  menu_.emplace(domain_, actions_);
+  menu_.emplace(domain_, actions_, readonly_);
   mode_ = Mode::menu;
   bool may_console = std::find(actions_.begin(), actions_.end(), config::Action::console) != actions_.end();
   if (console_on_login_ && may_console) {
     attach_console(true);
     return;
   }
-  menu_->show_status(status_line());
+  menu_->show_status(screen_status());
   send_menu_output();
 }
 
@@ -255,7 +279,7 @@ void Connection::handle_menu_request(menu::Request r) {
   using K = menu::Request::Kind;
   switch (r.kind) {
     case K::none: return;
-    case K::status: menu_->show_status(status_line()); return;
+    case K::status: menu_->show_status(screen_status()); return;
     case K::exit: send_menu_output(); finish(0); return;
     case K::attach_console:
       send_menu_output();  // the menu's echo and hint come before the console's bytes
@@ -264,7 +288,19 @@ void Connection::handle_menu_request(menu::Request r) {
     case K::action: {
       auto ans = broker_.action(r.action);
       std::string text = ans ? ans->text : ans.error().message;
-      menu_->action_done(r.action, ans && ans->ok, text, status_line());
+      menu_->action_done(r.action, ans && ans->ok, text, screen_status());
+      return;
+    }
+    case K::sysrq: {
+      auto ans = broker_.sysrq(r.key);
+      std::string text = ans ? ans->text : ans.error().message;
+      menu_->action_done(config::Action::sysrq, ans && ans->ok, text, screen_status());
+      return;
+    }
+    case K::log: {
+      auto ans = broker_.console_log(menu::Menu::kLogLines);
+      std::string text = ans ? ans->text : ans.error().message;
+      menu_->show_log(text, screen_status());
       return;
     }
   }
@@ -276,9 +312,9 @@ void Connection::run_exec(const std::string& command) {
     err("xcg: " + cmd.error().message + "\n");
     return finish(2);
   }
-  switch (*cmd) {
+  switch (cmd->command) {
     case menu::Command::help:
-      out(menu::help_text(domain_, actions_));
+      out(menu::help_text(domain_, actions_, readonly_));
       return finish(0);
     case menu::Command::status: {
       auto r = broker_.status();
@@ -292,17 +328,49 @@ void Connection::run_exec(const std::string& command) {
     case menu::Command::console:
       exec_console_ = true;
       return attach_console(false);
-    default: {
-      auto action = menu::required_action(*cmd);
-      auto r = broker_.action(*action);
-      if (r && r->ok) {
-        out(r->text + "\n");
-        return finish(0);
-      }
-      err("xcg: " + (r ? r->text : r.error().message) + "\n");
-      return finish(1);
-    }
+    case menu::Command::log: return exec_log(cmd->lines);
+    case menu::Command::who: return exec_who();
+    case menu::Command::sysrq: return finish_with(broker_.sysrq(cmd->sysrq_key));
+    case menu::Command::nmi: return finish_with(broker_.sysrq(0));
+    case menu::Command::start:
+    case menu::Command::shutdown:
+    case menu::Command::reboot:
+    case menu::Command::destroy:
+      return finish_with(broker_.action(*menu::required_action(cmd->command)));
   }
+}
+
+// Ends an exec command with the broker's sentence: stdout and 0 on success, stderr and 1 on a
+// refusal or failure.
+void Connection::finish_with(const Result<ipc::ActionAns>& answer) {
+  if (answer && answer->ok) {
+    out(answer->text + "\n");
+    return finish(0);
+  }
+  err("xcg: " + (answer ? answer->text : answer.error().message) + "\n");
+  finish(1);
+}
+
+void Connection::exec_log(unsigned lines) {
+  auto r = broker_.console_log(lines);
+  if (!r || !r->ok) {
+    err("xcg: " + (r ? r->text : r.error().message) + "\n");
+    return finish(1);
+  }
+  std::string text = menu::printable_lines(r->text, "\n");
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  out(text);
+  finish(0);
+}
+
+void Connection::exec_who() {
+  auto r = broker_.who();
+  if (!r) {
+    err("xcg: " + r.error().message + "\n");
+    return finish(1);
+  }
+  for (const auto& viewer : r->viewers) out(menu::printable(viewer) + "\n");
+  finish(0);
 }
 
 void Connection::attach_console(bool from_menu) {
@@ -314,7 +382,7 @@ void Connection::attach_console(bool from_menu) {
       err("xcg: " + why + "\n");
       return finish(1);
     }
-    menu_->attach_failed(why, status_line());
+    menu_->attach_failed(why, screen_status());
     send_menu_output();
     return;
   }
@@ -322,7 +390,7 @@ void Connection::attach_console(bool from_menu) {
   set_nonblocking(console_.get());
   mode_ = Mode::console;
   if (!menu_ || menu_->state() != menu::Menu::State::console)  // the menu prints its own hint
-    out("[xcg: console of " + domain_ + "; Ctrl-] detaches]\r\n");
+    out("[xcg: console of " + domain_ + (readonly_ ? ", view only" : "") + "; Ctrl-] detaches]\r\n");
   if (ssh_event_add_fd(event_, console_.get(), POLLIN, &Connection::on_console_readable, this) != SSH_OK)
     throw std::runtime_error("ssh_event_add_fd failed");
   console_watched_ = true;
@@ -338,8 +406,9 @@ void Connection::detach_console() {
 
 void Connection::pump_console_input(std::string_view bytes) {
   auto scanned = menu::scan_console_input(bytes);
+  // A read-only viewer's keystrokes go nowhere (the hub drops them too); Ctrl-] still detaches.
   size_t room = kMaxPendingInput - std::min(kMaxPendingInput, console_out_.size());
-  console_out_.append(scanned.to_guest.substr(0, room));
+  if (!readonly_) console_out_.append(scanned.to_guest.substr(0, room));
   while (console_ && !console_out_.empty()) {
     ssize_t n = ::send(console_.get(), console_out_.data(), console_out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -354,7 +423,7 @@ void Connection::pump_console_input(std::string_view bytes) {
   detach_console();
   if (exec_console_ || !menu_) return finish(0);
   mode_ = Mode::menu;
-  menu_->console_detached(status_line());
+  menu_->console_detached(screen_status());
   send_menu_output();
 }
 
@@ -377,7 +446,7 @@ void Connection::read_console() {
   detach_console();
   if (exec_console_ || !menu_) return finish(0);
   mode_ = Mode::menu;
-  menu_->console_detached(status_line());
+  menu_->console_detached(screen_status());
   send_menu_output();
 }
 

@@ -56,13 +56,19 @@ class Connection {
   void check_idle(std::chrono::steady_clock::time_point now);
   void start_shell();
   void run_exec(const std::string& command);
+  void finish_with(const Result<ipc::ActionAns>& answer);
+  void exec_log(unsigned lines);
+  void exec_who();
   void handle_menu_request(menu::Request r);
   void attach_console(bool from_menu);
   void detach_console();
   void pump_console_input(std::string_view bytes);
   static int on_console_readable(socket_t fd, int revents, void* self);
+  static int on_broker_readable(socket_t fd, int revents, void* self);
+  void check_revoked();
   void read_console();
-  std::string status_line();
+  // The status line for a fresh main screen; also refreshes the menu's viewers line.
+  std::string screen_status();
 
   void out(std::string_view bytes);
   void err(std::string_view bytes);
@@ -84,6 +90,7 @@ class Connection {
   std::string domain_;
   bool console_on_login_ = false;
   std::vector<config::Action> actions_;
+  bool readonly_ = false;  // the key may watch the console only: no input, no actions
 
   bool have_pty_ = false;
   Start pending_start_ = Start::none;

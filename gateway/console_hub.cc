@@ -21,7 +21,12 @@ bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 }  // namespace
 
-ConsoleHub::ConsoleHub(EventLoop& loop, std::string domain) : loop_(loop), domain_(std::move(domain)) {}
+ConsoleHub::ConsoleHub(EventLoop& loop, std::string domain, HubSettings settings)
+    : loop_(loop),
+      domain_(std::move(domain)),
+      settings_(std::move(settings)),
+      scrollback_(settings_.scrollback_bytes),
+      log_(settings_.log_path, settings_.log_max_bytes) {}
 
 ConsoleHub::~ConsoleHub() {
   drop_console();
@@ -52,7 +57,7 @@ void ConsoleHub::read_console() {
   for (int i = 0; i < kReadsPerEvent && console_; ++i) {
     ssize_t n = ::read(console_.get(), buf, sizeof buf);
     if (n > 0) {
-      broadcast(std::string_view(buf, static_cast<size_t>(n)));
+      record(std::string_view(buf, static_cast<size_t>(n)));
       continue;
     }
     if (n < 0 && (errno == EINTR)) continue;
@@ -78,34 +83,45 @@ void ConsoleHub::write_console() {
   if (console_) loop_.modify(console_.get(), console_input_.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
 }
 
-ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, std::function<void()> on_detach) {
+ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::function<void()> on_detach) {
   ViewerId id = next_id_++;
   set_nonblocking(viewer.get());
   int fd = viewer.get();
-  viewers_.emplace(id, Viewer{std::move(viewer), {}, 0, std::move(on_detach)});
-  loop_.add(fd, EPOLLIN, [this, id](uint32_t events) { on_viewer_event(id, events); });
+  auto& v = viewers_.emplace(id, Viewer{std::move(viewer), std::move(info), {}, 0, std::move(on_detach)})
+                .first->second;
+  // The replay is queued now, in this loop step; live output can only follow it.
+  v.backlog = scrollback_.replay(settings_.replay_bytes);
+  loop_.add(fd, v.backlog.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT,
+            [this, id](uint32_t events) { on_viewer_event(id, events); });
   return id;
 }
 
-void ConsoleHub::notice(std::string_view text) { broadcast(fmt::format("\r\n[xcg: {}]\r\n", text)); }
+std::vector<ViewerInfo> ConsoleHub::viewers() const {
+  std::vector<ViewerInfo> out;
+  for (const auto& [id, v] : viewers_) out.push_back(v.info);
+  return out;
+}
 
-void ConsoleHub::broadcast(std::string_view bytes) {
+void ConsoleHub::notice(std::string_view text) { record(fmt::format("\r\n[xcg: {}]\r\n", text)); }
+
+void ConsoleHub::record(std::string_view bytes) {
+  scrollback_.append(bytes);
+  log_.append(bytes);
   std::vector<ViewerId> gone;
   for (auto& [id, v] : viewers_) {
-    queue_to_viewer(id, v, bytes);
+    queue_to_viewer(v, bytes);
     if (!flush_viewer(v)) gone.push_back(id);
   }
   for (auto id : gone) detach(id);
 }
 
-void ConsoleHub::queue_to_viewer(ViewerId id, Viewer& v, std::string_view bytes) {
-  (void)id;
-  if (v.skipped > 0 && v.backlog.size() <= kMaxViewerBacklog / 2) {
+void ConsoleHub::queue_to_viewer(Viewer& v, std::string_view bytes) {
+  if (v.skipped > 0 && v.backlog.size() <= backlog_limit() / 2) {
     // The viewer caught up: tell it what it missed before it gets new output.
     v.backlog += fmt::format("\r\n[xcg: {} bytes skipped]\r\n", v.skipped);
     v.skipped = 0;
   }
-  if (v.skipped > 0 || v.backlog.size() + bytes.size() > kMaxViewerBacklog) {
+  if (v.skipped > 0 || v.backlog.size() + bytes.size() > backlog_limit()) {
     v.skipped += bytes.size();
     return;
   }
@@ -137,7 +153,7 @@ void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {
   if (it == viewers_.end()) return;
   Viewer& v = it->second;
   if (events & EPOLLOUT) {
-    if (v.skipped > 0 && v.backlog.size() <= kMaxViewerBacklog / 2) queue_to_viewer(id, v, {});
+    if (v.skipped > 0 && v.backlog.size() <= backlog_limit() / 2) queue_to_viewer(v, {});
     if (!flush_viewer(v)) return detach(id);
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -154,7 +170,7 @@ bool ConsoleHub::read_viewer(Viewer& v) {
       if (errno == EINTR) continue;
       return would_block(errno);
     }
-    if (!console_) continue;  // nobody to type to; the viewer was told the domain is down
+    if (!console_ || v.info.readonly) continue;  // nobody to type to, or not allowed to
     size_t room = kMaxConsoleInput - std::min(kMaxConsoleInput, console_input_.size());
     console_input_.append(buf, std::min(room, static_cast<size_t>(n)));
     write_console();

@@ -1,21 +1,42 @@
 // One hub per domain: the only reader of the domain's console, fanning its output out to every
 // attached viewer and merging the viewers' input back (tmux's one pane, many clients).
 //
-// Viewers are stream sockets whose other end is held by a session process. A viewer that stops
-// reading never blocks the console or the other viewers: its backlog is bounded, and output
-// that does not fit is skipped and replaced by one visible marker once it catches up.
+// Everything the console prints goes into a scrollback ring and the persistent console log,
+// whether or not anyone is attached. A viewer that attaches first gets a replay of the recent
+// output, then live output: both are queued in the same event-loop step, so there is no gap and
+// no duplicate at the seam. Viewers are stream sockets whose other end is held by a session
+// process. A viewer that stops reading never blocks the console or the other viewers: its
+// backlog is bounded, and output that does not fit is skipped and replaced by one visible
+// marker once it catches up (docs/console.md).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
+#include "gateway/console_log.h"
+#include "gateway/scrollback.h"
 
 namespace xcg::gateway {
+
+struct HubSettings {
+  size_t scrollback_bytes = 256 * 1024;
+  size_t replay_bytes = 64 * 1024;
+  std::string log_path;  // "" = no console log
+  size_t log_max_bytes = 1024 * 1024;
+};
+
+struct ViewerInfo {
+  std::string label;  // the key's comment, or its fingerprint
+  bool readonly = false;
+  std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
+};
 
 class ConsoleHub {
  public:
@@ -23,7 +44,7 @@ class ConsoleHub {
   static constexpr size_t kMaxViewerBacklog = 256 * 1024;
   static constexpr size_t kMaxConsoleInput = 64 * 1024;
 
-  ConsoleHub(EventLoop& loop, std::string domain);
+  ConsoleHub(EventLoop& loop, std::string domain, HubSettings settings = {});
   ~ConsoleHub();
   ConsoleHub(const ConsoleHub&) = delete;
   ConsoleHub& operator=(const ConsoleHub&) = delete;
@@ -32,18 +53,24 @@ class ConsoleHub {
   // Viewers stay attached across changes.
   void set_console(UniqueFd console);
   bool has_console() const { return console_.valid(); }
+  // The domain (re)started: replays begin here.
+  void mark_boot() { scrollback_.mark_boot(); }
 
-  // `on_detach` runs once, when the viewer's socket closes or the hub is destroyed.
-  ViewerId attach(UniqueFd viewer, std::function<void()> on_detach);
-  // Sends "\r\n[xcg: TEXT]\r\n" to every viewer.
+  // `on_detach` runs once, when the viewer's socket closes or the hub is destroyed. A read-only
+  // viewer's input is discarded.
+  ViewerId attach(UniqueFd viewer, ViewerInfo info, std::function<void()> on_detach);
+  // Sends "\r\n[xcg: TEXT]\r\n" to every viewer; it is also recorded like console output.
   void notice(std::string_view text);
 
   size_t viewer_count() const { return viewers_.size(); }
+  std::vector<ViewerInfo> viewers() const;
   const std::string& domain() const { return domain_; }
+  const ConsoleLog& log() const { return log_; }
 
  private:
   struct Viewer {
     UniqueFd fd;
+    ViewerInfo info;
     std::string backlog;
     size_t skipped = 0;  // bytes dropped since the viewer fell behind
     std::function<void()> on_detach;
@@ -56,13 +83,18 @@ class ConsoleHub {
   void on_viewer_event(ViewerId id, uint32_t events);
   bool read_viewer(Viewer& v);
   bool flush_viewer(Viewer& v);
-  void queue_to_viewer(ViewerId id, Viewer& v, std::string_view bytes);
+  void queue_to_viewer(Viewer& v, std::string_view bytes);
   void update_viewer_interest(const Viewer& v);
   void detach(ViewerId id);
-  void broadcast(std::string_view bytes);
+  void record(std::string_view bytes);  // scrollback + log + every viewer
+  // A viewer may hold its replay plus this much live output before it skips.
+  size_t backlog_limit() const { return kMaxViewerBacklog + settings_.replay_bytes; }
 
   EventLoop& loop_;
   std::string domain_;
+  HubSettings settings_;
+  Scrollback scrollback_;
+  ConsoleLog log_;
   UniqueFd console_;
   std::string console_input_;
   std::map<ViewerId, Viewer> viewers_;

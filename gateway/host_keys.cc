@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <set>
+
 #include <fmt/format.h>
+#include <openssl/sha.h>
 
 #include "base/log.h"
 #include "base/unique_fd.h"
@@ -64,7 +67,59 @@ std::string read_key(const std::string& path) {
   return text;
 }
 
+int sshfp_algorithm(std::string_view type) {
+  if (type == "ssh-rsa") return 1;
+  if (type.starts_with("ecdsa-sha2-")) return 3;
+  if (type == "ssh-ed25519") return 4;
+  return 0;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  std::string hex;
+  for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
+// "TYPE BASE64" of the public half of a private key in PEM text.
+std::string public_line(const std::string& pem, const std::string& path) {
+  ssh_key raw = nullptr;
+  if (ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK)
+    throw key_error(path, "cannot read the key");
+  SshKey priv(raw);
+  ssh_key pub_raw = nullptr;
+  if (ssh_pki_export_privkey_to_pubkey(priv.get(), &pub_raw) != SSH_OK) throw key_error(path, "no public key");
+  SshKey pub(pub_raw);
+  char* b64 = nullptr;
+  if (ssh_pki_export_pubkey_base64(pub.get(), &b64) != SSH_OK) throw key_error(path, "cannot export the key");
+  SshString text(b64);
+  return fmt::format("{} {}", ssh_key_type_to_char(ssh_key_type(pub.get())), text.get());
+}
+
 }  // namespace
+
+std::vector<std::string> host_key_records(const config::Config& config, std::string host) {
+  if (host.empty()) {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) throw std::runtime_error("gethostname failed");
+    host = name;
+  }
+  auto pems = load_or_create_host_keys(config.host_keys);
+  std::vector<std::string> known_hosts, sshfp;
+  for (size_t i = 0; i < pems.size(); ++i) {
+    std::string line = public_line(pems[i], config.host_keys[i]);
+    auto key = config::parse_public_key(line);
+    if (!key) throw key_error(config.host_keys[i], key.error().message);
+    std::set<uint16_t> ports;
+    for (const auto& l : config.listen) ports.insert(l.port);
+    for (uint16_t port : ports)
+      known_hosts.push_back(port == 22 ? fmt::format("{} {}", host, line) : fmt::format("[{}]:{} {}", host, port, line));
+    sshfp.push_back(fmt::format("{} IN SSHFP {} 2 {}", host, sshfp_algorithm(key->type), sha256_hex(key->blob)));
+  }
+  known_hosts.insert(known_hosts.end(), sshfp.begin(), sshfp.end());
+  return known_hosts;
+}
 
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths) {
   std::vector<std::string> pems;

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
+
 namespace xcg::gateway {
 
 // For each path: if the file is missing, generate an Ed25519 key there (mode 0600, parent
@@ -11,5 +13,10 @@ namespace xcg::gateway {
 // processes. Throws std::runtime_error naming the path on any failure, including a key file
 // readable by group or others.
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths);
+
+// What operators publish for customers: for each host key, a known_hosts line per listen
+// port ("[HOST]:PORT TYPE BASE64", plain "HOST" for port 22) and an SSHFP record
+// ("HOST IN SSHFP ALG 2 SHA256HEX"). `host` defaults to this machine's host name.
+std::vector<std::string> host_key_records(const config::Config& config, std::string host);
 
 }  // namespace xcg::gateway

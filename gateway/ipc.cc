@@ -79,7 +79,7 @@ class Reader {
   }
   config::Action action() {
     uint8_t v = u8();
-    if (v > static_cast<uint8_t>(config::Action::destroy)) ok_ = false;
+    if (v > static_cast<uint8_t>(config::Action::sysrq)) ok_ = false;
     return static_cast<config::Action>(v);
   }
 
@@ -122,6 +122,7 @@ void put(Writer& w, const AuthorizeAns& m) {
   w.boolean(m.console_on_login);
   w.actions(m.actions);
   w.str(m.fingerprint);
+  w.boolean(m.readonly);
 }
 void put(Writer&, const StatusReq&) {}
 void put(Writer& w, const StatusAns& m) {
@@ -134,6 +135,15 @@ void put(Writer& w, const ActionAns& m) {
   w.str(m.text);
 }
 void put(Writer&, const AttachReq&) {}
+void put(Writer& w, const LogReq& m) { w.u32(m.lines); }
+void put(Writer& w, const LogAns& m) {
+  w.boolean(m.ok);
+  w.str(m.text);
+}
+void put(Writer&, const WhoReq&) {}
+void put(Writer& w, const WhoAns& m) { w.strings(m.viewers); }
+void put(Writer& w, const SysrqReq& m) { w.u8(m.key); }
+void put(Writer& w, const Revoke& m) { w.str(m.text); }
 void put(Writer& w, const AttachAns& m) {
   w.boolean(m.ok);
   w.str(m.text);
@@ -174,6 +184,7 @@ Message get(Reader& r, Type t) {
       m.console_on_login = r.boolean();
       m.actions = r.actions();
       m.fingerprint = r.str();
+      m.readonly = r.boolean();
       return m;
     }
     case Type::status_req: return StatusReq{};
@@ -197,11 +208,22 @@ Message get(Reader& r, Type t) {
       m.text = r.str();
       return m;
     }
+    case Type::log_req: return LogReq{r.u32()};
+    case Type::log_ans: {
+      LogAns m;
+      m.ok = r.boolean();
+      m.text = r.str();
+      return m;
+    }
+    case Type::who_req: return WhoReq{};
+    case Type::who_ans: return WhoAns{r.strings()};
+    case Type::sysrq_req: return SysrqReq{r.u8()};
+    case Type::revoke: return Revoke{r.str()};
   }
   return StatusReq{};  // unreachable: decode() checked the type
 }
 
-bool known_type(uint8_t t) { return t >= 1 && t <= static_cast<uint8_t>(Type::attach_ans) && t != 3; }
+bool known_type(uint8_t t) { return t >= 1 && t <= static_cast<uint8_t>(Type::revoke) && t != 3; }
 
 }  // namespace
 
@@ -209,7 +231,9 @@ Type type_of(const Message& m) {
   static constexpr Type kTypes[] = {Type::hello,      Type::log,        Type::authorize_req,
                                     Type::authorize_ans, Type::status_req, Type::status_ans,
                                     Type::action_req, Type::action_ans, Type::attach_req,
-                                    Type::attach_ans};
+                                    Type::attach_ans, Type::log_req,    Type::log_ans,
+                                    Type::who_req,    Type::who_ans,    Type::sysrq_req,
+                                    Type::revoke};
   return kTypes[m.index()];
 }
 
@@ -225,6 +249,12 @@ std::string_view type_name(Type t) {
     case Type::action_ans: return "action_ans";
     case Type::attach_req: return "attach_req";
     case Type::attach_ans: return "attach_ans";
+    case Type::log_req: return "log_req";
+    case Type::log_ans: return "log_ans";
+    case Type::who_req: return "who_req";
+    case Type::who_ans: return "who_ans";
+    case Type::sysrq_req: return "sysrq_req";
+    case Type::revoke: return "revoke";
   }
   return "unknown";
 }

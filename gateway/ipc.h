@@ -19,7 +19,7 @@
 namespace xcg::gateway::ipc {
 
 inline constexpr size_t kMaxFrame = 64 * 1024;
-inline constexpr size_t kMaxString = 16 * 1024;
+inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
   hello = 1,          // broker -> session, once, first: what the session needs to run SSH
@@ -32,6 +32,12 @@ enum class Type : uint8_t {
   action_ans = 9,
   attach_req = 10,    // attach to the console; the answer carries a socket to the hub
   attach_ans = 11,
+  log_req = 12,       // the recent console log
+  log_ans = 13,
+  who_req = 14,       // who is attached to this domain's console
+  who_ans = 15,
+  sysrq_req = 16,     // SysRq key (or NMI); answered with action_ans
+  revoke = 17,        // broker -> session, unsolicited: say `text` to the customer and end
 };
 
 struct Hello {
@@ -64,6 +70,7 @@ struct AuthorizeAns {
   bool console_on_login = false;
   std::vector<config::Action> actions;
   std::string fingerprint;
+  bool readonly = false;  // view the console only: no input, no actions
   bool operator==(const AuthorizeAns&) const = default;
 };
 struct StatusReq {
@@ -92,8 +99,35 @@ struct AttachAns {
   bool operator==(const AttachAns&) const = default;
 };
 
+struct LogReq {
+  uint32_t lines = 100;
+  bool operator==(const LogReq&) const = default;
+};
+struct LogAns {
+  bool ok = false;
+  std::string text;  // the log's last lines, or the reason there are none
+  bool operator==(const LogAns&) const = default;
+};
+struct WhoReq {
+  bool operator==(const WhoReq&) const = default;
+};
+struct WhoAns {
+  std::vector<std::string> viewers;  // one line each: "alice@laptop, since 10:02:11 UTC"
+  bool operator==(const WhoAns&) const = default;
+};
+struct SysrqReq {
+  uint8_t key = 0;  // a SysRq key [0-9a-z], or 0 for an NMI
+  bool operator==(const SysrqReq&) const = default;
+};
+
+struct Revoke {
+  std::string text;  // "access to web1 was revoked"
+  bool operator==(const Revoke&) const = default;
+};
+
 using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns,
-                             ActionReq, ActionAns, AttachReq, AttachAns>;
+                             ActionReq, ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq,
+                             WhoAns, SysrqReq, Revoke>;
 
 Type type_of(const Message& m);
 std::string_view type_name(Type t);

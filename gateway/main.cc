@@ -14,15 +14,22 @@
 
 #include "base/log.h"
 #include "config/config.h"
+#include "config/summary.h"
 #include "gateway/broker.h"
+#include "gateway/control.h"
+#include "gateway/host_keys.h"
 #include "gateway/session.h"
 #include "xen/sim_hypervisor.h"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: xcg serve --config FILE [--debug]\n"
-    "       xcg check --config FILE\n";
+    "usage: xcg serve --config FILE [--control-socket PATH] [--debug]\n"
+    "       xcg check --config FILE\n"
+    "       xcg hostkeys --config FILE [--host NAME]\n"
+    "       xcg ctl [--socket PATH] sessions | status | kick DOMAIN|SESSION | reload\n";
+
+constexpr const char* kDefaultControlSocket = "/run/xcg/control.sock";
 
 int usage_error(std::string_view why) {
   std::fprintf(stderr, "xcg: %.*s\n%s", static_cast<int>(why.size()), why.data(), kUsage);
@@ -33,6 +40,8 @@ struct Args {
   std::string config;
   bool debug = false;
   std::string session_program;  // tests only
+  std::string control_socket = kDefaultControlSocket;
+  std::string host;             // hostkeys: the name customers use
 };
 
 // Returns an empty string on success, otherwise the problem.
@@ -43,6 +52,10 @@ std::string parse_args(int argc, char** argv, Args& args) {
       args.config = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
       args.config = std::string(a.substr(9));
+    } else if (a == "--control-socket" && i + 1 < argc) {
+      args.control_socket = argv[++i];
+    } else if (a == "--host" && i + 1 < argc) {
+      args.host = argv[++i];
     } else if (a == "--session-program" && i + 1 < argc) {
       args.session_program = argv[++i];
     } else if (a == "--debug") {
@@ -57,9 +70,9 @@ std::string parse_args(int argc, char** argv, Args& args) {
 int check(const Args& args) {
   try {
     auto config = xcg::config::load_config(args.config);
-    size_t keys = 0;
-    for (const auto& [name, d] : config->domains) keys += d.keys.size();
-    std::printf("%s: OK (%zu domains, %zu keys)\n", args.config.c_str(), config->domains.size(), keys);
+    auto summary = xcg::config::summary_of(*config);
+    std::printf("%s: OK: %s\n", args.config.c_str(), summary.counts().c_str());
+    for (const auto& w : summary.warnings) std::printf("%s\n", xcg::config::warning_line(w).c_str());
     return 0;
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::printf("%s\n", p.str().c_str());
@@ -80,10 +93,42 @@ int serve(const Args& args) {
   try {
     xcg::gateway::BrokerOptions options;
     options.session_program = args.session_program;
+    options.control_socket = args.control_socket;
     xcg::gateway::Broker broker(config, options);
     return broker.run();
   } catch (const std::exception& e) {
     xcg::log::error("{}", e.what());
+    return 1;
+  }
+}
+
+// xcg ctl [--socket PATH] WORDS...
+int ctl(int argc, char** argv) {
+  std::string socket = kDefaultControlSocket;
+  std::vector<std::string> words;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--socket" && i + 1 < argc) {
+      socket = argv[++i];
+    } else {
+      words.emplace_back(a);
+    }
+  }
+  if (words.empty()) return usage_error("ctl: what? sessions, status, kick DOMAIN|SESSION or reload");
+  return xcg::gateway::run_control_client(socket, words);
+}
+
+int hostkeys(const Args& args) {
+  try {
+    auto config = xcg::config::load_config(args.config);
+    auto lines = xcg::gateway::host_key_records(*config, args.host);
+    for (const auto& l : lines) std::printf("%s\n", l.c_str());
+    return 0;
+  } catch (const xcg::config::ConfigError& e) {
+    for (const auto& p : e.problems()) std::fprintf(stderr, "%s\n", p.str().c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "xcg: %s\n", e.what());
     return 1;
   }
 }
@@ -101,8 +146,11 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (command == "ctl") return ctl(argc, argv);
   Args args;
-  if (command != "serve" && command != "check") return usage_error(fmt::format("unknown command '{}'", command));
+  if (command != "serve" && command != "check" && command != "hostkeys")
+    return usage_error(fmt::format("unknown command '{}'", command));
   if (auto problem = parse_args(argc, argv, args); !problem.empty()) return usage_error(problem);
+  if (command == "hostkeys") return hostkeys(args);
   return command == "serve" ? serve(args) : check(args);
 }

@@ -14,17 +14,22 @@ constexpr char kCtrlL = 0x0c;
 constexpr char kEsc = 0x1b;
 constexpr std::string_view kClearScreen = "\x1b[H\x1b[2J";
 constexpr size_t kNameWidth = 10;
+constexpr std::string_view kViewOnlySummary = "watch the console, view only (Ctrl-] detaches)";
+constexpr std::string_view kLogSummary = "show the recent console log";
 
 bool is_exit_key(char c) { return c == '0' || c == 'q' || c == kCtrlC || c == kCtrlD; }
 bool is_refresh_key(char c) { return c == '\r' || c == '\n' || c == 'r' || c == kCtrlL; }
 
 }  // namespace
 
-Menu::Menu(std::string domain, std::vector<config::Action> allowed)
-    : domain_(printable(domain)) {
+Menu::Menu(std::string domain, std::vector<config::Action> allowed, bool readonly)
+    : domain_(printable(domain)), readonly_(readonly) {
   for (config::Action a : config::kAllActions) {
-    if (std::find(allowed.begin(), allowed.end(), a) != allowed.end()) items_.push_back(a);
+    if (std::find(allowed.begin(), allowed.end(), a) == allowed.end()) continue;
+    if (readonly && a != config::Action::console) continue;
+    items_.push_back({a, config::action_name(a), readonly ? kViewOnlySummary : action_summary(a)});
   }
+  items_.push_back({std::nullopt, "log", kLogSummary});
 }
 
 void Menu::show_status(std::string_view status_line) {
@@ -41,6 +46,8 @@ Request Menu::feed(std::string_view input) {
       r = main_key(c, rang);
     } else if (state_ == State::confirm) {
       r = confirm_key(c);
+    } else if (state_ == State::sysrq_key) {
+      r = sysrq_key(c);
     } else {
       break;  // waiting, console or done: the input is not ours
     }
@@ -49,10 +56,12 @@ Request Menu::feed(std::string_view input) {
   return {};
 }
 
-void Menu::action_done(config::Action, bool, std::string_view message,
+void Menu::action_done(config::Action action, bool ok, std::string_view message,
                        std::string_view status_line) {
   if (state_ == State::done) return;
   out_ += "\r\n" + printable(message) + "\r\n";
+  // The guest answers a SysRq key on its console, which the menu does not show.
+  if (action == config::Action::sysrq && ok) out_ += "(the guest answers on its console; see log)\r\n";
   render_main(status_line);
 }
 
@@ -68,16 +77,28 @@ void Menu::console_detached(std::string_view status_line) {
   render_main(status_line);
 }
 
+void Menu::show_log(std::string_view text, std::string_view status_line) {
+  if (state_ == State::done) return;
+  std::string lines = printable_lines(text, "\r\n");
+  if (lines.empty()) lines = "(the console log is empty)";
+  out_ += "\r\n" + lines;
+  if (!lines.ends_with("\r\n")) out_ += "\r\n";
+  render_main(status_line);
+}
+
+void Menu::set_viewers(std::string_view line) { viewers_ = printable(line); }
+
 std::string Menu::take_output() { return std::exchange(out_, {}); }
 
 void Menu::render_main(std::string_view status_line) {
-  out_ += "\r\n" + printable(status_line) + "\r\n\r\n";
+  out_ += "\r\n" + printable(status_line) + "\r\n";
+  if (!viewers_.empty()) out_ += viewers_ + "\r\n";
+  out_ += "\r\n";
   for (size_t i = 0; i < items_.size(); ++i) {
-    std::string_view name = config::action_name(items_[i]);
     out_ += "  " + std::to_string(i + 1) + ") ";
-    out_ += name;
-    out_.append(kNameWidth > name.size() ? kNameWidth - name.size() : 1, ' ');
-    out_ += action_summary(items_[i]);
+    out_ += items_[i].name;
+    out_.append(kNameWidth > items_[i].name.size() ? kNameWidth - items_[i].name.size() : 1, ' ');
+    out_ += items_[i].summary;
     out_ += "\r\n";
   }
   out_ += "  0) exit\r\n\r\nChoice: ";
@@ -141,15 +162,37 @@ Request Menu::confirm_key(char key) {
     r.action = pending_;
     return r;
   }
+  return cancel();
+}
+
+Request Menu::sysrq_key(char key) {
+  echo(key);
+  if (!valid_sysrq_key(key)) return cancel();
+  Request r = request(Request::Kind::sysrq, State::waiting);
+  r.key = key;
+  return r;
+}
+
+Request Menu::cancel() {
   out_ += "\r\ncancelled\r\n";
   return request(Request::Kind::status, State::waiting);
+}
+
+Request Menu::select(const Item& item) {
+  if (item.action) return select(*item.action);
+  return request(Request::Kind::log, State::waiting);
 }
 
 Request Menu::select(config::Action action) {
   switch (action) {
     case config::Action::console:
-      out_ += "\r\n[console of " + domain_ + "; Ctrl-] returns to this menu]\r\n";
+      out_ += "\r\n[console of " + domain_ + (readonly_ ? ", view only" : "") +
+              "; Ctrl-] returns to this menu]\r\n";
       return request(Request::Kind::attach_console, State::console);
+    case config::Action::sysrq:
+      out_ += "\r\nSysRq key for " + domain_ + " (h for help, Enter cancels): ";
+      state_ = State::sysrq_key;
+      return {};
     case config::Action::start: {
       Request r = request(Request::Kind::action, State::waiting);
       r.action = action;
@@ -171,7 +214,7 @@ Request Menu::select(config::Action action) {
 Request Menu::request(Request::Kind kind, State next) {
   state_ = next;
   escape_ = Escape::none;
-  return Request{kind, config::Action::console};
+  return Request{kind, config::Action::console, 0};
 }
 
 // Shows the key the customer pressed, the way a terminal in cooked mode would.

@@ -64,6 +64,28 @@ std::vector<std::string_view> split_words(std::string_view line) {
   return words;
 }
 
+// What Linux prints for a SysRq key (drivers/tty/sysrq.c), for the keys people use.
+std::string sysrq_message(char key) {
+  switch (key) {
+    case 'h': return "sysrq: HELP : loglevel(0-9) reboot(b) crash(c) show-all-locks(d) "
+                     "terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) "
+                     "thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) "
+                     "show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) "
+                     "show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) "
+                     "show-blocked-tasks(w) dump-ftrace-buffer(z)";
+    case 's': return "sysrq: Emergency Sync";
+    case 'u': return "sysrq: Emergency Remount R/O";
+    case 't': return "sysrq: Show State";
+    case 'w': return "sysrq: Show Blocked State";
+    case 'm': return "sysrq: Show Memory";
+    case 'b': return "sysrq: Resetting";
+    case 'c': return "sysrq: Trigger a crash";
+    default:
+      if (key >= '0' && key <= '9') return fmt::format("sysrq: Changing Loglevel\r\nsysrq: Loglevel set to {}", key);
+      return fmt::format("sysrq: SysRq key '{}' received", key);
+  }
+}
+
 class FakeGuest {
  public:
   FakeGuest(std::string name, std::string domid, int signal_fd)
@@ -302,7 +324,11 @@ class FakeGuest {
   void read_signal() {
     signalfd_siginfo info{};
     ssize_t n = ::read(signal_fd_, &info, sizeof info);
-    if (n == static_cast<ssize_t>(sizeof info) && info.ssi_signo == SIGTERM) term_requested_ = true;
+    if (n != static_cast<ssize_t>(sizeof info)) return;
+    if (info.ssi_signo == SIGTERM) term_requested_ = true;
+    // The sim delivers SysRq keys as SIGUSR1 with the key as the value, NMIs as SIGUSR2.
+    if (info.ssi_signo == SIGUSR1) out_ += fmt::format("\r\n{}\r\n", sysrq_message(static_cast<char>(info.ssi_int)));
+    if (info.ssi_signo == SIGUSR2) out_ += "\r\nUhhuh. NMI received for unknown reason 00 on CPU 0.\r\n";
   }
 
   void read_input() {
@@ -388,6 +414,8 @@ int run_fake_guest() {
   sigset_t term;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
+  sigaddset(&term, SIGUSR1);
+  sigaddset(&term, SIGUSR2);
   if (::sigprocmask(SIG_BLOCK, &term, nullptr) < 0) return fail_start("sigprocmask");
   UniqueFd signal_fd(::signalfd(-1, &term, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd) return fail_start("signalfd");

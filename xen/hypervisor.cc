@@ -42,8 +42,11 @@ std::string format_uptime(std::chrono::seconds up) {
 std::string format_status(const DomainStatus& s) {
   std::string out = fmt::format("{}: {}", s.name, state_name(s.state));
   if (s.domid) out += fmt::format(", domid {}", *s.domid);
-  out += fmt::format(", {} MiB, {} vCPU{}", s.memory_mib, s.vcpus, s.vcpus == 1 ? "" : "s");
+  // Unknown (zero) for a Xen domain that does not exist: its size is in its xl config file.
+  if (s.memory_mib || s.vcpus)
+    out += fmt::format(", {} MiB, {} vCPU{}", s.memory_mib, s.vcpus, s.vcpus == 1 ? "" : "s");
   if (s.state == DomainState::running) out += ", up " + format_uptime(s.uptime);
+  if (s.cpu_time) out += ", cpu " + format_uptime(*s.cpu_time);
   return out;
 }
 

@@ -29,9 +29,10 @@ struct DomainStatus {
   uint64_t memory_mib = 0;
   unsigned vcpus = 0;
   std::chrono::seconds uptime{0};          // zero unless running
+  std::optional<std::chrono::seconds> cpu_time;  // CPU time used, where the hypervisor tells
 };
 
-// "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12"
+// "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12" (Xen adds ", cpu 0:00:07")
 std::string format_status(const DomainStatus& s);
 
 class Hypervisor {
@@ -48,9 +49,23 @@ class Hypervisor {
   // asynchronously; status() shows the progress). Errors: not_found, wrong_state ("web1 is
   // not running"), unavailable.
   virtual Result<void> act(const std::string& domain, Lifecycle action) = 0;
-  // A new descriptor for the running domain's console (pty master), non-blocking, owned by
-  // the caller. wrong_state if the domain is not running.
+  // The same, for callers that must not wait for a slow toolstack: `done` gets act's result,
+  // possibly before act_async returns (the default runs act at once), possibly later from the
+  // event loop.
+  using ActDone = std::function<void(Result<void>)>;
+  virtual void act_async(const std::string& domain, Lifecycle action, ActDone done) {
+    done(act(domain, action));
+  }
+  // A new descriptor for the running domain's console (a pty end), non-blocking, owned by
+  // the caller. wrong_state if the domain is not running; unavailable while its console can't
+  // be had yet (then a console-changed notice follows when it can).
   virtual Result<UniqueFd> open_console(const std::string& domain) = 0;
+  // Sends a magic SysRq key ([0-9a-z]) to the running guest, or an NMI when `key` is 0.
+  virtual Result<void> send_sysrq(const std::string& domain, char key) {
+    (void)domain;
+    (void)key;
+    return fail(Errc::unavailable, "SysRq is not supported by this hypervisor");
+  }
 
   void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }
 

@@ -224,6 +224,18 @@ Result<UniqueFd> SimHypervisor::open_console(const std::string& domain) {
   return fd;
 }
 
+Result<void> SimHypervisor::send_sysrq(const std::string& domain, char key) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  if (d->state != DomainState::running)
+    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(d->state)));
+  // The fake guest reads these from its signalfd: SIGUSR1 carries the key, SIGUSR2 is an NMI.
+  sigval value{};
+  value.sival_int = key;
+  if (::sigqueue(d->pid, key == 0 ? SIGUSR2 : SIGUSR1, value) != 0) return fail_errno("sysrq to " + domain);
+  return {};
+}
+
 Result<void> SimHypervisor::spawn(Domain& d) {
   auto pty = open_console_pty();
   if (!pty) return tl::unexpected(pty.error());

@@ -43,6 +43,7 @@ class SimHypervisor final : public Hypervisor {
   Result<DomainStatus> status(const std::string& domain) const override;
   Result<void> act(const std::string& domain, Lifecycle action) override;
   Result<UniqueFd> open_console(const std::string& domain) override;
+  Result<void> send_sysrq(const std::string& domain, char key) override;
 
  private:
   struct Domain;

@@ -47,6 +47,12 @@ std::string blob_of(const std::string& line) {
   return key->blob;
 }
 
+std::string fingerprint_of(const std::string& line) {
+  auto key = parse_public_key(line);
+  REQUIRE(key);
+  return key->fingerprint();
+}
+
 // Every problem's "FILE:LINE:COLUMN: message"; empty if the text is valid.
 std::vector<std::string> problems(const std::string& text) {
   try {
@@ -214,6 +220,7 @@ TEST_CASE("defaults fill what the file leaves out") {
     CHECK(d.name == name);
     CHECK(d.on_login == OnLogin::menu);
     CHECK(d.actions == std::vector<Action>(std::begin(kAllActions), std::end(kAllActions)));
+    CHECK(d.allows(Action::sysrq));
     CHECK(d.memory_mib == 512);
     CHECK(d.vcpus == 1);
     CHECK(d.keys.empty());
@@ -312,9 +319,10 @@ TEST_CASE("values of the wrong type are reported at the value") {
   CHECK(problems(kHead + "  web1: [a]\n  web2:\n    actions: console\n    keys: {a: b}\n") ==
         Lines{"t.yaml:5:9: web1: expected a mapping",
               "t.yaml:7:14: actions: expected a list of strings",
-              "t.yaml:8:11: keys: expected a list of strings"});
+              "t.yaml:8:11: keys: expected a list of keys, got a mapping"});
   CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - [x]\n") ==
-        Lines{"t.yaml:8:9: keys: expected a list of strings; this item is not a string"});
+        Lines{"t.yaml:8:9: keys: expected a key line or a mapping {key: ..., readonly: ...}, got "
+              "a list"});
   CHECK(problems(kHead + "sim: 3\n") == Lines{"t.yaml:5:6: sim: expected a mapping"});
 }
 
@@ -348,8 +356,8 @@ TEST_CASE("bad hypervisor, domain name, on_login and actions are reported") {
           "t.yaml:6:3: bad domain name '-x': expected 1 to 64 letters, digits, '_', '.' or '-', "
           "starting with a letter or digit",
           "t.yaml:8:15: on_login: expected 'menu' or 'console', got 'shell'",
-          "t.yaml:9:22: unknown action 'stop': expected console, start, shutdown, reboot or "
-          "destroy",
+          "t.yaml:9:22: unknown action 'stop': expected console, start, shutdown, reboot, "
+          "destroy or sysrq",
           "t.yaml:9:28: action 'start' is listed twice"});
 }
 
@@ -797,6 +805,278 @@ TEST_CASE("confinement problems are all reported, in file order, with their posi
               "t.yaml:9:13: chroot_dir: must be an absolute path, got 'var/empty'"});
 }
 
+// --- sysrq and read-only keys ---
+
+TEST_CASE("sysrq is an action, and in the default set") {
+  CHECK(action_name(Action::sysrq) == "sysrq");
+  CHECK(parse_action("sysrq") == Action::sysrq);
+  CHECK(parse_action("SysRq") == std::nullopt);
+  auto c = parse_config(kHead + "  web1: {}\n  web2:\n    actions: [sysrq, console]\n"
+                                "  web3:\n    actions: [start]\n",
+                        "t.yaml");
+  CHECK(c->domains.at("web1").actions ==
+        std::vector<Action>{Action::console, Action::start, Action::shutdown, Action::reboot,
+                            Action::destroy, Action::sysrq});
+  CHECK(c->domains.at("web2").actions == std::vector<Action>{Action::console, Action::sysrq});
+  CHECK_FALSE(c->domains.at("web3").allows(Action::sysrq));
+  CHECK(problems(kHead + "  web1:\n    actions: [sysrq, sysrq, sysreq]\n") ==
+        Lines{"t.yaml:6:22: action 'sysrq' is listed twice",
+              "t.yaml:6:29: unknown action 'sysreq': expected console, start, shutdown, reboot, "
+              "destroy or sysrq"});
+}
+
+TEST_CASE("keys: key lines and {key, readonly} mappings, mixed") {
+  auto c = parse_config(kHead + join_lines({
+                                    "  web1:",
+                                    "    keys:",
+                                    "      - " + kAlice,  // line 7
+                                    "      - {key: \"" + kBob + "\", readonly: true}",
+                                    "  web2:",
+                                    "    keys:",
+                                    "      - key: " + kErin,  // line 11
+                                }),
+                        "t.yaml");
+  const Domain& web1 = c->domains.at("web1");
+  REQUIRE(web1.keys.size() == 2);
+  CHECK(web1.keys[0].key.comment == "alice@laptop");
+  CHECK_FALSE(web1.keys[0].readonly);
+  CHECK(web1.keys[0].where.str() == "t.yaml:7:9");
+  CHECK(web1.keys[1].key.comment == "bob@ecdsa256");
+  CHECK(web1.keys[1].readonly);
+  CHECK(web1.keys[1].where.str() == "t.yaml:8:15");
+  const Domain& web2 = c->domains.at("web2");
+  REQUIRE(web2.keys.size() == 1);
+  CHECK(web2.keys[0].key.bits == 2048);
+  CHECK_FALSE(web2.keys[0].readonly);  // the default
+  CHECK(web2.keys[0].where.str() == "t.yaml:11:14");
+  REQUIRE(c->domain_for_key(blob_of(kBob)) != nullptr);
+  CHECK(c->domain_for_key(blob_of(kBob))->name == "web1");
+  REQUIRE(c->domain_for_key(blob_of(kErin)) != nullptr);
+  CHECK(c->domain_for_key(blob_of(kErin))->name == "web2");
+
+  auto explicit_false = parse_config(
+      kHead + "  web1:\n    keys:\n      - key: " + kAlice + "\n        readonly: false\n", "t.yaml");
+  REQUIRE(explicit_false->domains.at("web1").keys.size() == 1);
+  CHECK_FALSE(explicit_false->domains.at("web1").keys[0].readonly);
+}
+
+TEST_CASE("key mappings: key is required, readonly is a bool, nothing else") {
+  CHECK(problems(kHead + join_lines({
+                             "  web1:",
+                             "    keys:",
+                             "      - {readonly: true}",
+                             "      - readonly: true",
+                             "      - key: " + kAlice,
+                             "        readonly: yes",
+                             "        comment: laptop",
+                             "      - key: [x]",
+                             "      - key:",
+                             "      - key: ssh-ed25519 AAAA!",
+                             "      - {key: \"" + kBob + "\", readonly: [true]}",
+                         })) ==
+        Lines{"t.yaml:7:9: missing required field 'key'",
+              "t.yaml:8:9: missing required field 'key'",
+              "t.yaml:10:19: readonly: expected true or false, got 'yes'",
+              "t.yaml:11:9: unknown field 'comment'",
+              "t.yaml:12:14: key: expected a string",
+              "t.yaml:13:9: key: expected a string",
+              "t.yaml:14:14: bad public key: key data is not valid base64",
+              "t.yaml:15:" + std::to_string(29 + kBob.size()) +
+                  ": readonly: expected true or false, got a list"});
+}
+
+TEST_CASE("a key listed twice is found across both forms") {
+  SECTION("a line, then a mapping in another domain") {
+    CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice +
+                   "\n  web2:\n    keys:\n      - {key: \"" + kAliceNoComment +
+                   "\", readonly: true}\n") ==
+          Lines{"t.yaml:10:15: key " + kAliceFingerprint +
+                " is already listed for domain 'web1' at t.yaml:7:9"});
+  }
+  SECTION("a mapping, then a line in the same domain") {
+    CHECK(problems(kHead + "  web1:\n    keys:\n      - key: " + kBob +
+                   "\n        readonly: true\n      - " + kBob + "\n") ==
+          Lines{"t.yaml:9:9: key " + fingerprint_of(kBob) +
+                " (bob@ecdsa256) is already listed for domain 'web1' at t.yaml:7:14"});
+  }
+}
+
+// --- the console section ---
+
+// A file whose console section holds one field, written "  FIELD: VALUE" on line 7.
+std::string with_console(const std::string& field, const std::string& value) {
+  return kHead + "  {}\nconsole:\n  " + field + ": " + value + "\n";
+}
+
+ConsoleSettings console_of(const std::string& text) {
+  INFO(text);
+  REQUIRE(problems(text) == Lines{});
+  return parse_config(text, "conf/xcg.yaml")->console;
+}
+
+ConsoleSettings console_with(const std::string& field, const std::string& value) {
+  return console_of(with_console(field, value));
+}
+
+TEST_CASE("console settings default when left out") {
+  for (const std::string& rest :
+       {std::string(), std::string("console:\n"), std::string("console: {}\n")}) {
+    INFO(rest);
+    auto c = parse_config(kHead + "  {}\n" + rest, "t.yaml")->console;
+    CHECK(c.scrollback_bytes == 256 * 1024);
+    CHECK(c.replay_bytes == 64 * 1024);
+    CHECK(c.log_dir == "/var/log/xcg/console");
+    CHECK(c.log_max_bytes == 1024 * 1024);
+  }
+}
+
+TEST_CASE("console sizes: bytes, or a number with a binary unit") {
+  for (auto [written, bytes] :
+       {std::pair{"4096", 4096u}, std::pair{"\"4096\"", 4096u}, std::pair{"4096B", 4096u},
+        std::pair{"4KiB", 4096u}, std::pair{"4K", 4096u}, std::pair{"\"64KiB\"", 65536u},
+        std::pair{"0064K", 65536u}, std::pair{"1M", 1048576u}, std::pair{"1MiB", 1048576u},
+        std::pair{"64MiB", 67108864u}, std::pair{"67108864", 67108864u}}) {
+    INFO(written);
+    auto c = console_with("scrollback", written);
+    CHECK(c.scrollback_bytes == bytes);
+    CHECK(c.log_max_bytes == ConsoleSettings{}.log_max_bytes);
+  }
+  for (auto [written, bytes] :
+       {std::pair{"0", 0u}, std::pair{"0B", 0u}, std::pair{"\"0K\"", 0u}, std::pair{"1", 1u},
+        std::pair{"100000", 100000u}, std::pair{"256KiB", 262144u}}) {
+    INFO(written);
+    auto c = console_with("replay", written);
+    CHECK(c.replay_bytes == bytes);
+    CHECK(c.scrollback_bytes == ConsoleSettings{}.scrollback_bytes);
+  }
+  for (auto [written, bytes] :
+       {std::pair{"4K", 4096u}, std::pair{"10MiB", 10485760u}, std::pair{"1G", 1073741824u},
+        std::pair{"1GiB", 1073741824u}, std::pair{"1024M", 1073741824u}}) {
+    INFO(written);
+    CHECK(console_with("log_max", written).log_max_bytes == bytes);
+  }
+}
+
+TEST_CASE("console: replay may equal scrollback, and its default follows a small scrollback") {
+  auto equal = console_of(kHead + "  {}\nconsole:\n  replay: 1MiB\n  scrollback: 1M\n");
+  CHECK(equal.scrollback_bytes == 1024 * 1024);
+  CHECK(equal.replay_bytes == 1024 * 1024);
+  auto small = console_with("scrollback", "16KiB");
+  CHECK(small.scrollback_bytes == 16 * 1024);
+  CHECK(small.replay_bytes == 16 * 1024);
+  auto large = console_with("scrollback", "4MiB");
+  CHECK(large.replay_bytes == 64 * 1024);
+}
+
+TEST_CASE("console: log_dir is a path resolved like others, or off") {
+  CHECK(console_with("log_dir", "/srv/xcg/log").log_dir == "/srv/xcg/log");
+  CHECK(console_with("log_dir", "logs/./console").log_dir == "conf/logs/console");
+  CHECK(console_with("log_dir", "./off").log_dir == "conf/off");
+  for (const std::string off : {"off", "\"off\"", "\"\"", "''"}) {
+    INFO(off);
+    CHECK(console_with("log_dir", off).log_dir.empty());
+  }
+}
+
+TEST_CASE("console: a full example keeps every setting") {
+  auto c = console_of(kHead + join_lines({
+                                  "  {}",
+                                  "console:",
+                                  "  scrollback: 2MiB",
+                                  "  replay: 100000",
+                                  "  log_dir: /var/log/gw",
+                                  "  log_max: 8M",
+                              }));
+  CHECK(c.scrollback_bytes == 2 * 1024 * 1024);
+  CHECK(c.replay_bytes == 100000);
+  CHECK(c.log_dir == "/var/log/gw");
+  CHECK(c.log_max_bytes == 8 * 1024 * 1024);
+}
+
+TEST_CASE("console must be a mapping of known fields") {
+  CHECK(problems(with_line("console: 64KiB")) == Lines{"t.yaml:6:10: console: expected a mapping"});
+  CHECK(problems(with_line("console: [scrollback]")) ==
+        Lines{"t.yaml:6:10: console: expected a mapping"});
+  CHECK(problems(kHead + "  {}\nconsole:\n  scrollbak: 1M\n  log_max: 1M\n  log_max: 2M\n") ==
+        Lines{"t.yaml:7:3: unknown field 'scrollbak'",
+              "t.yaml:9:3: duplicate key 'log_max' (first at t.yaml:8:3)"});
+}
+
+// Where with_console's value starts: line 7, after "  FIELD: ".
+std::string at_console_value(const std::string& field) {
+  return "t.yaml:7:" + std::to_string(field.size() + 5) + ": ";
+}
+
+TEST_CASE("console sizes: malformed") {
+  for (const std::string field : {"scrollback", "replay", "log_max"}) {
+    INFO(field);
+    const std::string form = field +
+                             ": expected bytes, or a number with unit B, KiB, MiB, GiB, K, M or "
+                             "G (65536, 64KiB, 1MiB), got ";
+    for (const std::string bad : {"64KB", "64kib", "64k", "\"64 KiB\"", "1.5M", "-1", "+1", "K",
+                                  "KiB", "B", "1T", "1KiBB", "1e6", "off", "\"\""}) {
+      INFO(bad);
+      auto shown = bad.starts_with('"') ? bad.substr(1, bad.size() - 2) : bad;
+      CHECK(problems(with_console(field, bad)) ==
+            Lines{at_console_value(field) + form + "'" + shown + "'"});
+    }
+    CHECK(problems(with_console(field, "[1M]")) ==
+          Lines{at_console_value(field) + form + "a list"});
+    CHECK(problems(with_console(field, "")) == Lines{"t.yaml:7:3: " + form + "nothing"});
+  }
+}
+
+TEST_CASE("console sizes: out of range") {
+  auto one = [](const std::string& field, const std::string& value) {
+    return problems(with_console(field, value));
+  };
+  const std::string scrollback =
+      at_console_value("scrollback") +
+      "scrollback: expected a size from 4KiB to 64MiB (4096 to 67108864 bytes), got ";
+  CHECK(one("scrollback", "4095") == Lines{scrollback + "'4095'"});
+  CHECK(one("scrollback", "0") == Lines{scrollback + "'0'"});
+  CHECK(one("scrollback", "3K") == Lines{scrollback + "'3K' (3072 bytes)"});
+  CHECK(one("scrollback", "65MiB") == Lines{scrollback + "'65MiB' (68157440 bytes)"});
+  CHECK(one("scrollback", "67108865") == Lines{scrollback + "'67108865'"});
+  // Too large to count in 64 bits: no byte count.
+  CHECK(one("scrollback", "999999999999G") == Lines{scrollback + "'999999999999G'"});
+  const std::string replay = at_console_value("replay") +
+                             "replay: expected a size from 0 to 64MiB (0 to 67108864 bytes), got ";
+  CHECK(one("replay", "65M") == Lines{replay + "'65M' (68157440 bytes)"});
+  const std::string log_max =
+      at_console_value("log_max") +
+      "log_max: expected a size from 4KiB to 1GiB (4096 to 1073741824 bytes), got ";
+  CHECK(one("log_max", "4095B") == Lines{log_max + "'4095B' (4095 bytes)"});
+  CHECK(one("log_max", "1025M") == Lines{log_max + "'1025M' (1074790400 bytes)"});
+  CHECK(one("log_max", "2G") == Lines{log_max + "'2G' (2147483648 bytes)"});
+}
+
+TEST_CASE("console: replay must not be more than scrollback, reported at replay") {
+  CHECK(problems(kHead + "  {}\nconsole:\n  scrollback: 64KiB\n  replay: 65KiB\n") ==
+        Lines{"t.yaml:8:11: replay: must not be more than scrollback (64KiB), got '65KiB' "
+              "(66560 bytes)"});
+  CHECK(problems(kHead + "  {}\nconsole:\n  replay: 5000\n  scrollback: 4096\n") ==
+        Lines{"t.yaml:7:11: replay: must not be more than scrollback (4KiB), got '5000'"});
+  CHECK(problems(kHead + "  {}\nconsole:\n  scrollback: 5000\n  replay: 5001\n") ==
+        Lines{"t.yaml:8:11: replay: must not be more than scrollback (5000 bytes), got '5001'"});
+  CHECK(problems(with_console("replay", "257KiB")) ==
+        Lines{"t.yaml:7:11: replay: must not be more than scrollback (256KiB, the default), got "
+              "'257KiB' (263168 bytes)"});
+  // A bad scrollback is the one problem: replay is not compared with it.
+  CHECK(problems(kHead + "  {}\nconsole:\n  scrollback: 1K\n  replay: 64KiB\n") ==
+        Lines{"t.yaml:7:15: scrollback: expected a size from 4KiB to 64MiB (4096 to 67108864 "
+              "bytes), got '1K' (1024 bytes)"});
+}
+
+TEST_CASE("console: log_dir must be a string without NUL") {
+  CHECK(problems(with_console("log_dir", "[a, b]")) ==
+        Lines{"t.yaml:7:12: log_dir: expected a directory path, or off, got a list"});
+  CHECK(problems(with_console("log_dir", "")) ==
+        Lines{"t.yaml:7:3: log_dir: expected a directory path, or off, got nothing"});
+  CHECK(problems(with_console("log_dir", "\"/var/log\\0/xcg\"")) ==
+        Lines{"t.yaml:7:12: log_dir: must not contain a NUL character"});
+}
+
 // A scratch directory, removed with everything in it at the end of the test.
 class TempDir {
  public:
@@ -869,6 +1149,61 @@ TEST_CASE("load_config of a missing or unreadable file is one problem at 1:1") {
     REQUIRE(e.problems().size() == 1);
     CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: cannot read: Is a directory");
   }
+}
+
+TEST_CASE("xen: settings and per-domain Xen fields default when left out") {
+  auto c = parse_config(kHead + "  web1:\n  db.2: {}\n", "xcg.yaml");
+  CHECK(c->xen.toolstack == "/usr/sbin/xl");
+  CHECK(c->xen.timeout_s == 30);
+  CHECK(c->xen.lock_dir == "/var/lock");
+  CHECK(c->domains.at("web1").config_file == "/etc/xen/web1.cfg");
+  CHECK(c->domains.at("db.2").config_file == "/etc/xen/db.2.cfg");
+  CHECK(c->domains.at("web1").xen_console == XenConsole::automatic);
+}
+
+TEST_CASE("xen: a full Xen setup keeps every setting") {
+  const std::string text = join_lines({
+      "listen: [\"127.0.0.1:2222\"]",
+      "host_keys: [/etc/xcg/host_key]",
+      "hypervisor: xen",
+      "xen:",
+      "  toolstack: /usr/lib/xen-4.17/bin/xl",
+      "  timeout: 2m",
+      "  lock_dir: /run/lock/",
+      "domains:",
+      "  web1:",
+      "    config_file: guests/web1.cfg",
+      "    console: pv",
+      "  win1:",
+      "    config_file: /srv/xen/win1.cfg",
+      "    console: serial",
+      "  any:",
+      "    console: auto",
+  });
+  auto c = parse_config(text, "/etc/xcg/xcg.yaml");
+  CHECK(c->hypervisor == HypervisorKind::xen);
+  CHECK(c->xen.toolstack == "/usr/lib/xen-4.17/bin/xl");
+  CHECK(c->xen.timeout_s == 120);
+  CHECK(c->xen.lock_dir == "/run/lock");
+  CHECK(c->domains.at("web1").config_file == "/etc/xcg/guests/web1.cfg");  // like every path
+  CHECK(c->domains.at("web1").xen_console == XenConsole::pv);
+  CHECK(c->domains.at("win1").config_file == "/srv/xen/win1.cfg");
+  CHECK(c->domains.at("win1").xen_console == XenConsole::serial);
+  CHECK(c->domains.at("any").xen_console == XenConsole::automatic);
+}
+
+TEST_CASE("xen: bad settings are reported where they are") {
+  CHECK(problems(kHead + "  web1:\n    console: hvc0\n    config_file: \"\"\n") ==
+        Lines{"t.yaml:6:14: console: expected 'pv', 'serial' or 'auto', got 'hvc0'",
+              "t.yaml:7:18: config_file: must not be empty"});
+  CHECK(problems(kHead + "xen:\n  toolstack: xl\n  timeout: 0\n  lock_dir: [a]\n  pool: x\n") ==
+        Lines{"t.yaml:6:14: toolstack: must be an absolute path, got 'xl'",
+              "t.yaml:7:12: timeout: expected a duration from 1 to 600 seconds, got '0'",
+              "t.yaml:8:13: lock_dir: expected a string",
+              "t.yaml:9:3: unknown field 'pool'"});
+  CHECK(problems(kHead + "xen:\n  timeout: 11m\n") ==
+        Lines{"t.yaml:6:12: timeout: expected a duration from 1 to 600 seconds, got '11m' (660 seconds)"});
+  CHECK(problems(kHead + "xen: [xl]\n") == Lines{"t.yaml:5:6: xen: expected a mapping"});
 }
 
 }  // namespace

@@ -3,11 +3,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "gateway/console_hub.h"
 
 using namespace std::chrono_literals;
 using namespace xcg;
 using xcg::gateway::ConsoleHub;
+namespace gateway = xcg::gateway;
 
 namespace {
 
@@ -62,8 +65,8 @@ TEST_CASE("two viewers both receive all console output") {
   Fixture f;
   auto [hub_a, a] = stream_pair();
   auto [hub_b, b] = stream_pair();
-  f.hub.attach(std::move(hub_a), {});
-  f.hub.attach(std::move(hub_b), {});
+  f.hub.attach(std::move(hub_a), {}, {});
+  f.hub.attach(std::move(hub_b), {}, {});
   CHECK(f.hub.viewer_count() == 2);
 
   write_all(f.guest.get(), "boot message\r\nweb1 login: ");
@@ -78,8 +81,8 @@ TEST_CASE("viewer input reaches the console") {
   Fixture f;
   auto [hub_a, a] = stream_pair();
   auto [hub_b, b] = stream_pair();
-  f.hub.attach(std::move(hub_a), {});
-  f.hub.attach(std::move(hub_b), {});
+  f.hub.attach(std::move(hub_a), {}, {});
+  f.hub.attach(std::move(hub_b), {}, {});
   write_all(a.get(), "root\r");
   write_all(b.get(), "ls\r");
   std::string typed;
@@ -95,8 +98,8 @@ TEST_CASE("a closed viewer is detached and reported once; others continue") {
   int detached = 0;
   auto [hub_a, a] = stream_pair();
   auto [hub_b, b] = stream_pair();
-  f.hub.attach(std::move(hub_a), [&] { ++detached; });
-  f.hub.attach(std::move(hub_b), {});
+  f.hub.attach(std::move(hub_a), {}, [&] { ++detached; });
+  f.hub.attach(std::move(hub_b), {}, {});
   a.reset();
   CHECK(f.loop.run_until([&] { return detached == 1; }, 5s));
   CHECK(f.hub.viewer_count() == 1);
@@ -110,8 +113,8 @@ TEST_CASE("a viewer that stops reading never blocks the others, and learns what 
   Fixture f;
   auto [hub_slow, slow] = stream_pair();
   auto [hub_fast, fast] = stream_pair();
-  f.hub.attach(std::move(hub_slow), {});
-  f.hub.attach(std::move(hub_fast), {});
+  f.hub.attach(std::move(hub_slow), {}, {});
+  f.hub.attach(std::move(hub_fast), {}, {});
 
   // Far more than the slow viewer's socket buffer plus its backlog bound.
   const std::string chunk(8192, 'x');
@@ -139,7 +142,7 @@ TEST_CASE("a viewer that stops reading never blocks the others, and learns what 
 TEST_CASE("viewers stay attached when the console goes away and comes back") {
   Fixture f;
   auto [hub_a, a] = stream_pair();
-  f.hub.attach(std::move(hub_a), {});
+  f.hub.attach(std::move(hub_a), {}, {});
   f.guest.reset();  // guest side closes: like a domain that stopped
   CHECK(f.loop.run_until([&] { return !f.hub.has_console(); }, 5s));
   CHECK(f.hub.viewer_count() == 1);
@@ -151,4 +154,104 @@ TEST_CASE("viewers stay attached when the console goes away and comes back") {
   std::string seen;
   CHECK(f.wait_for(a.get(), seen, "second boot"));
   CHECK(seen.find("[xcg: web1 is running, domid 2]") != std::string::npos);
+}
+
+TEST_CASE("a late viewer gets the replay first, then live output, with no gap or duplicate") {
+  Fixture f;
+  auto [hub_a, a] = stream_pair();
+  f.hub.attach(std::move(hub_a), {}, {});
+  // Numbered lines, the second viewer attaching in the middle of the stream.
+  std::string a_seen, b_seen;
+  UniqueFd b;
+  for (int i = 1; i <= 400; ++i) {
+    write_all(f.guest.get(), fmt::format("line {}\r\n", i));
+    if (i == 200) {
+      CHECK(f.wait_for(a.get(), a_seen, "line 200\r\n"));
+      auto [hub_b, b_end] = stream_pair();
+      f.hub.attach(std::move(hub_b), {}, {});
+      b = std::move(b_end);
+    }
+  }
+  CHECK(f.wait_for(a.get(), a_seen, "line 400\r\n"));
+  CHECK(f.wait_for(b.get(), b_seen, "line 400\r\n"));
+  // The late viewer saw a contiguous run ending at 400: every number once, in order.
+  int expected = -1;
+  size_t pos = 0;
+  while ((pos = b_seen.find("line ", pos)) != std::string::npos) {
+    int n = std::stoi(b_seen.substr(pos + 5));
+    if (expected != -1) CHECK(n == expected);
+    expected = n + 1;
+    pos += 5;
+  }
+  CHECK(expected == 401);
+  CHECK(b_seen.rfind("line 1\r\n", 0) == 0);  // the whole boot fits the default replay
+}
+
+TEST_CASE("the replay is bounded and starts at a line boundary") {
+  EventLoop loop;
+  ConsoleHub hub(loop, "web1", gateway::HubSettings{4096, 1000, "", 0});
+  auto [hub_end, guest] = stream_pair();
+  hub.set_console(std::move(hub_end));
+  auto [probe_end, probe] = stream_pair();  // tells us when the hub has read everything
+  hub.attach(std::move(probe_end), {}, {});
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += fmt::format("message {:04}\r\n", i);
+  write_all(guest.get(), text);
+  std::string probed;
+  CHECK(loop.run_until([&] {
+    drain(probe.get(), probed);
+    return probed.find("message 0499\r\n") != std::string::npos;
+  }, 5s));
+  auto [viewer_end, viewer] = stream_pair();
+  hub.attach(std::move(viewer_end), {}, {});
+  std::string seen;
+  CHECK(loop.run_until([&] {
+    drain(viewer.get(), seen);
+    return seen.find("message 0499\r\n") != std::string::npos;
+  }, 5s));
+  CHECK(seen.size() <= 1000);
+  CHECK(seen.rfind("message ", 0) == 0);
+}
+
+TEST_CASE("after a reboot the replay starts with the new boot's notice") {
+  Fixture f;
+  auto [probe_end, probe] = stream_pair();  // tells us when the hub has read each boot
+  f.hub.attach(std::move(probe_end), {}, {});
+  std::string probed;
+  write_all(f.guest.get(), "old boot output\r\n");
+  CHECK(f.wait_for(probe.get(), probed, "old boot output"));
+  auto [hub_end, guest2] = stream_pair();
+  f.hub.mark_boot();
+  f.hub.notice("web1 rebooted, new domid 2");
+  f.hub.set_console(std::move(hub_end));
+  write_all(guest2.get(), "new boot banner\r\n");
+  CHECK(f.wait_for(probe.get(), probed, "new boot banner"));
+  auto [viewer_end, viewer] = stream_pair();
+  std::string seen;
+  f.hub.attach(std::move(viewer_end), {}, {});
+  CHECK(f.wait_for(viewer.get(), seen, "new boot banner"));
+  CHECK(seen.find("[xcg: web1 rebooted, new domid 2]") != std::string::npos);
+  // The screenful rule still shows the previous lines (fewer than a screen since the boot).
+  CHECK(seen.find("old boot output") != std::string::npos);
+}
+
+TEST_CASE("a read-only viewer's input never reaches the console") {
+  Fixture f;
+  auto [hub_ro, ro] = stream_pair();
+  auto [hub_rw, rw] = stream_pair();
+  f.hub.attach(std::move(hub_ro), gateway::ViewerInfo{"bob", true}, {});
+  f.hub.attach(std::move(hub_rw), gateway::ViewerInfo{"alice", false}, {});
+  // Both are readable before the loop runs, so the hub reads both in the same step.
+  write_all(ro.get(), "rm -rf /\r");
+  write_all(rw.get(), "ok\r");
+  std::string typed;
+  CHECK(f.loop.run_until([&] {
+    drain(f.guest.get(), typed);
+    return typed.find("ok\r") != std::string::npos;
+  }, 5s));
+  CHECK(typed == "ok\r");
+  auto viewers = f.hub.viewers();
+  REQUIRE(viewers.size() == 2);
+  CHECK(viewers[0].label == "bob");
+  CHECK(viewers[0].readonly);
 }

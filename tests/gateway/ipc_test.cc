@@ -40,6 +40,12 @@ TEST_CASE("every message type survives encode and decode") {
       ipc::ActionAns{false, "web1 is not running"},
       ipc::AttachReq{},
       ipc::AttachAns{true, ""},
+      ipc::LogReq{250},
+      ipc::LogAns{true, "line 1\nline 2\n"},
+      ipc::WhoReq{},
+      ipc::WhoAns{{"alice@laptop, since 10:02:11 UTC", "bob (read-only), since 10:05:00 UTC"}},
+      ipc::SysrqReq{'h'},
+      ipc::Revoke{"access to web1 was revoked"},
   };
   for (const auto& m : all) {
     CAPTURE(ipc::type_name(ipc::type_of(m)));

@@ -7,6 +7,7 @@ or shuts down a domain cannot disturb the next one.
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -119,15 +120,22 @@ def default_domains(keys):
     }
 
 
-def render_config(directory, domains, sim):
+def render_config(directory, domains, sim, extra=None):
     # JSON scalars and flow sequences are valid YAML, so json.dumps quotes safely.
     lines = [
         'listen: ["127.0.0.1:0"]',
         f"host_keys: [{json.dumps(str(directory / 'hostkey'))}]",
         "hypervisor: sim",
         f"audit_log: {json.dumps(str(directory / 'audit.jsonl'))}",
-        "domains:",
     ]
+    # Further top-level settings (run_as, chroot_dir, limits); a dict becomes a block mapping.
+    for field, value in (extra or {}).items():
+        if isinstance(value, dict):
+            lines.append(f"{field}:")
+            lines += [f"  {k}: {json.dumps(v)}" for k, v in value.items()]
+        else:
+            lines.append(f"{field}: {json.dumps(value)}")
+    lines.append("domains:")
     for name, settings in domains.items():
         lines.append(f"  {name}:")
         for field, value in settings.items():
@@ -149,12 +157,43 @@ def require_binary():
         pytest.fail(f"xcg binary not found at {XCG} (set XCG_BINARY)")
 
 
+SESSION_USER = "xcg"  # the config's default run_as
+
+
+def require_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: xcg serve must be able to chroot and change user "
+                    "to confine its session processes")
+
+
+def ensure_user(name=SESSION_USER):
+    """The passwd entry of `name`, creating it as a system user (as ./dev does) if missing."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, timeout=30, stdin=subprocess.DEVNULL,
+                   capture_output=True)
+    return pwd.getpwnam(name)
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of field -> value (tabs kept, trailing newline dropped)."""
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
 class Gateway:
     """One `xcg serve` process plus an OpenSSH client configured for it."""
 
-    def __init__(self, directory, keys, domains=None, sim=None):
+    def __init__(self, directory, keys, domains=None, sim=None, extra=None, args=(), env=None,
+                 extra_groups=None):
         self.dir = directory
         self.keys = keys
+        self.args = list(args)  # more `xcg serve` arguments, e.g. --session-program
+        self.env = env  # the server's environment; None: ours
+        self.extra_groups = extra_groups  # the server's supplementary groups; None: ours
         self.config_path = directory / "xcg.yaml"
         self.log_path = directory / "serve.log"
         self.audit_path = directory / "audit.jsonl"
@@ -169,16 +208,18 @@ class Gateway:
         sim_settings = {"autostart": True, "shutdown_grace_ms": 2000}
         sim_settings.update(sim or {})
         self.config_path.write_text(
-            render_config(directory, domains or default_domains(keys), sim_settings))
+            render_config(directory, domains or default_domains(keys), sim_settings, extra))
 
     # --- server lifetime -------------------------------------------------------------------
 
     def start(self):
         require_binary()
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([XCG, "serve", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([XCG, "serve", "--config", str(self.config_path),
+                                      *self.args],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log)
+                                     stderr=self._log, env=self.env,
+                                     extra_groups=self.extra_groups)
 
         def listening():
             match = LISTENING.search(self.log_path.read_bytes())
@@ -338,14 +379,19 @@ class Gateway:
 
 @pytest.fixture
 def make_gateway(request, tmp_path, keys):
-    """Factory: make_gateway(domains=None, sim=None) starts a gateway with that config."""
+    """Factory: make_gateway(domains=None, sim=None, extra=None, args=(), env=None,
+    extra_groups=None) starts a gateway with that config; `extra` adds top-level settings
+    (run_as, chroot_dir, limits), `args` more `xcg serve` arguments, `env` and `extra_groups`
+    replace the server's environment and supplementary groups."""
     gateways = []
     request.node._xcg_gateways = gateways
+    if os.geteuid() == 0:
+        ensure_user()  # sessions run as the default run_as user
 
-    def make(domains=None, sim=None):
+    def make(domains=None, sim=None, extra=None, args=(), env=None, extra_groups=None):
         directory = tmp_path / f"gw{len(gateways)}"
         directory.mkdir()
-        gw = Gateway(directory, keys, domains, sim)
+        gw = Gateway(directory, keys, domains, sim, extra, args, env, extra_groups)
         gateways.append(gw)
         gw.start()
         return gw

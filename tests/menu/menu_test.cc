@@ -27,6 +27,8 @@ const std::string kFullScreen =
     "  3) shutdown  ask the guest to shut down\r\n"
     "  4) reboot    restart the guest\r\n"
     "  5) destroy   power off at once\r\n"
+    "  6) sysrq     send a Magic SysRq key to the guest\r\n"
+    "  7) log       show the recent console log\r\n"
     "  0) exit\r\n"
     "\r\n"
     "Choice: ";
@@ -63,10 +65,11 @@ TEST_CASE("menu renders only allowed actions, renumbered") {
         "\r\nweb1: shut off\r\n\r\n"
         "  1) console   attach to the console (Ctrl-] detaches)\r\n"
         "  2) reboot    restart the guest\r\n"
+        "  3) log       show the recent console log\r\n"
         "  0) exit\r\n\r\nChoice: ");
 
   SECTION("numbers of hidden items select nothing") {
-    for (std::string_view key : {"3", "4", "5", "9"}) {
+    for (std::string_view key : {"4", "5", "6", "7", "9"}) {
       CHECK(menu.feed(key) == Request{});
       CHECK(menu.state() == State::main);
       CHECK(menu.take_output() == "\a");
@@ -80,13 +83,13 @@ TEST_CASE("menu renders only allowed actions, renumbered") {
   }
 }
 
-TEST_CASE("menu with no actions offers only exit") {
+TEST_CASE("menu with no actions offers only the log and exit") {
   Menu menu = shown_menu({});
   menu.show_status("web1: running");
   std::string out = menu.take_output();
-  CHECK(contains(out, "  0) exit\r\n"));
-  CHECK_FALSE(contains(out, "  1)"));
-  CHECK(menu.feed("1") == Request{});
+  CHECK(contains(out, "  1) log       show the recent console log\r\n  0) exit\r\n"));
+  CHECK_FALSE(contains(out, "  2)"));
+  CHECK(menu.feed("2") == Request{});
   CHECK(menu.feed("0") == kind(Kind::exit));
 }
 
@@ -318,4 +321,183 @@ TEST_CASE("menu keeps control characters out of the terminal") {
   menu.feed("2");
   menu.action_done(Action::start, true, "web1\x07: starting", kStatus);
   CHECK(contains(menu.take_output(), "\r\nweb1?: starting\r\n"));
+}
+
+namespace {
+
+const std::string kReadonlyScreen =
+    "\r\n"
+    "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12\r\n"
+    "\r\n"
+    "  1) console   watch the console, view only (Ctrl-] detaches)\r\n"
+    "  2) log       show the recent console log\r\n"
+    "  0) exit\r\n"
+    "\r\n"
+    "Choice: ";
+
+const std::string kSysrqPrompt = "\r\nSysRq key for web1 (h for help, Enter cancels): ";
+
+Request sysrq(char key) { return Request{Kind::sysrq, Action::console, key}; }
+
+}  // namespace
+
+TEST_CASE("menu for a read-only key lists only the console to watch, the log and exit") {
+  Menu menu("web1", kAll, true);
+  menu.show_status(kStatus);
+  CHECK(menu.take_output() == kReadonlyScreen);
+
+  SECTION("lifecycle and sysrq numbers select nothing") {
+    for (std::string_view key : {"3", "4", "5", "6", "7"}) {
+      CHECK(menu.feed(key) == Request{});
+      CHECK(menu.state() == State::main);
+      CHECK(menu.take_output() == "\a");
+    }
+  }
+  SECTION("the console item attaches, saying it is view only") {
+    CHECK(menu.feed("1") == kind(Kind::attach_console));
+    CHECK(menu.take_output() == "1\r\n[console of web1, view only; Ctrl-] returns to this menu]\r\n");
+    menu.console_detached(kStatus);
+    CHECK(menu.take_output() == "\r\n[detached]\r\n" + kReadonlyScreen);
+  }
+  SECTION("the log item asks for the log") {
+    CHECK(menu.feed("2") == kind(Kind::log));
+    CHECK(menu.state() == State::waiting);
+  }
+}
+
+TEST_CASE("menu for a read-only key without the console offers the log and exit") {
+  Menu menu("web1", {Action::reboot, Action::sysrq}, true);
+  menu.show_status("web1: running");
+  CHECK(menu.take_output() ==
+        "\r\nweb1: running\r\n\r\n"
+        "  1) log       show the recent console log\r\n"
+        "  0) exit\r\n\r\nChoice: ");
+  CHECK(menu.feed("2") == Request{});
+  CHECK(menu.feed("1") == kind(Kind::log));
+}
+
+TEST_CASE("menu without sysrq hides it and numbers the log after the others") {
+  std::vector<Action> no_sysrq(kAll.begin(), kAll.end() - 1);
+  REQUIRE(no_sysrq.back() == Action::destroy);
+  Menu menu = shown_menu(no_sysrq);
+  menu.show_status(kStatus);
+  std::string out = menu.take_output();
+  CHECK_FALSE(contains(out, "sysrq"));
+  CHECK(contains(out, "  5) destroy   power off at once\r\n  6) log       "));
+  CHECK(menu.feed("7") == Request{});
+  CHECK(menu.feed("6") == kind(Kind::log));
+}
+
+TEST_CASE("menu sysrq item asks for one key and sends it") {
+  Menu menu = shown_menu();
+  CHECK(menu.feed("6") == Request{});
+  CHECK(menu.state() == State::sysrq_key);
+  CHECK(menu.take_output() == "6" + kSysrqPrompt);
+
+  char key = GENERATE('h', '0', '9', 'a', 'z', 'b');
+  CHECK(menu.feed(std::string(1, key)) == sysrq(key));
+  CHECK(menu.state() == State::waiting);
+  CHECK(menu.take_output() == std::string(1, key));
+
+  SECTION("success says where the answer shows") {
+    menu.action_done(Action::sysrq, true, "web1: sysrq h sent", kStatus);
+    CHECK(menu.take_output() ==
+          "\r\nweb1: sysrq h sent\r\n(the guest answers on its console; see log)\r\n" + kFullScreen);
+    CHECK(menu.state() == State::main);
+  }
+  SECTION("a refusal is printed as it is") {
+    menu.action_done(Action::sysrq, false, "sysrq is not allowed for web1", kStatus);
+    CHECK(menu.take_output() == "\r\nsysrq is not allowed for web1\r\n" + kFullScreen);
+  }
+}
+
+TEST_CASE("menu sysrq prompt cancels on anything but [0-9a-z]") {
+  std::string key = GENERATE(std::string("\r"), std::string("\n"), std::string("H"),
+                             std::string("!"), std::string(" "), std::string("\x03"),
+                             std::string("\x04"), std::string("\x1b[A"), std::string(1, '\0'),
+                             std::string("\x7f"), std::string("\xc3\xa9"));
+  Menu menu = shown_menu();
+  REQUIRE(menu.feed("6") == Request{});
+  menu.take_output();
+  CHECK(menu.feed(key) == kind(Kind::status));
+  CHECK(menu.state() == State::waiting);
+  CHECK(contains(menu.take_output(), "\r\ncancelled\r\n"));
+  CHECK(menu.feed("h") == Request{});  // the prompt is gone
+  menu.show_status(kStatus);
+  CHECK(menu.take_output() == kFullScreen);
+}
+
+TEST_CASE("menu a SysRq key typed ahead of its prompt is dropped") {
+  Menu menu = shown_menu();
+  CHECK(menu.feed("6b") == Request{});
+  CHECK(menu.state() == State::sysrq_key);
+  CHECK(menu.take_output() == "6" + kSysrqPrompt);
+  CHECK(menu.feed("hb") == sysrq('h'));  // and only the first key counts
+  CHECK(menu.take_output() == "h");
+}
+
+TEST_CASE("menu log item shows the log, then the main screen") {
+  Menu menu = shown_menu();
+  CHECK(menu.feed("7") == kind(Kind::log));
+  CHECK(menu.state() == State::waiting);
+  CHECK(menu.take_output() == "7");
+  CHECK(menu.feed("1") == Request{});  // waiting for the log
+
+  SECTION("text is normalised and filtered") {
+    menu.show_log("boot\r\nline\ttwo\n\x1b[31mred\x1b[0m\r\r\nbell\x07\r\n", kStatus);
+    CHECK(menu.take_output() == "\r\nboot\r\nline\ttwo\r\nred\r\nbell?\r\n" + kFullScreen);
+    CHECK(menu.state() == State::main);
+  }
+  SECTION("a last line without its end gets one") {
+    menu.show_log("web1 login: ", kStatus);
+    CHECK(menu.take_output() == "\r\nweb1 login: \r\n" + kFullScreen);
+  }
+  SECTION("an empty log says so") {
+    menu.show_log("", kStatus);
+    CHECK(menu.take_output() == "\r\n(the console log is empty)\r\n" + kFullScreen);
+  }
+  SECTION("the log item works again afterwards") {
+    menu.show_log("x\n", kStatus);
+    menu.take_output();
+    CHECK(menu.feed("7") == kind(Kind::log));
+  }
+}
+
+TEST_CASE("menu shows the viewers line under the status line") {
+  Menu menu("web1", kAll);
+  menu.set_viewers("viewers: alice, since 10:02:11 UTC; bob (read-only), since 10:05:40 UTC");
+  CHECK(menu.take_output().empty());  // shown on the next render, not at once
+  menu.show_status(kStatus);
+  std::string with = menu.take_output();
+  CHECK(with.rfind(std::string("\r\n") + std::string(kStatus) +
+                       "\r\nviewers: alice, since 10:02:11 UTC; bob (read-only), since 10:05:40 UTC"
+                       "\r\n\r\n  1) console",
+                   0) == 0);
+
+  SECTION("it stays until replaced") {
+    CHECK(menu.feed("1") == kind(Kind::attach_console));
+    menu.console_detached(kStatus);
+    CHECK(contains(menu.take_output(), "\r\nviewers: alice, since"));
+  }
+  SECTION("empty removes it") {
+    menu.set_viewers("");
+    menu.show_status(kStatus);
+    CHECK(menu.take_output() == kFullScreen);
+  }
+  SECTION("control bytes are filtered") {
+    menu.set_viewers("viewers: \x1b[2Jeve\r\n");
+    menu.show_status(kStatus);
+    CHECK(contains(menu.take_output(), "\r\nviewers: ?[2Jeve??\r\n\r\n"));
+  }
+}
+
+TEST_CASE("menu done is final for the new calls too") {
+  Menu menu = shown_menu();
+  REQUIRE(menu.feed("0") == kind(Kind::exit));
+  menu.take_output();
+  menu.show_log("text", kStatus);
+  menu.set_viewers("viewers: x");
+  menu.show_status(kStatus);
+  CHECK(menu.take_output().empty());
+  CHECK(menu.state() == State::done);
 }

@@ -1,0 +1,216 @@
+// The operator's side of the broker: reloading the config (SIGHUP, file changes, `xcg ctl
+// reload`), ending the sessions whose keys were removed, and the control socket's commands.
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "base/sd_notify.h"
+#include "gateway/broker.h"
+
+namespace xcg::gateway {
+namespace {
+
+constexpr auto kReloadDebounce = std::chrono::milliseconds(300);  // editors write, then rename
+constexpr auto kRevokeGrace = std::chrono::milliseconds(500);     // then SIGKILL
+
+std::string stamp(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm utc{};
+  ::gmtime_r(&tt, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+// Settings that are read once at start-up; a reload keeps the running values and says so.
+std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
+  std::vector<std::string> changed;
+  auto listen_text = [](const config::Config& c) {
+    std::string t;
+    for (const auto& l : c.listen) t += l.text + " ";
+    return t;
+  };
+  if (listen_text(a) != listen_text(b)) changed.push_back("listen");
+  if (a.host_keys != b.host_keys) changed.push_back("host_keys");
+  if (a.hypervisor != b.hypervisor) changed.push_back("hypervisor");
+  if (a.audit_log != b.audit_log) changed.push_back("audit_log");
+  if (a.run_as != b.run_as) changed.push_back("run_as");
+  if (a.chroot_dir != b.chroot_dir) changed.push_back("chroot_dir");
+  std::set<std::string> da, db;
+  for (const auto& [n, d] : a.domains) da.insert(n);
+  for (const auto& [n, d] : b.domains) db.insert(n);
+  for (const auto& n : db)
+    if (!da.count(n)) changed.push_back("new domain " + n);
+  return changed;
+}
+
+}  // namespace
+
+Broker::ReloadResult Broker::reload(std::string_view trigger) {
+  (void)sd_notify::reloading();  // best effort, like every sd_notify call
+  auto result = apply_config(trigger);
+  (void)sd_notify::ready(sd_notify::one_line(result.text));
+  return result;
+}
+
+Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
+  std::shared_ptr<const config::Config> fresh;
+  try {
+    fresh = config::load_config(config_->path);
+  } catch (const config::ConfigError& e) {
+    log::error("reload ({}): {} is not valid; still running the previous config:", trigger, config_->path);
+    for (const auto& p : e.problems()) log::error("  {}", p.str());
+    return {false, e.what()};
+  } catch (const std::exception& e) {
+    log::error("reload ({}): {}; still running the previous config", trigger, e.what());
+    return {false, e.what()};
+  }
+  auto restart_only = restart_only_changes(*config_, *fresh);
+  config_ = fresh;
+  // Limits for sessions that start from now on.
+  hello_.login_grace_s = config_->limits.login_grace_s;
+  hello_.max_auth_tries = config_->limits.max_auth_tries;
+  hello_.idle_timeout_s = config_->limits.idle_timeout_s;
+
+  unsigned revoked = 0;
+  for (auto& [id, s] : sessions_) {
+    if (s.phase != Phase::authorized || s.revoked) continue;
+    const config::Domain* d = config_->domain_for_key(s.key_blob);
+    if (d == nullptr || d->name != s.domain) {
+      revoke(s, fmt::format("access to {} was revoked", s.domain));
+      ++revoked;
+      continue;
+    }
+    for (const auto& k : d->keys)
+      if (k.key.blob == s.key_blob) s.readonly = k.readonly;  // applies from the next request
+  }
+  std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,
+                                 config_->domains.size(), revoked);
+  for (const auto& c : restart_only) text += fmt::format("; {} changed: restart xcg to apply it", c);
+  log::info("{}", text);
+  return {true, text};
+}
+
+void Broker::revoke(Session& s, const std::string& text) {
+  s.revoked = true;
+  audit(s, "session_revoked", {{"reason", text}});
+  if (s.ipc) (void)ipc::send(s.ipc.get(), ipc::Revoke{text});  // best effort: the kill follows
+  pid_t pid = s.pid;
+  uint64_t id = s.id;
+  loop_.add_timer(kRevokeGrace, [this, id, pid] {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end() && it->second.pid == pid) ::kill(pid, SIGKILL);
+  });
+}
+
+// --- control socket -------------------------------------------------------------------------
+
+std::string Broker::handle_control(const std::string& request) {
+  std::string cmd = request.substr(0, request.find(' '));
+  std::string arg = request.size() > cmd.size() ? request.substr(cmd.size() + 1) : "";
+  if (cmd == "sessions" && arg.empty()) return list_sessions();
+  if (cmd == "status" && arg.empty()) return status_report();
+  if (cmd == "kick" && !arg.empty()) return kick(arg);
+  if (cmd == "reload" && arg.empty()) {
+    auto r = reload("xcg ctl reload");
+    return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
+  }
+  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload";
+}
+
+std::string Broker::list_sessions() const {
+  std::string out = "ID     PID      DOMAIN           REMOTE                   SINCE                 KEY\n";
+  for (const auto& [id, s] : sessions_) {
+    std::string domain = s.phase == Phase::authorized ? s.domain : "(logging in)";
+    out += fmt::format("{:<6} {:<8} {:<16} {:<24} {:<21} {}{}\n", id, s.pid, domain, s.remote,
+                       stamp(s.since), s.key_label, s.readonly ? " (read-only)" : "");
+  }
+  return out;
+}
+
+std::string Broker::status_report() const {
+  unsigned authorized = 0;
+  for (const auto& [id, s] : sessions_) authorized += s.phase == Phase::authorized;
+  std::string out = fmt::format("xcg serving {} since {}\nsessions: {} logged in, {} logging in\n",
+                                config_->path, stamp(started_), authorized, preauth_count_);
+  for (const auto& name : hypervisor_->domains()) {
+    auto st = hypervisor_->status(name);
+    auto hub = hubs_.find(name);
+    size_t viewers = hub == hubs_.end() ? 0 : hub->second->viewer_count();
+    out += fmt::format("{}; {} viewers\n", st ? xen::format_status(*st) : name + ": " + st.error().message,
+                       viewers);
+  }
+  return out;
+}
+
+std::string Broker::kick(const std::string& target) {
+  unsigned n = 0;
+  bool numeric = !target.empty() && std::all_of(target.begin(), target.end(), ::isdigit);
+  for (auto& [id, s] : sessions_) {
+    bool match = numeric ? std::to_string(id) == target : (s.phase == Phase::authorized && s.domain == target);
+    if (!match || s.revoked) continue;
+    if (s.phase == Phase::authorized) {
+      revoke(s, "disconnected by the operator");
+    } else {
+      ::kill(s.pid, SIGKILL);
+    }
+    ++n;
+  }
+  if (n == 0) return fmt::format("error: no session matches '{}'", target);
+  return fmt::format("ended {} session{}", n, n == 1 ? "" : "s");
+}
+
+// --- watching the config files ----------------------------------------------------------------
+
+void Broker::watch_config_files() {
+  inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!inotify_) return log::warn("inotify: {}; reload with SIGHUP instead", std::strerror(errno));
+  // Watch directories, not files: editors replace files by renaming over them.
+  std::set<std::string> dirs;
+  dirs.insert(std::filesystem::path(config_->path).parent_path().string());
+  for (const auto& f : config_->source_files) dirs.insert(std::filesystem::path(f).parent_path().string());
+  for (const auto& d : config_->watch_dirs) dirs.insert(d);
+  for (const auto& d : dirs) {
+    const std::string dir = d.empty() ? "." : d;
+    if (::inotify_add_watch(inotify_.get(), dir.c_str(),
+                            IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0)
+      log::warn("inotify watch {}: {}", dir, std::strerror(errno));
+  }
+  loop_.add(inotify_.get(), EPOLLIN, [this](uint32_t) { on_config_change(); });
+}
+
+void Broker::on_config_change() {
+  char buf[4096] __attribute__((aligned(__alignof__(inotify_event))));
+  bool relevant = false;
+  for (;;) {
+    ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(p);
+      std::string name = ev->len ? ev->name : "";
+      // YAML files and the main config; editors' swap and backup files are ignored.
+      if (name.ends_with(".yaml") || name.ends_with(".yml") ||
+          name == std::filesystem::path(config_->path).filename().string())
+        relevant = true;
+      p += sizeof(inotify_event) + ev->len;
+    }
+  }
+  if (!relevant) return;
+  if (reload_timer_) loop_.cancel_timer(reload_timer_);
+  reload_timer_ = loop_.add_timer(kReloadDebounce, [this] {
+    reload_timer_ = 0;
+    reload("config file changed");
+  });
+}
+
+}  // namespace xcg::gateway

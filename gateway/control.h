@@ -1,0 +1,49 @@
+// The operator's control socket: a root-only Unix socket in the broker, and the `xcg ctl`
+// client. One request line per connection ("sessions", "kick web1", "reload", "status"); the
+// broker answers with text and closes.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/unique_fd.h"
+
+namespace xcg::gateway {
+
+class ControlServer {
+ public:
+  // Returns the reply text for one request line; a reply starting with "error: " makes
+  // `xcg ctl` exit 1.
+  using Handler = std::function<std::string(const std::string& request)>;
+
+  // Creates the socket (mode 0600; the parent directory is created 0755 if missing). Throws.
+  ControlServer(EventLoop& loop, std::string path, Handler handler);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+ private:
+  struct Client {
+    UniqueFd fd;
+    std::string in;
+    std::string out;
+    EventLoop::TimerId deadline = 0;
+  };
+  void on_accept();
+  void on_client(int fd, uint32_t events);
+  void close_client(int fd);
+
+  EventLoop& loop_;
+  std::string path_;
+  Handler handler_;
+  UniqueFd listen_;
+  std::map<int, Client> clients_;
+};
+
+// `xcg ctl`: sends `words` joined by spaces, prints the reply; returns the exit code.
+int run_control_client(const std::string& socket_path, const std::vector<std::string>& words);
+
+}  // namespace xcg::gateway

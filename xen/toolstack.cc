@@ -1,0 +1,298 @@
+#include "xen/toolstack.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "base/pidfd.h"
+#include "base/unique_fd.h"
+
+namespace xcg::xen {
+namespace {
+
+constexpr size_t kMaxStderr = 16 * 1024;  // the first error is near the start
+constexpr size_t kMaxReason = 200;
+constexpr int kExecFailed = 127;
+constexpr std::string_view kExecFailedPrefix = "xcg: cannot execute ";
+
+// Everything the child needs, made before fork so that the child does not allocate. Built in
+// place: argv and envp point into it.
+struct ExecPlan {
+  ExecPlan(const std::string& program, const std::vector<std::string>& args) {
+    strings.push_back(program);
+    strings.insert(strings.end(), args.begin(), args.end());
+    for (auto& s : strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    envp[0] = path_env.data();
+  }
+  ExecPlan(const ExecPlan&) = delete;
+  ExecPlan& operator=(const ExecPlan&) = delete;
+
+  std::vector<std::string> strings;
+  std::vector<char*> argv;
+  std::string path_env{Toolstack::kPath};
+  char* envp[2] = {nullptr, nullptr};
+};
+
+// Only async-signal-safe calls from here on: the child of fork.
+[[noreturn]] void run_child(const ExecPlan& plan, int null_fd, int err_fd) {
+  // Lifted above 2 first: either may sit on 0..2 when the parent had those closed.
+  int null_hi = ::fcntl(null_fd, F_DUPFD, 3);
+  int err_hi = ::fcntl(err_fd, F_DUPFD, 3);
+  if (null_hi < 0 || err_hi < 0) ::_exit(kExecFailed);
+  if (::dup2(null_hi, 0) < 0 || ::dup2(null_hi, 1) < 0 || ::dup2(err_hi, 2) < 0) ::_exit(kExecFailed);
+  ::close_range(3, ~0U, 0);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // EINVAL for some: fine
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(plan.argv[0], plan.argv.data(), plan.envp);
+  const char* reason = strerrordesc_np(errno);
+  const char* parts[] = {kExecFailedPrefix.data(), plan.argv[0], ": ", reason ? reason : "?", "\n"};
+  for (const char* p : parts)
+    if (::write(2, p, std::strlen(p)) < 0) break;
+  ::_exit(kExecFailed);
+}
+
+struct Spawned {
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  UniqueFd err;  // read end of the child's stderr, non-blocking
+};
+
+Result<Spawned> spawn(const std::string& program, const std::vector<std::string>& args) {
+  ExecPlan plan(program, args);
+  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd) return fail_errno("open /dev/null");
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) < 0) return fail_errno("pipe");
+  UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
+  // The child's end must block: xl does not expect EAGAIN on stderr.
+  int flags = ::fcntl(err_write.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(err_write.get(), F_SETFL, flags & ~O_NONBLOCK) < 0) return fail_errno("fcntl");
+
+  // Blocked across fork so that no handler of ours runs in the child before it resets them.
+  sigset_t all, old;
+  sigfillset(&all);
+  if (int err = ::pthread_sigmask(SIG_SETMASK, &all, &old); err != 0)
+    return tl::unexpected(Error::from_errno("pthread_sigmask", err));
+  pid_t pid = ::fork();
+  int fork_errno = errno;
+  if (pid == 0) run_child(plan, null_fd.get(), err_write.get());
+  if (int err = ::pthread_sigmask(SIG_SETMASK, &old, nullptr); err != 0)
+    log::error("xen: restoring the signal mask: {}", std::strerror(err));
+  if (pid < 0) return tl::unexpected(Error::from_errno("fork", fork_errno));
+
+  Spawned s;
+  s.pid = pid;
+  s.err = std::move(err_read);
+  s.pidfd.reset(open_pidfd(pid));
+  if (!s.pidfd) {
+    auto error = Error::from_errno("pidfd_open");
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return tl::unexpected(error);
+  }
+  return s;
+}
+
+// Reads what is there without blocking; false once the pipe is closed (or broken).
+bool drain(int fd, std::string& into) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      into.append(buf, std::min(static_cast<size_t>(n), kMaxStderr - std::min(kMaxStderr, into.size())));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && errno == EAGAIN;
+  }
+}
+
+// Reaps the child; a pidfd that reports an exit has one to collect.
+Result<siginfo_t> reap(int pidfd, bool block) {
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | (block ? 0 : WNOHANG));
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return fail_errno("waitid");
+  return info;
+}
+
+std::string what_ran(const std::string& program, const std::vector<std::string>& args) {
+  std::string name = program.substr(program.rfind('/') + 1);
+  return args.empty() ? name : name + " " + args.front();
+}
+
+Result<void> outcome(const std::string& what, const siginfo_t& info, const std::string& err,
+                     bool timed_out, std::chrono::milliseconds timeout) {
+  if (timed_out) {
+    auto ms = timeout.count();
+    std::string limit = ms % 1000 ? fmt::format("{} ms", ms) : fmt::format("{} s", ms / 1000);
+    return fail(Errc::timeout, fmt::format("{} did not finish within {}", what, limit));
+  }
+  if (info.si_code == CLD_EXITED && info.si_status == 0) return {};
+  std::string reason = summarize_stderr(err);
+  if (info.si_code == CLD_EXITED && info.si_status == kExecFailed && reason.starts_with(kExecFailedPrefix))
+    return fail(Errc::unavailable, reason.substr(5));  // without "xcg: "
+  if (!reason.empty()) return fail(Errc::system, reason);
+  if (info.si_code == CLD_EXITED) return fail(Errc::system, fmt::format("{} failed (exit status {})", what, info.si_status));
+  const char* sig = sigabbrev_np(info.si_status);
+  return fail(Errc::system, fmt::format("{} was killed by SIG{}", what, sig ? sig : "?"));
+}
+
+}  // namespace
+
+struct Toolstack::Child {
+  std::string what;
+  Spawned process;
+  std::string err;
+  bool timed_out = false;
+  EventLoop::TimerId timer = 0;
+  Done done;
+};
+
+Toolstack::Toolstack(EventLoop& loop, std::string program, std::chrono::milliseconds timeout)
+    : loop_(loop), program_(std::move(program)), timeout_(timeout) {}
+
+Toolstack::~Toolstack() {
+  for (auto& [id, child] : children_) {
+    loop_.remove(child->process.pidfd.get());
+    if (child->process.err) loop_.remove(child->process.err.get());
+    loop_.cancel_timer(child->timer);
+    log::warn("xen: leaving {} (pid {}) to finish on its own", child->what, child->process.pid);
+  }
+}
+
+Result<void> Toolstack::run(const std::vector<std::string>& args) {
+  auto spawned = spawn(program_, args);
+  if (!spawned) return tl::unexpected(spawned.error());
+  std::string what = what_ran(program_, args), err;
+  auto deadline = EventLoop::Clock::now() + timeout_;
+  bool err_open = true, timed_out = false;
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - EventLoop::Clock::now());
+    if (left.count() <= 0) {
+      if (::kill(spawned->pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", spawned->pid, std::strerror(errno));
+      timed_out = true;
+      break;
+    }
+    pollfd fds[2] = {{spawned->pidfd.get(), POLLIN, 0}, {err_open ? spawned->err.get() : -1, POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 60'000)));
+    if (n < 0 && errno != EINTR) return fail_errno("poll");
+    if (n > 0 && fds[1].revents) err_open = drain(spawned->err.get(), err);
+    if (n > 0 && fds[0].revents) break;
+  }
+  auto info = reap(spawned->pidfd.get(), true);
+  if (!info) return tl::unexpected(info.error());
+  if (err_open) drain(spawned->err.get(), err);
+  return outcome(what, *info, err, timed_out, timeout_);
+}
+
+void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
+  auto spawned = spawn(program_, args);
+  if (!spawned) {
+    // Still from the loop, as promised.
+    loop_.add_timer(std::chrono::milliseconds(0), [done, e = spawned.error()] { done(tl::unexpected(e)); });
+    return;
+  }
+  uint64_t id = next_id_++;
+  auto child = std::make_unique<Child>();
+  child->what = what_ran(program_, args);
+  child->process = std::move(*spawned);
+  child->done = std::move(done);
+  Child& c = *child;
+  children_.emplace(id, std::move(child));
+  loop_.add(c.process.pidfd.get(), EPOLLIN, [this, id](uint32_t) { on_exit(id); });
+  loop_.add(c.process.err.get(), EPOLLIN, [this, &c](uint32_t) {
+    if (drain(c.process.err.get(), c.err)) return;
+    loop_.remove(c.process.err.get());  // closed: a hung-up pipe would wake the loop forever
+    c.process.err.reset();
+  });
+  c.timer = loop_.add_timer(timeout_, [this, &c] {
+    c.timer = 0;
+    c.timed_out = true;
+    if (::kill(c.process.pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", c.process.pid, std::strerror(errno));
+  });
+}
+
+void Toolstack::on_exit(uint64_t id) {
+  auto it = children_.find(id);
+  if (it == children_.end()) return;
+  Child& c = *it->second;
+  auto info = reap(c.process.pidfd.get(), false);
+  if (info && info->si_pid == 0) return;  // not exited after all
+  if (c.process.err) {
+    drain(c.process.err.get(), c.err);
+    loop_.remove(c.process.err.get());
+  }
+  loop_.remove(c.process.pidfd.get());
+  if (c.timer) loop_.cancel_timer(c.timer);
+  Result<void> result = info ? outcome(c.what, *info, c.err, c.timed_out, timeout_) : tl::unexpected(info.error());
+  Done done = std::move(c.done);
+  children_.erase(it);
+  done(std::move(result));
+}
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// "libxl: error: libxl_create.c:1234:do_domain_create: Domain 7:cannot make domain: -3"
+// → "Domain 7:cannot make domain: -3"
+std::string_view strip_libxl_prefix(std::string_view line) {
+  constexpr std::string_view kError = "libxl: error: ";
+  line.remove_prefix(kError.size());
+  size_t colon = line.find(": ");
+  if (colon == std::string_view::npos) return line;
+  std::string_view position = line.substr(0, colon);
+  if (position.find(".c:") == std::string_view::npos || position.find(' ') != std::string_view::npos) return line;
+  return line.substr(colon + 2);
+}
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() >= kMaxReason) {
+      out += "...";
+      break;
+    }
+    out += (c >= 0x20 && c < 0x7f) ? c : (c == '\t' ? ' ' : '?');
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string summarize_stderr(std::string_view text) {
+  std::string_view first_error, last;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = trim(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line.empty() || line.starts_with("Parsing config from ")) continue;
+    if (first_error.empty() && line.starts_with("libxl: error: ")) first_error = strip_libxl_prefix(line);
+    last = line;
+  }
+  return printable(first_error.empty() ? last : first_error);
+}
+
+}  // namespace xcg::xen

@@ -1,0 +1,433 @@
+#include "xen/xen_hypervisor.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace xcg::xen {
+namespace {
+
+constexpr const char* kToken = "xcg";
+constexpr const char* kIntroduce = "@introduceDomain";
+constexpr const char* kRelease = "@releaseDomain";
+constexpr const char* kPrivcmd = "/dev/xen/privcmd";
+
+std::optional<uint32_t> parse_domid(std::string_view text) {
+  uint32_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+// xenconsoled names the pty slave it made ("/dev/pts/N"). Anything else is refused: the broker
+// is root, and must never be talked into opening some other file for a customer.
+bool plausible_tty(std::string_view path) {
+  constexpr std::string_view kPts = "/dev/pts/";
+  if (!path.starts_with(kPts)) return false;
+  return parse_domid(path.substr(kPts.size())).has_value();
+}
+
+Result<UniqueFd> open_raw_tty(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+  termios tio{};
+  if (::tcgetattr(fd.get(), &tio) < 0) return fail_errno("tcgetattr " + path);
+  ::cfmakeraw(&tio);
+  if (::tcsetattr(fd.get(), TCSANOW, &tio) < 0) return fail_errno("tcsetattr " + path);
+  return fd;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : std::string(separator)) + p;
+  return out;
+}
+
+}  // namespace
+
+struct XenHypervisor::Domain {
+  XenDomainSpec spec;
+  Seen seen;
+  std::vector<std::string> watched;  // the tty nodes watched for seen.domid
+  ConsoleLock lock;                  // held from open_console until the domid goes away
+  std::optional<EventLoop::TimerId> retry;
+  bool lock_busy = false;  // said so in the log already
+};
+
+std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<XenDomainSpec> domains,
+                                                   XenOptions options) {
+  std::vector<std::string> missing;
+  if (::access(kPrivcmd, F_OK) != 0)
+    missing.push_back(fmt::format("no {} ({}): this is not a Xen dom0, or the xen_privcmd module is "
+                                  "not loaded", kPrivcmd, std::strerror(errno)));
+  auto store = XenStore::open();
+  if (!store) missing.push_back(store.error().message + " (is xenstored running?)");
+  if (::access(options.toolstack.c_str(), X_OK) != 0)
+    missing.push_back(fmt::format("toolstack {}: {}", options.toolstack, std::strerror(errno)));
+  struct stat st {};
+  if (::stat(options.lock_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    missing.push_back(fmt::format("lock_dir {} is not a directory", options.lock_dir));
+  if (!missing.empty()) throw std::runtime_error("hypervisor xen: " + join(missing, "; "));
+  auto info = open_xenctrl();
+  return std::make_unique<XenHypervisor>(loop, std::move(domains), std::move(options), std::move(*store),
+                                         std::move(info));
+}
+
+XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<XenDomainSpec> domains, XenOptions options,
+                             XenStore store, std::unique_ptr<DomainInfoSource> info)
+    : loop_(loop),
+      options_(std::move(options)),
+      store_(std::move(store)),
+      info_(std::move(info)),
+      toolstack_(loop, options_.toolstack, options_.timeout) {
+  for (auto& spec : domains) {
+    if (spec.name.empty()) throw std::invalid_argument("xen: a domain without a name");
+    if (spec.config_file.empty()) spec.config_file = "/etc/xen/" + spec.name + ".cfg";
+    std::string name = spec.name;
+    auto d = std::make_unique<Domain>();
+    d->spec = std::move(spec);
+    if (!domains_.emplace(name, std::move(d)).second)
+      throw std::invalid_argument("xen: domain '" + name + "' is listed twice");
+  }
+  for (const char* path : {kIntroduce, kRelease}) {
+    if (auto w = store_.watch(path, kToken); !w) throw std::runtime_error("hypervisor xen: " + w.error().message);
+  }
+  loop_.add(store_.fd(), EPOLLIN, [this](uint32_t) { on_watch_event(); });
+  refresh();
+}
+
+XenHypervisor::~XenHypervisor() {
+  loop_.remove(store_.fd());
+  for (auto& [name, d] : domains_)
+    if (d->retry) loop_.cancel_timer(*d->retry);
+}
+
+std::vector<std::string> XenHypervisor::domains() const {
+  std::vector<std::string> names;
+  for (const auto& [name, d] : domains_) names.push_back(name);
+  return names;
+}
+
+XenHypervisor::Domain* XenHypervisor::find(const std::string& name) const {
+  auto it = domains_.find(name);
+  return it == domains_.end() ? nullptr : it->second.get();
+}
+
+// --- finding domains ---
+
+// The domids of every configured name, from /local/domain/*/name. Domain-0 is never a customer's.
+Result<std::map<std::string, std::vector<uint32_t>>> XenHypervisor::scan() const {
+  auto entries = store_.directory("/local/domain");
+  if (!entries) return tl::unexpected(entries.error());
+  std::map<std::string, std::vector<uint32_t>> found;
+  for (const auto& entry : *entries) {
+    auto domid = parse_domid(entry);
+    if (!domid || *domid == 0) continue;
+    auto name = store_.read(fmt::format("/local/domain/{}/name", *domid));
+    if (!name) return tl::unexpected(name.error());
+    if (*name && domains_.count(**name)) found[**name].push_back(*domid);
+  }
+  return found;
+}
+
+// Of the domains under one name (during a reboot the old one may linger while dying), the live
+// one, else the newest. A name in xenstore without a domain behind it is a leftover: ignored.
+Result<std::optional<XenHypervisor::Found>> XenHypervisor::pick(const std::vector<uint32_t>& domids) const {
+  std::optional<Found> best;
+  std::optional<Error> failed;
+  for (uint32_t domid : domids) {
+    auto info = info_->info(domid);
+    if (!info) {
+      failed = info.error();
+      continue;
+    }
+    if (!*info) continue;
+    Found f{domid, **info};
+    if (!best || std::pair(!f.info.dying, f.domid) > std::pair(!best->info.dying, best->domid)) best = f;
+  }
+  if (!best && failed) return fail(Errc::unavailable, failed->message);
+  return best;
+}
+
+Result<std::optional<XenHypervisor::Found>> XenHypervisor::locate(const std::string& name) const {
+  auto names = scan();
+  if (!names) return fail(Errc::unavailable, names.error().message);
+  auto it = names->find(name);
+  if (it == names->end()) return std::optional<Found>();
+  return pick(it->second);
+}
+
+std::vector<std::string> XenHypervisor::tty_paths(const Domain& d, const Found& found) const {
+  auto dom_path = store_.domain_path(found.domid);
+  std::string base = dom_path ? *dom_path : fmt::format("/local/domain/{}", found.domid);
+  std::string pv = base + "/console/tty", serial = base + "/serial/0/tty";
+  switch (d.spec.console) {
+    case ConsoleType::pv: return {pv};
+    case ConsoleType::serial: return {serial};
+    case ConsoleType::automatic: break;
+  }
+  if (found.info.hvm) return {serial, pv};
+  return {pv};
+}
+
+// The first tty named of `paths`; empty while xenconsoled has not written one yet.
+Result<std::string> XenHypervisor::read_tty(const Domain&, const std::vector<std::string>& paths) const {
+  for (const auto& path : paths) {
+    auto tty = store_.read(path);
+    if (!tty) return tl::unexpected(tty.error());
+    if (*tty && !(*tty)->empty()) return **tty;
+  }
+  return std::string();
+}
+
+// libxl records the start in /vm/<uuid>/start_time ("1700000000.42").
+std::chrono::seconds XenHypervisor::uptime(uint32_t domid) const {
+  auto vm = store_.read(fmt::format("/local/domain/{}/vm", domid));
+  if (!vm || !*vm) return std::chrono::seconds(0);
+  auto start = store_.read(**vm + "/start_time");
+  if (!start || !*start) return std::chrono::seconds(0);
+  std::string_view text = **start;
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec != std::errc()) return std::chrono::seconds(0);
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  return std::max(now - std::chrono::seconds(seconds), std::chrono::seconds(0));
+}
+
+// --- the interface ---
+
+Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
+  if (!find(domain)) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  auto found = locate(domain);
+  if (!found) return tl::unexpected(found.error());
+  DomainStatus s;
+  s.name = domain;
+  if (!*found) return s;
+  const Found& f = **found;
+  s.state = state_of(f.info);
+  s.domid = f.domid;
+  s.memory_mib = f.info.memory_kib / 1024;
+  s.vcpus = f.info.vcpus;
+  s.cpu_time = std::chrono::duration_cast<std::chrono::seconds>(f.info.cpu_time);
+  if (s.state == DomainState::running) s.uptime = uptime(f.domid);
+  return s;
+}
+
+Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  auto found = locate(domain);
+  if (!found) return tl::unexpected(found.error());
+  DomainState state = *found ? state_of((*found)->info) : DomainState::shut_off;
+  if (state != DomainState::running)
+    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(state)));
+  const Found& f = **found;
+  auto tty = read_tty(*d, tty_paths(*d, f));
+  if (!tty) return fail(Errc::unavailable, tty.error().message);
+  if (tty->empty()) return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
+  if (!plausible_tty(*tty)) {
+    log::error("xen: {} (domid {}) names '{}' as its console; refusing it", domain, f.domid, *tty);
+    return fail(Errc::unavailable, fmt::format("the console of {} is not usable", domain));
+  }
+  if (!d->lock.held() || d->lock.domid() != f.domid) {
+    d->lock.release();
+    auto lock = ConsoleLock::take(options_.lock_dir, f.domid);
+    if (!lock) {
+      if (lock.error().sys_errno == EWOULDBLOCK) retry_console_later(*d);
+      return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, lock.error().message));
+    }
+    d->lock = std::move(*lock);
+    d->lock_busy = false;
+  }
+  auto fd = open_raw_tty(*tty);
+  if (!fd) return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, fd.error().message));
+  return fd;
+}
+
+Result<void> XenHypervisor::act(const std::string& domain, Lifecycle action) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  auto args = toolstack_args(*d, action);
+  if (!args) return tl::unexpected(args.error());
+  return finish(*d, action, toolstack_.run(*args));
+}
+
+void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
+  Domain* d = find(domain);
+  if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
+  auto args = toolstack_args(*d, action);
+  if (!args) return done(tl::unexpected(args.error()));
+  toolstack_.run_async(*args, [this, d, action, done = std::move(done)](Result<void> ran) {
+    done(finish(*d, action, std::move(ran)));
+  });
+}
+
+Result<void> XenHypervisor::send_sysrq(const std::string& domain, char key) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  bool valid = key == 0 || (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z');
+  if (!valid) return fail(Errc::invalid_input, "a SysRq key is one of 0-9 and a-z");
+  auto found = locate(domain);
+  if (!found) return tl::unexpected(found.error());
+  DomainState state = *found ? state_of((*found)->info) : DomainState::shut_off;
+  if (state != DomainState::running)
+    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(state)));
+  uint32_t domid = (*found)->domid;
+  if (key == 0) {
+    auto ran = toolstack_.run({"trigger", std::to_string(domid), "nmi"});
+    if (!ran) return fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message));
+    return {};
+  }
+  // What libxl_send_sysrq does: the guest's xenbus driver watches control/sysrq.
+  auto dom_path = store_.domain_path(domid);
+  if (!dom_path) return fail(Errc::unavailable, dom_path.error().message);
+  if (auto w = store_.write(*dom_path + "/control/sysrq", std::string(1, key)); !w)
+    return fail(Errc::unavailable, w.error().message);
+  return {};
+}
+
+// --- lifecycle ---
+
+Result<std::vector<std::string>> XenHypervisor::toolstack_args(const Domain& d, Lifecycle action) const {
+  const std::string& name = d.spec.name;
+  auto found = locate(name);
+  if (!found) return tl::unexpected(found.error());
+  DomainState state = *found ? state_of((*found)->info) : DomainState::shut_off;
+  std::string domid = *found ? std::to_string((*found)->domid) : "";
+  switch (action) {
+    case Lifecycle::start:
+      if (state == DomainState::running) return fail(Errc::wrong_state, name + " is already running");
+      if (state == DomainState::shutting_down) return fail(Errc::wrong_state, name + " is still shutting down");
+      if (state == DomainState::crashed)
+        return fail(Errc::wrong_state, name + " has crashed; destroy it before starting it again");
+      return std::vector<std::string>{"create", d.spec.config_file};
+    case Lifecycle::shutdown:
+    case Lifecycle::reboot:
+      if (state != DomainState::running)
+        return fail(Errc::wrong_state, fmt::format("{} is not running ({})", name, state_name(state)));
+      // -F: HVM guests without PV drivers get an ACPI event instead of an error.
+      return std::vector<std::string>{std::string(lifecycle_name(action)), "-F", domid};
+    case Lifecycle::destroy:
+      if (!*found) return fail(Errc::wrong_state, name + " is not running (shut off)");
+      return std::vector<std::string>{"destroy", domid};
+  }
+  return fail(Errc::invalid_input, "unknown action");
+}
+
+Result<void> XenHypervisor::finish(const Domain& d, Lifecycle action, Result<void> ran) {
+  const std::string& name = d.spec.name;
+  if (!ran) {
+    log::warn("xen: {} {}: {}", lifecycle_name(action), name, ran.error().message);
+    return fail(ran.error().code, fmt::format("cannot {} {}: {}", lifecycle_name(action), name, ran.error().message));
+  }
+  if (action == Lifecycle::start) {
+    auto found = locate(name);
+    if (found && !*found) {
+      log::error("xen: `{} create {}` succeeded, but no domain named {} exists; is name=\"{}\" set in that file?",
+                 options_.toolstack, d.spec.config_file, name, name);
+      return fail(Errc::system, fmt::format("{} did not start; the gateway's log says why", name));
+    }
+  }
+  refresh();  // the watches would tell soon; listeners should know before the customer does
+  return {};
+}
+
+// --- following domains ---
+
+void XenHypervisor::on_watch_event() {
+  bool fired = false;
+  for (;;) {
+    auto event = store_.next_event();
+    if (!event) {
+      log::error("xen: {}; domains are no longer followed", event.error().message);
+      loop_.remove(store_.fd());
+      break;
+    }
+    if (!*event) break;
+    log::debug("xen: watch {} fired", (*event)->path);
+    fired = true;
+  }
+  if (fired) refresh();
+}
+
+void XenHypervisor::refresh() {
+  auto names = scan();
+  if (!names) return log::warn("xen: {}", names.error().message);
+  std::vector<std::string> changed;
+  for (auto& [name, d] : domains_) {
+    auto now = observe(*d, *names);
+    if (!now) {
+      log::warn("xen: {}: {}", name, now.error().message);
+      continue;
+    }
+    if (d->lock.held() && now->domid != d->lock.domid()) d->lock.release();  // that domain is gone
+    if (*now == d->seen) continue;
+    log::info("xen: {} is {}{}{}", name, state_name(now->state),
+              now->domid ? fmt::format(", domid {}", *now->domid) : "",
+              now->tty.empty() ? "" : ", console " + now->tty);
+    d->seen = *now;
+    changed.push_back(name);
+  }
+  for (const auto& name : changed) notify_console_changed(name);
+}
+
+Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names) {
+  Seen seen;
+  auto it = names.find(d.spec.name);
+  auto picked = it == names.end() ? std::optional<Found>() : pick(it->second);
+  if (!picked) return tl::unexpected(picked.error());
+  auto& found = *picked;
+  if (!found) {
+    watch_ttys(d, {});
+    return seen;
+  }
+  seen.domid = found->domid;
+  seen.state = state_of(found->info);
+  auto paths = tty_paths(d, *found);
+  watch_ttys(d, paths);
+  auto tty = read_tty(d, paths);
+  if (!tty) return tl::unexpected(tty.error());
+  seen.tty = *tty;
+  return seen;
+}
+
+// The tty node appears some time after the domain (xenconsoled writes it when it has noticed
+// the domain), and changes if xenconsoled is restarted.
+void XenHypervisor::watch_ttys(Domain& d, std::vector<std::string> paths) {
+  if (paths == d.watched) return;
+  for (const auto& path : d.watched)
+    if (auto r = store_.unwatch(path, kToken); !r) log::debug("xen: {}", r.error().message);
+  d.watched.clear();
+  for (auto& path : paths) {
+    if (auto r = store_.watch(path, kToken); !r) {
+      log::warn("xen: {}", r.error().message);
+      continue;
+    }
+    d.watched.push_back(std::move(path));
+  }
+}
+
+// Nothing in xenstore says when an `xl console` lets go of the lock, so ask again in a while.
+void XenHypervisor::retry_console_later(Domain& d) {
+  if (d.retry) return;
+  if (!d.lock_busy)
+    log::warn("xen: the console of {} is locked by another program (xl console?); retrying every {} ms",
+              d.spec.name, options_.lock_retry.count());
+  d.lock_busy = true;
+  d.retry = loop_.add_timer(options_.lock_retry, [this, &d] {
+    d.retry.reset();
+    notify_console_changed(d.spec.name);
+  });
+}
+
+}  // namespace xcg::xen

@@ -1,0 +1,106 @@
+// The real Xen: domains found by name in xenstore, their state from libxenctrl, their consoles
+// the ptys xenconsoled names in xenstore, and lifecycle actions through `xl`.
+//
+// A domain is followed by name: @introduceDomain, @releaseDomain and the tty node of each
+// known domain are watched (the xenstore descriptor sits in the event loop), and whenever a
+// domain's domid, state or tty changes, console-changed listeners hear about it. A reboot is a
+// new domid with a new pty under the same name.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "xen/console_lock.h"
+#include "xen/hypervisor.h"
+#include "xen/toolstack.h"
+#include "xen/xen_ctrl.h"
+#include "xen/xen_store.h"
+
+namespace xcg::xen {
+
+// Which console: the PV console (console/tty), the emulated serial port of an HVM guest
+// (serial/0/tty), or auto: serial for HVM guests when there is one, else PV (as xenconsole).
+enum class ConsoleType { automatic, pv, serial };
+
+struct XenDomainSpec {
+  std::string name;
+  std::string config_file;  // for `xl create`; empty: /etc/xen/<name>.cfg
+  ConsoleType console = ConsoleType::automatic;
+};
+
+struct XenOptions {
+  std::string toolstack = "/usr/sbin/xl";
+  std::chrono::milliseconds timeout{30'000};  // per toolstack run
+  std::string lock_dir = "/var/lock";          // Debian's XEN_LOCK_DIR
+  // How often to try again for a console whose lock someone else (`xl console`) holds.
+  std::chrono::milliseconds lock_retry{5'000};
+};
+
+class XenHypervisor final : public Hypervisor {
+ public:
+  // Connects to Xen: libxenctrl, xenstored, the toolstack. Throws std::runtime_error with one
+  // line naming everything that is missing.
+  static std::unique_ptr<XenHypervisor> open(EventLoop& loop, std::vector<XenDomainSpec> domains,
+                                             XenOptions options);
+  // With the connections given (tests pass a fake xenstored's and a fake domain-info source).
+  // Throws std::invalid_argument on an empty or duplicate domain name, std::runtime_error when
+  // the watches can't be set.
+  XenHypervisor(EventLoop& loop, std::vector<XenDomainSpec> domains, XenOptions options, XenStore store,
+                std::unique_ptr<DomainInfoSource> info);
+  ~XenHypervisor() override;
+
+  std::vector<std::string> domains() const override;
+  Result<DomainStatus> status(const std::string& domain) const override;
+  // Waits for the toolstack (at most the timeout): `xl create` returns once the domain is built,
+  // which takes seconds. act_async does not wait.
+  Result<void> act(const std::string& domain, Lifecycle action) override;
+  void act_async(const std::string& domain, Lifecycle action, ActDone done) override;
+  // The domain's tty, opened raw, non-blocking; xcg holds the xenconsole lock of the domain
+  // from then until the domain goes away (or xcg does).
+  Result<UniqueFd> open_console(const std::string& domain) override;
+  Result<void> send_sysrq(const std::string& domain, char key) override;
+
+ private:
+  struct Domain;
+  struct Found {
+    uint32_t domid;
+    DomainInfo info;
+  };
+  // What a change is judged by.
+  struct Seen {
+    std::optional<uint32_t> domid;
+    DomainState state = DomainState::shut_off;
+    std::string tty;
+    bool operator==(const Seen&) const = default;
+  };
+
+  Domain* find(const std::string& name) const;
+  Result<std::map<std::string, std::vector<uint32_t>>> scan() const;
+  Result<std::optional<Found>> locate(const std::string& name) const;
+  Result<std::optional<Found>> pick(const std::vector<uint32_t>& domids) const;
+  std::vector<std::string> tty_paths(const Domain& d, const Found& found) const;
+  Result<std::string> read_tty(const Domain& d, const std::vector<std::string>& paths) const;
+  std::chrono::seconds uptime(uint32_t domid) const;
+
+  Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
+  Result<void> finish(const Domain& d, Lifecycle action, Result<void> ran);
+
+  void on_watch_event();
+  void refresh();
+  Result<Seen> observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names);
+  void watch_ttys(Domain& d, std::vector<std::string> paths);
+  void retry_console_later(Domain& d);
+
+  EventLoop& loop_;
+  XenOptions options_;
+  XenStore store_;
+  std::unique_ptr<DomainInfoSource> info_;
+  Toolstack toolstack_;
+  std::map<std::string, std::unique_ptr<Domain>> domains_;
+};
+
+}  // namespace xcg::xen
