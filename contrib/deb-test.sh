@@ -6,11 +6,15 @@
 # /var/cache/xcg-deb-test), installs the package there with `apt-get install ./xcg_*.deb` so
 # that apt resolves its dependencies, and checks what a fresh install must give: the xcg user,
 # the conffile /etc/xcg/xcg.yaml that `xcg check` accepts, the unit (enabled, and passing
-# `systemd-analyze verify`), the directories. There is no systemd as PID 1 here, so it then
-# starts the unit's ExecStart by hand in the chroot, on a free loopback port and with a fake
-# NOTIFY_SOCKET, waits for READY=1, fetches the host key with ssh-keyscan from the host (a
-# session process must chroot, drop to xcg and finish a key exchange for that), stops it with
-# SIGTERM, and finally purges the package.
+# `systemd-analyze verify`), the directories, the man pages. Then, in two ways:
+#  1. by hand, as on a machine without systemd as PID 1 (like this one): the unit's ExecStart
+#     in the chroot, on a free loopback port, with a fake NOTIFY_SOCKET; it waits for READY=1,
+#     fetches the host key with ssh-keyscan from the host (a session process must chroot,
+#     drop to xcg and finish a key exchange for that) and stops it with SIGTERM;
+#  2. for real: it boots the same root with systemd as PID 1 (systemd-nspawn, sharing the
+#     host's network) and checks the unit itself: started at boot, reachable, its sandbox
+#     applied (capabilities, no_new_privs, seccomp, read-only system), reload and stop.
+# Finally it purges the package.
 #
 # Everything mounted (proc, dev, run) lives in a private mount and PID namespace: when the test
 # ends, however it ends, the kernel unmounts it all and kills whatever was left running. Every
@@ -41,6 +45,7 @@ ensure_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v unshare >/dev/null || missing+=(util-linux)
   command -v ssh-keyscan >/dev/null || missing+=(openssh-client)
+  command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
   [ -x "$PYTHON" ] || missing+=(python3)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing: ${missing[*]}"
@@ -181,10 +186,14 @@ main() {
   cp "$DEB" "$WORK/root/tmp/"
   mkdir -p "$CACHE/apt-archives/partial" "$CACHE/apt-lists/partial"
   say "installing $(basename "$DEB") in the chroot, then checking it"
-  local rc=0
+  local rc=0 st
+  set +e
   timeout 1200 unshare --mount --propagation private --pid --fork --kill-child --mount-proc \
-    "$SELF" --inside "$WORK" "$(basename "$DEB")" 2>&1 | scrub || rc=$?
-  phase_done "install, serve, purge"
+    "$SELF" --inside "$WORK" "$(basename "$DEB")" 2>&1 | scrub
+  st=("${PIPESTATUS[@]}")
+  set -e
+  [ "${st[0]}" -eq 0 ] && [ "${st[1]}" -eq 0 ] || rc=1
+  phase_done "install, run by hand, boot, purge"
 
   echo
   printf '  %s\n' "${TIMES[@]}"
@@ -291,6 +300,7 @@ with open(sys.argv[2], "a") as log:
         log.write(data.decode(errors="replace") + "\n")
         log.flush()
 PY
+  NOTIFY_PID=$!
   wait_for 10 test -S "$R/run/xcg-test-notify"
 }
 
@@ -319,19 +329,11 @@ keyscan_matches_host_key() {
   [ -n "$got" ] && [ "$got" = "$expected" ]
 }
 
-# `xcg hostkeys` is newer than this test; until it exists it is reported, not failed.
 hostkeys_lists_the_key() {
   local out expected
-  expected=$(ssh-keygen -y -f "$R/var/lib/xcg/ssh_host_ed25519_key" | cut -d' ' -f2)
-  if ! out=$(in_root xcg hostkeys --config /etc/xcg/xcg.yaml 2>&1); then
-    if [[ "$out" == *"unknown command"* ]]; then
-      echo "    (skipped: this xcg has no 'hostkeys' command yet)"
-      return 0
-    fi
-    echo "$out"
-    return 1
-  fi
-  [[ "$out" == *"$expected"* ]] && [[ "$out" == *"SSHFP"* ]]
+  expected=$(ssh-keygen -y -f "$R/var/lib/xcg/ssh_host_ed25519_key" | cut -d' ' -f2) || return 1
+  out=$(in_root xcg hostkeys --config /etc/xcg/xcg.yaml 2>&1) || { echo "$out"; return 1; }
+  [[ "$out" == *"$expected"* ]] && [[ "$out" == *" IN SSHFP "* ]]
 }
 
 no_error_lines() { ! grep -E '^[0-9T:.-]+Z error ' "$WORK/serve.log"; }
@@ -345,6 +347,129 @@ stop_serve() {
   wait "$SERVE_PID"
 }
 
+# ---- The same root booted with systemd as PID 1 (systemd-nspawn), to run the real unit ----
+
+# The container's systemd: the one process called systemd in this PID namespace that
+# descends from nspawn.
+container_init() {
+  local p q
+  for p in $(pgrep -x systemd); do
+    q=$p
+    while [ "$q" -gt 1 ]; do
+      [ "$q" = "$NSPAWN_PID" ] && { echo "$p"; return 0; }
+      q=$(awk '/^PPid:/ {print $2}' "/proc/$q/status" 2>/dev/null) || break
+      [ -n "$q" ] || break
+    done
+  done
+  return 1
+}
+
+in_container() { nsenter -t "$INIT" -a "$@"; }
+
+booted() {
+  local state
+  state=$(in_container systemctl is-system-running 2>/dev/null) || true
+  [ "$state" = running ] || [ "$state" = degraded ]
+}
+
+unit_port() {
+  in_container journalctl -u xcg -o cat --no-pager 2>/dev/null |
+    sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' | tail -n1
+}
+
+# The capability numbers of what the unit's CapabilityBoundingSet= names (linux/capability.h).
+expected_cap_mask() {
+  local -A bit=([CAP_CHOWN]=0 [CAP_DAC_OVERRIDE]=1 [CAP_DAC_READ_SEARCH]=2 [CAP_FOWNER]=3
+                [CAP_KILL]=5 [CAP_SETGID]=6 [CAP_SETUID]=7 [CAP_NET_BIND_SERVICE]=10
+                [CAP_NET_ADMIN]=12 [CAP_IPC_LOCK]=14 [CAP_SYS_CHROOT]=18 [CAP_SYS_ADMIN]=21
+                [CAP_SYS_RESOURCE]=24)
+  local mask=0 name
+  for name in $(sed -n 's/^CapabilityBoundingSet=//p' "$R/lib/systemd/system/xcg.service"); do
+    [ -n "${bit[$name]:-}" ] || { echo "unknown capability $name" >&2; return 1; }
+    mask=$((mask | (1 << ${bit[$name]})))
+  done
+  printf '%016x\n' "$mask"
+}
+
+main_pid() { in_container systemctl show -P MainPID xcg; }
+
+# What the unit's sandbox gives the broker, read from the host through its /proc entry.
+sandbox_applied() {
+  local pid host_pid want
+  pid=$(main_pid) && [ "$pid" -gt 0 ] || return 1
+  # The container's PID namespace is nested in ours: find the same process here.
+  host_pid=$(awk -v pid="$pid" '$1 == "NSpid:" && NF >= 3 && $NF == pid {
+                 split(FILENAME, part, "/"); print part[3]; exit}' /proc/[0-9]*/status 2>/dev/null)
+  [ -n "$host_pid" ] || { echo "    no process for MainPID $pid"; return 1; }
+  want=$(expected_cap_mask) || return 1
+  local bnd nnp seccomp
+  bnd=$(awk '/^CapBnd:/ {print $2}' "/proc/$host_pid/status")
+  nnp=$(awk '/^NoNewPrivs:/ {print $2}' "/proc/$host_pid/status")
+  seccomp=$(awk '/^Seccomp:/ {print $2}' "/proc/$host_pid/status")
+  echo "    MainPID: CapBnd $bnd (want $want), NoNewPrivs $nnp, Seccomp $seccomp"
+  [ "$bnd" = "$want" ] && [ "$nnp" = 1 ] && [ "$seccomp" = 2 ] || return 1
+  local d
+  for d in /etc /run /var/lib /usr; do
+    if nsenter -t "$host_pid" -m -- sh -c "touch $d/.xcg-probe 2>/dev/null && rm -f $d/.xcg-probe"; then
+      echo "    $d is writable for the service"; return 1
+    fi
+  done
+  for d in /run/xcg /var/lib/xcg /var/log/xcg; do
+    nsenter -t "$host_pid" -m -- sh -c "touch $d/.xcg-probe && rm -f $d/.xcg-probe" ||
+      { echo "    $d is not writable for the service"; return 1; }
+  done
+}
+
+reload_works() {
+  in_container systemctl reload xcg || return 1
+  wait_for 10 eval 'in_container journalctl -u xcg -o cat --no-pager | grep -q "reloaded .*(SIGHUP)"' &&
+    in_container xcg ctl status >/dev/null
+}
+
+stops_cleanly() {
+  in_container systemctl stop xcg || return 1
+  [ "$(in_container systemctl show -P Result xcg)" = success ] &&
+    [ "$(in_container systemctl show -P ActiveState xcg)" = inactive ]
+}
+
+boot_checks() {
+  echo "  booting the root with systemd (systemd-nspawn), where xcg.service starts as on a server"
+  in_root env DEBIAN_FRONTEND=noninteractive timeout 300 \
+    apt-get install -y -q --no-install-recommends systemd-sysv >>"$WORK/apt.log" 2>&1 ||
+    { tail -n 20 "$WORK/apt.log"; FAILS=$((FAILS + 1)); return 0; }
+  rm -f "$R/usr/sbin/policy-rc.d"
+  umount -R "$R/dev" "$R/proc" "$R/run" "$R/var/cache/apt/archives" "$R/var/lib/apt/lists"
+  systemd-nspawn -q -D "$R" -b --register=no --keep-unit --console=passive \
+    >"$WORK/nspawn.log" 2>&1 </dev/null &
+  NSPAWN_PID=$!
+  INIT=""
+  wait_for 30 eval 'INIT=$(container_init)' || true
+  check "the container boots (systemctl is-system-running)" \
+    eval '[ -n "$INIT" ] && wait_for 90 booted'
+  if [ -z "$INIT" ] || ! booted; then
+    sed 's/^/    | /' "$WORK/nspawn.log" | tail -n 20
+  else
+    { in_container systemctl --failed --no-legend --plain || true; } | sed 's/^/    failed unit: /'
+    check "xcg.service is active after boot (Type=notify: READY=1 reached systemd)" \
+      eval '[ "$(in_container systemctl is-active xcg)" = active ]'
+    echo "    status: $(in_container systemctl show -P StatusText xcg)"
+    PORT=$(unit_port)
+    check "ssh-keyscan reaches it (sessions chroot and drop privileges in the sandbox)" \
+      eval '[ -n "$PORT" ] && keyscan_matches_host_key'
+    check "the unit's sandbox: capabilities, no_new_privs, seccomp, read-only system" sandbox_applied
+    check "systemctl reload xcg (SIGHUP), then xcg ctl status" reload_works
+    check "systemctl stop xcg: clean stop" stops_cleanly
+    { in_container journalctl -u xcg -o short-monotonic --no-pager || true; } |
+      sed 's/^/    | /' | tail -n 12
+    # SIGRTMIN+4: systemd's "power off".
+    kill -s RTMIN+4 "$INIT" || true
+  fi
+  wait_for 30 eval '! running "$NSPAWN_PID"' || kill -KILL "$NSPAWN_PID"
+  wait "$NSPAWN_PID" || true
+  mount -t proc proc "$R/proc"
+  mount --rbind /dev "$R/dev"
+}
+
 inside() {
   WORK="$1"
   local deb="$2"
@@ -352,7 +477,7 @@ inside() {
   local step_start=$SECONDS
   # No propagation back to the host (unshare made everything private); the namespace's end
   # unmounts all of this anyway, the trap just does it in order.
-  trap 'umount -R "$R/dev" "$R/proc" "$R/run" "$R/var/cache/apt/archives" "$R/var/lib/apt/lists" 2>/dev/null || true' EXIT
+  trap '[ -z "${NSPAWN_PID:-}" ] || kill -KILL "$NSPAWN_PID" 2>/dev/null || true; umount -R "$R/dev" "$R/proc" "$R/run" "$R/var/cache/apt/archives" "$R/var/lib/apt/lists" 2>/dev/null || true' EXIT
   mount -t proc proc "$R/proc"
   mount --rbind /dev "$R/dev"
   mount -t tmpfs -o mode=0755 tmpfs "$R/run"
@@ -411,7 +536,10 @@ inside() {
     check "no error lines in its log" no_error_lines
   fi
   running "${SERVE_PID:-0}" && kill -KILL "$SERVE_PID"
+  kill "$NOTIFY_PID" && wait "$NOTIFY_PID" 2>/dev/null || true
   sed 's/^/    | /' "$WORK/serve.log"
+
+  boot_checks
 
   in_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get purge -y -q xcg >>"$WORK/apt.log" 2>&1 ||
     { tail -n 20 "$WORK/apt.log"; FAILS=$((FAILS + 1)); }

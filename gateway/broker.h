@@ -80,7 +80,8 @@ class Broker {
   // Request handlers (broker_requests.cc). Each returns the answer to send.
   ipc::Message answer_authorize(Session& s, const ipc::AuthorizeReq& req);
   ipc::Message answer_status(Session& s);
-  ipc::Message answer_action(Session& s, const ipc::ActionReq& req);
+  void start_action(Session& s, const ipc::ActionReq& req);
+  void send_answer(uint64_t session_id, const ipc::Message& answer);
   ipc::Message answer_attach(Session& s, UniqueFd& pass);
   ipc::Message answer_log(Session& s, const ipc::LogReq& req);
   ipc::Message answer_who(Session& s);

@@ -9,7 +9,9 @@
 namespace xcg::gateway {
 namespace {
 
-constexpr int kAnswerTimeoutMs = 30'000;
+// Longer than the toolstack's own timeout (xen.timeout, at most a few tens of seconds), so that
+// a slow `xl create` is reported by the broker rather than cut short here.
+constexpr int kAnswerTimeoutMs = 120'000;
 
 template <class T>
 Result<T> as(Result<ipc::Received> r) {

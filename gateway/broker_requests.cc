@@ -109,7 +109,7 @@ void Broker::on_session_message(uint64_t id) {
   } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {
     answer = answer_status(s);
   } else if (auto* act = std::get_if<ipc::ActionReq>(&received->message)) {
-    answer = answer_action(s, *act);
+    return start_action(s, *act);  // answers when the toolstack is done, without blocking us
   } else if (auto* log_req = std::get_if<ipc::LogReq>(&received->message)) {
     answer = answer_log(s, *log_req);
   } else if (std::holds_alternative<ipc::WhoReq>(received->message)) {
@@ -167,26 +167,39 @@ ipc::Message Broker::answer_status(Session& s) {
   return ipc::StatusAns{true, xen::format_status(*status)};
 }
 
-ipc::Message Broker::answer_action(Session& s, const ipc::ActionReq& req) {
+void Broker::start_action(Session& s, const ipc::ActionReq& req) {
   auto lifecycle = lifecycle_for(req.action);
   std::string name(config::action_name(req.action));
   auto it = config_->domains.find(s.domain);
-  if (!lifecycle) return ipc::ActionAns{false, name + " is not a lifecycle action"};
-  if (s.readonly) {
-    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", "read-only key"}});
-    return ipc::ActionAns{false, fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain)};
+  std::string refusal;
+  if (!lifecycle) {
+    refusal = name + " is not a lifecycle action";
+  } else if (s.readonly) {
+    refusal = fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain);
+  } else if (it == config_->domains.end() || !it->second.allows(req.action)) {
+    refusal = fmt::format("{} is not allowed for {}", name, s.domain);
   }
-  if (it == config_->domains.end() || !it->second.allows(req.action)) {
-    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", "not allowed"}});
-    return ipc::ActionAns{false, fmt::format("{} is not allowed for {}", name, s.domain)};
+  if (!refusal.empty()) {
+    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", refusal}});
+    return send_answer(s.id, ipc::ActionAns{false, refusal});
   }
-  auto done = hypervisor_->act(s.domain, *lifecycle);
-  if (!done) {
-    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", done.error().message}});
-    return ipc::ActionAns{false, done.error().message};
-  }
-  audit(s, "action", {{"action", name}, {"result", "ok"}});
-  return ipc::ActionAns{true, done_text(s.domain, *lifecycle)};
+  // The Xen toolstack may take seconds (xl create); the answer goes out when it is done, and
+  // only if the session is still there.
+  AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
+  std::string ok_text = done_text(s.domain, *lifecycle);
+  uint64_t id = s.id;
+  hypervisor_->act_async(s.domain, *lifecycle, [this, id, record, ok_text](Result<void> done) mutable {
+    record.extra.emplace_back("result", done ? "ok" : "error");
+    if (!done) record.extra.emplace_back("reason", done.error().message);
+    audit_.write(record);
+    send_answer(id, ipc::ActionAns{done.has_value(), done ? ok_text : done.error().message});
+  });
+}
+
+void Broker::send_answer(uint64_t id, const ipc::Message& answer) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second.ipc) return;
+  if (auto sent = ipc::send(it->second.ipc.get(), answer); !sent) cut_off(it->second, sent.error().message);
 }
 
 ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {

@@ -59,7 +59,14 @@ Connection::~Connection() {
 
 void Connection::install() {
   server_cb_.userdata = this;
-  server_cb_.auth_none_function = [](ssh_session, const char*, void*) -> int { return SSH_AUTH_DENIED; };
+  // "none" and "password" are never accepted, but each try counts like a refused key, so a
+  // client cannot probe forever within the login grace time.
+  server_cb_.auth_none_function = [](ssh_session, const char*, void* ud) -> int {
+    return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] { return self(ud)->deny_attempt(); });
+  };
+  server_cb_.auth_password_function = [](ssh_session, const char*, const char*, void* ud) -> int {
+    return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] { return self(ud)->deny_attempt(); });
+  };
   server_cb_.auth_pubkey_function = [](ssh_session, const char* user, ssh_key key, char state,
                                        void* ud) -> int {
     return guarded(static_cast<int>(SSH_AUTH_DENIED),
@@ -134,8 +141,7 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
     answer = *r;
   }
   if (!answer || !answer->ok) {
-    if (++auth_failures_ >= static_cast<int>(limits_.max_auth_tries)) done_ = true;  // MaxAuthTries
-    return SSH_AUTH_DENIED;
+    return deny_attempt();
   }
   if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
     // Bind the identity only now, to the key whose signature libssh just checked.
@@ -146,6 +152,11 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
     readonly_ = answer->readonly;
   }
   return SSH_AUTH_SUCCESS;
+}
+
+int Connection::deny_attempt() {
+  if (++auth_failures_ >= static_cast<int>(limits_.max_auth_tries)) done_ = true;  // MaxAuthTries
+  return SSH_AUTH_DENIED;
 }
 
 // --- channel requests -----------------------------------------------------------------------
@@ -501,6 +512,7 @@ void Connection::close() {
   // Give the client a moment to read the exit status and close its side.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (channel_ != nullptr && !closed_by_client_ && ssh_is_connected(session_) &&
+         !(ssh_get_status(session_) & (SSH_CLOSED | SSH_CLOSED_ERROR)) &&
          std::chrono::steady_clock::now() < deadline) {
     if (ssh_event_dopoll(event_, 100) == SSH_ERROR) break;
   }

@@ -45,6 +45,7 @@ class Connection {
 
   // libssh callbacks (static trampolines in the .cc call these).
   int on_auth_pubkey(const char* user, ssh_key key, char signature_state);
+  int deny_attempt();
   ssh_channel on_channel_open();
   int on_pty_request(int cols, int rows);
   int on_shell();

@@ -1,5 +1,6 @@
 #include "gateway/console_hub.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,7 +97,13 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
   return id;
 }
 
-std::vector<ViewerInfo> ConsoleHub::viewers() const {
+std::vector<ViewerInfo> ConsoleHub::viewers() {
+  std::vector<ViewerId> hung_up;
+  for (const auto& [id, v] : viewers_) {
+    pollfd p{v.fd.get(), POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP))) hung_up.push_back(id);
+  }
+  for (auto id : hung_up) on_viewer_event(id, EPOLLIN);  // reads what is left, then detaches
   std::vector<ViewerInfo> out;
   for (const auto& [id, v] : viewers_) out.push_back(v.info);
   return out;

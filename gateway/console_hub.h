@@ -63,7 +63,9 @@ class ConsoleHub {
   void notice(std::string_view text);
 
   size_t viewer_count() const { return viewers_.size(); }
-  std::vector<ViewerInfo> viewers() const;
+  // The attached viewers. Viewers whose sessions have already hung up are detached first, so
+  // a customer who just left is not listed because the event loop has not seen the hang-up yet.
+  std::vector<ViewerInfo> viewers();
   const std::string& domain() const { return domain_; }
   const ConsoleLog& log() const { return log_; }
 

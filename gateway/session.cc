@@ -101,7 +101,10 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
     }
     if (ssh_event_dopoll(event.get(), kPollMs) == SSH_ERROR) break;
     conn.step(std::chrono::steady_clock::now());
-    if (!ssh_is_connected(session.get())) break;
+    // A fatal protocol error (bad MAC, bad length, a forbidden message) closes the session
+    // inside libssh without the socket closing: ssh_is_connected() alone would miss it.
+    if (!ssh_is_connected(session.get()) || (ssh_get_status(session.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
+      break;
   }
   int code = conn.authenticated() ? kOk : kAuthFailed;
   conn.close();

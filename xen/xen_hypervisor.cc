@@ -181,7 +181,7 @@ std::vector<std::string> XenHypervisor::tty_paths(const Domain& d, const Found& 
 }
 
 // The first tty named of `paths`; empty while xenconsoled has not written one yet.
-Result<std::string> XenHypervisor::read_tty(const Domain&, const std::vector<std::string>& paths) const {
+Result<std::string> XenHypervisor::read_tty(const std::vector<std::string>& paths) const {
   for (const auto& path : paths) {
     auto tty = store_.read(path);
     if (!tty) return tl::unexpected(tty.error());
@@ -223,16 +223,22 @@ Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
   return s;
 }
 
-Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
-  Domain* d = find(domain);
-  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
-  auto found = locate(domain);
+Result<XenHypervisor::Found> XenHypervisor::locate_running(const std::string& name) const {
+  auto found = locate(name);
   if (!found) return tl::unexpected(found.error());
   DomainState state = *found ? state_of((*found)->info) : DomainState::shut_off;
   if (state != DomainState::running)
-    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(state)));
-  const Found& f = **found;
-  auto tty = read_tty(*d, tty_paths(*d, f));
+    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", name, state_name(state)));
+  return **found;
+}
+
+Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  auto running = locate_running(domain);
+  if (!running) return tl::unexpected(running.error());
+  const Found& f = *running;
+  auto tty = read_tty(tty_paths(*d, f));
   if (!tty) return fail(Errc::unavailable, tty.error().message);
   if (tty->empty()) return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
   if (!plausible_tty(*tty)) {
@@ -243,8 +249,10 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
     d->lock.release();
     auto lock = ConsoleLock::take(options_.lock_dir, f.domid);
     if (!lock) {
-      if (lock.error().sys_errno == EWOULDBLOCK) retry_console_later(*d);
-      return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, lock.error().message));
+      if (lock.error().sys_errno != EWOULDBLOCK)
+        return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, lock.error().message));
+      retry_console_later(*d);
+      return fail(Errc::unavailable, fmt::format("the console of {} is in use by another program (xl console?)", domain));
     }
     d->lock = std::move(*lock);
     d->lock_busy = false;
@@ -277,12 +285,9 @@ Result<void> XenHypervisor::send_sysrq(const std::string& domain, char key) {
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
   bool valid = key == 0 || (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z');
   if (!valid) return fail(Errc::invalid_input, "a SysRq key is one of 0-9 and a-z");
-  auto found = locate(domain);
-  if (!found) return tl::unexpected(found.error());
-  DomainState state = *found ? state_of((*found)->info) : DomainState::shut_off;
-  if (state != DomainState::running)
-    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(state)));
-  uint32_t domid = (*found)->domid;
+  auto running = locate_running(domain);
+  if (!running) return tl::unexpected(running.error());
+  uint32_t domid = running->domid;
   if (key == 0) {
     auto ran = toolstack_.run({"trigger", std::to_string(domid), "nmi"});
     if (!ran) return fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message));
@@ -395,7 +400,7 @@ Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d, const std::map<std
   seen.state = state_of(found->info);
   auto paths = tty_paths(d, *found);
   watch_ttys(d, paths);
-  auto tty = read_tty(d, paths);
+  auto tty = read_tty(paths);
   if (!tty) return tl::unexpected(tty.error());
   seen.tty = *tty;
   return seen;

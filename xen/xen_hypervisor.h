@@ -81,9 +81,10 @@ class XenHypervisor final : public Hypervisor {
   Domain* find(const std::string& name) const;
   Result<std::map<std::string, std::vector<uint32_t>>> scan() const;
   Result<std::optional<Found>> locate(const std::string& name) const;
+  Result<Found> locate_running(const std::string& name) const;  // wrong_state unless running
   Result<std::optional<Found>> pick(const std::vector<uint32_t>& domids) const;
   std::vector<std::string> tty_paths(const Domain& d, const Found& found) const;
-  Result<std::string> read_tty(const Domain& d, const std::vector<std::string>& paths) const;
+  Result<std::string> read_tty(const std::vector<std::string>& paths) const;
   std::chrono::seconds uptime(uint32_t domid) const;
 
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;

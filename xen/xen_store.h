@@ -49,8 +49,6 @@ class XenStore {
   // Errc::unavailable once the connection to xenstored is lost.
   Result<std::optional<WatchEvent>> next_event();
 
-  bool connected() const { return handle_ != nullptr; }
-
  private:
   struct Close {
     void operator()(xs_handle* h) const noexcept;

@@ -63,17 +63,11 @@ class Counter {
   void due_lines(Clock::time_point now, std::string& out) {
     double elapsed = std::chrono::duration<double>(now - start_).count();
     auto due = static_cast<uint64_t>(elapsed * rate_);
-    uint64_t until = std::min(due, last_ + kMaxBurst);
-    char digits[24];
-    for (uint64_t n = last_ + 1; n <= until; ++n) {
-      auto res = std::to_chars(digits, digits + sizeof digits, n);
-      out += domain_;
-      out += ' ';
-      out.append(digits, res.ptr);
-      out += "\r\n";
-    }
-    last_ = std::max(last_, until);
+    lines(std::min(due, last_ + kMaxBurst), out);
   }
+
+  // Appends the next `count` lines to `out` at once.
+  void burst(uint64_t count, std::string& out) { lines(last_ + count, out); }
 
   // Milliseconds until the next line is due (at least 1).
   int ms_to_next(Clock::time_point now) const {
@@ -85,6 +79,18 @@ class Counter {
   uint64_t last() const { return last_; }
 
  private:
+  void lines(uint64_t until, std::string& out) {
+    char digits[24];
+    for (uint64_t n = last_ + 1; n <= until; ++n) {
+      auto res = std::to_chars(digits, digits + sizeof digits, n);
+      out += domain_;
+      out += ' ';
+      out.append(digits, res.ptr);
+      out += "\r\n";
+    }
+    last_ = std::max(last_, until);
+  }
+
   std::string domain_;
   double rate_;
   Clock::time_point start_ = Clock::now();
@@ -93,7 +99,7 @@ class Counter {
 
 }  // namespace
 
-int run_count_guest(double lines_per_second) {
+int run_count_guest(double lines_per_second, uint64_t halt_burst) {
   const char* name = std::getenv("XCG_DOMAIN");
   const char* domid = std::getenv("XCG_DOMID");
   std::string domain = name && *name ? name : "guest";
@@ -124,7 +130,10 @@ int run_count_guest(double lines_per_second) {
     counter.due_lines(Clock::now(), out);
     if (!out.empty() && !write_all(out)) return 1;
   }
-  return write_all(fmt::format("{} halt {}\r\n", domain, counter.last())) ? 0 : 1;
+  out.clear();
+  counter.burst(halt_burst, out);
+  out += fmt::format("{} halt {}\r\n", domain, counter.last());
+  return write_all(out) ? 0 : 1;
 }
 
 }  // namespace xcg::load

@@ -27,31 +27,33 @@ finish() {
   if ((keep)); then
     echo "test bed left running: $TESTBED ssh | console | status | stop" >&2
   else
-    "$TESTBED" stop
+    "$TESTBED" stop 9>&-
   fi
-  # pytest's closing line, again, so that it is the last line whatever was logged since.
+  # The closing line comes last, whatever was logged since pytest ended.
   if [[ -n $SUMMARY ]]; then echo "$SUMMARY"; fi
 }
-trap finish EXIT
-trap 'exit 130' INT TERM
 
 timing() { echo "TIMING $1 $(($(date +%s) - $2))s" | tee -a "$RUN/timings" >&2; }
-setup_failed() { echo "xen test bed: $1 failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+setup_failed() { echo "xen test bed: $1 failed" >&2; SUMMARY="0 passed, 1 failed"; exit 1; }
 
 mkdir -p "$RUN"
+exec 9>"$RUN.lock"   # one run per run directory; set XCG_TESTBED_RUN for another
+if ! flock -w 1800 9; then echo "xen test bed: $RUN is busy" >&2; echo "0 passed, 1 failed"; exit 1; fi
+trap finish EXIT      # from here on, the QEMU of this run directory is ours to stop
+trap 'exit 130' INT TERM
 : >"$RUN/timings"
 t=$(date +%s)
-"$TESTBED" build || setup_failed build
+"$TESTBED" build 9>&- || setup_failed build
 timing build "$t"
-"$TESTBED" stop   # a test bed left by an earlier --keep: boot afresh
+"$TESTBED" stop 9>&-   # a test bed left by an earlier --keep: boot afresh
 t=$(date +%s)
-"$TESTBED" boot || setup_failed boot
+"$TESTBED" boot 9>&- || setup_failed boot   # QEMU must not inherit the lock
 timing boot "$t"
 t=$(date +%s)
 timeout --kill-after=30 "$TEST_TIMEOUT" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   -o console_output_style=classic -rs --durations=5 "$HERE" "${pytest_args[@]}" 2>&1 | tee "$RUN/pytest.log"
 rc=${PIPESTATUS[0]}
 SUMMARY=$(tail -n1 "$RUN/pytest.log")
-if ((rc == 124 || rc == 137)); then SUMMARY="testbed: 0 passed, 1 failed"; echo "xen test bed: pytest timed out" >&2; fi
+if ((rc == 124 || rc == 137)); then echo "xen test bed: pytest timed out" >&2; SUMMARY="0 passed, 1 failed"; fi
 timing tests "$t"
 exit "$rc"

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""xcg against the classic OpenSSH forced-command recipe, in one run (docs/performance.md).
+
+  bench.py run --build DIR --out DIR [--quick]   everything; needs root
+  bench.py cleanup                               remove what a killed run left behind
+
+This script only orchestrates: the SSH client load comes from xcg-loadgen (C++, libssh,
+event-driven), so that the client costs the same on both sides and little overall.
+"""
+
+import argparse
+import fcntl
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import measure  # noqa: E402
+import procs  # noqa: E402
+import report  # noqa: E402
+from loadgen_client import LoadGen  # noqa: E402
+from servers import (RUN, BenchError, Guests, Layout, OpenSshServer, XcgServer,  # noqa: E402
+                     domain_name, remove_baseline_system_files, run_checked)
+
+LOCK = Path("/run/xcg-bench.lock")
+HERE = Path(__file__).resolve().parent
+
+
+class Interrupted(BaseException):
+    """A signal asked us to stop; BaseException so that no figure's handler swallows it."""
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def say(text):
+    print(f"\033[1m==> bench: {text}\033[0m", flush=True)
+
+
+def versions(build):
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+    return {"openssh": first_line(["/usr/sbin/sshd", "-V"]), "sudo": first_line(["sudo", "-V"]),
+            "kernel": platform.release(), "cpus": os.cpu_count(),
+            "libssh": first_line(["pkg-config", "--modversion", "libssh"])}
+
+
+def make_keys(build, layout, count):
+    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys),
+                 "--first", "1", "--count", str(count)])
+    return [(domain_name(i), (layout.keys / f"{domain_name(i)}.pub").read_text().strip())
+            for i in range(1, count + 1)]
+
+
+def run(args):
+    prof = measure.QUICK if args.quick else measure.FULL
+    build, out = Path(args.build).resolve(), Path(args.out).resolve()
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    lock = open(LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError(f"another benchmark holds {LOCK}") from None
+    procs.become_subreaper()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    load_at_start = procs.load_average()
+    say(f"{prof.name} run; load average {load_at_start[0]:.2f} on {os.cpu_count()} cores")
+    started = time.monotonic()
+    layout = Layout()
+    guests = xcg = ssh = None
+    loadgen_log = open(work / "loadgen.log", "wb")
+    results = {}
+    try:
+        layout.create(build)
+        say(f"{prof.domains} domains: keys, shared guests")
+        domains = make_keys(build, layout, prof.domains)
+        guests = Guests(build, layout, prof.domains, work / "guests.log")
+        guests.start()
+        lg = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, loadgen_log)
+
+        xcg = XcgServer(build, layout, domains, work)
+        xcg.write_config()
+        ssh = OpenSshServer(layout, domains, work)
+        ssh.setup()
+        # One side at a time: both attach console clients to the same guests, and two
+        # readers of one pty would split its output.
+        for server in (xcg, ssh):
+            say(f"starting {server.label}")
+            server.start()
+            results[server.name] = measure.measure(lg, server, prof, say)
+            server.stop()
+    finally:
+        for thing in (xcg, ssh, guests):
+            try:
+                if thing is not None:
+                    thing.stop()
+            except Exception as e:  # keep cleaning up
+                print(f"bench: stopping: {e}", file=sys.stderr)
+        problems = cleanup_system()
+        loadgen_log.close()
+        for p in problems:
+            print(f"bench: cleanup: {p}", file=sys.stderr)
+
+    figures = report.compute(results, prof)
+    data = {
+        "profile": prof.name,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.monotonic() - started, 1),
+        "load_average_start": load_at_start,
+        "load_average_end": procs.load_average(),
+        "versions": versions(build),
+        "parameters": {k: v for k, v in vars(prof).items()},
+        "figures": figures,
+        "xcg": results.get("xcg"),
+        "openssh": results.get("openssh"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "results.json", data)
+    report.write_chart_data(figures, results, work / "chart")
+    problem = report.draw_chart(HERE / "chart.gp", work / "chart", out / "chart.png")
+    print()
+    print(report.table(figures, results))
+    print()
+    print(f"load average {load_at_start[0]:.2f} at start, {data['load_average_end'][0]:.2f} at end; "
+          f"{data['seconds']:.0f} s")
+    print(f"results: {out / 'results.json'}   chart: {out / 'chart.png'}   logs: {work}")
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+    broken = [f"{side}.{name}" for side in ("xcg", "openssh")
+              for name, value in (results.get(side) or {}).items() if isinstance(value, dict) and "error" in value]
+    if broken:
+        print(f"bench: figures that could not be measured: {', '.join(broken)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cleanup_system():
+    """Stops leftovers of any run and removes the baseline's user, sudoers file, /run files."""
+    problems = []
+    table = procs.table()
+    ours = []
+    for p in table.values():
+        try:
+            exe = os.readlink(f"/proc/{p.pid}/exe")
+            cmdline = open(f"/proc/{p.pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if p.pid == os.getpid():
+            continue
+        if exe.startswith(str(RUN)) or str(RUN).encode() in cmdline:
+            ours.append(p.pid)  # our sshd, xcg serve, console clients, loadgen, guest_host
+    procs.kill_pids(ours)
+    left = procs.wait_gone(ours, 10)
+    if left:
+        problems.append(f"processes still running: {left}")
+    problems += remove_baseline_system_files()
+    if RUN.exists():
+        shutil.rmtree(RUN, ignore_errors=True)
+    procs.reap_orphans()
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--build", required=True, help="optimised build directory with xcg and bench/")
+    r.add_argument("--out", required=True, help="where results.json and chart.png go")
+    r.add_argument("--quick", action="store_true", help="a reduced run (under two minutes)")
+    sub.add_parser("cleanup")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: must run as root (private sshd, sudoers drop-in, xcg's sandbox)", file=sys.stderr)
+        return 2
+    if args.command == "cleanup":
+        problems = cleanup_system()
+        for p in problems:
+            print(f"bench: cleanup: {p}", file=sys.stderr)
+        return 1 if problems else 0
+    try:
+        return run(args)
+    except (BenchError, Interrupted) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

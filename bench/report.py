@@ -1,0 +1,158 @@
+"""Turns both sides' measurements into figures, ratios and targets; prints the table, writes
+results.json and the data for the chart."""
+
+import json
+import subprocess
+from pathlib import Path
+
+
+def _get(d, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d or d[key] is None:
+            return None
+        d = d[key]
+    return d
+
+
+def max_clean_step(steps):
+    """The largest step every session of which attached and got its trickle without error."""
+    best = 0
+    for row in steps or []:
+        if row["errors"] == 0 and row["attached"] == row["sessions"]:
+            best = max(best, row["sessions"])
+    return best
+
+
+# (key, label, unit, path into a side's results, target, direction)
+#   direction "le": the ratio xcg/baseline must be <= target; "ge": >= target.
+def figure_specs(prof):
+    return [
+        ("login_p50", "login → console answers, median", "ms", ("latency", "attached_ms", "p50"), 0.5, "le"),
+        ("login_p95", "login → console answers, p95", "ms", ("latency", "attached_ms", "p95"), 0.5, "le"),
+        ("first_byte_p50", "login → first console byte, median", "ms", ("latency", "first_byte_ms", "p50"), 0.5, "le"),
+        ("first_byte_p95", "login → first console byte, p95", "ms", ("latency", "first_byte_ms", "p95"), 0.5, "le"),
+        ("echo_p50", "keystroke echo, median", "ms", ("echo", "rtt_ms", "p50"), 1.0, "le"),
+        ("echo_p99", "keystroke echo, p99", "ms", ("echo", "rtt_ms", "p99"), 1.0, "le"),
+        ("throughput", "throughput guest → client", "MB/s", ("throughput", "mb_per_s"), 1.0, "ge"),
+        ("memory", f"memory per idle session at {prof.memory_sessions} (PSS)", "KiB",
+         ("memory", "per_session_pss_kb"), 0.25, "le"),
+        ("logins", f"logins/s, {prof.rate_seconds:g} s, concurrency {prof.rate_concurrency}", "/s",
+         ("rate", "logins_per_s"), 10.0, "ge"),
+        ("server_cpu", "server CPU per login", "ms", ("rate", "server_cpu_ms_per_login"), None, "le"),
+    ]
+
+
+def compute(results, prof):
+    figures = []
+    for key, label, unit, path, target, direction in figure_specs(prof):
+        x, b = _get(results["xcg"], *path), _get(results["openssh"], *path)
+        ratio = x / b if x is not None and b not in (None, 0) else None
+        met = None
+        if ratio is not None and target is not None:
+            met = ratio <= target if direction == "le" else ratio >= target
+        figures.append({"key": key, "label": label, "unit": unit, "xcg": x, "openssh": b,
+                        "ratio": ratio, "target": target, "direction": direction, "met": met})
+    # Conditions that are not ratios.
+    x_fail = _get(results["xcg"], "rate", "failed")
+    b_fail = _get(results["openssh"], "rate", "failed")
+    figures.append({"key": "login_failures", "label": "failed logins during logins/s", "unit": "",
+                    "xcg": x_fail, "openssh": b_fail, "ratio": None, "target": 0, "direction": "eq",
+                    "met": None if x_fail is None else x_fail == 0})
+    x_skip = _get(results["xcg"], "throughput", "skipped_bytes")
+    figures.append({"key": "throughput_skipped", "label": "bytes skipped during throughput", "unit": "B",
+                    "xcg": x_skip, "openssh": _get(results["openssh"], "throughput", "skipped_bytes"),
+                    "ratio": None, "target": None, "direction": "eq", "met": None})
+    x_max = max_clean_step(_get(results["xcg"], "steps"))
+    b_max = max_clean_step(_get(results["openssh"], "steps"))
+    figures.append({"key": "max_sessions", "label": "concurrent sessions, all without error", "unit": "",
+                    "xcg": x_max, "openssh": b_max, "ratio": x_max / b_max if b_max else None,
+                    "target": prof.max_sessions, "direction": "abs",
+                    "met": x_max >= prof.max_sessions})
+    return figures
+
+
+def _fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, int) or unit in ("", "B"):
+        return f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _target_text(f):
+    t = f["target"]
+    if t is None:
+        return ""
+    return {"le": f"≤ {t:g}×", "ge": f"≥ {t:g}×", "eq": f"= {t}", "abs": f"{t} (xcg)"}[f["direction"]]
+
+
+def table(figures, results):
+    lines = []
+    head = f"{'figure':<46} {'xcg':>10} {'OpenSSH':>10} {'ratio':>7}  {'target':<11} met"
+    lines += [head, "-" * len(head)]
+    for f in figures:
+        unit = f" ({f['unit']})" if f["unit"] else ""
+        ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
+        met = {True: "yes", False: "NO", None: ""}[f["met"]]
+        lines.append(f"{(f['label'] + unit):<46} {_fmt(f['xcg'], f['unit']):>10} "
+                     f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}  {_target_text(f):<11} {met}")
+    lines.append("")
+    head = (f"{'sessions':>8} | {'xcg errors':>10} {'broker PSS':>11} {'total PSS':>10} {'echo p50/p99 ms':>16} |"
+            f" {'ssh errors':>10} {'sshd PSS':>9} {'total PSS':>10} {'echo p50/p99 ms':>16}")
+    lines += [head, "-" * len(head)]
+    steps = {side: {r["sessions"]: r for r in (_get(results[side], "steps") or [])} for side in ("xcg", "openssh")}
+    for n in sorted(set(steps["xcg"]) | set(steps["openssh"])):
+        cells = []
+        for side in ("xcg", "openssh"):
+            r = steps[side].get(n)
+            if r is None:
+                cells.append(f"{'-':>10} {'-':>11} {'-':>10} {'-':>16}" if side == "xcg" else f"{'-':>10} {'-':>9} {'-':>10} {'-':>16}")
+                continue
+            mb = lambda kb: f"{kb / 1024:.1f} MiB" if kb is not None else "-"
+            echo = f"{r['rtt_ms']['p50']:.2f}/{r['rtt_ms']['p99']:.2f}"
+            width = 11 if side == "xcg" else 9
+            cells.append(f"{r['errors']:>10} {mb(r['broker_pss_kb']):>{width}} {mb(r['total_pss_kb']):>10} {echo:>16}")
+        lines.append(f"{n:>8} | {cells[0]} | {cells[1]}")
+    return "\n".join(lines)
+
+
+def write_chart_data(figures, results, directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "ratios.dat", "w") as f:
+        f.write("# label ratio target\n")
+        for fig in figures:
+            if fig["ratio"] is None or fig["key"] in ("max_sessions", "first_byte_p95"):
+                continue
+            better = "lower" if fig["direction"] == "le" else "higher"
+            label = f"{fig['label']} ({better} is better)".replace('"', "'")
+            target = fig["target"] if fig["target"] is not None else "NaN"
+            f.write(f'"{label}" {fig["ratio"]:.4f} {target}\n')
+    with open(directory / "steps.dat", "w") as f:
+        f.write("# sessions xcg_total_mib xcg_broker_mib xcg_p50 xcg_p99 ssh_total_mib ssh_listener_mib ssh_p50 ssh_p99\n")
+        steps = {side: {r["sessions"]: r for r in (_get(results[side], "steps") or [])} for side in ("xcg", "openssh")}
+        for n in sorted(set(steps["xcg"]) | set(steps["openssh"])):
+            cols = [str(n)]
+            for side in ("xcg", "openssh"):
+                r = steps[side].get(n)
+                if r is None:
+                    cols += ["NaN"] * 4
+                    continue
+                cols += [f"{r['total_pss_kb'] / 1024:.2f}", f"{(r['broker_pss_kb'] or 0) / 1024:.2f}",
+                         f"{r['rtt_ms']['p50']:.3f}", f"{r['rtt_ms']['p99']:.3f}"]
+            f.write(" ".join(cols) + "\n")
+
+
+def draw_chart(script, directory, png):
+    result = subprocess.run(["gnuplot", "-e", f"datadir='{directory}'; out='{png}'", str(script)],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        return f"gnuplot failed: {result.stderr.strip()}"
+    return None
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
