@@ -23,34 +23,36 @@ def max_clean_step(steps):
     return best
 
 
-# (key, label, unit, path into a side's results, target, direction)
+# (key, label, short label for the chart, unit, path into a side's results, target, direction)
 #   direction "le": the ratio xcg/baseline must be <= target; "ge": >= target.
 def figure_specs(prof):
     return [
-        ("login_p50", "login → console answers, median", "ms", ("latency", "attached_ms", "p50"), 0.5, "le"),
-        ("login_p95", "login → console answers, p95", "ms", ("latency", "attached_ms", "p95"), 0.5, "le"),
-        ("first_byte_p50", "login → first console byte, median", "ms", ("latency", "first_byte_ms", "p50"), 0.5, "le"),
-        ("first_byte_p95", "login → first console byte, p95", "ms", ("latency", "first_byte_ms", "p95"), 0.5, "le"),
-        ("echo_p50", "keystroke echo, median", "ms", ("echo", "rtt_ms", "p50"), 1.0, "le"),
-        ("echo_p99", "keystroke echo, p99", "ms", ("echo", "rtt_ms", "p99"), 1.0, "le"),
-        ("throughput", "throughput guest → client", "MB/s", ("throughput", "mb_per_s"), 1.0, "ge"),
-        ("memory", f"memory per idle session at {prof.memory_sessions} (PSS)", "KiB",
+        ("login_p50", "login → console answers, median", "login p50", "ms", ("latency", "attached_ms", "p50"), 0.5, "le"),
+        ("login_p95", "login → console answers, p95", "login p95", "ms", ("latency", "attached_ms", "p95"), 0.5, "le"),
+        ("first_byte_p50", "login → first console byte, median", "1st byte p50", "ms",
+         ("latency", "first_byte_ms", "p50"), 0.5, "le"),
+        ("first_byte_p95", "login → first console byte, p95", "1st byte p95", "ms",
+         ("latency", "first_byte_ms", "p95"), 0.5, "le"),
+        ("echo_p50", "keystroke echo, median", "echo p50", "ms", ("echo", "rtt_ms", "p50"), 1.0, "le"),
+        ("echo_p99", "keystroke echo, p99", "echo p99", "ms", ("echo", "rtt_ms", "p99"), 1.0, "le"),
+        ("throughput", "throughput guest → client", "MB/s (↑)", "MB/s", ("throughput", "mb_per_s"), 1.0, "ge"),
+        ("memory", f"memory per idle session at {prof.memory_sessions} (PSS)", "memory/session", "KiB",
          ("memory", "per_session_pss_kb"), 0.25, "le"),
-        ("logins", f"logins/s, {prof.rate_seconds:g} s, concurrency {prof.rate_concurrency}", "/s",
+        ("logins", f"logins/s, {prof.rate_seconds:g} s, concurrency {prof.rate_concurrency}", "logins/s (↑)", "/s",
          ("rate", "logins_per_s"), 10.0, "ge"),
-        ("server_cpu", "server CPU per login", "ms", ("rate", "server_cpu_ms_per_login"), None, "le"),
+        ("server_cpu", "server CPU per login", "CPU/login", "ms", ("rate", "server_cpu_ms_per_login"), None, "le"),
     ]
 
 
 def compute(results, prof):
     figures = []
-    for key, label, unit, path, target, direction in figure_specs(prof):
+    for key, label, short, unit, path, target, direction in figure_specs(prof):
         x, b = _get(results["xcg"], *path), _get(results["openssh"], *path)
         ratio = x / b if x is not None and b not in (None, 0) else None
         met = None
         if ratio is not None and target is not None:
             met = ratio <= target if direction == "le" else ratio >= target
-        figures.append({"key": key, "label": label, "unit": unit, "xcg": x, "openssh": b,
+        figures.append({"key": key, "label": label, "short": short, "unit": unit, "xcg": x, "openssh": b,
                         "ratio": ratio, "target": target, "direction": direction, "met": met})
     # Conditions that are not ratios.
     x_fail = _get(results["xcg"], "rate", "failed")
@@ -127,8 +129,7 @@ def write_chart_data(figures, results, directory):
         for fig in figures:
             if fig["ratio"] is None or fig["key"] in ("max_sessions", "first_byte_p95"):
                 continue
-            better = "lower" if fig["direction"] == "le" else "higher"
-            label = f"{fig['label']} ({better} is better)".replace('"', "'")
+            label = fig["short"]
             target = fig["target"] if fig["target"] is not None else "NaN"
             f.write(f'"{label}" {fig["ratio"]:.4f} {target}\n')
     with open(directory / "steps.dat", "w") as f:

@@ -46,6 +46,7 @@ ensure_tools() {
   command -v unshare >/dev/null || missing+=(util-linux)
   command -v ssh-keyscan >/dev/null || missing+=(openssh-client)
   command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+  command -v lintian >/dev/null || missing+=(lintian)
   [ -x "$PYTHON" ] || missing+=(python3)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing: ${missing[*]}"
@@ -175,6 +176,15 @@ main() {
     phase_done "build the .deb"
   fi
   [ -f "$DEB" ] || die "no package at $DEB"
+  # Debian's own checks of a package: any error or warning fails the test.
+  local lint
+  lint=$(lintian "$DEB" 2>&1 | grep -E '^[EW]: ' || true)
+  if [ -n "$lint" ]; then
+    printf '%s\n' "$lint"
+    LINTIAN_FAILED=1
+  fi
+  echo "  lintian: ${lint:+not }clean"
+  phase_done "lintian"
 
   detect_mirrors
   say "base system: minimal Debian 12 ($SUITE)"
@@ -198,7 +208,7 @@ main() {
   echo
   printf '  %s\n' "${TIMES[@]}"
   printf '  %-34s %4ds\n' "total" $((SECONDS - START))
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] || [ -n "${LINTIAN_FAILED:-}" ]; then
     die "FAILED"
   fi
   say "deb test passed"

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,6 +128,7 @@ class Broker {
   UniqueFd signal_fd_;
   std::unique_ptr<ControlServer> control_;
   UniqueFd inotify_;
+  std::set<std::string> watched_names_;  // file and directory names whose changes mean reload
   EventLoop::TimerId reload_timer_ = 0;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   int exit_code_ = 0;

@@ -50,7 +50,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   for (const auto& [n, d] : a.domains) da.insert(n);
   for (const auto& [n, d] : b.domains) db.insert(n);
   for (const auto& n : db)
-    if (!da.count(n)) changed.push_back("new domain " + n);
+    if (!da.count(n)) changed.push_back("domain " + n + " (new)");
   return changed;
 }
 
@@ -59,6 +59,8 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
 Broker::ReloadResult Broker::reload(std::string_view trigger) {
   (void)sd_notify::reloading();  // best effort, like every sd_notify call
   auto result = apply_config(trigger);
+  // Rebuilt even when the config was refused: a directory may have been created or replaced.
+  if (options_.watch_config) watch_config_files();
   (void)sd_notify::ready(sd_notify::one_line(result.text));
   return result;
 }
@@ -172,16 +174,38 @@ std::string Broker::kick(const std::string& target) {
 
 // --- watching the config files ----------------------------------------------------------------
 
+// Watches directories, not files: editors replace files by renaming over them, and provisioning
+// swaps whole include directories the same way. For an include directory we also watch its
+// parent (or its nearest existing ancestor), so creating, deleting or renaming the directory
+// itself is seen. The set is rebuilt after every applied reload, since `include:` may change.
 void Broker::watch_config_files() {
+  if (inotify_) loop_.remove(inotify_.get());
   inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!inotify_) return log::warn("inotify: {}; reload with SIGHUP instead", std::strerror(errno));
-  // Watch directories, not files: editors replace files by renaming over them.
+  namespace fs = std::filesystem;
   std::set<std::string> dirs;
-  dirs.insert(std::filesystem::path(config_->path).parent_path().string());
-  for (const auto& f : config_->source_files) dirs.insert(std::filesystem::path(f).parent_path().string());
-  for (const auto& d : config_->watch_dirs) dirs.insert(d);
-  for (const auto& d : dirs) {
-    const std::string dir = d.empty() ? "." : d;
+  watched_names_.clear();
+  auto add_file = [&](const fs::path& f) {
+    dirs.insert(f.parent_path().empty() ? "." : f.parent_path().string());
+    watched_names_.insert(f.filename().string());
+  };
+  add_file(config_->path);
+  for (const auto& f : config_->source_files) add_file(f);
+  for (const auto& d : config_->watch_dirs) {
+    fs::path dir = fs::path(d).lexically_normal();
+    if (dir.has_filename()) watched_names_.insert(dir.filename().string());
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) dirs.insert(dir.string());
+    for (fs::path up = dir.parent_path(); !up.empty(); up = up.parent_path()) {
+      if (fs::is_directory(up, ec)) {
+        dirs.insert(up.string());
+        break;
+      }
+      if (up.has_filename()) watched_names_.insert(up.filename().string());
+      if (up == up.root_path()) break;
+    }
+  }
+  for (const auto& dir : dirs) {
     if (::inotify_add_watch(inotify_.get(), dir.c_str(),
                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0)
       log::warn("inotify watch {}: {}", dir, std::strerror(errno));
@@ -190,7 +214,7 @@ void Broker::watch_config_files() {
 }
 
 void Broker::on_config_change() {
-  char buf[4096] __attribute__((aligned(__alignof__(inotify_event))));
+  alignas(inotify_event) char buf[4096];
   bool relevant = false;
   for (;;) {
     ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
@@ -198,10 +222,9 @@ void Broker::on_config_change() {
     for (char* p = buf; p < buf + n;) {
       auto* ev = reinterpret_cast<inotify_event*>(p);
       std::string name = ev->len ? ev->name : "";
-      // YAML files and the main config; editors' swap and backup files are ignored.
-      if (name.ends_with(".yaml") || name.ends_with(".yml") ||
-          name == std::filesystem::path(config_->path).filename().string())
-        relevant = true;
+      // YAML files, the files and directories the config names; editors' swap and backup
+      // files are ignored.
+      if (name.ends_with(".yaml") || name.ends_with(".yml") || watched_names_.count(name)) relevant = true;
       p += sizeof(inotify_event) + ev->len;
     }
   }

@@ -49,7 +49,7 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler)
   listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!listen_) throw std::system_error(errno, std::generic_category(), "control socket");
   ::unlink(path_.c_str());  // a stale socket from a previous run
-  mode_t old = ::umask(0077);  // created 0600: the socket itself is the first line of defence
+  mode_t old = ::umask(0177);  // created 0600: the socket itself is the first line of defence
   int rc = ::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::umask(old);
   if (rc != 0) throw std::system_error(errno, std::generic_category(), "bind control socket " + path_);
@@ -139,6 +139,11 @@ int run_control_client(const std::string& socket_path, const std::vector<std::st
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n <= 0) break;
     reply.append(buf, static_cast<size_t>(n));
+  }
+  if (reply.empty()) {
+    // The broker hangs up without a word on clients it refuses.
+    std::fprintf(stderr, "xcg ctl: %s closed the connection without an answer (not root?)\n", socket_path.c_str());
+    return 1;
   }
   std::fwrite(reply.data(), 1, reply.size(), stdout);
   return reply.rfind("error: ", 0) == 0 ? 1 : 0;

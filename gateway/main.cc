@@ -24,7 +24,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: xcg serve --config FILE [--control-socket PATH] [--debug]\n"
+    "usage: xcg serve --config FILE [--control-socket PATH] [--no-watch] [--debug]\n"
     "       xcg check --config FILE\n"
     "       xcg hostkeys --config FILE [--host NAME]\n"
     "       xcg ctl [--socket PATH] sessions | status | kick DOMAIN|SESSION | reload\n";
@@ -41,6 +41,7 @@ struct Args {
   bool debug = false;
   std::string session_program;  // tests only
   std::string control_socket = kDefaultControlSocket;
+  bool watch_config = true;
   std::string host;             // hostkeys: the name customers use
 };
 
@@ -58,6 +59,8 @@ std::string parse_args(int argc, char** argv, Args& args) {
       args.host = argv[++i];
     } else if (a == "--session-program" && i + 1 < argc) {
       args.session_program = argv[++i];
+    } else if (a == "--no-watch") {
+      args.watch_config = false;
     } else if (a == "--debug") {
       args.debug = true;
     } else {
@@ -94,6 +97,7 @@ int serve(const Args& args) {
     xcg::gateway::BrokerOptions options;
     options.session_program = args.session_program;
     options.control_socket = args.control_socket;
+    options.watch_config = args.watch_config;
     xcg::gateway::Broker broker(config, options);
     return broker.run();
   } catch (const std::exception& e) {
