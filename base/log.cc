@@ -1,5 +1,7 @@
 #include "base/log.h"
 
+#include "base/sd_notify.h"
+
 #include <cstdio>
 #include <ctime>
 #include <sys/time.h>
@@ -9,7 +11,25 @@ namespace {
 
 Level g_min_level = Level::info;
 
+// syslog priorities, which the journal reads from a "<N>" prefix.
+int journal_priority(Level level) {
+  switch (level) {
+    case Level::debug: return 7;
+    case Level::info: return 6;
+    case Level::warn: return 4;
+    case Level::error: return 3;
+  }
+  return 6;
+}
+
 void write_stderr(Level level, std::string_view message) {
+  // Under systemd the journal timestamps each line itself and takes the priority from a prefix.
+  static const bool journal = sd_notify::stderr_is_journal();
+  if (journal) {
+    std::fprintf(stderr, "<%d>%.*s\n", journal_priority(level), static_cast<int>(message.size()), message.data());
+    std::fflush(stderr);
+    return;
+  }
   timeval tv{};
   ::gettimeofday(&tv, nullptr);
   tm utc{};

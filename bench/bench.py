@@ -12,6 +12,7 @@ import argparse
 import fcntl
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,22 @@ def make_keys(build, layout, count):
             for i in range(1, count + 1)]
 
 
+def check_limits(domains):
+    """Enough ptys (a guest's and xcg's per domain) and descriptors for the largest step."""
+    pty_max = int(Path("/proc/sys/kernel/pty/max").read_text())
+    pty_used = int(Path("/proc/sys/kernel/pty/nr").read_text())
+    needed = 2 * domains + 32
+    if pty_max - pty_used < needed:
+        raise BenchError(f"need {needed} free ptys, have {pty_max - pty_used} (kernel.pty.max {pty_max})")
+    want = 8 * domains + 1024  # the broker holds a few descriptors per session and per domain
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard != resource.RLIM_INFINITY else want, hard))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        raise BenchError(f"RLIMIT_NOFILE is {soft}, need {want}: run with ulimit -n {want} or more")
+
+
 def run(args):
     prof = measure.QUICK if args.quick else measure.FULL
     build, out = Path(args.build).resolve(), Path(args.out).resolve()
@@ -79,11 +96,12 @@ def run(args):
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
+    check_limits(prof.domains)
     load_at_start = procs.load_average()
     say(f"{prof.name} run; load average {load_at_start[0]:.2f} on {os.cpu_count()} cores")
     started = time.monotonic()
     layout = Layout()
-    guests = xcg = ssh = None
+    guests = xcg = ssh = direct = before = None
     loadgen_log = open(work / "loadgen.log", "wb")
     results = {}
     try:
@@ -98,15 +116,27 @@ def run(args):
         xcg.write_config()
         ssh = OpenSshServer(layout, domains, work)
         ssh.setup()
+        sides = [xcg, ssh]
+        if args.before:
+            before = XcgServer(build, layout, domains, work, binary=args.before, name="before")
+            before.write_config()
+            sides.insert(0, before)
         # One side at a time: both attach console clients to the same guests, and two
         # readers of one pty would split its output.
-        for server in (xcg, ssh):
+        for server in sides:
             say(f"starting {server.label}")
             server.start()
             results[server.name] = measure.measure(lg, server, prof, say)
             server.stop()
+        # Only the domains those figures use (the first, and the throughput domain).
+        direct = XcgServer(build, layout, [domains[0], domains[prof.throughput_domain - 1]], work, direct=True)
+        direct.write_config()
+        say(f"starting {direct.label}")
+        direct.start()
+        results[direct.name] = measure.measure(lg, direct, prof, say, measure.DIRECT_FIGURES)
+        direct.stop()
     finally:
-        for thing in (xcg, ssh, guests):
+        for thing in (before, xcg, ssh, direct, guests):
             try:
                 if thing is not None:
                     thing.stop()
@@ -118,6 +148,7 @@ def run(args):
             print(f"bench: cleanup: {p}", file=sys.stderr)
 
     figures = report.compute(results, prof)
+    direct = report.direct_figures(results)
     data = {
         "profile": prof.name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -127,22 +158,26 @@ def run(args):
         "versions": versions(build),
         "parameters": {k: v for k, v in vars(prof).items()},
         "figures": figures,
+        "figures_direct": direct,
         "xcg": results.get("xcg"),
         "openssh": results.get("openssh"),
+        "xcg_direct": results.get("xcg_direct"),
+        "before": results.get("before"),
+        "before_binary": args.before,
     }
     out.mkdir(parents=True, exist_ok=True)
     report.write_json(out / "results.json", data)
     report.write_chart_data(figures, results, work / "chart")
     problem = report.draw_chart(HERE / "chart.gp", work / "chart", out / "chart.png")
     print()
-    print(report.table(figures, results))
+    print(report.table(figures, results, direct))
     print()
     print(f"load average {load_at_start[0]:.2f} at start, {data['load_average_end'][0]:.2f} at end; "
           f"{data['seconds']:.0f} s")
     print(f"results: {out / 'results.json'}   chart: {out / 'chart.png'}   logs: {work}")
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
-    broken = [f"{side}.{name}" for side in ("xcg", "openssh")
+    broken = [f"{side}.{name}" for side in ("xcg", "openssh", "xcg_direct", "before")
               for name, value in (results.get(side) or {}).items()
               if isinstance(value, dict) and value.get("error") and "mode" not in value]
     if broken:
@@ -184,6 +219,8 @@ def main():
     r.add_argument("--build", required=True, help="optimised build directory with xcg and bench/")
     r.add_argument("--out", required=True, help="where results.json and chart.png go")
     r.add_argument("--quick", action="store_true", help="a reduced run (under two minutes)")
+    r.add_argument("--before", metavar="XCG_BINARY",
+                   help="also measure this xcg binary (e.g. the build before a change), in the same run")
     sub.add_parser("cleanup")
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -5,6 +5,8 @@ import select
 import subprocess
 import time
 
+import procs
+
 
 class LoadGenError(Exception):
     pass
@@ -50,6 +52,7 @@ class Hold:
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        procs.started.add(self.proc.pid)
 
     def command(self, line, timeout):
         self.proc.stdin.write((line + "\n").encode())

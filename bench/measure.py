@@ -79,8 +79,28 @@ def measure_echo(lg, server, prof):
     return lg.run("echo", server, 1, 1, timeout=prof.keystrokes * 6 + 60, keystrokes=prof.keystrokes)
 
 
+def server_cpu_since(server, before):
+    """CPU seconds the server used since `before` (from server_cpu_mark), counting the
+    connection processes that have ended: those reaped by the server's main process, and the
+    orphans that we, the subreaper, reaped."""
+    time.sleep(1)  # the connection's processes are exiting
+    orphans = procs.reap_orphans()
+    return procs.cpu_seconds(server.main_pid()) - before + orphans
+
+
+def server_cpu_mark(server):
+    procs.reap_orphans()  # earlier figures' leftovers do not count here
+    return procs.cpu_seconds(server.main_pid())
+
+
 def measure_throughput(lg, server, prof):
-    return lg.run("throughput", server, prof.throughput_domain, 1, timeout=240, seq=prof.seq)
+    cpu_before = server_cpu_mark(server)
+    result = lg.run("throughput", server, prof.throughput_domain, 1, timeout=240, seq=prof.seq)
+    # Whatever else the machine was doing, this is what the transfer cost the server.
+    cpu = server_cpu_since(server, cpu_before)
+    result["server_cpu_s"] = cpu
+    result["server_cpu_ms_per_mb"] = 1000 * cpu / (result["bytes"] / 1e6) if result.get("bytes") else None
+    return result
 
 
 def measure_memory(lg, server, prof):
@@ -104,19 +124,20 @@ def measure_memory(lg, server, prof):
 
 def measure_rate(lg, server, prof):
     time.sleep(prof.settle_s)
-    cpu_before = procs.cpu_seconds(server.main_pid())
+    cpu_before = server_cpu_mark(server)
+    main_before = procs.cpu_seconds(server.main_pid(), own_only=True)
     busy0, total0 = procs.machine_cpu()
     result = lg.run("rate", server, 1, prof.domains, timeout=prof.rate_seconds + 90,
                     duration=prof.rate_seconds, concurrency=prof.rate_concurrency)
     busy1, total1 = procs.machine_cpu()
-    # Sessions that ended are reaped by their parents, so their CPU is in the main process's
-    # cumulative children time; a few may still be exiting, hence the short wait.
-    time.sleep(1)
-    server_cpu = procs.cpu_seconds(server.main_pid()) - cpu_before
+    server_cpu = server_cpu_since(server, cpu_before)
+    main_cpu = procs.cpu_seconds(server.main_pid(), own_only=True) - main_before
     result["machine_busy_percent"] = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
     result["server_cpu_s"] = server_cpu
     logins = result["ok"] + result["late"]
     result["server_cpu_ms_per_login"] = 1000 * server_cpu / logins if logins else None
+    # Of which the broker (or the sshd listener) itself; the rest is per-connection processes.
+    result["main_cpu_ms_per_login"] = 1000 * main_cpu / logins if logins else None
     result["client_cpu_ms_per_login"] = 1000 * result["client_cpu_s"] / logins if logins else None
     return result
 
@@ -156,9 +177,14 @@ FIGURES = [
 ]
 
 
-def measure(lg, server, prof, say):
+# xcg reading its guests' ptys directly, as it reads xenconsoled's: what the console-client
+# hop of the shared-guest setup costs xcg (see docs/performance.md).
+DIRECT_FIGURES = [("echo", measure_echo), ("throughput", measure_throughput)]
+
+
+def measure(lg, server, prof, say, figures=FIGURES):
     results = {}
-    for name, fn in FIGURES:
+    for name, fn in figures:
         say(f"{server.label}: {name}")
         started = time.monotonic()
         try:

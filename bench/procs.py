@@ -8,6 +8,11 @@ from dataclasses import dataclass
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Pids of the processes we started with subprocess.Popen: reaping orphans must leave their
+# exit statuses to their Popen objects.
+started = set()
+
+
 @dataclass
 class Proc:
     pid: int
@@ -15,6 +20,7 @@ class Proc:
     comm: str
     uid: int
     cpu_ticks: int  # utime + stime + cutime + cstime: itself and its reaped descendants
+    state: str = ""
 
 
 def _read_stat(pid):
@@ -26,7 +32,7 @@ def _read_stat(pid):
     # fields[0] is state (field 3 in proc(5)); utime is field 14.
     ppid = int(fields[1])
     ticks = sum(int(x) for x in fields[11:15])
-    return ppid, comm, ticks
+    return ppid, comm, ticks, sum(int(x) for x in fields[11:13]), fields[0].decode()
 
 
 def table():
@@ -37,11 +43,11 @@ def table():
             continue
         pid = int(entry)
         try:
-            ppid, comm, ticks = _read_stat(pid)
+            ppid, comm, ticks, _, state = _read_stat(pid)
             uid = os.stat(f"/proc/{pid}").st_uid
         except (OSError, ValueError, IndexError):
             continue
-        procs[pid] = Proc(pid, ppid, comm, uid, ticks)
+        procs[pid] = Proc(pid, ppid, comm, uid, ticks, state)
     return procs
 
 
@@ -76,10 +82,10 @@ def memory_kb(pid):
             "uss": values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)}
 
 
-def cpu_seconds(pid):
-    """CPU seconds of `pid` and its reaped descendants."""
+def cpu_seconds(pid, own_only=False):
+    """CPU seconds of `pid` and its reaped descendants (or of `pid` alone)."""
     try:
-        return _read_stat(pid)[2] / CLOCK_TICKS
+        return _read_stat(pid)[3 if own_only else 2] / CLOCK_TICKS
     except (OSError, ValueError, IndexError):
         return 0.0
 
@@ -127,15 +133,21 @@ def wait_gone(pids, timeout):
 
 
 def reap_orphans():
-    """As a child subreaper we inherit orphans (sshd's connection processes when the
-    listener is gone); collect their exit statuses so none stays a zombie."""
-    while True:
+    """As a child subreaper we inherit orphans (an sshd connection's user process often
+    outlives its monitor); reaps those that have exited and returns the CPU seconds they (and
+    the descendants they reaped) used, which their parents' accounting no longer shows."""
+    me = os.getpid()
+    cpu = 0.0
+    for p in table().values():
+        if p.ppid != me or p.state != "Z" or p.pid in started:
+            continue
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _, usage = os.wait4(p.pid, os.WNOHANG)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            continue
+        if pid:
+            cpu += usage.ru_utime + usage.ru_stime
+    return cpu
 
 
 def become_subreaper():

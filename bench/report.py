@@ -36,6 +36,8 @@ def figure_specs(prof):
         ("echo_p50", "keystroke echo, median", "echo p50", "ms", ("echo", "rtt_ms", "p50"), 1.0, "le"),
         ("echo_p99", "keystroke echo, p99", "echo p99", "ms", ("echo", "rtt_ms", "p99"), 1.0, "le"),
         ("throughput", "throughput guest → client", "MB/s (↑)", "MB/s", ("throughput", "mb_per_s"), 1.0, "ge"),
+        ("throughput_cpu", "server CPU per MB transferred", "CPU/MB", "ms",
+         ("throughput", "server_cpu_ms_per_mb"), None, "le"),
         ("memory", f"memory per idle session at {prof.memory_sessions} (PSS)", "memory/session", "KiB",
          ("memory", "per_session_pss_kb"), 0.25, "le"),
         ("logins", f"logins/s, {prof.rate_seconds:g} s, concurrency {prof.rate_concurrency}", "logins/s (↑)", "/s",
@@ -52,8 +54,13 @@ def compute(results, prof):
         met = None
         if ratio is not None and target is not None:
             met = ratio <= target if direction == "le" else ratio >= target
-        figures.append({"key": key, "label": label, "short": short, "unit": unit, "xcg": x, "openssh": b,
-                        "ratio": ratio, "target": target, "direction": direction, "met": met})
+        fig = {"key": key, "label": label, "short": short, "unit": unit, "xcg": x, "openssh": b,
+               "ratio": ratio, "target": target, "direction": direction, "met": met}
+        if results.get("before"):
+            xb = _get(results["before"], *path)
+            fig["before"] = xb
+            fig["ratio_before"] = xb / b if xb is not None and b not in (None, 0) else None
+        figures.append(fig)
     # Conditions that are not ratios.
     x_fail = _get(results["xcg"], "rate", "failed")
     b_fail = _get(results["openssh"], "rate", "failed")
@@ -64,13 +71,33 @@ def compute(results, prof):
     figures.append({"key": "throughput_skipped", "label": "bytes skipped during throughput", "unit": "B",
                     "xcg": x_skip, "openssh": _get(results["openssh"], "throughput", "skipped_bytes"),
                     "ratio": None, "target": None, "direction": "eq", "met": None})
+    for f in figures[-2:]:
+        if results.get("before"):
+            f["before"] = _get(results["before"], *({"login_failures": ("rate", "failed"),
+                                                     "throughput_skipped": ("throughput", "skipped_bytes")}[f["key"]]))
     x_max = max_clean_step(_get(results["xcg"], "steps"))
     b_max = max_clean_step(_get(results["openssh"], "steps"))
     figures.append({"key": "max_sessions", "label": "concurrent sessions, all without error", "unit": "",
                     "xcg": x_max, "openssh": b_max, "ratio": x_max / b_max if b_max else None,
                     "target": prof.max_sessions, "direction": "abs",
                     "met": x_max >= prof.max_sessions})
+    if results.get("before"):
+        figures[-1]["before"] = max_clean_step(_get(results["before"], "steps"))
     return figures
+
+
+def direct_figures(results):
+    """xcg reading its own guests' ptys (no console-client hop), beside the main figures."""
+    rows = []
+    for key, label, unit, path in (
+            ("echo_p50", "keystroke echo, median", "ms", ("echo", "rtt_ms", "p50")),
+            ("echo_p99", "keystroke echo, p99", "ms", ("echo", "rtt_ms", "p99")),
+            ("throughput", "throughput guest → client", "MB/s", ("throughput", "mb_per_s"))):
+        d, b = _get(results.get("xcg_direct"), *path), _get(results["openssh"], *path)
+        rows.append({"key": key, "label": label, "unit": unit, "xcg_direct": d,
+                     "xcg": _get(results["xcg"], *path), "openssh": b,
+                     "ratio": d / b if d is not None and b else None})
+    return rows
 
 
 def _fmt(v, unit=""):
@@ -92,16 +119,25 @@ def _target_text(f):
     return {"le": f"≤ {t:g}×", "ge": f"≥ {t:g}×", "eq": f"= {t}", "abs": f"{t} (xcg)"}[f["direction"]]
 
 
-def table(figures, results):
+def table(figures, results, direct=()):
     lines = []
-    head = f"{'figure':<46} {'xcg':>10} {'OpenSSH':>10} {'ratio':>7}  {'target':<11} met"
+    before = bool(results.get("before"))
+    extra = f" {'before':>10}" if before else ""
+    head = f"{'figure':<46}{extra} {'xcg':>10} {'OpenSSH':>10} {'ratio':>7}  {'target':<11} met"
     lines += [head, "-" * len(head)]
     for f in figures:
         unit = f" ({f['unit']})" if f["unit"] else ""
         ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
         met = {True: "yes", False: "NO", None: ""}[f["met"]]
-        lines.append(f"{(f['label'] + unit):<46} {_fmt(f['xcg'], f['unit']):>10} "
+        cell = f" {_fmt(f.get('before'), f['unit']):>10}" if before else ""
+        lines.append(f"{(f['label'] + unit):<46}{cell} {_fmt(f['xcg'], f['unit']):>10} "
                      f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}  {_target_text(f):<11} {met}")
+    if direct:
+        lines += ["", "xcg reading the guest's pty itself (its own fake guests; no console-client hop):"]
+        for f in direct:
+            ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
+            lines.append(f"{(f['label'] + ' (' + f['unit'] + ')'):<46} {_fmt(f['xcg_direct'], f['unit']):>10} "
+                         f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}")
     lines.append("")
     head = (f"{'sessions':>8} | {'xcg errors':>10} {'broker PSS':>11} {'total PSS':>10} {'echo p50/p99 ms':>16} |"
             f" {'ssh errors':>10} {'sshd PSS':>9} {'total PSS':>10} {'echo p50/p99 ms':>16}")

@@ -67,5 +67,15 @@ build
 # 1000 sessions need more descriptors than the default 1024 (the broker holds several per session).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-python3 bench/bench.py run --build "$BUILD" --out "$OUT" "${QUICK[@]}"
+# bench.py runs in the background so that a signal to this script reaches it at once (bash
+# runs traps only between commands); it stops everything it started and exits.
+python3 bench/bench.py run --build "$BUILD" --out "$OUT" "${QUICK[@]}" &
+BENCH_PID=$!
+trap 'kill -TERM "$BENCH_PID" 2>/dev/null || true' INT TERM HUP
+rc=0
+wait "$BENCH_PID" || rc=$?
+while kill -0 "$BENCH_PID" 2>/dev/null; do  # a trapped signal ends `wait` early
+  rc=0
+  wait "$BENCH_PID" || rc=$?
+done
+exit "$rc"

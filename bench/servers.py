@@ -40,11 +40,14 @@ def run_checked(argv, **kwargs):
     return result.stdout
 
 
-def wait_for_log(path, pattern, proc, what, timeout=START_TIMEOUT):
+def wait_for_log(path, pattern, proc, what, offset=0, timeout=START_TIMEOUT):
+    """Waits until the log, from byte `offset` on, matches `pattern`; returns the match."""
     deadline = time.monotonic() + timeout
     regex = re.compile(pattern)
     while True:
-        match = regex.search(path.read_text(errors="replace"))
+        with open(path, "rb") as f:
+            f.seek(offset)
+            match = regex.search(f.read().decode(errors="replace"))
         if match:
             return match
         if proc.poll() is not None:
@@ -102,6 +105,7 @@ class Guests:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._log)
+        procs.started.add(self.proc.pid)
         ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT)
         line = self.proc.stdout.readline().decode() if ready else ""
         if line.strip() != f"ready {self.count}":
@@ -153,13 +157,22 @@ class XcgServer(Server):
     name = "xcg"
     label = "xcg"
 
-    def __init__(self, build, layout, domains, work):
-        self.binary = build / "xcg"
+    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None):
+        """direct: the built-in fake guest on xcg's own pty, read by the hub as a Xen console
+        is, instead of the shared guests behind a console client. For comparison only: those
+        are not the guests the baseline serves. binary, name: another xcg build to measure in
+        the same run (before/after a change)."""
+        self.binary = Path(binary) if binary else build / "xcg"
         self.layout = layout
         self.domains = domains  # [(name, public key line)]
         self.work = work
-        self.config = layout.xcg / "xcg.yaml"
-        self.log_path = work / "xcg.log"
+        self.direct = direct
+        if direct:
+            self.name, self.label = "xcg_direct", "xcg (guest on its own pty)"
+        if name:
+            self.name, self.label = name, f"xcg ({name})"
+        self.config = layout.xcg / f"{self.name}.yaml"
+        self.log_path = work / f"{self.name}.log"
 
     def write_config(self):
         q = json.dumps  # JSON strings are valid YAML scalars
@@ -167,7 +180,7 @@ class XcgServer(Server):
             'listen: ["127.0.0.1:0"]',
             f"host_keys: [{q(str(self.layout.xcg / 'hostkey'))}]",
             "hypervisor: sim",
-            f"audit_log: {q(str(self.work / 'xcg-audit.jsonl'))}",
+            f"audit_log: {q(str(self.work / f'{self.name}-audit.jsonl'))}",
             f"run_as: {XCG_SESSION_USER}",
             f"chroot_dir: {q(str(self.layout.empty))}",
             "limits:",
@@ -175,9 +188,10 @@ class XcgServer(Server):
             "  max_startups_per_source: 2000",
             "  max_sessions_per_domain: 100",
             "console:",
-            f"  log_dir: {q(str(self.work / 'xcg-console'))}",
+            f"  log_dir: {q(str(self.work / f'{self.name}-console'))}",
             "sim:",
-            f"  guest_command: [{q(str(self.layout.pty_attach))}, {q(str(self.layout.consoles))}]",
+            *([] if self.direct else
+              [f"  guest_command: [{q(str(self.layout.pty_attach))}, {q(str(self.layout.consoles))}]"]),
             "  autostart: true",
             "  shutdown_grace_ms: 2000",
             "domains:",
@@ -185,17 +199,19 @@ class XcgServer(Server):
         for name, key in self.domains:
             lines += [f"  {name}:", "    on_login: console", f"    keys: [{q(key)}]"]
         self.config.write_text("\n".join(lines) + "\n")
-        (self.work / "xcg-console").mkdir(exist_ok=True)
+        (self.work / f"{self.name}-console").mkdir(exist_ok=True)
         ensure_system_user(XCG_SESSION_USER, "/usr/sbin/nologin", "xcg session processes")
         run_checked([str(self.binary), "check", "--config", str(self.config)])
 
     def start(self):
         self._log = open(self.log_path, "ab")
+        offset = self._log.tell()
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--config", str(self.config),
-             "--control-socket", str(self.layout.xcg / "control.sock")],
+             "--control-socket", str(self.layout.xcg / f"{self.name}.sock")],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
-        match = wait_for_log(self.log_path, r"listening on 127\.0\.0\.1:(\d+)", self.proc, "xcg serve")
+        procs.started.add(self.proc.pid)
+        match = wait_for_log(self.log_path, r"listening on 127\.0\.0\.1:(\d+)", self.proc, "xcg serve", offset)
         self.port = int(match.group(1))
         # Every domain's console client must be up before the first login.
         deadline = time.monotonic() + START_TIMEOUT
@@ -205,9 +221,19 @@ class XcgServer(Server):
             time.sleep(0.05)
 
     def plumbing(self, table):
-        # The simulated hypervisor's guest_command: our console client, one per domain. With
-        # Xen, the hub reads xenconsoled's pty itself and these processes do not exist.
-        return {p.pid for p in table.values() if p.ppid == self.proc.pid and p.comm == "pty_attach"}
+        # The simulated hypervisor's children: our console client per domain (with Xen, the
+        # hub reads xenconsoled's pty itself and these do not exist), or the direct guests.
+        guest = "exe" if self.direct else "pty_attach"
+        return {p.pid for p in table.values() if p.ppid == self.proc.pid and p.comm == guest
+                and (not self.direct or _argv0(p.pid) == "xcg-guest")}
+
+
+def _argv0(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
 
 
 class OpenSshServer(Server):
@@ -276,10 +302,13 @@ class OpenSshServer(Server):
             port = free_port()
             self.write_config(port)
             run_checked([SSHD, "-t", "-f", str(self.config)])
+            offset = self._log.tell()
             self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
                                          stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+            procs.started.add(self.proc.pid)
             try:
-                wait_for_log(self.log_path, rf"Server listening on 127\.0\.0\.1 port {port}", self.proc, "sshd")
+                wait_for_log(self.log_path, rf"Server listening on 127\.0\.0\.1 port {port}", self.proc, "sshd",
+                             offset)
                 self.port = port
                 return
             except BenchError:

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include "base/pidfd.h"
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -72,6 +73,8 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a session must never outlive its broker
+  // A storm of handshakes must not starve the broker, which serves every console.
+  (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
   char arg0[] = "xcg-session";
   char arg1[] = "session";
   char* argv[] = {arg0, arg1, nullptr};
@@ -121,7 +124,6 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   for (auto& l : listeners_) {
     int fd = l.fd.get();
     loop_.add(fd, EPOLLIN, [this, fd](uint32_t) { on_accept(fd); });
-    log::info("listening on {}", l.address);
   }
   hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
   const auto& console = config_->console;
@@ -137,6 +139,8 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });
   if (options_.watch_config) watch_config_files();
+  // Said last: whoever waits for these lines (operators, tests) finds everything ready.
+  for (const auto& l : listeners_) log::info("listening on {}", l.address);
 }
 
 Broker::~Broker() {

@@ -208,7 +208,8 @@ ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
     return ipc::AttachAns{false, fmt::format("console is not allowed for {}", s.domain)};
   auto status = hypervisor_->status(s.domain);
   if (!status) return ipc::AttachAns{false, status.error().message};
-  if (status->state != xen::DomainState::running)
+  // While shutting down (a reboot, say) the hub still has the console and follows the domain.
+  if (status->state != xen::DomainState::running && status->state != xen::DomainState::shutting_down)
     return ipc::AttachAns{false, fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)

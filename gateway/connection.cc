@@ -62,7 +62,10 @@ void Connection::install() {
   // "none" and "password" are never accepted, but each try counts like a refused key, so a
   // client cannot probe forever within the login grace time.
   server_cb_.auth_none_function = [](ssh_session, const char*, void* ud) -> int {
-    return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] { return self(ud)->deny_attempt(); });
+    // Every client starts with one "none" to learn the methods; like OpenSSH, that one is free.
+    return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] {
+      return std::exchange(self(ud)->first_none_, false) ? static_cast<int>(SSH_AUTH_DENIED) : self(ud)->deny_attempt();
+    });
   };
   server_cb_.auth_password_function = [](ssh_session, const char*, const char*, void* ud) -> int {
     return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] { return self(ud)->deny_attempt(); });

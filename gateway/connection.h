@@ -88,6 +88,7 @@ class Connection {
 
   bool authenticated_ = false;
   int auth_failures_ = 0;
+  bool first_none_ = true;
   std::string domain_;
   bool console_on_login_ = false;
   std::vector<config::Action> actions_;

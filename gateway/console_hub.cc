@@ -35,6 +35,13 @@ ConsoleHub::~ConsoleHub() {
 }
 
 void ConsoleHub::set_console(UniqueFd console) {
+  // What the old console still holds (the last lines before a reboot) is read, not dropped.
+  while (console_ && console_.get() != console.get()) {
+    char buf[kReadChunk];
+    ssize_t n = ::read(console_.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    record(std::string_view(buf, static_cast<size_t>(n)));
+  }
   drop_console();
   console_ = std::move(console);
   if (!console_) return;

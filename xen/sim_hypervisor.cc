@@ -4,6 +4,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -91,6 +92,8 @@ ExecPlan make_exec_plan(const SimOptions& options, const std::string& name, uint
 
 [[noreturn]] void run_child(int slave, const ExecPlan& plan) {
   if (::setsid() < 0) child_fail("setsid", errno);
+  // Simulated domains exist only for their broker: they must not outlive it, even SIGKILLed.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail("prctl", errno);
   if (::ioctl(slave, TIOCSCTTY, 0) < 0) child_fail("TIOCSCTTY", errno);
   for (int fd = 0; fd < 3; ++fd) {
     if (::dup2(slave, fd) < 0) child_fail("dup2", errno);

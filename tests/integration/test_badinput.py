@@ -26,10 +26,6 @@ CASE_TIMEOUT = 120
 # is still checked; only its own verdict is expected to fail. Remove an entry when fixed (the
 # test then fails on purpose if the case passes, so the list cannot go stale), except for
 # those in SOMETIMES: there the bug shows only when nothing else writes to the connection.
-UNNOTICED_FATAL_ERROR = (
-    "gateway bug: after a fatal libssh error (bad packet length, MAC/tag, filtered message) "
-    "the session loop keeps waiting: ssh_is_connected() stays true; ssh_get_status() has "
-    "SSH_CLOSED_ERROR. Pre-auth it hangs until login_grace, post-auth until the client leaves")
 UNCOUNTED_AUTH_METHODS = (
     "known limitation: libssh 0.10 has no server callback for 'keyboard-interactive', so those "
     "refusals (made by libssh itself) are not counted towards max_auth_tries; the login grace "

@@ -7,12 +7,12 @@
 #include <barrier>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
-#include <optional>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <thread>
 #include <utility>
@@ -50,7 +50,10 @@ struct Shared {
   std::atomic<unsigned> viewers_running{0};
   std::atomic<unsigned> viewers_ok{0};
   std::atomic<unsigned> logins_done{0};
+  std::atomic<unsigned> churn_started{0};
   std::atomic<uint64_t> numbers{0};
+  std::atomic<unsigned> replays_from_boot{0};  // attaches whose replay began at the boot
+  std::atomic<unsigned> replays_cut{0};        // ... began later (the replay limit cut it)
   // When the reboot login began, in ns since start; -1 before. A viewer whose hint came
   // earlier was attached when the domain rebooted.
   std::atomic<int64_t> reboot_launched_ns{-1};
@@ -97,7 +100,6 @@ struct Task {
   bool detach_sent = false;
   bool leaving = false;  // the test ended it on purpose
   std::string output;    // status and reboot: what the command printed
-  uint64_t numbers_counted = 0;
 
   std::string name() const { return fmt::format("{} #{} of {}", kind_name(kind), id, domain); }
 };
@@ -156,15 +158,26 @@ void Worker::launch_due(double t) {
   const auto& s = settings_;
   const unsigned threads = s.threads;
   const size_t domains = s.domains.size();
-  while (next_viewer_ < s.viewers && s.ramp_s * next_viewer_ / s.viewers <= t) {
+  // Logins still in their handshake share the CPU with each other: past a few dozen, they all
+  // get slow together and none finishes in time. Later ones wait for a slot (the schedule
+  // catches up), so the rate drops rather than every login failing.
+  size_t setting_up = std::count_if(tasks_.begin(), tasks_.end(), [](const auto& task) {
+    return !task->running_since && !task->client->finished();
+  });
+  size_t slots = std::max<size_t>(1, s.max_logging_in / threads);
+  auto room = [&] { return setting_up < slots; };
+  while (room() && next_viewer_ < s.viewers && s.ramp_s * next_viewer_ / s.viewers <= t) {
+    ++setting_up;
     launch(Kind::viewer, next_viewer_, s.domains[next_viewer_ % domains]);
     next_viewer_ += threads;
   }
-  while (s.churn_per_second > 0 && next_churn_ / s.churn_per_second <= t && t < s.duration_s) {
+  while (room() && s.churn_per_second > 0 && next_churn_ / s.churn_per_second <= t && t < s.duration_s) {
+    ++setting_up;
     unsigned j = next_churn_;
     // Consecutive logins go to different domains; both kinds reach every domain.
     const std::string& domain = s.domains[(j / 2 + j % 2 * 7) % domains];
     launch(j % 2 ? Kind::brief_attach : Kind::status, j, domain);
+    ++shared_.churn_started;
     next_churn_ += threads;
   }
   if (index_ == 0 && !reboot_launched_ && !s.reboot_domain.empty() && t >= s.reboot_at_s) {
@@ -217,6 +230,7 @@ void Worker::after_step(Task& task, Clock::time_point now) {
 }
 
 bool Worker::reached_head(const Task& task) const {
+  if (!task.attached_at) return false;
   auto it = shared_.head.find(task.domain);
   Position at{task.check.reboots(), task.check.last_number()};
   return it == shared_.head.end() || at >= it->second;
@@ -235,6 +249,8 @@ bool Worker::finish(Task& task) {
   bool brief_too_long = task.kind != Kind::viewer && now - task.started > Seconds(2 * settings_.login_timeout_s);
   if (!c.finished() && !timed_out && !brief_too_long) return false;
   if (!task.check.ok()) fail(task, task.check.error());
+  if (auto first = task.check.first_number())
+    ++(*first == 1 ? shared_.replays_from_boot : shared_.replays_cut);
   if (c.phase() == SshClient::Phase::failed) {
     fail(task, c.error());
     return true;
@@ -250,6 +266,10 @@ bool Worker::finish(Task& task) {
   }
   switch (task.kind) {
     case Kind::viewer: {
+      if (!task.attached_at) {
+        fail(task, "never attached");
+        break;
+      }
       if (!task.leaving) {
         fail(task, fmt::format("the gateway ended the session at {:.1f}s (exit status {})", elapsed(now),
                                c.exit_status().value_or(-1)));
@@ -269,7 +289,10 @@ bool Worker::finish(Task& task) {
       break;
     }
     case Kind::brief_attach:
-      if (c.exit_status() != 0)
+      if (!task.attached_at)
+        fail(task, fmt::format("the console was refused: exit status {}, stderr {:?}", c.exit_status().value_or(-1),
+                               c.stderr_text()));
+      else if (c.exit_status() != 0)
         fail(task, fmt::format("exit status {} after Ctrl-] (want 0); stderr {:?}", c.exit_status().value_or(-1),
                                c.stderr_text()));
       else if (task.check.numbers_seen() < settings_.brief_attach_lines)
@@ -328,9 +351,10 @@ void Worker::run() {
       for (auto& task : tasks_) {
         if (task->kind != Kind::viewer || task->leaving) continue;
         auto it = shared_.head.find(task->domain);
+        Position head = it == shared_.head.end() ? Position{} : it->second;
         fail(*task, fmt::format("did not reach the live head ({} reboots, number {}) within {}s of the end; "
-                                "stuck at ({}, {})", it->second.first, it->second.second,
-                                settings_.drain_timeout_s, task->check.reboots(), task->check.last_number()));
+                                "stuck at ({}, {})", head.first, head.second, settings_.drain_timeout_s,
+                                task->check.reboots(), task->check.last_number()));
         task->leaving = true;
         task->client->disconnect();
       }
@@ -405,8 +429,15 @@ int run_load(const LoadSettings& settings) {
   fmt::print("viewers: {} of {} attached to the end and received every line\n", shared.viewers_ok.load(),
              settings.viewers);
   fmt::print("logins: {} finished; numbers checked: {}\n", shared.logins_done.load(), shared.numbers.load());
-  for (const auto& [domain, head] : shared.head)
+  fmt::print("churn: {} of {} planned logins started\n", shared.churn_started.load(),
+             static_cast<unsigned>(settings.churn_per_second * settings.duration_s));
+  fmt::print("replays: {} began at a boot's start, {} mid-boot\n", shared.replays_from_boot.load(),
+             shared.replays_cut.load());
+  for (const auto& domain : settings.domains) {
+    Position head = shared.head[domain];
     fmt::print("head of {}: {} reboots, number {}\n", domain, head.first, head.second);
+    if (head == Position{0, 0}) shared.failures.push_back(fmt::format("no viewer of {} received anything", domain));
+  }
   if (shared.failures.empty() && shared.viewers_ok == settings.viewers) {
     fmt::print("load: ok\n");
     return 0;

@@ -21,6 +21,7 @@ struct LoadSettings {
   double login_timeout_s = 30;       // from connect to the command running, under load
   double drain_timeout_s = 30;       // for every viewer to reach the live head at the end
   unsigned brief_attach_lines = 20;  // a short attach reads at least this many numbers
+  unsigned max_logging_in = 40;      // logins in their handshake at once; more wait their turn
 };
 
 // Returns 0 if every session behaved, 1 if not (each failure is printed).

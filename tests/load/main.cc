@@ -9,11 +9,12 @@
 //       or prints the error and exits 1.
 //   xcg_load run --port N --keys DIR --domains A,B,... [--viewers 200] [--churn 20]
 //                [--duration 60] [--ramp 10] [--reboot DOMAIN] [--reboot-at SECONDS]
-//                [--threads 2] [--login-timeout 30] [--drain-timeout 30]
+//                [--threads 2] [--login-timeout 30] [--drain-timeout 30] [--max-logging-in 40]
 //       Against a gateway whose domains all run the count guest: attaches the viewers (libssh
 //       clients, many per thread) at evenly spread moments during the ramp, spread over the
 //       domains; meanwhile starts `churn` logins a second (exec status, and console attaches
-//       that read a few lines and detach with Ctrl-]); reboots one domain half-way (or at
+//       that read a few lines and detach with Ctrl-]), at most --max-logging-in of all of
+//       them in their handshake at once; reboots one domain half-way (or at
 //       --reboot-at); at the end waits until every viewer has reached its domain's live head.
 //       Every viewer's stream is checked line by line (console_check.h). Prints progress and
 //       each failure; exits 0 if nothing failed, 1 if something did, 2 on a usage error.
@@ -40,7 +41,7 @@ int usage(std::string_view why) {
              "       xcg_load check --domain DOMAIN FILE\n"
              "       xcg_load run --port N --keys DIR --domains A,B,... [--viewers N] [--churn N] "
              "[--duration S] [--ramp S] [--reboot DOMAIN] [--reboot-at S] [--threads N] "
-             "[--login-timeout S] [--drain-timeout S]\n",
+             "[--login-timeout S] [--drain-timeout S] [--max-logging-in N]\n",
              why);
   return 2;
 }
@@ -151,6 +152,8 @@ int run(int argc, char** argv) {
       s.login_timeout_s = n;
     } else if (a == "--drain-timeout") {
       s.drain_timeout_s = n;
+    } else if (a == "--max-logging-in") {
+      s.max_logging_in = static_cast<unsigned>(n);
     } else {
       return usage(fmt::format("unknown option {}", a));
     }

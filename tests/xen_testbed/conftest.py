@@ -5,7 +5,7 @@ channel into dom0 (its sshd, root, the run's own key), and `xcg serve` running i
 The test bed must already be running (tests/xen_testbed/run.sh does build, boot, these tests
 and stop). One `xcg serve` serves the whole session: starting it per test would cost little,
 but every test must then also wait for the hub to find both guests again. Tests that change a
-guest's state restore it (or the next test's `running` fixture does).
+guest's state restore it (or the next test's `gw` fixture does, with `xl create`).
 """
 
 import os
@@ -25,7 +25,7 @@ GUESTS = ("guest1", "guest2")
 GUEST_MEMORY_MIB = 128  # /etc/xen/guestN.cfg
 GUEST_VCPUS = 1
 
-SSH_TIMEOUT = 90        # one ssh command, including the handshake with emulated dom0
+SSH_TIMEOUT = 180       # one ssh command: the handshake with emulated dom0, an `xl create`
 SERVE_TIMEOUT = 90      # xcg serve in dom0: start -> listening
 STATE_TIMEOUT = 120     # a lifecycle action -> the state it leads to
 BOOT_TIMEOUT = 180      # a guest's start -> its banner
@@ -33,6 +33,7 @@ BOOT_TIMEOUT = 180      # a guest's start -> its banner
 DOM0_CONFIG = "/etc/xcg/xcg.yaml"
 DOM0_LOG = "/var/log/xcg/serve.log"
 DOM0_PID = "/run/xcg-testbed-serve.pid"
+DOM0_EXIT = "/run/xcg-testbed-serve.exit"  # its exit status, once it has exited
 DETACH = b"\x1d"
 
 RUNNING = re.compile(
@@ -164,16 +165,26 @@ class Bed:
 
     def wait_boots(self, name, count, timeout=BOOT_TIMEOUT):
         """Waits until the guest has printed `count` banners; returns the boot ids."""
-        return wait_for(lambda: len(self.boots(name)) >= count and self.boots(name), timeout,
-                        f"banner #{count} of {name}", interval=1.0)
+        def enough():
+            boots = self.boots(name)
+            return len(boots) >= count and boots
 
-    def ensure_running(self, name):
-        """Starts `name` with `xl create` if it is not running, and waits for its banner."""
-        if self.domid(name) is not None:
-            return
-        before = len(self.boots(name))
-        self.check("xl", "create", "-q", f"/etc/xen/{name}.cfg")
-        self.wait_boots(name, before + 1)
+        return wait_for(enough, timeout, f"banner #{count} of {name}", interval=1.0)
+
+    def domains(self):
+        """{name: domid} of every domain `xl list` shows."""
+        rows = self.check("xl", "list").splitlines()[1:]
+        return {row.split()[0]: int(row.split()[1]) for row in rows if len(row.split()) > 1}
+
+    def ensure_running(self, *names):
+        """Starts each of `names` with `xl create` unless it runs; waits for their banners."""
+        running = self.domains()
+        for name in names:
+            if name in running:
+                continue
+            before = len(self.boots(name))
+            self.check("xl", "create", "-q", f"/etc/xen/{name}.cfg")
+            self.wait_boots(name, before + 1)
 
 
 @pytest.fixture(scope="session")
@@ -226,6 +237,10 @@ def render_config(keys):
              'host_keys: ["/var/lib/xcg/ssh_host_ed25519_key"]',
              "hypervisor: xen",
              'audit_log: "/var/log/xcg/audit.jsonl"',
+             # xl runs emulated here: `xl create` takes 3 s on an idle host, but more than
+             # the default 30 s when other work shares the two cores.
+             "xen:",
+             "  timeout: 120s",
              "domains:"]
     for name in GUESTS:
         lines += [f"  {name}:", "    keys:", f'      - "{keys[name].public_line}"']
@@ -250,10 +265,14 @@ class Gateway:
                   input=render_config(self.keys))
         check = bed.run("/usr/local/bin/xcg", "check", "--config", DOM0_CONFIG)
         assert check.returncode == 0, describe(check)
-        # setsid + all descriptors redirected: the ssh session ends, xcg serve stays.
+        # setsid + all descriptors redirected: the ssh session ends, xcg serve stays. A shell
+        # waits for it to record its exit status.
         bed.check("sh", "-c",
-                  f"rm -f {DOM0_LOG}; setsid sh -c 'echo $$ >{DOM0_PID}; exec /usr/local/bin/xcg "
-                  f"serve --config {DOM0_CONFIG}' </dev/null >{DOM0_LOG} 2>&1 &")
+                  f"rm -f {DOM0_LOG} {DOM0_EXIT} {DOM0_PID}; setsid sh -c '/usr/local/bin/xcg serve "
+                  f"--config {DOM0_CONFIG} & echo $! >{DOM0_PID}; wait $!; echo $? >{DOM0_EXIT}' "
+                  f"</dev/null >{DOM0_LOG} 2>&1 &")
+        wait_for(lambda: bed.run("test", "-s", DOM0_PID).returncode == 0, SSH_TIMEOUT,
+                 f"{DOM0_PID}", 0.5)
 
         def listening_or_exited():
             out = bed.check("sh", "-c", f"cat {DOM0_LOG}; kill -0 $(cat {DOM0_PID}) 2>/dev/null "
@@ -289,12 +308,12 @@ class Gateway:
         pid, self.pid = self.pid, None
         self.bed.run("kill", "-TERM", str(pid))
         try:
-            wait_for(lambda: self.bed.run("kill", "-0", str(pid)).returncode != 0, 30,
-                     "xcg serve to exit after SIGTERM", 1.0)
+            status = wait_for(lambda: self.bed.run("cat", DOM0_EXIT).stdout.strip(), 30,
+                              "xcg serve to exit after SIGTERM", 1.0)
         except AssertionError as e:
             self.bed.run("kill", "-KILL", str(pid))
             return str(e)
-        return None
+        return None if status == "0" else f"xcg serve exited with {status} after SIGTERM (want 0)"
 
     def log(self):
         return self.bed.run("cat", DOM0_LOG).stdout
@@ -362,8 +381,7 @@ def gateway_session(bed, keys, tmp_path_factory):
 def gw(request, gateway_session, bed):
     """xcg serve (shared by the session), with both guests running when the test starts."""
     request.node._xcg_gateway = gateway_session
-    for name in GUESTS:
-        bed.ensure_running(name)
+    bed.ensure_running(*GUESTS)
     return gateway_session
 
 
