@@ -64,7 +64,8 @@ ensure_packages
 id xcg >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
   --shell /usr/sbin/nologin xcg
 build
-# 1000 sessions need more descriptors than the default 1024 (the broker holds several per session).
+# 1000 sessions need more descriptors than the default 1024 (the broker holds several per
+# session and per domain); bench.py says so if the hard limit is too low.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 trap cleanup EXIT
 # bench.py runs in the background so that a signal to this script reaches it at once (bash

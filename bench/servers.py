@@ -263,6 +263,8 @@ class OpenSshServer(Server):
                  f"no-agent-forwarding {key}" for name, key in self.domains]
         self.authorized_keys.write_text("\n".join(lines) + "\n")
         os.chmod(self.authorized_keys, 0o644)
+        for old in (self.host_key, Path(f"{self.host_key}.pub")):
+            old.unlink(missing_ok=True)
         run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "xcg-bench-baseline",
                      "-f", str(self.host_key)])
         if not SSHD_PRIVSEP_DIR.exists():
