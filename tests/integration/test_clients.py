@@ -198,6 +198,8 @@ def test_console_round_trip(cgw, client_keys, client):
     child.expect(rb"web1:~# ")
     child.send(DETACH)
     child.expect(pexpect.EOF)
+    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
+        child.wait()
     child.close()
     assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 

@@ -76,6 +76,8 @@ def items(screen):
 def exit_menu(child):
     child.send(b"0")
     child.expect(pexpect.EOF)
+    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
+        child.wait()
     child.close()
     assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
@@ -83,6 +85,8 @@ def exit_menu(child):
 def detach(child):
     child.send(DETACH)
     child.expect(pexpect.EOF)
+    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
+        child.wait()
     child.close()
     assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
