@@ -315,7 +315,7 @@ PY
 }
 
 serve_port() {
-  sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$WORK/serve.log" | head -n1
+  sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$WORK/serve.log" | head -n1
 }
 
 # The unit's ExecStart, in the chroot, with the environment and umask systemd would give it.
@@ -384,7 +384,7 @@ booted() {
 
 unit_port() {
   in_container journalctl -u xcg -o cat --no-pager 2>/dev/null |
-    sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' | tail -n1
+    sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' | tail -n1
 }
 
 # The capability numbers of what the unit's CapabilityBoundingSet= names (linux/capability.h).
