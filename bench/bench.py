@@ -136,6 +136,8 @@ def run(args):
         results[direct.name] = measure.measure(lg, direct, prof, say, measure.DIRECT_FIGURES)
         direct.stop()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         for thing in (before, xcg, ssh, direct, guests):
             try:
                 if thing is not None:
@@ -177,6 +179,9 @@ def run(args):
     print(f"results: {out / 'results.json'}   chart: {out / 'chart.png'}   logs: {work}")
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
+    print("load average (1 min) before/after each side: " + ", ".join(
+        f"{side} {results[side]['load_average_before'][0]:.2f}/{results[side]['load_average_after'][0]:.2f}"
+        for side in ("before", "xcg", "openssh", "xcg_direct") if results.get(side)))
     broken = [f"{side}.{name}" for side in ("xcg", "openssh", "xcg_direct", "before")
               for name, value in (results.get(side) or {}).items()
               if isinstance(value, dict) and value.get("error") and "mode" not in value]
@@ -227,6 +232,12 @@ def main():
         print("bench: must run as root (private sshd, sudoers drop-in, xcg's sandbox)", file=sys.stderr)
         return 2
     if args.command == "cleanup":
+        lock = open(LOCK, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("bench: another run is in progress; leaving its processes alone", file=sys.stderr)
+            return 0
         problems = cleanup_system()
         for p in problems:
             print(f"bench: cleanup: {p}", file=sys.stderr)

@@ -48,6 +48,7 @@ set size 0.5, 0.44
 set title "keystroke echo with N sessions each typing once a second"
 set ylabel "ms (log scale)"
 set logscale y
+set key bottom right opaque
 plot datadir."/steps.dat" using 1:8 with linespoints pt 7 lw 2 lc rgb "#ff7f0e" title "OpenSSH median", \
      ""                   using 1:9 with linespoints pt 6 lw 1 dashtype 2 lc rgb "#ff7f0e" title "OpenSSH p99", \
      ""                   using 1:4 with linespoints pt 7 lw 2 lc rgb "#3a7bd5" title "xcg median", \

@@ -183,7 +183,7 @@ DIRECT_FIGURES = [("echo", measure_echo), ("throughput", measure_throughput)]
 
 
 def measure(lg, server, prof, say, figures=FIGURES):
-    results = {}
+    results = {"load_average_before": procs.load_average()}
     for name, fn in figures:
         say(f"{server.label}: {name}")
         started = time.monotonic()
@@ -193,4 +193,5 @@ def measure(lg, server, prof, say, figures=FIGURES):
             results[name] = {"error": f"{type(e).__name__}: {e}"}
             say(f"{server.label}: {name} FAILED: {e}")
         results.setdefault("seconds", {})[name] = round(time.monotonic() - started, 1)
+    results["load_average_after"] = procs.load_average()
     return results

@@ -77,12 +77,13 @@ class Layout:
         self.xcg = RUN / "xcg"
         self.sshd = RUN / "sshd"
         self.empty = RUN / "empty"  # xcg's chroot_dir for session processes
+        self.home = RUN / "home"    # the baseline user's home (sshd changes into it)
         self.pty_attach = self.bin / "pty_attach"
 
     def create(self, build):
         if RUN.exists():
             shutil.rmtree(RUN)
-        for d in (RUN, self.bin, self.consoles, self.xcg, self.sshd, self.empty):
+        for d in (RUN, self.bin, self.consoles, self.xcg, self.sshd, self.empty, self.home):
             d.mkdir(mode=0o755)
             os.chmod(d, 0o755)
         self.keys.mkdir(mode=0o700)
@@ -255,7 +256,7 @@ class OpenSshServer(Server):
         return f"sudo {self.layout.pty_attach} {self.layout.consoles} {domain}"
 
     def setup(self):
-        ensure_bench_user()
+        ensure_bench_user(self.layout.home)
         install_sudoers(
             f"# xcg benchmark baseline: removed when the benchmark ends.\n"
             f"{BENCH_USER} ALL=(root) NOPASSWD: {self.layout.pty_attach} {self.layout.consoles} *\n")
@@ -324,17 +325,17 @@ class OpenSshServer(Server):
 
 # --- system files the baseline needs (and that must go away again) ------------------------------
 
-def ensure_system_user(name, shell, comment):
+def ensure_system_user(name, shell, comment, home="/nonexistent"):
     try:
         pwd.getpwnam(name)
         return
     except KeyError:
         pass
-    run_checked(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+    run_checked(["useradd", "--system", "--no-create-home", "--home-dir", str(home),
                  "--shell", shell, "--comment", comment, name])
 
 
-def ensure_bench_user():
+def ensure_bench_user(home):
     try:
         entry = pwd.getpwnam(BENCH_USER)
         if entry.pw_gecos != BENCH_USER_COMMENT:
@@ -342,9 +343,10 @@ def ensure_bench_user():
                              "refusing to use or remove it")
     except KeyError:
         # A login shell: sshd runs forced commands with `$SHELL -c`.
-        ensure_system_user(BENCH_USER, "/bin/sh", BENCH_USER_COMMENT)
+        ensure_system_user(BENCH_USER, "/bin/sh", BENCH_USER_COMMENT, home)
     # Unlocked (no password at all, '*'): with UsePAM no, sshd refuses locked ('!') accounts.
-    run_checked(["usermod", "-p", "*", BENCH_USER])
+    # An existing home: sshd changes into it (root-owned and empty, like a locked-down home).
+    run_checked(["usermod", "-p", "*", "-d", str(home), BENCH_USER])
 
 
 def install_sudoers(text):

@@ -10,6 +10,7 @@
 //     hold       [--concurrency C]      keeps sessions open; commands on stdin (see hold.cc)
 // Every mode prints one JSON object per line on stdout.
 #include <libssh/libssh.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +34,7 @@ int keygen(const Options& o) {
       return 1;
     }
     int rc = ssh_pki_export_privkey_file(key, nullptr, nullptr, nullptr, path.c_str());
+    if (rc == SSH_OK && ::chmod(path.c_str(), 0600) != 0) rc = SSH_ERROR;  // libssh follows the umask
     if (rc == SSH_OK) rc = ssh_pki_export_pubkey_file(key, (path + ".pub").c_str());
     ssh_key_free(key);
     if (rc != SSH_OK) {

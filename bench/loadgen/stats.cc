@@ -83,7 +83,10 @@ Json& Json::stats(const std::string& k, const Samples& s) {
 
 Json& Json::samples(const std::string& k, const Samples& s) {
   std::string list = "[";
-  for (size_t i = 0; i < s.values().size(); ++i) list += (i ? "," : "") + fmt::format("{:.4f}", s.values()[i]);
+  for (size_t i = 0; i < s.values().size(); ++i) {
+    if (i) list += ',';
+    list += fmt::format("{:.4f}", s.values()[i]);
+  }
   return raw(k, list + "]");
 }
 
