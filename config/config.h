@@ -84,7 +84,10 @@ struct SimSettings {
 // Pre-authentication and session limits (OpenSSH's LoginGraceTime, MaxStartups, MaxAuthTries).
 struct Limits {
   unsigned login_grace_s = 30;           // 1..3600: time from TCP accept to authenticated
-  unsigned max_auth_tries = 6;           // 1..100: denied keys per connection before disconnect
+  unsigned max_auth_tries = 6;           // 1..100: failed logins per connection before disconnect
+  // 1..1000: refused key offers ("would you accept this key?", no signature) per connection.
+  // Counted apart from max_auth_tries because an agent offers all its keys in turn.
+  unsigned max_key_offers = 32;
   // MaxStartups "start:rate:full": with `start` unauthenticated connections open, new ones are
   // dropped with probability rate% rising linearly to 100% at `full`.
   unsigned startups_begin = 10;          // 1..10000

@@ -69,6 +69,7 @@ constexpr long long kMaxToolstackTimeout = 600;
 constexpr std::string_view kSimFields[] = {"guest_command", "autostart", "shutdown_grace_ms"};
 constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "max_auth_tries",
+                                              "max_key_offers",
                                               "max_startups",
                                               "max_startups_per_source",
                                               "max_sessions_per_domain",
@@ -77,6 +78,7 @@ constexpr std::string_view kLimitsFields[] = {"login_grace",
 // Ranges of the Limits members (see config.h).
 constexpr long long kMaxLoginGrace = 3600;
 constexpr long long kMaxAuthTries = 100;
+constexpr long long kMaxKeyOffers = 1000;
 constexpr long long kMaxConnections = 10000;  // every connection and session count
 constexpr long long kMaxIdleTimeout = 7 * 24 * 3600;
 
@@ -823,6 +825,9 @@ class Loader {
     if (auto t = find(fields, "max_auth_tries")) {
       if (auto v = read_integer(*t, "max_auth_tries", 1, kMaxAuthTries))
         l.max_auth_tries = unsigned(*v);
+    }
+    if (auto t = find(fields, "max_key_offers")) {
+      if (auto v = read_integer(*t, "max_key_offers", 1, kMaxKeyOffers)) l.max_key_offers = unsigned(*v);
     }
     if (auto s = find(fields, "max_startups")) read_max_startups(*s);
     if (auto s = find(fields, "max_startups_per_source")) {

@@ -155,12 +155,17 @@ Broker::~Broker() {
   hypervisor_.reset();  // stops the simulated guests
 }
 
-void Broker::prepare_sandbox() {
+void Broker::take_session_limits() {
   const auto& limits = config_->limits;
-  hello_.host_keys_pem = host_keys_pem_;
   hello_.login_grace_s = limits.login_grace_s;
   hello_.max_auth_tries = limits.max_auth_tries;
+  hello_.max_key_offers = limits.max_key_offers;
   hello_.idle_timeout_s = limits.idle_timeout_s;
+}
+
+void Broker::prepare_sandbox() {
+  hello_.host_keys_pem = host_keys_pem_;
+  take_session_limits();
   if (::geteuid() != 0) {
     log::warn("not running as root: session processes keep uid {} and skip the chroot; "
               "the rest of the sandbox still applies", ::geteuid());

@@ -65,6 +65,8 @@ class Broker {
   };
 
   void prepare_sandbox();
+  // Copies the config's per-session limits into hello_, for sessions that start from now on.
+  void take_session_limits();
   void open_signals();
   void on_signal();
   void on_accept(int listen_fd);

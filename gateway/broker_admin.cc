@@ -79,10 +79,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   }
   auto restart_only = restart_only_changes(*config_, *fresh);
   config_ = fresh;
-  // Limits for sessions that start from now on.
-  hello_.login_grace_s = config_->limits.login_grace_s;
-  hello_.max_auth_tries = config_->limits.max_auth_tries;
-  hello_.idle_timeout_s = config_->limits.idle_timeout_s;
+  take_session_limits();
 
   unsigned revoked = 0;
   for (auto& [id, s] : sessions_) {

@@ -101,9 +101,10 @@ void Broker::on_session_message(uint64_t id) {
     log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, sanitize(rec->text, 1000)));
     return;
   } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
-    // A well-behaved session stops at max_auth_tries denials; each accepted key costs a probe
-    // and a signed request on top.
-    if (++s.auth_requests > 2 * static_cast<int>(config_->limits.max_auth_tries) + 2)
+    // A well-behaved session stops at max_key_offers refused offers and max_auth_tries failed
+    // logins; the accepted key costs an offer and a signed request on top.
+    const auto& limits = config_->limits;
+    if (++s.auth_requests > static_cast<int>(limits.max_auth_tries + limits.max_key_offers) + 2)
       return cut_off(s, "too many authentication attempts");
     answer = answer_authorize(s, *auth);
   } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {

@@ -80,6 +80,19 @@ void Connection::install() {
   };
   ssh_callbacks_init(&server_cb_);
   ssh_set_server_callbacks(session_, &server_cb_);
+  // libssh hands here what no callback above took. For authentication that is
+  // keyboard-interactive, hostbased and gssapi-with-mic: refused like the rest, and counted,
+  // or a client could try them for the whole login grace time. Returning 1 lets libssh send
+  // its default refusal.
+  ssh_set_message_callback(
+      session_,
+      [](ssh_session, ssh_message message, void* ud) -> int {
+        return guarded(1, [&] {
+          if (ssh_message_type(message) == SSH_REQUEST_AUTH) self(ud)->deny_attempt();
+          return 1;
+        });
+      },
+      this);
   ssh_set_auth_methods(session_, SSH_AUTH_METHOD_PUBLICKEY);
 
   // Unset callbacks (x11, agent, env, subsystem, signal) make libssh refuse those requests.
@@ -144,7 +157,7 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
     answer = *r;
   }
   if (!answer || !answer->ok) {
-    return deny_attempt();
+    return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
   }
   if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
     // Bind the identity only now, to the key whose signature libssh just checked.
@@ -159,6 +172,14 @@ int Connection::on_auth_pubkey(const char* user, ssh_key key, char signature_sta
 
 int Connection::deny_attempt() {
   if (++auth_failures_ >= static_cast<int>(limits_.max_auth_tries)) done_ = true;  // MaxAuthTries
+  return SSH_AUTH_DENIED;
+}
+
+// An offer without a signature proves nothing and costs us one lookup. OpenSSH counts offers
+// as failed logins, so a customer whose agent holds more keys than MaxAuthTries never reaches
+// the right one; we give offers their own, larger budget instead.
+int Connection::refuse_offer() {
+  if (++refused_offers_ >= static_cast<int>(limits_.max_key_offers)) done_ = true;
   return SSH_AUTH_DENIED;
 }
 

@@ -21,7 +21,8 @@ namespace xcg::gateway {
 class Connection {
  public:
   struct Limits {
-    unsigned max_auth_tries = 6;  // denied keys before we hang up (OpenSSH's MaxAuthTries)
+    unsigned max_auth_tries = 6;   // failed logins before we hang up (OpenSSH's MaxAuthTries)
+    unsigned max_key_offers = 32;  // refused unsigned key offers before we hang up
     unsigned idle_timeout_s = 0;  // 0 = off: no customer input for this long ends the session
   };
 
@@ -46,6 +47,7 @@ class Connection {
   // libssh callbacks (static trampolines in the .cc call these).
   int on_auth_pubkey(const char* user, ssh_key key, char signature_state);
   int deny_attempt();
+  int refuse_offer();
   ssh_channel on_channel_open();
   int on_pty_request(int cols, int rows);
   int on_shell();
@@ -88,6 +90,7 @@ class Connection {
 
   bool authenticated_ = false;
   int auth_failures_ = 0;
+  int refused_offers_ = 0;
   bool first_none_ = true;
   std::string domain_;
   bool console_on_login_ = false;

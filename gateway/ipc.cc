@@ -104,6 +104,7 @@ void put(Writer& w, const Hello& m) {
   w.str(m.chroot_dir);
   w.u32(m.login_grace_s);
   w.u32(m.max_auth_tries);
+  w.u32(m.max_key_offers);
   w.u32(m.idle_timeout_s);
 }
 void put(Writer& w, const LogRecord& m) {
@@ -160,6 +161,7 @@ Message get(Reader& r, Type t) {
       m.chroot_dir = r.str();
       m.login_grace_s = r.u32();
       m.max_auth_tries = r.u32();
+      m.max_key_offers = r.u32();
       m.idle_timeout_s = r.u32();
       return m;
     }

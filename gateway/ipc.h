@@ -49,6 +49,7 @@ struct Hello {
   std::string chroot_dir;
   uint32_t login_grace_s = 30;
   uint32_t max_auth_tries = 6;
+  uint32_t max_key_offers = 32;
   uint32_t idle_timeout_s = 0;  // 0 = off
   bool operator==(const Hello&) const = default;
 };

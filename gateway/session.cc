@@ -78,7 +78,7 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
 
   SshEvent event(ssh_event_new());
   if (!event) throw std::runtime_error("ssh_event_new failed");
-  Connection conn(session.get(), event.get(), broker, Connection::Limits{hello.max_auth_tries, hello.idle_timeout_s});
+  Connection conn(session.get(), event.get(), broker, Connection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
   conn.install();
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};

@@ -19,6 +19,7 @@ struct Env {
   std::string user;  // a domain the key logs in to
   Ed25519Key key;
   unsigned max_auth_tries = 6;
+  unsigned max_key_offers = 32;
   double login_grace_s = 30;
 };
 

@@ -1,7 +1,7 @@
 // xcg_badinput: hostile SSH clients against a live gateway, one case per run.
 //
 //   xcg_badinput --list
-//   xcg_badinput --port N --user DOMAIN --key ED25519_KEY_FILE [--max-auth-tries N]
+//   xcg_badinput --port N --user DOMAIN --key ED25519_KEY_FILE [--max-auth-tries N] [--max-key-offers N]
 //                [--login-grace SECONDS] CASE...
 //
 // Prints "CASE: ok: what happened" or "CASE: FAILED: why" per case; exits 0 if every case
@@ -34,7 +34,7 @@ std::vector<Case> all_cases() {
 int usage(std::string_view why) {
   fmt::print(stderr,
              "xcg_badinput: {}\nusage: xcg_badinput --list | --port N --user DOMAIN --key FILE "
-             "[--max-auth-tries N] [--login-grace SECONDS] CASE...\n",
+             "[--max-auth-tries N] [--max-key-offers N] [--login-grace SECONDS] CASE...\n",
              why);
   return 2;
 }
@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
       key_path = argv[++i];
     } else if (a == "--max-auth-tries" && has_value) {
       env.max_auth_tries = static_cast<unsigned>(std::atoi(argv[++i]));
+    } else if (a == "--max-key-offers" && has_value) {
+      env.max_key_offers = static_cast<unsigned>(std::atoi(argv[++i]));
     } else if (a == "--login-grace" && has_value) {
       env.login_grace_s = std::atof(argv[++i]);
     } else if (a.starts_with("--")) {

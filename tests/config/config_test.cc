@@ -471,6 +471,7 @@ Limits limits_with(const std::string& field, const std::string& value) {
 void check_limits_are_defaults(const Limits& l) {
   CHECK(l.login_grace_s == 30);
   CHECK(l.max_auth_tries == 6);
+  CHECK(l.max_key_offers == 32);
   CHECK(l.startups_begin == 10);
   CHECK(l.startups_rate == 30);
   CHECK(l.startups_full == 100);
@@ -711,6 +712,18 @@ TEST_CASE("max_auth_tries: an integer from 1 to 100") {
         Lines{at + "max_auth_tries: expected an integer from 1 to 100, got 'six'"});
   CHECK(problems(with_limit("max_auth_tries", "[6]")) ==
         Lines{at + "max_auth_tries: expected an integer from 1 to 100, got a list"});
+}
+
+TEST_CASE("max_key_offers: an integer from 1 to 1000, apart from max_auth_tries") {
+  auto l = limits_with("max_key_offers", "1000");
+  CHECK(l.max_key_offers == 1000);
+  CHECK(l.max_auth_tries == 6);
+  CHECK(limits_with("max_key_offers", "1").max_key_offers == 1);
+  const std::string at = at_limit_value("max_key_offers");
+  CHECK(problems(with_limit("max_key_offers", "0")) ==
+        Lines{at + "max_key_offers: expected an integer from 1 to 1000, got '0'"});
+  CHECK(problems(with_limit("max_key_offers", "1001")) ==
+        Lines{at + "max_key_offers: expected an integer from 1 to 1000, got '1001'"});
 }
 
 TEST_CASE("max_startups_per_source and max_sessions_per_domain: 1 to 10000") {

@@ -30,7 +30,7 @@ ipc::Message round_trip(const ipc::Message& m) {
 
 TEST_CASE("every message type survives encode and decode") {
   std::vector<ipc::Message> all = {
-      ipc::Hello{{"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "second"}, true, 101, 102, "/run/xcg/empty", 30, 6, 600},
+      ipc::Hello{{"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "second"}, true, 101, 102, "/run/xcg/empty", 30, 6, 40, 600},
       ipc::LogRecord{2, "hello"},
       ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
       ipc::AuthorizeAns{true, "web1", true, {config::Action::console, config::Action::reboot}, "SHA256:x"},
@@ -117,6 +117,15 @@ TEST_CASE("receive reports a closed peer and rejects oversized packets") {
     REQUIRE_FALSE(got);
     CHECK(got.error().code == Errc::invalid_input);
   }
+  SECTION("one byte over the limit") {
+    Pair p;
+    std::string frame = ipc::encode(ipc::StatusAns{true, std::string(ipc::kMaxString, 'a')});
+    frame.resize(ipc::kMaxFrame + 1, 'a');
+    REQUIRE(::send(p.a.get(), frame.data(), frame.size(), 0) == static_cast<ssize_t>(frame.size()));
+    auto got = ipc::receive(p.b.get());
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == Errc::invalid_input);
+  }
   SECTION("garbage") {
     Pair p;
     REQUIRE(::send(p.a.get(), "\x04garbage", 8, 0) == 8);
@@ -124,4 +133,24 @@ TEST_CASE("receive reports a closed peer and rejects oversized packets") {
     REQUIRE_FALSE(got);
     CHECK(got.error().code == Errc::invalid_input);
   }
+}
+
+TEST_CASE("a short message after a long one is received as itself") {
+  // receive reuses its buffer: the long message's bytes must not leak into the short one.
+  Pair p;
+  ipc::LogAns long_one{true, std::string(40000, 'x')};
+  ipc::LogAns short_one{true, "y"};
+  REQUIRE(ipc::send(p.a.get(), long_one));
+  REQUIRE(ipc::send(p.a.get(), short_one));
+  auto first = ipc::receive(p.b.get());
+  REQUIRE(first);
+  CHECK(std::get<ipc::LogAns>(first->message) == long_one);
+  auto second = ipc::receive(p.b.get());
+  REQUIRE(second);
+  CHECK(std::get<ipc::LogAns>(second->message) == short_one);
+  // A bare type byte decodes only if nothing of the earlier frames is read after it.
+  REQUIRE(::send(p.a.get(), "\x06", 1, 0) == 1);
+  auto status = ipc::receive(p.b.get());
+  REQUIRE(status);
+  CHECK(std::holds_alternative<ipc::StatusReq>(status->message));
 }

@@ -289,17 +289,25 @@ def auth_failures(gw):
     return [r for r in gw.audit_records() if r["event"] == "auth_failure"]
 
 
-def test_agent_with_20_keys_is_cut_off_at_max_auth_tries(make_gateway, agent):
-    # OpenSSH offers the agent's keys in order; the gateway stops listening after
-    # max_auth_tries refusals, as OpenSSH's own sshd does with MaxAuthTries. The client's
-    # opening "none" query may count as one of them (xcg counts it; sshd does not).
-    tries = 6
-    gw = make_gateway(extra={"limits": {"max_auth_tries": tries}})
+def test_agent_with_20_keys_logs_in(make_gateway, keys, agent):
+    # OpenSSH offers the agent's keys in turn, unsigned; 19 refused offers stay within
+    # max_key_offers (default 32) and do not count against max_auth_tries (6), which would
+    # have cut the client off after the sixth, as OpenSSH's sshd does.
+    gw = make_gateway()
+    result = agent_ssh(gw, agent)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.startswith("web1: running"), describe(result)
+    assert len(auth_failures(gw)) == AGENT_KEYS - 1, auth_failures(gw)
+
+
+def test_agent_with_20_keys_is_cut_off_at_max_key_offers(make_gateway, agent):
+    offers = 6
+    gw = make_gateway(extra={"limits": {"max_key_offers": offers}})
     result = agent_ssh(gw, agent)
     assert result.returncode == 255, describe(result)
     assert result.stdout == "", describe(result)
-    wait_for(lambda: len(auth_failures(gw)) >= tries - 1, 10, f"{tries - 1} auth_failure records")
-    assert tries - 1 <= len(auth_failures(gw)) <= tries, auth_failures(gw)
+    wait_for(lambda: len(auth_failures(gw)) >= offers, 10, f"{offers} auth_failure records")
+    assert len(auth_failures(gw)) == offers, auth_failures(gw)
     assert not [r for r in gw.audit_records() if r["event"] == "auth_success"]
 
 
@@ -313,9 +321,9 @@ def test_agent_with_identities_only_logs_in(make_gateway, keys, agent):
     assert auth_failures(gw) == []
 
 
-def test_agent_with_20_keys_logs_in_with_higher_limit(make_gateway, keys, agent):
-    gw = make_gateway(extra={"limits": {"max_auth_tries": 25}})
+def test_agent_offers_do_not_count_as_failed_logins(make_gateway, keys, agent):
+    # max_auth_tries at its minimum: any refused offer counted as a failed login would end it.
+    gw = make_gateway(extra={"limits": {"max_auth_tries": 1}})
     result = agent_ssh(gw, agent)
     assert result.returncode == 0, describe(result)
     assert result.stdout.startswith("web1: running"), describe(result)
-    assert len(auth_failures(gw)) == AGENT_KEYS - 1, auth_failures(gw)
