@@ -1,6 +1,7 @@
 #include "base/log.h"
 
 #include "base/sd_notify.h"
+#include "base/text.h"
 
 #include <cstdio>
 #include <ctime>
@@ -30,14 +31,9 @@ void write_stderr(Level level, std::string_view message) {
     std::fflush(stderr);
     return;
   }
-  timeval tv{};
-  ::gettimeofday(&tv, nullptr);
-  tm utc{};
-  ::gmtime_r(&tv.tv_sec, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::fprintf(stderr, "%s.%03ldZ %s %.*s\n", stamp, static_cast<long>(tv.tv_usec / 1000),
-               level_name(level).data(), static_cast<int>(message.size()), message.data());
+  std::string stamp = utc_timestamp(std::chrono::system_clock::now(), true);
+  std::fprintf(stderr, "%s %s %.*s\n", stamp.c_str(), level_name(level).data(),
+               static_cast<int>(message.size()), message.data());
   std::fflush(stderr);
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "base/text.h"
 namespace xcg::config {
 namespace {
 
@@ -34,13 +35,6 @@ std::string_view next_word(std::string_view& s) {
   return word;
 }
 
-// Blob bytes end up in messages and logs: keep control characters out of them.
-std::string printable(std::string_view s) {
-  std::string out(s.substr(0, 64));
-  for (char& c : out)
-    if (c < 0x20 || c > 0x7e) c = '?';
-  return out;
-}
 
 bool is_base64_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
@@ -225,7 +219,7 @@ Result<PublicKey> public_key_from_blob(std::string_view type, std::string_view b
   auto inner = r.string();
   if (!inner) return bad(kTruncated);
   if (*inner != type)
-    return bad(fmt::format("key data is of type '{}', not '{}'", printable(*inner), type));
+    return bad(fmt::format("key data is of type '{}', not '{}'", printable(*inner, 64), type));
 
   auto bits = check_type_specific(type, r);
   if (!bits) return tl::unexpected(bits.error());

@@ -12,19 +12,11 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/text.h"
 
 namespace xcg::gateway {
 namespace {
 
-std::string now_rfc3339() {
-  timeval tv{};
-  ::gettimeofday(&tv, nullptr);
-  tm utc{};
-  ::gmtime_r(&tv.tv_sec, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-  return fmt::format("{}.{:03d}Z", stamp, static_cast<int>(tv.tv_usec / 1000));
-}
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
 size_t utf8_length(std::string_view s, size_t i) {
@@ -92,7 +84,7 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::write(const AuditEvent& e) {
-  std::string line = format_audit_line(e, now_rfc3339());
+  std::string line = format_audit_line(e, utc_timestamp(std::chrono::system_clock::now(), true));
   // One fwrite + fflush per record: a line is either whole in the file or absent.
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     log::error("audit log write failed: {}", std::strerror(errno));

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/sd_notify.h"
+#include "base/text.h"
 #include "gateway/broker.h"
 
 namespace xcg::gateway {
@@ -23,14 +24,6 @@ namespace {
 constexpr auto kReloadDebounce = std::chrono::milliseconds(300);  // editors write, then rename
 constexpr auto kRevokeGrace = std::chrono::milliseconds(500);     // then SIGKILL
 
-std::string stamp(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm utc{};
-  ::gmtime_r(&tt, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
-}
 
 // Settings that are read once at start-up; a reload keeps the running values and says so.
 std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
@@ -132,7 +125,7 @@ std::string Broker::list_sessions() const {
   for (const auto& [id, s] : sessions_) {
     std::string domain = s.phase == Phase::authorized ? s.domain : "(logging in)";
     out += fmt::format("{:<6} {:<8} {:<16} {:<24} {:<21} {}{}\n", id, s.pid, domain, s.remote,
-                       stamp(s.since), s.key_label, s.readonly ? " (read-only)" : "");
+                       utc_timestamp(s.since), s.key_label, s.readonly ? " (read-only)" : "");
   }
   return out;
 }
@@ -141,7 +134,7 @@ std::string Broker::status_report() const {
   unsigned authorized = 0;
   for (const auto& [id, s] : sessions_) authorized += s.phase == Phase::authorized;
   std::string out = fmt::format("xcg serving {} since {}\nsessions: {} logged in, {} logging in\n",
-                                config_->path, stamp(started_), authorized, preauth_count_);
+                                config_->path, utc_timestamp(started_), authorized, preauth_count_);
   for (const auto& name : hypervisor_->domains()) {
     auto st = hypervisor_->status(name);
     auto hub = hubs_.find(name);

@@ -11,16 +11,12 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "gateway/broker.h"
 
 namespace xcg::gateway {
 namespace {
 
-std::string sanitize(std::string_view text, size_t max) {
-  std::string out;
-  for (char c : text.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return out;
-}
 
 std::string done_text(const std::string& domain, xen::Lifecycle a) {
   switch (a) {
@@ -50,12 +46,6 @@ const config::DomainKey* find_key(const config::Domain& d, std::string_view blob
   return nullptr;
 }
 
-std::string clock_time(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm utc{};
-  ::gmtime_r(&tt, &utc);
-  return fmt::format("{:02}:{:02}:{:02} UTC", utc.tm_hour, utc.tm_min, utc.tm_sec);
-}
 
 constexpr size_t kMaxLogAnswer = 32 * 1024;
 constexpr size_t kMaxWhoLines = 50;
@@ -98,7 +88,7 @@ void Broker::on_session_message(uint64_t id) {
   ipc::Message answer;
   if (auto* rec = std::get_if<ipc::LogRecord>(&received->message)) {
     auto level = static_cast<log::Level>(std::min<uint8_t>(rec->level, 3));
-    log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, sanitize(rec->text, 1000)));
+    log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(rec->text, 1000)));
     return;
   } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
     // A well-behaved session stops at max_key_offers refused offers and max_auth_tries failed
@@ -131,7 +121,7 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
   // Unknown key, key of another domain, unknown domain: one answer, so nothing tells a stranger
   // which domains exist.
   if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type)) {
-    audit_.write(AuditEvent{"auth_failure", s.remote, sanitize(req.user, 64), fingerprint,
+    audit_.write(AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint,
                             {{"stage", req.signature_ok ? "signature" : "key"}}});
     return ans;
   }
@@ -246,8 +236,8 @@ ipc::Message Broker::answer_who(Session& s) {
       ans.viewers.push_back(fmt::format("... and {} more", viewers.size() - kMaxWhoLines));
       break;
     }
-    ans.viewers.push_back(fmt::format("{}{}, since {}", sanitize(v.label, 80),
-                                      v.readonly ? " (read-only)" : "", clock_time(v.since)));
+    ans.viewers.push_back(fmt::format("{}{}, since {}", printable(v.label, 80),
+                                      v.readonly ? " (read-only)" : "", utc_clock_time(v.since)));
   }
   return ans;
 }

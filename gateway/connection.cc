@@ -248,7 +248,7 @@ void Connection::check_revoked() {
     return;
   }
   detach_console();
-  out(fmt::format("\r\n[xcg: {}]\r\n", menu::printable(*broker_.revoked())));
+  out(fmt::format("\r\n[xcg: {}]\r\n", printable(*broker_.revoked())));
   finish(1);
 }
 
@@ -404,7 +404,7 @@ void Connection::exec_who() {
     err("xcg: " + r.error().message + "\n");
     return finish(1);
   }
-  for (const auto& viewer : r->viewers) out(menu::printable(viewer) + "\n");
+  for (const auto& viewer : r->viewers) out(printable(viewer) + "\n");
   finish(0);
 }
 

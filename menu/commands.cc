@@ -212,14 +212,6 @@ std::string help_text(std::string_view domain, const std::vector<config::Action>
   return out;
 }
 
-std::string printable(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  return out;
-}
-
 std::string printable_lines(std::string_view text, std::string_view eol) {
   std::string out;
   out.reserve(text.size());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/text.h"
 #include "config/config.h"
 
 namespace xcg::menu {
@@ -44,10 +45,6 @@ std::string help_text(std::string_view domain, const std::vector<config::Action>
 
 // One short phrase per action ("power off at once"), shared by the menu and help_text.
 std::string_view action_summary(config::Action a);
-
-// `text` with every byte outside printable ASCII replaced by '?', so that text we echo to a
-// customer's terminal can never carry control sequences or break a line.
-std::string printable(std::string_view text);
 
 // Console log text made safe to print: every line end (CR LF, LF, or a lone CR) becomes `eol`,
 // tabs stay, CSI escape sequences (colours, cursor moves) are dropped, and every other byte

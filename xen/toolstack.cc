@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/pidfd.h"
+#include "base/text.h"
 #include "base/unique_fd.h"
 
 namespace xcg::xen {
@@ -268,17 +269,6 @@ std::string_view strip_libxl_prefix(std::string_view line) {
   return line.substr(colon + 2);
 }
 
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() >= kMaxReason) {
-      out += "...";
-      break;
-    }
-    out += (c >= 0x20 && c < 0x7f) ? c : (c == '\t' ? ' ' : '?');
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -292,7 +282,8 @@ std::string summarize_stderr(std::string_view text) {
     if (first_error.empty() && line.starts_with("libxl: error: ")) first_error = strip_libxl_prefix(line);
     last = line;
   }
-  return printable(first_error.empty() ? last : first_error);
+  std::string_view reason = first_error.empty() ? last : first_error;
+  return printable(reason, kMaxReason) + (reason.size() > kMaxReason ? "..." : "");
 }
 
 }  // namespace xcg::xen
