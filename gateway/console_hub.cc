@@ -17,6 +17,10 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr int kReadsPerEvent = 8;  // then yield to other descriptors
+// Console output is gathered into batches of up to this much and recorded once per batch.
+constexpr size_t kConsoleBatch = 64 * 1024;
+// A guest writing a byte at a time must not keep the loop in one batch for ever.
+constexpr int kReadsPerBatch = 64;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -45,6 +49,7 @@ void ConsoleHub::set_console(UniqueFd console) {
   drop_console();
   console_ = std::move(console);
   if (!console_) return;
+  console_wants_out_ = false;
   loop_.add(console_.get(), EPOLLIN, [this](uint32_t events) { on_console_event(events); });
 }
 
@@ -61,19 +66,28 @@ void ConsoleHub::on_console_event(uint32_t events) {
 }
 
 void ConsoleHub::read_console() {
-  char buf[kReadChunk];
-  for (int i = 0; i < kReadsPerEvent && console_; ++i) {
-    ssize_t n = ::read(console_.get(), buf, sizeof buf);
+  // A pty read returns a few KiB at most. Gathering what is there and recording it once costs
+  // one send per viewer and one log write per batch instead of per read.
+  char batch[kConsoleBatch];
+  size_t used = 0;
+  bool closed = false;
+  for (int i = 0; i < kReadsPerBatch && used < sizeof batch; ++i) {
+    ssize_t n = ::read(console_.get(), batch + used, sizeof batch - used);
     if (n > 0) {
-      record(std::string_view(buf, static_cast<size_t>(n)));
+      used += static_cast<size_t>(n);
       continue;
     }
-    if (n < 0 && (errno == EINTR)) continue;
-    if (n < 0 && would_block(errno)) return;
-    // EOF or EIO: the guest side of the pty is gone. The hypervisor tells us about a new one.
+    if (n < 0 && errno == EINTR) continue;
+    // Else EAGAIN, or EOF or EIO: the guest side of the pty is gone (the hypervisor tells us
+    // about a new one).
+    closed = !(n < 0 && would_block(errno));
+    break;
+  }
+  if (closed) {
     log::debug("console of {} closed", domain_);
     drop_console();
   }
+  if (used > 0) record(std::string_view(batch, used));
 }
 
 void ConsoleHub::write_console() {
@@ -88,7 +102,10 @@ void ConsoleHub::write_console() {
     drop_console();
     return;
   }
-  if (console_) loop_.modify(console_.get(), console_input_.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+  bool wants_out = !console_input_.empty();
+  if (!console_ || wants_out == console_wants_out_) return;
+  console_wants_out_ = wants_out;
+  loop_.modify(console_.get(), wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::function<void()> on_detach) {
@@ -99,7 +116,8 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
                 .first->second;
   // The replay is queued now, in this loop step; live output can only follow it.
   v.backlog = scrollback_.replay(settings_.replay_bytes);
-  loop_.add(fd, v.backlog.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT,
+  v.wants_out = !v.backlog.empty();
+  loop_.add(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN,
             [this, id](uint32_t events) { on_viewer_event(id, events); });
   return id;
 }
@@ -120,12 +138,12 @@ void ConsoleHub::notice(std::string_view text) { record(fmt::format("\r\n[xcg: {
 
 void ConsoleHub::record(std::string_view bytes) {
   scrollback_.append(bytes);
-  log_.append(bytes);
   std::vector<ViewerId> gone;
   for (auto& [id, v] : viewers_) {
     queue_to_viewer(v, bytes);
     if (!flush_viewer(v)) gone.push_back(id);
   }
+  log_.append(bytes);  // after the viewers: the file write stays off the echo's path
   for (auto id : gone) detach(id);
 }
 
@@ -157,9 +175,11 @@ bool ConsoleHub::flush_viewer(Viewer& v) {
   return true;
 }
 
-void ConsoleHub::update_viewer_interest(const Viewer& v) {
-  bool want_out = !v.backlog.empty() || v.skipped > 0;
-  loop_.modify(v.fd.get(), want_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+void ConsoleHub::update_viewer_interest(Viewer& v) {
+  bool wants_out = !v.backlog.empty() || v.skipped > 0;
+  if (wants_out == v.wants_out) return;  // an epoll_ctl per echo was a tenth of the hub's CPU
+  v.wants_out = wants_out;
+  loop_.modify(v.fd.get(), wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {

@@ -76,6 +76,7 @@ class ConsoleHub {
     std::string backlog;
     size_t skipped = 0;  // bytes dropped since the viewer fell behind
     std::function<void()> on_detach;
+    bool wants_out = false;  // EPOLLOUT is in the viewer's epoll interest
   };
 
   void on_console_event(uint32_t events);
@@ -86,7 +87,7 @@ class ConsoleHub {
   bool read_viewer(Viewer& v);
   bool flush_viewer(Viewer& v);
   void queue_to_viewer(Viewer& v, std::string_view bytes);
-  void update_viewer_interest(const Viewer& v);
+  void update_viewer_interest(Viewer& v);
   void detach(ViewerId id);
   void record(std::string_view bytes);  // scrollback + log + every viewer
   // A viewer may hold its replay plus this much live output before it skips.
@@ -99,6 +100,7 @@ class ConsoleHub {
   ConsoleLog log_;
   UniqueFd console_;
   std::string console_input_;
+  bool console_wants_out_ = false;  // EPOLLOUT is in the console's epoll interest
   std::map<ViewerId, Viewer> viewers_;
   ViewerId next_id_ = 1;
 };

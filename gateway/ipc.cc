@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace xcg::gateway::ipc {
 namespace {
@@ -306,8 +307,13 @@ Result<void> send(int sock, const Message& m, int pass_fd) {
 }
 
 Result<Received> receive(int sock) {
-  std::string buf(kMaxFrame + 1, '\0');
-  iovec iov{buf.data(), buf.size()};
+  // One byte more than a frame may have, so that a larger packet shows as MSG_TRUNC or as a
+  // frame decode rejects. Reused and never cleared: recvmsg fills the first n bytes, and only
+  // those are decoded. (A fresh zero-filled buffer per message cost a 64 KiB memset each time,
+  // and kept 64 KiB of every session's heap dirty.)
+  constexpr size_t kBufferSize = kMaxFrame + 1;
+  thread_local std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
+  iovec iov{buf.get(), kBufferSize};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -333,7 +339,7 @@ Result<Received> receive(int sock) {
   if (n == 0) return fail(Errc::not_found, "peer closed the connection");
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail(Errc::invalid_input, "oversized message");
   if (fds.size() > 1) return fail(Errc::invalid_input, "too many descriptors");
-  auto decoded = decode(std::string_view(buf.data(), static_cast<size_t>(n)));
+  auto decoded = decode(std::string_view(buf.get(), static_cast<size_t>(n)));
   if (!decoded) return tl::unexpected(decoded.error());
   Received r{std::move(*decoded), fds.empty() ? UniqueFd() : std::move(fds[0])};
   return r;

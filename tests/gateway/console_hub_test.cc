@@ -20,6 +20,14 @@ std::pair<UniqueFd, UniqueFd> stream_pair() {
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+// Each read returns one write, as a pty returns a few KiB at a time; each send arrives as one
+// packet, so a test can count the hub's sends.
+std::pair<UniqueFd, UniqueFd> packet_pair() {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
 void write_all(int fd, std::string_view s) {
   while (!s.empty()) {
     ssize_t n = ::write(fd, s.data(), s.size());
@@ -254,4 +262,33 @@ TEST_CASE("a read-only viewer's input never reaches the console") {
   REQUIRE(viewers.size() == 2);
   CHECK(viewers[0].label == "bob");
   CHECK(viewers[0].readonly);
+}
+
+TEST_CASE("console output read in many small pieces goes to a viewer in one send") {
+  EventLoop loop;
+  ConsoleHub hub(loop, "web1");
+  auto [hub_end, guest] = packet_pair();
+  hub.set_console(std::move(hub_end));
+  auto [viewer_end, viewer] = packet_pair();
+  hub.attach(std::move(viewer_end), {}, {});
+  // All of it is waiting before the hub reads: 16 reads of 4000 bytes, within one 64 KiB batch.
+  std::string written;
+  for (char c = 'a'; c < 'a' + 16; ++c) {
+    std::string piece(4000, c);
+    write_all(guest.get(), piece);
+    written += piece;
+  }
+  std::vector<std::string> packets;
+  size_t received = 0;
+  CHECK(loop.run_until([&] {
+    std::string buf(128 * 1024, '\0');
+    ssize_t n;
+    while ((n = ::recv(viewer.get(), buf.data(), buf.size(), 0)) > 0) {
+      packets.emplace_back(buf.data(), static_cast<size_t>(n));
+      received += static_cast<size_t>(n);
+    }
+    return received >= written.size();
+  }, 5s));
+  REQUIRE(packets.size() == 1);
+  CHECK(packets[0] == written);
 }
