@@ -225,7 +225,8 @@ def main():
     r.add_argument("--out", required=True, help="where results.json and chart.png go")
     r.add_argument("--quick", action="store_true", help="a reduced run (under two minutes)")
     r.add_argument("--before", metavar="XCG_BINARY",
-                   help="also measure this xcg binary (e.g. the build before a change), in the same run")
+                   help="also measure this xcg binary (e.g. the build before a change), in the same run; "
+                        "it runs the xcg-session beside it")
     sub.add_parser("cleanup")
     args = parser.parse_args()
     if os.geteuid() != 0:

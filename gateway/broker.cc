@@ -34,30 +34,30 @@ namespace {
 
 std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
 
+xen::DomainSpec domain_spec(const config::Domain& d) {
+  auto console = d.xen_console == config::XenConsole::pv       ? xen::ConsoleType::pv
+                 : d.xen_console == config::XenConsole::serial ? xen::ConsoleType::serial
+                                                               : xen::ConsoleType::automatic;
+  return {d.name, d.memory_mib, d.vcpus, d.config_file, console};
+}
+
 std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::Config& config,
                                                  const std::string& self_exe) {
+  std::vector<xen::DomainSpec> domains;
+  for (const auto& [name, d] : config.domains) domains.push_back(domain_spec(d));
   if (config.hypervisor == config::HypervisorKind::xen) {
-    std::vector<xen::XenDomainSpec> domains;
-    for (const auto& [name, d] : config.domains) {
-      auto console = d.xen_console == config::XenConsole::pv       ? xen::ConsoleType::pv
-                     : d.xen_console == config::XenConsole::serial ? xen::ConsoleType::serial
-                                                                   : xen::ConsoleType::automatic;
-      domains.push_back({name, d.config_file, console});
-    }
     xen::XenOptions options;
     options.toolstack = config.xen.toolstack;
     options.timeout = std::chrono::seconds(config.xen.timeout_s);
     options.lock_dir = config.xen.lock_dir;
     return xen::XenHypervisor::open(loop, std::move(domains), std::move(options));  // throws one line
   }
-  std::vector<xen::SimDomainSpec> specs;
-  for (const auto& [name, d] : config.domains) specs.push_back({name, d.memory_mib, d.vcpus});
   xen::SimOptions options;
   options.guest_command = config.sim.guest_command;
   options.shutdown_grace = std::chrono::milliseconds(config.sim.shutdown_grace_ms);
   options.self_exe = self_exe;
   options.autostart = config.sim.autostart;
-  return std::make_unique<xen::SimHypervisor>(loop, std::move(specs), std::move(options));
+  return std::make_unique<xen::SimHypervisor>(loop, std::move(domains), std::move(options));
 }
 
 // In the forked child: lay out the descriptors a session process expects, then exec it.
@@ -78,10 +78,17 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   // A storm of handshakes must not starve the broker, which serves every console.
   (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
   char arg0[] = "xcg-session";
-  char arg1[] = "session";
-  char* argv[] = {arg0, arg1, nullptr};
+  char* argv[] = {arg0, nullptr};
   ::execve(program.c_str(), argv, envp);
   ::_exit(127);
+}
+
+// Found missing at start-up rather than by every connection's exec.
+void check_session_program(const std::string& path) {
+  if (path.empty() || path.front() != '/')
+    throw std::runtime_error(fmt::format("session program '{}' is not an absolute path", path));
+  if (::access(path.c_str(), X_OK) != 0)
+    throw std::runtime_error(fmt::format("session program {}: {}", path, std::strerror(errno)));
 }
 
 // The chroot of session processes: root-owned, not writable by anyone else, and empty.
@@ -116,6 +123,7 @@ std::vector<std::string> session_environment(char** environ_) {
 
 Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions options)
     : config_(std::move(config)), options_(std::move(options)), audit_(config_->audit_log) {
+  check_session_program(options_.session_program);
   host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
   session_env_ = session_environment(environ);
   for (auto& e : session_env_) session_envp_.push_back(e.data());
@@ -128,12 +136,8 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
     loop_.add(fd, EPOLLIN, [this, fd](uint32_t) { on_accept(fd); });
   }
   hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
-  const auto& console = config_->console;
   for (const auto& name : hypervisor_->domains()) {
-    HubSettings hub{console.scrollback_bytes, console.replay_bytes,
-                    console.log_dir.empty() ? "" : console.log_dir + "/" + name + ".log",
-                    console.log_max_bytes};
-    hubs_.emplace(name, std::make_unique<ConsoleHub>(loop_, name, std::move(hub)));
+    open_hub(name);
     sync_hub(name);
   }
   hypervisor_->set_console_changed([this](const std::string& domain) { sync_hub(domain); });
@@ -152,6 +156,7 @@ Broker::~Broker() {
     ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
   }
   hubs_.clear();
+  closing_hubs_.clear();
   hypervisor_.reset();  // stops the simulated guests
 }
 
@@ -277,9 +282,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   pid_t pid = ::fork();
   if (pid < 0) throw sys_error("fork");
   if (pid == 0)
-    exec_session(tcp.get(), theirs.get(),
-                 options_.session_program.empty() ? options_.self_exe : options_.session_program,
-                 session_envp_.data());
+    exec_session(tcp.get(), theirs.get(), options_.session_program, session_envp_.data());
 
   theirs.reset();
   tcp.reset();
@@ -363,6 +366,45 @@ void Broker::cut_off(Session& s, std::string_view why) {
 
 void Broker::audit(const Session& s, std::string event, std::vector<std::pair<std::string, std::string>> extra) {
   audit_.write(AuditEvent{std::move(event), s.remote, s.domain, s.fingerprint, std::move(extra)});
+}
+
+void Broker::open_hub(const std::string& domain) {
+  const auto& console = config_->console;
+  HubSettings settings{console.scrollback_bytes, console.replay_bytes,
+                       console.log_dir.empty() ? "" : console.log_dir + "/" + domain + ".log",
+                       console.log_max_bytes};
+  hubs_.emplace(domain, std::make_unique<ConsoleHub>(loop_, domain, std::move(settings)));
+}
+
+// A domain new in the config. Its hub comes first, so that the hypervisor's first notice
+// (the sim starting the guest, Xen finding it running) finds the hub there.
+Result<void> Broker::add_domain(const config::Domain& d) {
+  // Removed and added again before its old hub closed: one writer per console log.
+  std::erase_if(closing_hubs_, [&](const auto& entry) { return entry.second->domain() == d.name; });
+  open_hub(d.name);
+  if (auto added = hypervisor_->add_domain(domain_spec(d)); !added) {
+    hubs_.erase(d.name);
+    return added;
+  }
+  sync_hub(d.name);
+  return {};
+}
+
+// A domain gone from the config; its sessions have just been revoked. The console (and on Xen
+// its lock) is let go at once and the guest's last output logged. The hub itself closes only
+// when those sessions have had the time to tell their customers why: a viewer whose console
+// closed first would end without the line. The console log file stays on disk.
+void Broker::remove_domain(const std::string& domain) {
+  if (auto it = hubs_.find(domain); it != hubs_.end()) {
+    it->second->set_console({});
+    uint64_t key = next_closing_hub_++;
+    closing_hubs_.emplace(key, std::move(it->second));
+    hubs_.erase(it);
+    loop_.add_timer(kRevokeGrace, [this, key] { closing_hubs_.erase(key); });
+  }
+  last_domid_.erase(domain);
+  if (auto removed = hypervisor_->remove_domain(domain); !removed)
+    log::warn("removing {}: {}", domain, removed.error().message);
 }
 
 void Broker::sync_hub(const std::string& domain) {

@@ -25,9 +25,9 @@
 namespace xcg::gateway {
 
 struct BrokerOptions {
-  std::string self_exe = "/proc/self/exe";  // what session processes and guests run
-  // Tests only: run this program as the session process instead of `self_exe session`
-  // (a fake session that speaks the IPC directly).
+  std::string self_exe = "/proc/self/exe";  // what the simulated hypervisor's guests run
+  // The session program (xcg-session), exec'd for each connection: an absolute path. Tests
+  // may name a fake session that speaks the IPC directly.
   std::string session_program;
   // The operator's control socket (`xcg ctl`); empty = none.
   std::string control_socket = "/run/xcg/control.sock";
@@ -91,15 +91,21 @@ class Broker {
   ipc::Message answer_sysrq(Session& s, const ipc::SysrqReq& req);
   bool permitted(const Session& s, ipc::Type t) const;
 
+  // Console hubs (broker.cc): one per domain served, from start-up or added by a reload.
+  void open_hub(const std::string& domain);
   void sync_hub(const std::string& domain);
+  Result<void> add_domain(const config::Domain& d);
+  void remove_domain(const std::string& domain);
 
   // Operator side (broker_admin.cc): reload, revocation, the control socket, config watching.
   struct ReloadResult {
     bool ok = false;
     std::string text;  // what changed, or every problem found
   };
+  static constexpr auto kRevokeGrace = std::chrono::milliseconds(500);  // revoke, then SIGKILL
   ReloadResult reload(std::string_view trigger);
   ReloadResult apply_config(std::string_view trigger);
+  std::string apply_domain_changes();
   void revoke(Session& s, const std::string& text);
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
@@ -116,6 +122,9 @@ class Broker {
   std::vector<Listener> listeners_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::map<std::string, std::unique_ptr<ConsoleHub>> hubs_;
+  // Hubs of removed domains, until their revoked sessions are gone (kRevokeGrace).
+  std::map<uint64_t, std::unique_ptr<ConsoleHub>> closing_hubs_;
+  uint64_t next_closing_hub_ = 1;
   std::map<std::string, std::optional<uint32_t>> last_domid_;
   std::map<uint64_t, Session> sessions_;
   uint64_t next_session_id_ = 1;

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -22,8 +23,20 @@ namespace xcg::gateway {
 namespace {
 
 constexpr auto kReloadDebounce = std::chrono::milliseconds(300);  // editors write, then rename
-constexpr auto kRevokeGrace = std::chrono::milliseconds(500);     // then SIGKILL
 
+// What the hypervisor was told about a domain at start-up or when it was added.
+std::vector<std::string> hypervisor_fields_changed(const config::Domain& a, const config::Domain& b,
+                                                   config::HypervisorKind kind) {
+  std::vector<std::string> changed;
+  if (kind == config::HypervisorKind::sim) {
+    if (a.memory_mib != b.memory_mib) changed.push_back("memory");
+    if (a.vcpus != b.vcpus) changed.push_back("vcpus");
+  } else {
+    if (a.config_file != b.config_file) changed.push_back("config_file");
+    if (a.xen_console != b.xen_console) changed.push_back("console");
+  }
+  return changed;
+}
 
 // Settings that are read once at start-up; a reload keeps the running values and says so.
 std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
@@ -39,12 +52,29 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (a.audit_log != b.audit_log) changed.push_back("audit_log");
   if (a.run_as != b.run_as) changed.push_back("run_as");
   if (a.chroot_dir != b.chroot_dir) changed.push_back("chroot_dir");
-  std::set<std::string> da, db;
-  for (const auto& [n, d] : a.domains) da.insert(n);
-  for (const auto& [n, d] : b.domains) db.insert(n);
-  for (const auto& n : db)
-    if (!da.count(n)) changed.push_back("domain " + n + " (new)");
+  // The backend's own settings; `a` is what runs (a changed `hypervisor` is reported above).
+  if (a.hypervisor == config::HypervisorKind::sim &&
+      std::tie(a.sim.guest_command, a.sim.autostart, a.sim.shutdown_grace_ms) !=
+          std::tie(b.sim.guest_command, b.sim.autostart, b.sim.shutdown_grace_ms))
+    changed.push_back("sim");
+  if (a.hypervisor == config::HypervisorKind::xen &&
+      std::tie(a.xen.toolstack, a.xen.timeout_s, a.xen.lock_dir) !=
+          std::tie(b.xen.toolstack, b.xen.timeout_s, b.xen.lock_dir))
+    changed.push_back("xen");
+  for (const auto& [name, d] : b.domains) {
+    auto before = a.domains.find(name);
+    if (before == a.domains.end()) continue;  // new: added as it is
+    for (const auto& field : hypervisor_fields_changed(before->second, d, a.hypervisor))
+      changed.push_back(fmt::format("domain {} {}", name, field));
+  }
   return changed;
+}
+
+// "added domain web3", "added domains web3, web4"
+std::string named_domains(std::string_view done, const std::vector<std::string>& names) {
+  std::string text = fmt::format("{} domain{} ", done, names.size() == 1 ? "" : "s");
+  for (size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
+  return text;
 }
 
 }  // namespace
@@ -88,9 +118,39 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   }
   std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,
                                  config_->domains.size(), revoked);
+  text += apply_domain_changes();
   for (const auto& c : restart_only) text += fmt::format("; {} changed: restart xcg to apply it", c);
   log::info("{}", text);
   return {true, text};
+}
+
+// Serves the config's domains: those new in it are added, those gone from it removed (after
+// their sessions were revoked). Compared with what is served rather than with the previous
+// config, so that a domain whose adding failed is tried again on the next reload. Returns
+// what was done, as "; ..." parts of the reload's result.
+std::string Broker::apply_domain_changes() {
+  std::vector<std::string> names = hypervisor_->domains();
+  std::set<std::string> served(names.begin(), names.end());
+  std::vector<std::string> added, removed;
+  std::string failures;
+  for (const auto& name : served) {
+    if (config_->domains.count(name)) continue;
+    remove_domain(name);
+    removed.push_back(name);
+  }
+  for (const auto& [name, d] : config_->domains) {
+    if (served.count(name)) continue;
+    if (auto r = add_domain(d); !r) {
+      log::error("reload: cannot add domain {}: {}", name, r.error().message);
+      failures += fmt::format("; cannot add domain {}: {}", name, r.error().message);
+      continue;
+    }
+    added.push_back(name);
+  }
+  std::string text;
+  if (!added.empty()) text += "; " + named_domains("added", added);
+  if (!removed.empty()) text += "; " + named_domains("removed", removed);
+  return text + failures;
 }
 
 void Broker::revoke(Session& s, const std::string& text) {

@@ -1,12 +1,13 @@
-// xcg: the SSH console gateway for Xen hosting. One binary:
+// xcg: the SSH console gateway for Xen hosting.
 //   xcg serve --config FILE   run the gateway (the broker) in the foreground
 //   xcg check --config FILE   validate a config
-// and two internal subcommands the broker execs: `session` (one per connection) and
-// `guest` (the simulated hypervisor's fake guest).
+// and one internal subcommand, `guest` (the simulated hypervisor's fake guest). The broker
+// execs a separate program, xcg-session (gateway/session_main.cc), for each connection.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -18,7 +19,7 @@
 #include "gateway/broker.h"
 #include "gateway/control.h"
 #include "gateway/host_keys.h"
-#include "gateway/session.h"
+#include "gateway/session_program.h"
 #include "xen/sim_hypervisor.h"
 
 namespace {
@@ -39,7 +40,7 @@ int usage_error(std::string_view why) {
 struct Args {
   std::string config;
   bool debug = false;
-  std::string session_program;  // tests only
+  std::string session_program;  // tests only; default: default_session_program()
   std::string control_socket = kDefaultControlSocket;
   bool watch_config = true;
   std::string host;             // hostkeys: the name customers use
@@ -83,6 +84,14 @@ int check(const Args& args) {
   }
 }
 
+// XCG_INSTALLED_*: where meson installs both programs (meson.build).
+std::string default_session_program() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return xcg::gateway::session_program_for(ec ? "" : self.string(), XCG_INSTALLED_BINARY,
+                                           XCG_INSTALLED_SESSION);
+}
+
 int serve(const Args& args) {
   if (args.debug) xcg::log::set_min_level(xcg::log::Level::debug);
   std::shared_ptr<const xcg::config::Config> config;
@@ -95,7 +104,7 @@ int serve(const Args& args) {
   }
   try {
     xcg::gateway::BrokerOptions options;
-    options.session_program = args.session_program;
+    options.session_program = args.session_program.empty() ? default_session_program() : args.session_program;
     options.control_socket = args.control_socket;
     options.watch_config = args.watch_config;
     xcg::gateway::Broker broker(config, options);
@@ -142,9 +151,6 @@ int hostkeys(const Args& args) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage_error("no command given");
   std::string_view command = argv[1];
-  // _exit: everything is cleaned up already, and exit handlers (LeakSanitizer's among them in
-  // test builds) would make syscalls the sandbox forbids.
-  if (command == "session") ::_exit(xcg::gateway::run_session());
   if (command == "guest") return xcg::xen::run_fake_guest();
   if (command == "-h" || command == "--help" || command == "help") {
     std::fputs(kUsage, stdout);

@@ -1,4 +1,4 @@
-// The per-connection session process (`xcg session`): runs SSH for one TCP connection.
+// The per-connection session process (`xcg-session`): runs SSH for one TCP connection.
 //
 // Descriptor layout when it starts (set up by the broker before exec), and nothing else:
 //   0 and 1 = the customer's TCP connection, 2 and 3 = the IPC socket to the broker.

@@ -1,6 +1,6 @@
 // What the gateway needs from a hypervisor: state, lifecycle actions, and the console.
 //
-// Implementations: SimHypervisor (fake domains on real ptys) and, later, XenHypervisor.
+// Implementations: SimHypervisor (fake domains on real ptys) and XenHypervisor.
 // All calls are made from the broker's event loop thread and must not block for long.
 #pragma once
 
@@ -21,6 +21,20 @@ std::string_view state_name(DomainState s);  // "running", "shutting down", "shu
 
 enum class Lifecycle { start, shutdown, reboot, destroy };
 std::string_view lifecycle_name(Lifecycle a);
+
+// Which console of a Xen domain: the PV console (console/tty), the emulated serial port of an
+// HVM guest (serial/0/tty), or auto: serial for HVM guests when there is one, else PV (as
+// xenconsole).
+enum class ConsoleType { automatic, pv, serial };
+
+// A domain the gateway serves, as its config describes it; each backend uses its own fields.
+struct DomainSpec {
+  std::string name;
+  uint64_t memory_mib = 512;  // sim: what status reports
+  unsigned vcpus = 1;         // sim
+  std::string config_file;    // xen: for `xl create`; empty: /etc/xen/<name>.cfg
+  ConsoleType console = ConsoleType::automatic;  // xen
+};
 
 struct DomainStatus {
   std::string name;
@@ -44,6 +58,15 @@ class Hypervisor {
   virtual ~Hypervisor() = default;
 
   virtual std::vector<std::string> domains() const = 0;
+  // The domains served change with the config (a reload). add_domain follows one more from
+  // now on, as the constructor does its domains: the sim starts its guest when autostart is
+  // set, Xen looks for it by name in xenstore; console-changed notices follow as usual.
+  // invalid_input for an empty name or one already served.
+  virtual Result<void> add_domain(DomainSpec spec) = 0;
+  // Stops serving the domain: the sim kills its guest; a real Xen domain is left alone, just no
+  // longer followed, and its console lock is let go. No notice follows for it. not_found for
+  // a name not served.
+  virtual Result<void> remove_domain(const std::string& domain) = 0;
   virtual Result<DomainStatus> status(const std::string& domain) const = 0;
   // Asks for the action and returns once it is under way (shutdown and reboot complete
   // asynchronously; status() shows the progress). Errors: not_found, wrong_state ("web1 is

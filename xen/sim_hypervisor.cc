@@ -25,7 +25,7 @@ extern char** environ;
 namespace xcg::xen {
 
 struct SimHypervisor::Domain {
-  SimDomainSpec spec;
+  DomainSpec spec;
   DomainState state = DomainState::shut_off;
   pid_t pid = 0;  // non-zero while a guest process exists (until it is reaped)
   uint32_t domid = 0;
@@ -147,31 +147,64 @@ std::string describe_exit(const siginfo_t& info) {
 
 }  // namespace
 
-SimHypervisor::SimHypervisor(EventLoop& loop, std::vector<SimDomainSpec> domains, SimOptions options)
+SimHypervisor::SimHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, SimOptions options)
     : loop_(loop), options_(std::move(options)) {
   for (auto& spec : domains) {
-    if (spec.name.empty()) throw std::invalid_argument("sim: a domain without a name");
-    std::string name = spec.name;
-    auto d = std::make_unique<Domain>();
-    d->spec = std::move(spec);
-    if (!domains_.emplace(name, std::move(d)).second)
-      throw std::invalid_argument("sim: domain '" + name + "' is listed twice");
+    if (auto added = insert(std::move(spec)); !added) throw std::invalid_argument(added.error().message);
   }
   if (!options_.autostart) return;
-  for (auto& [name, d] : domains_) {
-    if (auto r = spawn(*d); !r) log::error("sim: cannot start {}: {}", name, r.error().message);
-  }
+  for (auto& [name, d] : domains_) start(*d);
 }
 
 SimHypervisor::~SimHypervisor() {
-  for (auto& [name, d] : domains_) {
-    if (d->pid == 0) continue;
-    signal_guest(d->pid, SIGKILL);
-    siginfo_t info{};
-    while (::waitid(P_PIDFD, d->pidfd.get(), &info, WEXITED) < 0 && errno == EINTR) {
-    }
-    forget_process(*d);
-  }
+  for (auto& [name, d] : domains_) kill_now(*d);
+}
+
+Result<SimHypervisor::Domain*> SimHypervisor::insert(DomainSpec spec) {
+  if (spec.name.empty()) return fail(Errc::invalid_input, "sim: a domain without a name");
+  std::string name = spec.name;
+  auto d = std::make_unique<Domain>();
+  d->spec = std::move(spec);
+  auto [it, added] = domains_.emplace(name, std::move(d));
+  if (!added) return fail(Errc::invalid_input, "sim: domain '" + name + "' is listed twice");
+  return it->second.get();
+}
+
+// A guest that cannot start leaves its domain shut off; the customer may try `start`.
+void SimHypervisor::start(Domain& d) {
+  if (auto r = spawn(d); !r) log::error("sim: cannot start {}: {}", d.spec.name, r.error().message);
+}
+
+// Ends the guest without grace and reaps it before returning (SIGKILL is not refused).
+void SimHypervisor::kill_now(Domain& d) {
+  if (d.pid == 0) return;
+  signal_guest(d.pid, SIGKILL);
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(P_PIDFD, d.pidfd.get(), &info, WEXITED);
+  } while (rc < 0 && errno == EINTR);
+  // ECHILD: a stray waitpid(-1) elsewhere reaped it; the guest is gone all the same.
+  if (rc < 0) log::debug("sim: waiting for {}: {}", d.spec.name, std::strerror(errno));
+  forget_process(d);
+}
+
+Result<void> SimHypervisor::add_domain(DomainSpec spec) {
+  auto d = insert(std::move(spec));
+  if (!d) return tl::unexpected(d.error());
+  log::info("sim: {} added", (*d)->spec.name);
+  if (options_.autostart) start(**d);
+  return {};
+}
+
+Result<void> SimHypervisor::remove_domain(const std::string& domain) {
+  auto it = domains_.find(domain);
+  if (it == domains_.end()) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  Domain& d = *it->second;
+  log::info("sim: {} removed{}", domain, d.pid ? fmt::format("; its guest (domid {}) is killed", d.domid) : "");
+  kill_now(d);
+  domains_.erase(it);
+  return {};
 }
 
 std::vector<std::string> SimHypervisor::domains() const {

@@ -15,12 +15,6 @@
 
 namespace xcg::xen {
 
-struct SimDomainSpec {
-  std::string name;
-  uint64_t memory_mib = 512;
-  unsigned vcpus = 1;
-};
-
 struct SimOptions {
   // argv of the guest; the domain name and domid are passed in the environment as
   // XCG_DOMAIN and XCG_DOMID. Empty: `<self_exe> guest` (the built-in fake guest).
@@ -29,17 +23,20 @@ struct SimOptions {
   // How long a shutdown or reboot waits for the guest before SIGKILL.
   std::chrono::milliseconds shutdown_grace{5000};
   std::string self_exe = "/proc/self/exe";
-  // Start every domain in the constructor (before any console-changed listener can be set).
+  // Start every domain in the constructor (before any console-changed listener can be set),
+  // and each one add_domain adds later.
   bool autostart = false;
 };
 
 class SimHypervisor final : public Hypervisor {
  public:
   // Throws std::invalid_argument on an empty or duplicate domain name.
-  SimHypervisor(EventLoop& loop, std::vector<SimDomainSpec> domains, SimOptions options);
+  SimHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, SimOptions options);
   ~SimHypervisor() override;  // kills every guest
 
   std::vector<std::string> domains() const override;
+  Result<void> add_domain(DomainSpec spec) override;
+  Result<void> remove_domain(const std::string& domain) override;  // kills the guest at once
   Result<DomainStatus> status(const std::string& domain) const override;
   Result<void> act(const std::string& domain, Lifecycle action) override;
   Result<UniqueFd> open_console(const std::string& domain) override;
@@ -48,6 +45,9 @@ class SimHypervisor final : public Hypervisor {
  private:
   struct Domain;
   Domain* find(const std::string& name) const;
+  Result<Domain*> insert(DomainSpec spec);
+  void start(Domain& d);
+  void kill_now(Domain& d);
   Result<void> spawn(Domain& d);
   Result<void> stop(Domain& d, Lifecycle action);
   Result<void> destroy(Domain& d);

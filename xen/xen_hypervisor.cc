@@ -56,7 +56,7 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
 }  // namespace
 
 struct XenHypervisor::Domain {
-  XenDomainSpec spec;
+  DomainSpec spec;
   Seen seen;
   std::vector<std::string> watched;  // the tty nodes watched for seen.domid
   ConsoleLock lock;                  // held from open_console until the domid goes away
@@ -64,7 +64,7 @@ struct XenHypervisor::Domain {
   bool lock_busy = false;  // said so in the log already
 };
 
-std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<XenDomainSpec> domains,
+std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<DomainSpec> domains,
                                                    XenOptions options) {
   std::vector<std::string> missing;
   if (::access(kPrivcmd, F_OK) != 0)
@@ -83,7 +83,7 @@ std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<
                                          std::move(info));
 }
 
-XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<XenDomainSpec> domains, XenOptions options,
+XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, XenOptions options,
                              XenStore store, std::unique_ptr<DomainInfoSource> info)
     : loop_(loop),
       options_(std::move(options)),
@@ -91,13 +91,7 @@ XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<XenDomainSpec> domains
       info_(std::move(info)),
       toolstack_(loop, options_.toolstack, options_.timeout) {
   for (auto& spec : domains) {
-    if (spec.name.empty()) throw std::invalid_argument("xen: a domain without a name");
-    if (spec.config_file.empty()) spec.config_file = "/etc/xen/" + spec.name + ".cfg";
-    std::string name = spec.name;
-    auto d = std::make_unique<Domain>();
-    d->spec = std::move(spec);
-    if (!domains_.emplace(name, std::move(d)).second)
-      throw std::invalid_argument("xen: domain '" + name + "' is listed twice");
+    if (auto added = insert(std::move(spec)); !added) throw std::invalid_argument(added.error().message);
   }
   for (const char* path : {kIntroduce, kRelease}) {
     if (auto w = store_.watch(path, kToken); !w) throw std::runtime_error("hypervisor xen: " + w.error().message);
@@ -121,6 +115,38 @@ std::vector<std::string> XenHypervisor::domains() const {
 XenHypervisor::Domain* XenHypervisor::find(const std::string& name) const {
   auto it = domains_.find(name);
   return it == domains_.end() ? nullptr : it->second.get();
+}
+
+Result<void> XenHypervisor::insert(DomainSpec spec) {
+  if (spec.name.empty()) return fail(Errc::invalid_input, "xen: a domain without a name");
+  if (spec.config_file.empty()) spec.config_file = "/etc/xen/" + spec.name + ".cfg";
+  std::string name = spec.name;
+  auto d = std::make_unique<Domain>();
+  d->spec = std::move(spec);
+  if (!domains_.emplace(name, std::move(d)).second)
+    return fail(Errc::invalid_input, "xen: domain '" + name + "' is listed twice");
+  return {};
+}
+
+// The same path as at start-up: refresh() finds the name in xenstore, watches its tty and
+// announces it if it is there.
+Result<void> XenHypervisor::add_domain(DomainSpec spec) {
+  std::string name = spec.name;
+  if (auto added = insert(std::move(spec)); !added) return added;
+  log::info("xen: following {}", name);
+  refresh();
+  return {};
+}
+
+Result<void> XenHypervisor::remove_domain(const std::string& domain) {
+  auto it = domains_.find(domain);
+  if (it == domains_.end()) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  Domain& d = *it->second;
+  watch_ttys(d, {});
+  if (d.retry) loop_.cancel_timer(*d.retry);
+  domains_.erase(it);  // lets go of its console lock
+  log::info("xen: {} is no longer followed", domain);
+  return {};
 }
 
 // --- finding domains ---
@@ -267,7 +293,7 @@ Result<void> XenHypervisor::act(const std::string& domain, Lifecycle action) {
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
   auto args = toolstack_args(*d, action);
   if (!args) return tl::unexpected(args.error());
-  return finish(*d, action, toolstack_.run(*args));
+  return finish(domain, action, toolstack_.run(*args));
 }
 
 void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
@@ -275,8 +301,9 @@ void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDo
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
   auto args = toolstack_args(*d, action);
   if (!args) return done(tl::unexpected(args.error()));
-  toolstack_.run_async(*args, [this, d, action, done = std::move(done)](Result<void> ran) {
-    done(finish(*d, action, std::move(ran)));
+  // By name: a reload may remove the domain while xl runs.
+  toolstack_.run_async(*args, [this, domain, action, done = std::move(done)](Result<void> ran) {
+    done(finish(domain, action, std::move(ran)));
   });
 }
 
@@ -329,17 +356,17 @@ Result<std::vector<std::string>> XenHypervisor::toolstack_args(const Domain& d, 
   return fail(Errc::invalid_input, "unknown action");
 }
 
-Result<void> XenHypervisor::finish(const Domain& d, Lifecycle action, Result<void> ran) {
-  const std::string& name = d.spec.name;
+Result<void> XenHypervisor::finish(const std::string& name, Lifecycle action, Result<void> ran) {
   if (!ran) {
     log::warn("xen: {} {}: {}", lifecycle_name(action), name, ran.error().message);
     return fail(ran.error().code, fmt::format("cannot {} {}: {}", lifecycle_name(action), name, ran.error().message));
   }
-  if (action == Lifecycle::start) {
+  const Domain* d = find(name);
+  if (action == Lifecycle::start && d) {
     auto found = locate(name);
     if (found && !*found) {
       log::error("xen: `{} create {}` succeeded, but no domain named {} exists; is name=\"{}\" set in that file?",
-                 options_.toolstack, d.spec.config_file, name, name);
+                 options_.toolstack, d->spec.config_file, name, name);
       return fail(Errc::system, fmt::format("{} did not start; the gateway's log says why", name));
     }
   }

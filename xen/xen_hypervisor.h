@@ -22,16 +22,6 @@
 
 namespace xcg::xen {
 
-// Which console: the PV console (console/tty), the emulated serial port of an HVM guest
-// (serial/0/tty), or auto: serial for HVM guests when there is one, else PV (as xenconsole).
-enum class ConsoleType { automatic, pv, serial };
-
-struct XenDomainSpec {
-  std::string name;
-  std::string config_file;  // for `xl create`; empty: /etc/xen/<name>.cfg
-  ConsoleType console = ConsoleType::automatic;
-};
-
 struct XenOptions {
   std::string toolstack = "/usr/sbin/xl";
   std::chrono::milliseconds timeout{30'000};  // per toolstack run
@@ -44,16 +34,20 @@ class XenHypervisor final : public Hypervisor {
  public:
   // Connects to Xen: libxenctrl, xenstored, the toolstack. Throws std::runtime_error with one
   // line naming everything that is missing.
-  static std::unique_ptr<XenHypervisor> open(EventLoop& loop, std::vector<XenDomainSpec> domains,
+  static std::unique_ptr<XenHypervisor> open(EventLoop& loop, std::vector<DomainSpec> domains,
                                              XenOptions options);
   // With the connections given (tests pass a fake xenstored's and a fake domain-info source).
   // Throws std::invalid_argument on an empty or duplicate domain name, std::runtime_error when
   // the watches can't be set.
-  XenHypervisor(EventLoop& loop, std::vector<XenDomainSpec> domains, XenOptions options, XenStore store,
+  XenHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, XenOptions options, XenStore store,
                 std::unique_ptr<DomainInfoSource> info);
   ~XenHypervisor() override;
 
   std::vector<std::string> domains() const override;
+  // Follows the new name as the constructor does its domains (a domain already running under
+  // it is announced at once); a removed domain's tty watches and console lock are let go.
+  Result<void> add_domain(DomainSpec spec) override;
+  Result<void> remove_domain(const std::string& domain) override;
   Result<DomainStatus> status(const std::string& domain) const override;
   // Waits for the toolstack (at most the timeout): `xl create` returns once the domain is built,
   // which takes seconds. act_async does not wait.
@@ -79,6 +73,7 @@ class XenHypervisor final : public Hypervisor {
   };
 
   Domain* find(const std::string& name) const;
+  Result<void> insert(DomainSpec spec);
   Result<std::map<std::string, std::vector<uint32_t>>> scan() const;
   Result<std::optional<Found>> locate(const std::string& name) const;
   Result<Found> locate_running(const std::string& name) const;  // wrong_state unless running
@@ -88,7 +83,7 @@ class XenHypervisor final : public Hypervisor {
   std::chrono::seconds uptime(uint32_t domid) const;
 
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
-  Result<void> finish(const Domain& d, Lifecycle action, Result<void> ran);
+  Result<void> finish(const std::string& name, Lifecycle action, Result<void> ran);
 
   void on_watch_event();
   void refresh();

@@ -355,13 +355,12 @@ def peek_start(fd, want=4, timeout=WAIT):
 
 
 def exec_real_session():
-    # The broker's own binary; its parent is the broker, which runs as root.
-    argv = ["xcg-session", "session"]
+    # The xcg-session beside the broker's binary; our parent is the broker.
     try:
-        os.execv(f"/proc/{os.getppid()}/exe", argv)
+        broker = os.readlink(f"/proc/{os.getppid()}/exe")
     except OSError:
-        here = os.path.dirname(os.path.abspath(__file__))
-        os.execv(os.path.join(here, "..", "..", "build", "xcg"), argv)
+        broker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "xcg")
+    os.execv(os.path.join(os.path.dirname(broker), "xcg-session"), ["xcg-session"])
 
 
 def read_line(sock, timeout=WAIT):

@@ -76,7 +76,7 @@ def target(tmp_path_factory, keys):
     directory = tmp_path_factory.mktemp("badinput")
     # Sessions run under a name of their own, so the kernel log's lines about them are ours.
     session_program = directory / f"xcgbad{os.getpid() % 100000}"
-    session_program.symlink_to(XCG)
+    session_program.symlink_to(Path(XCG).parent / "xcg-session")
     gw = Gateway(directory, keys, extra={"limits": {"login_grace": f"{LOGIN_GRACE}s",
                                                     "max_auth_tries": MAX_AUTH_TRIES,
                                                     "max_key_offers": MAX_KEY_OFFERS}},

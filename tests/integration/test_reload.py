@@ -4,14 +4,18 @@ reload`; an invalid config is never applied; sessions whose key was removed end 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
 
-from conftest import XCG, default_domains, describe, make_key, send_until, wait_for
+from conftest import (RUNNING, STATE_TIMEOUT, XCG, default_domains, describe, make_key,
+                      send_until, wait_for)
 
 INCLUDE = "../domains.d/*.yaml"  # relative to the config file, which lives in gwN/
 RELOAD_TIMEOUT = 10  # the 300 ms debounce plus a loaded machine
@@ -43,15 +47,16 @@ def domains_yaml(domains):
     return "\n".join(lines) + "\n"
 
 
-def start_with_includes(make_gateway, tmp_path, keys, files, include=INCLUDE, args=()):
+def start_with_includes(make_gateway, tmp_path, keys, files, include=INCLUDE, args=(), extra=None):
     """A gateway whose main file holds web3 and includes `include`, with `files`
-    (name -> {domain: settings}) written to tmp_path/domains.d first."""
+    (name -> {domain: settings}) written to tmp_path/domains.d first; `extra`: more
+    top-level settings."""
     include_dir = tmp_path / "domains.d"
     include_dir.mkdir()
     for name, domains in files.items():
         (include_dir / name).write_text(domains_yaml(domains))
     gw = make_gateway(domains={"web3": default_domains(keys)["web3"]},
-                      extra={"include": [include]}, args=args)
+                      extra={"include": [include], **(extra or {})}, args=args)
     gw.include_dir = include_dir
     return gw
 
@@ -335,24 +340,154 @@ def test_adding_a_file_adds_keys(igw, keys, more_keys):
     assert logs_in(igw, "web1", "web1")
 
 
-def test_new_domain_file_needs_a_restart_with_sim(igw, keys, more_keys):
-    web1 = attach(igw, "web1", "web1")
-    reloaded = log_count(igw, "reloaded")
-    replace_by_rename(igw.include_dir / "web4.yaml",
-                      domains_yaml({"web4": {"keys": [more_keys["web4"].public_line]}}))
-    wait_log(igw, "reloaded", reloaded)
-    log = igw.read_log()
+# --- domains added and removed -------------------------------------------------------------
+
+@pytest.fixture
+def dgw(make_gateway, tmp_path, keys):
+    """Like igw, with console logs in tmp_path/console and a control socket."""
+    log_dir = tmp_path / "console"
+    log_dir.mkdir()
+    # Not under pytest's tmp directory: a socket path must stay short.
+    socket_dir = Path(tempfile.mkdtemp(prefix="xcg-reload-"))
+    gw = start_with_includes(make_gateway, tmp_path, keys, {
+        "web1.yaml": {"web1": {"keys": [keys["web1"].public_line]}},
+        "web2.yaml": {"web2": {"keys": [keys["web2"].public_line]}},
+    }, extra={"console": {"log_dir": str(log_dir)}},
+        args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.log_dir = log_dir
+    gw.control_socket = socket_dir / "control.sock"
+    yield gw
+    shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def ctl_status(gw):
+    result = subprocess.run([XCG, "ctl", "--socket", str(gw.control_socket), "status"],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, describe(result)
+    return result.stdout
+
+
+def served(gw, domain):
+    """The domain's line in `xcg ctl status`, or None."""
+    return next((line for line in ctl_status(gw).splitlines()
+                 if line.startswith(f"{domain}: ")), None)
+
+
+def guests(gw):
+    return len(gw.processes("xcg-guest"))
+
+
+def broker_files(gw):
+    """What the broker's descriptors point at."""
+    found = []
+    for fd in os.listdir(f"/proc/{gw.proc.pid}/fd"):
+        try:
+            found.append(os.readlink(f"/proc/{gw.proc.pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return found
+
+
+def test_domain_added_by_reload_serves_logins_at_once(dgw, keys, more_keys):
+    web4 = more_keys["web4"]
+    web1 = attach(dgw, "web1", "web1")
+    assert_refused(dgw, "web4", web4)
+    replace_by_rename(dgw.include_dir / "web4.yaml",
+                      domains_yaml({"web4": {"keys": [web4.public_line]}}))
+    wait_for(lambda: served(dgw, "web4"), RELOAD_TIMEOUT, "web4 in `xcg ctl status`")
+    log = dgw.read_log()
     assert re.search(r"reloaded \S+ \(config file changed\): 4 domains, 0 sessions ended; "
-                     r"domain web4 \(new\) changed: restart xcg to apply it", log), log
-    for domain in ("web1", "web2", "web3"):
-        assert logs_in(igw, domain, domain)
-    echoes(web1, "web1-after-new-domain")
-    # The gateway does not crash whatever web4's key is used for until then.
-    # Until then web4's key is accepted but the domain is not there to serve it.
-    result = igw.ssh("web4", more_keys["web4"], "status")
-    assert result.returncode == 1 and "no such domain 'web4'" in result.stderr, \
-        describe(result)
-    assert igw.alive()
+                     r"added domain web4$", log, re.M), log
+    assert "restart" not in log
+    assert guests(dgw) == 4  # sim.autostart: started like the others were
+
+    # status, console, menu, lifecycle: all there, without a restart.
+    domid = RUNNING.match(dgw.status("web4", web4)).group("domid")
+    viewer = attach(dgw, "web4", web4)
+    echoes(viewer, "web4-console")
+    menu = dgw.spawn("web4", web4, tty=True)
+    menu.expect(rb"web4: running, domid %s" % domid.encode())
+    menu.expect(rb"Choice: ")
+    result = dgw.ssh("web4", web4, "reboot")
+    assert result.returncode == 0 and result.stdout.strip() == "web4: rebooting", describe(result)
+    viewer.expect(rb"\[xcg: web4 rebooted, new domid \d+\]", timeout=STATE_TIMEOUT)
+    dgw.wait_running_after(int(domid), "web4", web4)
+    viewer.expect(rb"web4 login: ", timeout=STATE_TIMEOUT)  # the new boot, on the same viewer
+    viewer.send(b"root\r")
+    viewer.expect(rb"web4:~# ")
+    echoes(viewer, "web4-after-reboot")
+    assert "web4 login: " in (dgw.log_dir / "web4.log").read_text(errors="replace")
+
+    # Nobody else noticed.
+    echoes(web1, "web1-after-add")
+    assert b"revoked" not in web1.before
+    assert logs_in(dgw, "web2", "web2") and logs_in(dgw, "web3", "web3")
+
+
+def test_removed_domain_ends_its_viewer_then_comes_back_with_its_log(dgw, keys):
+    viewer = attach(dgw, "web2", "web2")
+    echoes(viewer, "before-removal")
+    web1 = attach(dgw, "web1", "web1")
+    assert guests(dgw) == 3
+    log_file = str(dgw.log_dir / "web2.log")
+    assert log_file in broker_files(dgw)
+
+    (dgw.include_dir / "web2.yaml").unlink()
+    viewer.expect(rb"\[xcg: access to web2 was revoked\]", timeout=RELOAD_TIMEOUT)
+    viewer.expect(pexpect.EOF, timeout=5)
+    # The customer may hear of it before the reload's result is logged.
+    wait_for(lambda: re.search(r"reloaded \S+ \(config file changed\): 2 domains, 1 sessions "
+                               r"ended; removed domain web2$", dgw.read_log(), re.M),
+             RELOAD_TIMEOUT, "the reload's result in the log")
+    # Refused exactly as a domain that never existed.
+    gone = dgw.ssh("web2", "web2", "status")
+    never = dgw.ssh("web9", "web2", "status")
+    assert gone.returncode == never.returncode == 255, (describe(gone), describe(never))
+    assert "Permission denied" in gone.stderr, describe(gone)
+    assert gone.stderr.replace("web2@", "web9@") == never.stderr, (describe(gone), describe(never))
+    assert served(dgw, "web2") is None
+    # Its guest is stopped and its hub closed; the console log stays on disk.
+    wait_for(lambda: guests(dgw) == 2, RELOAD_TIMEOUT, "web2's guest to stop")
+    wait_for(lambda: log_file not in broker_files(dgw), RELOAD_TIMEOUT, "web2's hub to close")
+    assert "before-removal" in (dgw.log_dir / "web2.log").read_text(errors="replace")
+    echoes(web1, "web1-untouched")
+    assert b"revoked" not in web1.before
+
+    # Added back: served again, and `log` still shows what it printed before.
+    replace_by_rename(dgw.include_dir / "web2.yaml",
+                      domains_yaml({"web2": {"keys": [keys["web2"].public_line]}}))
+    wait_logs_in(dgw, "web2", "web2")
+    assert re.search(r"; added domain web2$", dgw.read_log(), re.M), dgw.read_log()
+    result = dgw.ssh("web2", "web2", "log", "-n", "200")
+    assert result.returncode == 0 and "before-removal" in result.stdout, describe(result)
+    again = attach(dgw, "web2", "web2")
+    echoes(again, "after-re-adding")
+    assert guests(dgw) == 3
+
+
+def test_a_key_moved_to_a_new_domain_follows_it(dgw, keys):
+    # Renaming a domain: the old name's sessions end, the key opens the new name.
+    live = attach(dgw, "web2", "web2")
+    staging = dgw.dir / "web2b.staging"
+    staging.write_text(domains_yaml({"web2b": {"keys": [keys["web2"].public_line]}}))
+    (dgw.include_dir / "web2.yaml").unlink()
+    os.rename(staging, dgw.include_dir / "web2b.yaml")
+    live.expect(rb"\[xcg: access to web2 was revoked\]", timeout=RELOAD_TIMEOUT)
+    wait_logs_in(dgw, "web2b", "web2")
+    assert_refused(dgw, "web2", "web2")
+    assert RUNNING.match(dgw.status("web2b", "web2"))
+
+
+def test_changed_hypervisor_settings_of_a_domain_say_they_need_a_restart(igw, keys):
+    live = attach(igw, "web1", "web1")
+    replace_by_rename(igw.include_dir / "web1.yaml", domains_yaml(
+        {"web1": {"memory": 1024, "vcpus": 2, "keys": [keys["web1"].public_line]}}))
+    wait_log(igw, "reloaded", 0)
+    log = igw.read_log()
+    assert re.search(r"0 sessions ended; domain web1 memory changed: restart xcg to apply it; "
+                     r"domain web1 vcpus changed: restart xcg to apply it$", log, re.M), log
+    assert ", 512 MiB, 1 vCPU, " in igw.status("web1")  # the running values stay
+    echoes(live, "still-attached")
 
 
 # --- other triggers ---------------------------------------------------------------------------

@@ -88,7 +88,7 @@ class ConsoleReader {
 
 // A SimHypervisor on its own loop, recording console-changed notifications and log lines.
 struct Sim {
-  explicit Sim(SimOptions options, std::vector<SimDomainSpec> specs = {{"web1", 512, 1}}) {
+  explicit Sim(SimOptions options, std::vector<DomainSpec> specs = {{"web1", 512, 1}}) {
     log::set_sink([this](log::Level, std::string_view line) { logs.emplace_back(line); });
     hv = std::make_unique<SimHypervisor>(loop, std::move(specs), std::move(options));
     hv->set_console_changed([this](const std::string& d) { changes.push_back(d); });
@@ -337,6 +337,78 @@ TEST_CASE("sim: the destructor kills and reaps the guests", "[xen][sim]") {
   }
   CHECK(::kill(pid, 0) < 0);  // reaped, not merely dead
   CHECK(errno == ESRCH);
+}
+
+// ---- domains added and removed by a config reload ----
+
+TEST_CASE("sim: a domain added later starts per autostart, like those from the start", "[xen][sim]") {
+  SimOptions o = command({"/bin/sh", "-c", "echo \"$XCG_DOMAIN up\"; exec cat"});
+  SECTION("autostart") {
+    o.autostart = true;
+    Sim sim(o);
+    REQUIRE(sim.status("web1").state == DomainState::running);
+    REQUIRE(sim.hv->add_domain({"web2", 256, 2}));
+    CHECK(sim.hv->domains() == std::vector<std::string>{"web1", "web2"});
+    auto s = sim.status("web2");
+    CHECK(s.state == DomainState::running);
+    CHECK(s.domid == 2u);
+    CHECK(s.memory_mib == 256);
+    CHECK(s.vcpus == 2);
+    CHECK(sim.changes_for("web2") == 1);  // the listener hears of the start, so a hub can attach
+    auto con = sim.console("web2");
+    REQUIRE(con->wait_for("web2 up\n"));
+    con->write("typed\n");
+    REQUIRE(con->wait_for("typed\n"));
+  }
+  SECTION("no autostart") {
+    Sim sim(o);
+    REQUIRE(sim.hv->add_domain({"web2", 256, 2}));
+    CHECK(sim.status("web2").state == DomainState::shut_off);
+    CHECK(sim.changes.empty());
+    REQUIRE(sim.hv->act("web2", Lifecycle::start));
+    CHECK(sim.status("web2").state == DomainState::running);
+  }
+  SECTION("a name already there or none at all is refused") {
+    Sim sim(o);
+    auto twice = sim.hv->add_domain({"web1"});
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().code == Errc::invalid_input);
+    CHECK(sim.hv->add_domain({}).error().code == Errc::invalid_input);
+    CHECK(sim.hv->domains() == std::vector<std::string>{"web1"});
+  }
+}
+
+TEST_CASE("sim: a removed domain's guest is killed and reaped at once; it can come back", "[xen][sim]") {
+  SimOptions o = command({"/bin/sh", "-c", "trap '' TERM; echo \"pid $$\"; exec cat"});
+  o.autostart = true;
+  o.shutdown_grace = 200ms;
+  Sim sim(o, {{"web1", 512, 1}, {"web2", 512, 1}});
+  auto con = sim.console("web2");
+  REQUIRE(con->wait_for("\n"));
+  pid_t pid = std::stoi(con->text().substr(4));
+  uint32_t old_domid = *sim.status("web2").domid;
+
+  SECTION("running") {}
+  SECTION("while shutting down: the pending kill goes with it") {
+    REQUIRE(sim.hv->act("web2", Lifecycle::shutdown));
+    REQUIRE(sim.status("web2").state == DomainState::shutting_down);
+  }
+  REQUIRE(sim.hv->remove_domain("web2"));
+  CHECK(::kill(pid, 0) < 0);  // reaped, not merely dead
+  CHECK(errno == ESRCH);
+  CHECK(sim.hv->domains() == std::vector<std::string>{"web1"});
+  CHECK(sim.hv->status("web2").error().code == Errc::not_found);
+  CHECK(sim.hv->remove_domain("web2").error().code == Errc::not_found);
+  CHECK(con->wait_closed());
+  // Past the shutdown grace: a timer left behind would fire on a domain that is gone.
+  sim.loop.run_until([] { return false; }, 400ms);
+  CHECK(sim.changes_for("web2") == 0);
+  CHECK(sim.status("web1").state == DomainState::running);
+
+  REQUIRE(sim.hv->add_domain({"web2", 512, 1}));
+  auto s = sim.status("web2");
+  CHECK(s.state == DomainState::running);
+  CHECK(*s.domid > old_domid);
 }
 
 // ---- with the built-in fake guest ----

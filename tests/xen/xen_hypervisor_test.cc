@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,7 +44,7 @@ struct Xen {
     write_file(dir / "xl", "#!/bin/sh\nexit 0\n", fs::perms::owner_all);
   }
 
-  void start(std::vector<XenDomainSpec> specs, XenOptions options = {}) {
+  void start(std::vector<DomainSpec> specs, XenOptions options = {}) {
     options.toolstack = dir / "xl";
     options.lock_dir = dir.path();
     auto store = XenStore::open();
@@ -54,7 +55,7 @@ struct Xen {
                                           std::move(fake));
     xen->set_console_changed([this](const std::string& name) { changes.push_back(name); });
   }
-  void start_web1_db1(XenOptions options = {}) { start({{"web1", "", ConsoleType::automatic}, {"db1", "", ConsoleType::automatic}}, options); }
+  void start_web1_db1(XenOptions options = {}) { start({{.name = "web1"}, {.name = "db1"}}, options); }
 
   // What libxl and xenconsoled leave in xenstore for a domain (xenconsoled's tty may come later).
   void create(uint32_t domid, const std::string& name, const std::string& tty = "", DomainInfo domain_info = {}) {
@@ -206,12 +207,12 @@ TEST_CASE("open_console opens the PV console's tty raw and takes the xenconsole 
 
 TEST_CASE("console type: PV, serial, or auto (serial for HVM guests that have one)") {
   Xen x;
-  x.start({{"hvm-auto", "", ConsoleType::automatic},
-           {"hvm-pv", "", ConsoleType::pv},
-           {"hvm-serial", "", ConsoleType::serial},
-           {"pv-auto", "", ConsoleType::automatic},
-           {"pv-serial", "", ConsoleType::serial},
-           {"hvm-noserial", "", ConsoleType::automatic}});
+  x.start({{.name = "hvm-auto"},
+           {.name = "hvm-pv", .console = ConsoleType::pv},
+           {.name = "hvm-serial", .console = ConsoleType::serial},
+           {.name = "pv-auto"},
+           {.name = "pv-serial", .console = ConsoleType::serial},
+           {.name = "hvm-noserial"}});
   DomainInfo hvm = running_domain(0);
   hvm.hvm = true;
   std::vector<std::unique_ptr<Pty>> ptys;
@@ -366,7 +367,7 @@ void fake_xl(Xen& x, const std::string& body = "exit 0") {
 
 TEST_CASE("lifecycle actions run xl with the domid or the config file") {
   Xen x;
-  x.start({{"web1", "", ConsoleType::automatic}, {"db1", x.dir / "db1.cfg", ConsoleType::automatic}});
+  x.start({{.name = "web1"}, {.name = "db1", .config_file = x.dir / "db1.cfg"}});
   fake_xl(x);
   x.create(3, "web1");
 
@@ -476,6 +477,116 @@ TEST_CASE("without xenstored, requests fail with a reason instead of hanging") {
   CHECK(x.xen->open_console("web1").error().code == Errc::unavailable);
 }
 
+// --- domains added and removed by a config reload ---
+
+TEST_CASE("a domain added later is followed by name like those from the start") {
+  Xen x;
+  x.start_web1_db1();
+  Pty first;
+  x.create(5, "web3", first.path);  // already running when the operator adds it
+  CHECK(x.xen->status("web3").error().code == Errc::not_found);
+
+  REQUIRE(x.xen->add_domain({.name = "web3"}));
+  CHECK(x.xen->domains() == std::vector<std::string>{"db1", "web1", "web3"});
+  CHECK(x.changes_of("web3") == 1);  // announced at once: the hub can open the console now
+  auto s = x.status("web3");
+  CHECK(s.state == DomainState::running);
+  CHECK(s.domid == 5u);
+  auto console = x.xen->open_console("web3");
+  REQUIRE(console);
+  check_round_trip(console->get(), first, "added");
+  CHECK(locked_by_someone(x.dir / "xenconsole.5"));
+  CHECK(x.xenstored->watch_count() == 3);  // its tty too
+
+  // Followed across a reboot, as any domain.
+  x.destroy(5);
+  REQUIRE(x.wait_changes("web3", 2));
+  CHECK(x.status("web3").state == DomainState::shut_off);
+  CHECK_FALSE(fs::exists(x.dir / "xenconsole.5"));
+  Pty second;
+  x.create(6, "web3", second.path);
+  REQUIRE(x.wait_changes("web3", 3));
+  auto next = x.xen->open_console("web3");
+  REQUIRE(next);
+  check_round_trip(next->get(), second, "rebooted");
+
+  // A name added before its domain exists is found when the domain is built.
+  REQUIRE(x.xen->add_domain({.name = "web4", .console = ConsoleType::pv}));
+  CHECK(x.changes_of("web4") == 0);
+  CHECK(x.status("web4").state == DomainState::shut_off);
+  Pty third;
+  x.create(7, "web4", third.path);
+  REQUIRE(x.wait_changes("web4", 1));
+  CHECK(x.status("web4").domid == 7u);
+
+  auto twice = x.xen->add_domain({.name = "web3"});
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().code == Errc::invalid_input);
+  CHECK(x.xen->add_domain({}).error().code == Errc::invalid_input);
+  CHECK(x.changes_of("web1") == 0);
+  CHECK(x.changes_of("db1") == 0);
+}
+
+TEST_CASE("a removed domain is left running, no longer followed, and its console lock let go") {
+  Xen x;
+  x.start_web1_db1();
+  fake_xl(x);
+  Pty pty;
+  x.create(3, "web1", pty.path);
+  REQUIRE(x.wait_changes("web1", 1));
+  auto console = x.xen->open_console("web1");
+  REQUIRE(console);
+  REQUIRE(locked_by_someone(x.dir / "xenconsole.3"));
+  REQUIRE(x.xenstored->watch_count() == 3);
+
+  REQUIRE(x.xen->remove_domain("web1"));
+  CHECK(x.xen->domains() == std::vector<std::string>{"db1"});
+  CHECK_FALSE(locked_by_someone(x.dir / "xenconsole.3"));
+  CHECK_FALSE(fs::exists(x.dir / "xenconsole.3"));
+  CHECK(x.xenstored->watch_count() == 2);
+  CHECK(x.xen->status("web1").error().code == Errc::not_found);
+  CHECK(x.xen->open_console("web1").error().code == Errc::not_found);
+  CHECK(x.xen->act("web1", Lifecycle::destroy).error().code == Errc::not_found);
+  CHECK(x.xen->remove_domain("web1").error().code == Errc::not_found);
+  // The domain itself is untouched: no xl ran, xenstore still names it.
+  CHECK_FALSE(fs::exists(x.dir / "argv"));
+  CHECK(x.xenstored->read("/local/domain/3/name") == "web1");
+  CHECK(x.changes_of("web1") == 1);
+
+  // What happens to it from now on is none of xcg's business. (Events are handled in order:
+  // once db1's is seen, web1's has been too.)
+  x.destroy(3);
+  x.create(4, "db1");
+  REQUIRE(x.wait_changes("db1", 1));
+  CHECK(x.changes_of("web1") == 1);
+
+  // Added back, it is followed again.
+  Pty again;
+  x.create(5, "web1", again.path);
+  REQUIRE(x.xen->add_domain({.name = "web1"}));
+  CHECK(x.changes_of("web1") == 2);
+  CHECK(x.status("web1").domid == 5u);
+  auto reopened = x.xen->open_console("web1");
+  REQUIRE(reopened);
+  check_round_trip(reopened->get(), again, "back");
+}
+
+TEST_CASE("a domain removed while xl works on it: the answer still comes, nothing dangles") {
+  Xen x;
+  x.start_web1_db1();
+  std::string go = x.dir / "go";
+  fake_xl(x, "i=0; while [ ! -e " + go + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done");
+  x.create(3, "web1");
+  std::optional<Result<void>> result;
+  x.xen->act_async("web1", Lifecycle::shutdown, [&](Result<void> r) { result = std::move(r); });
+  REQUIRE_FALSE(result);
+  REQUIRE(x.xen->remove_domain("web1"));
+  write_file(go, "", fs::perms::owner_read);
+  REQUIRE(x.loop.run_until([&] { return result.has_value(); }, kDeadline));
+  CHECK(*result);
+  CHECK(slurp(x.dir / "argv") == "shutdown\n-F\n3\n");
+}
+
 TEST_CASE("XenHypervisor::open without Xen names what is missing, in one line") {
   if (fs::exists("/dev/xen/privcmd")) {
     WARN("skipped: this machine has /dev/xen/privcmd");
@@ -488,7 +599,7 @@ TEST_CASE("XenHypervisor::open without Xen names what is missing, in one line") 
   options.toolstack = dir / "no-xl";
   options.lock_dir = dir / "no-lock-dir";
   try {
-    XenHypervisor::open(loop, {{"web1", "", ConsoleType::automatic}}, options);
+    XenHypervisor::open(loop, {{.name = "web1"}}, options);
     FAIL("open succeeded without Xen");
   } catch (const std::runtime_error& e) {
     std::string what = e.what();

@@ -4,7 +4,8 @@
 #
 #   testbed.sh build       build the dom0 image, or reuse the cached one (root)
 #   testbed.sh boot        start QEMU in the background; wait for dom0 and both guests;
-#                          install XCG_BINARY in dom0 as /usr/local/bin/xcg
+#                          install XCG_BINARY in dom0 as /usr/local/bin/xcg (and the
+#                          xcg-session beside it, which that xcg runs for each connection)
 #   testbed.sh deploy      install XCG_BINARY in the running dom0 again (after a rebuild)
 #   testbed.sh ssh [CMD]   run CMD (or a shell) in dom0 as root, the operator's way
 #   testbed.sh console     attach to the serial console (Xen + dom0 hvc0; needs socat)
@@ -34,6 +35,7 @@ MEM=${XCG_TESTBED_MEM:-1024}
 DOM0_MEM=${XCG_TESTBED_DOM0_MEM:-512}
 BOOT_TIMEOUT=${XCG_TESTBED_BOOT_TIMEOUT:-600}
 XCG_BINARY=${XCG_BINARY:-$HERE/../../build/xcg}
+SESSION_BINARY=$(dirname "$XCG_BINARY")/xcg-session   # a build tree's xcg runs the one beside it
 SUITE=bookworm
 GUESTS=(guest1 guest2)
 XCG_DOM0_PORT=2222
@@ -153,13 +155,14 @@ rootfs_apt() {
 
 recipe_packages() { sed -e 's/#.*//' "$RECIPE/dom0-packages" | xargs; }
 
-# Debian packages (of this host) that hold the libraries XCG_BINARY links.
+# Debian packages (of this host) that hold the libraries XCG_BINARY (and xcg-session) link.
 binary_packages() {
   [[ -f $XCG_BINARY ]] || return 0
-  local lib paths=()
+  local lib b paths=()
   while read -r lib; do
     paths+=("$lib" "/usr$lib" "$(readlink -f "$lib")")   # dpkg knows one of the spellings
-  done < <(ldd "$XCG_BINARY" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+  done < <(for b in "$XCG_BINARY" "$SESSION_BINARY"; do [[ -f $b ]] && ldd "$b"; done \
+             | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
   ((${#paths[@]})) || return 0
   { dpkg -S "${paths[@]}" 2>/dev/null || true; } | awk -F': ' '/^[^ ]+: \// { print $1 }' \
     | tr ',' '\n' | sed 's/^ *//; s/:.*//' | sort -u
@@ -434,11 +437,12 @@ boot() {
     | tee -a "$RUN/timings" >&2
 }
 
-# The binary goes through the read-only 9p share; dom0 copies it to its own disk.
+# The binaries go through the read-only 9p share; dom0 copies them to its own disk.
 stage_binary() {
-  rm -f "$SHARE/xcg"
+  rm -f "$SHARE/xcg" "$SHARE/xcg-session"
   if [[ -f $XCG_BINARY ]]; then
     cp "$XCG_BINARY" "$SHARE/xcg"
+    if [[ -f $SESSION_BINARY ]]; then cp "$SESSION_BINARY" "$SHARE/xcg-session"; fi
   else
     log "warning: no xcg binary at $XCG_BINARY (set XCG_BINARY); dom0 gets none"
   fi
@@ -448,9 +452,11 @@ deploy() {
   qemu_pid >/dev/null || die "not running"
   stage_binary
   [[ -f $SHARE/xcg ]] || return 0
-  dom0 'install -m 755 /mnt/host/xcg /usr/local/bin/xcg && ! ldd /usr/local/bin/xcg | grep "not found"' \
-    || die "xcg cannot run in dom0 (missing libraries above?)"
-  log "deploy: $XCG_BINARY -> dom0:/usr/local/bin/xcg"
+  dom0 'for f in xcg xcg-session; do
+          [ -f /mnt/host/$f ] || continue
+          install -m 755 /mnt/host/$f /usr/local/bin/$f && ! ldd /usr/local/bin/$f | grep "not found" || exit 1
+        done' || die "xcg cannot run in dom0 (missing libraries above?)"
+  log "deploy: $XCG_BINARY -> dom0:/usr/local/bin/xcg$([[ -f $SHARE/xcg-session ]] && echo ", xcg-session too")"
 }
 
 stop() {
