@@ -35,6 +35,7 @@ DOM0_LOG = "/var/log/xcg/serve.log"
 DOM0_PID = "/run/xcg-testbed-serve.pid"
 DOM0_EXIT = "/run/xcg-testbed-serve.exit"  # its exit status, once it has exited
 DETACH = b"\x1d"
+READ_ONLY_DOMAIN = "guest1"  # keys["viewer"] is a read-only key for it
 
 RUNNING = re.compile(
     r"^(?P<name>[\w.-]+): running, domid (?P<domid>\d+), (?P<mem>\d+) MiB, "
@@ -100,23 +101,70 @@ def _raw_stdin():
     tty.setraw(0)
 
 
+class Capture:
+    """A client whose whole output goes to a file, read back whenever a test looks: for
+    streams too long to expect() on piece by piece. Its stdin is a pipe that stays open, so
+    the session does not see an end of input."""
+
+    def __init__(self, argv, path):
+        self.path = path
+        with open(path, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def data(self):
+        return self.path.read_bytes()
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def wait_for(self, pattern, what, timeout=60):
+        """Waits until `pattern` is in the output; returns the match. Fails at once if the
+        client has ended without it."""
+        def found():
+            match = re.search(pattern, self.data())
+            return match or (self.proc.poll() is not None and "ended")
+
+        match = wait_for(found, timeout, what, interval=0.2)
+        assert match != "ended", f"{what}: the client ended (exit {self.proc.returncode})"
+        return match
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+
+
 class Transcripts:
-    """pexpect children of one test, with their logs for the failure report."""
+    """pexpect children and captures of one test, with their logs for the failure report."""
 
     def __init__(self, directory):
         self.dir = directory
-        self.items = []  # (label, path, child)
+        self.items = []  # (label, path, child or Capture)
 
     def spawn(self, argv, label, timeout):
         child = pexpect.spawn(argv[0], argv[1:], timeout=timeout, dimensions=(24, 80),
                               preexec_fn=_raw_stdin, encoding=None)
-        path = self.dir / f"transcript-{len(self.items)}.log"
+        path = self._next_path()
         child.logfile_read = open(path, "wb")
         self.items.append((label, path, child))
         return child
 
+    def capture(self, argv, label):
+        capture = Capture(argv, self._next_path())
+        self.items.append((label, capture.path, capture))
+        return capture
+
+    def _next_path(self):
+        return self.dir / f"transcript-{len(self.items)}.log"
+
     def close(self):
         for _, _, child in self.items:
+            if isinstance(child, Capture):
+                child.close()
+                continue
             child.close(force=True)
             child.logfile_read.close()
 
@@ -229,6 +277,7 @@ def keys(tmp_path_factory):
         "guest1": make_key(directory, "guest1", ["-t", "ed25519"]),
         "guest2": make_key(directory, "guest2", ["-t", "ecdsa", "-b", "256"]),
         "stranger": make_key(directory, "stranger", ["-t", "ed25519"]),
+        "viewer": make_key(directory, "viewer", ["-t", "ed25519"]),  # guest1's, read-only
     }
 
 
@@ -244,6 +293,8 @@ def render_config(keys):
              "domains:"]
     for name in GUESTS:
         lines += [f"  {name}:", "    keys:", f'      - "{keys[name].public_line}"']
+        if name == READ_ONLY_DOMAIN:
+            lines += [f'      - key: "{keys["viewer"].public_line}"', "        readonly: true"]
     return "\n".join(lines) + "\n"
 
 
@@ -333,6 +384,11 @@ class Gateway:
     def spawn(self, transcripts, domain, key, *cmd, tty=False, timeout=60):
         label = f"{domain} {' '.join(cmd) or '(menu)'}"
         return transcripts.spawn(self.ssh_argv(domain, key, cmd, tty=tty), label, timeout)
+
+    def capture(self, transcripts, domain, key, *cmd):
+        """The client without a pty, its output to a file (see Capture)."""
+        return transcripts.capture(self.ssh_argv(domain, key, cmd),
+                                   f"{domain} {' '.join(cmd)} (capture)")
 
     def status(self, domain):
         result = self.ssh(domain, domain, "status")

@@ -30,6 +30,9 @@ def test_shutdown_then_start(gw, bed):
     gw.wait_status(NAME, SHUT_OFF)
     assert bed.domid(NAME) is None  # xl agrees: the domain is gone
     assert_refused(gw.ssh(NAME, NAME, "shutdown"), "not running")
+    # Nothing to send a SysRq key or an NMI to: refused at once, in one line.
+    assert_refused(gw.ssh(NAME, NAME, "sysrq", "h"), "not running")
+    assert_refused(gw.ssh(NAME, NAME, "nmi"), "not running")
 
     assert_ok_one_line(gw.ssh(NAME, NAME, "start"))
     after = gw.wait_running(NAME, not_domid=before)
