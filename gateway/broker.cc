@@ -138,7 +138,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
   for (const auto& name : hypervisor_->domains()) {
     open_hub(name);
-    sync_hub(name);
+    sync_hub(name, /*announce=*/false);  // running before we came is no news to anyone
   }
   hypervisor_->set_console_changed([this](const std::string& domain) { sync_hub(domain); });
   if (!options_.control_socket.empty())
@@ -403,11 +403,27 @@ void Broker::remove_domain(const std::string& domain) {
     loop_.add_timer(kRevokeGrace, [this, key] { closing_hubs_.erase(key); });
   }
   last_domid_.erase(domain);
+  reboot_expected_until_.erase(domain);
   if (auto removed = hypervisor_->remove_domain(domain); !removed)
     log::warn("removing {}: {}", domain, removed.error().message);
 }
 
-void Broker::sync_hub(const std::string& domain) {
+void Broker::expect_reboot(const std::string& domain) {
+  reboot_expected_until_[domain] = std::chrono::steady_clock::now() + kRebootWindow;
+  loop_.add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kRebootWindow) +
+                      std::chrono::milliseconds(10),
+                  [this, domain] { sync_hub(domain); });
+}
+
+bool Broker::reboot_expected(const std::string& domain) {
+  auto it = reboot_expected_until_.find(domain);
+  if (it == reboot_expected_until_.end()) return false;
+  if (std::chrono::steady_clock::now() < it->second) return true;
+  reboot_expected_until_.erase(it);
+  return false;
+}
+
+void Broker::sync_hub(const std::string& domain, bool announce) {
   auto found = hubs_.find(domain);
   if (found == hubs_.end()) return;
   ConsoleHub& hub = *found->second;
@@ -416,10 +432,15 @@ void Broker::sync_hub(const std::string& domain) {
   auto& last = last_domid_[domain];
   if (status->state != xen::DomainState::running) {
     hub.set_console({});
+    // On Xen a reboot is the old domain going away and a new one coming: say nothing until we
+    // know which, so that viewers get one line ("rebooted, new domid 12"), not two.
+    if (status->rebooting) expect_reboot(domain);
+    if (last && reboot_expected(domain)) return;
     if (last) hub.notice(fmt::format("{} is {}", domain, xen::state_name(status->state)));
     last.reset();
     return;
   }
+  reboot_expected_until_.erase(domain);
   if (last == status->domid && hub.has_console()) return;
   auto console = hypervisor_->open_console(domain);
   if (!console) return log::warn("console of {}: {}", domain, console.error().message);
@@ -427,8 +448,9 @@ void Broker::sync_hub(const std::string& domain) {
     // Viewers stay attached; one line tells them what happened, then the new boot follows.
     uint32_t domid = status->domid.value_or(0);
     hub.mark_boot();
-    hub.notice(last ? fmt::format("{} rebooted, new domid {}", domain, domid)
-                    : fmt::format("{} started, domid {}", domain, domid));
+    if (announce)
+      hub.notice(last ? fmt::format("{} rebooted, new domid {}", domain, domid)
+                      : fmt::format("{} started, domid {}", domain, domid));
   }
   hub.set_console(std::move(*console));
   last = status->domid;

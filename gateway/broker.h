@@ -93,7 +93,11 @@ class Broker {
 
   // Console hubs (broker.cc): one per domain served, from start-up or added by a reload.
   void open_hub(const std::string& domain);
-  void sync_hub(const std::string& domain);
+  // Follows the domain's state: attaches the hub to its console, tells viewers what happened.
+  void sync_hub(const std::string& domain, bool announce = true);
+  // A reboot is under way (asked for, or Xen says so): hold the "not running" notice for a while.
+  void expect_reboot(const std::string& domain);
+  bool reboot_expected(const std::string& domain);
   Result<void> add_domain(const config::Domain& d);
   void remove_domain(const std::string& domain);
 
@@ -103,6 +107,9 @@ class Broker {
     std::string text;  // what changed, or every problem found
   };
   static constexpr auto kRevokeGrace = std::chrono::milliseconds(500);  // revoke, then SIGKILL
+  // How long a domain that went down to reboot may take to come back before viewers are told
+  // it is down. Building a domain takes seconds on Xen (tens under emulation).
+  static constexpr auto kRebootWindow = std::chrono::seconds(60);
   ReloadResult reload(std::string_view trigger);
   ReloadResult apply_config(std::string_view trigger);
   std::string apply_domain_changes();
@@ -126,6 +133,7 @@ class Broker {
   std::map<uint64_t, std::unique_ptr<ConsoleHub>> closing_hubs_;
   uint64_t next_closing_hub_ = 1;
   std::map<std::string, std::optional<uint32_t>> last_domid_;
+  std::map<std::string, std::chrono::steady_clock::time_point> reboot_expected_until_;
   std::map<uint64_t, Session> sessions_;
   uint64_t next_session_id_ = 1;
   unsigned preauth_count_ = 0;

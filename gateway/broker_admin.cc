@@ -52,6 +52,10 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (a.audit_log != b.audit_log) changed.push_back("audit_log");
   if (a.run_as != b.run_as) changed.push_back("run_as");
   if (a.chroot_dir != b.chroot_dir) changed.push_back("chroot_dir");
+  // Hubs keep the settings they were made with; only domains added from now on get new ones.
+  if (std::tie(a.console.scrollback_bytes, a.console.replay_bytes, a.console.log_dir, a.console.log_max_bytes) !=
+      std::tie(b.console.scrollback_bytes, b.console.replay_bytes, b.console.log_dir, b.console.log_max_bytes))
+    changed.push_back("console");
   // The backend's own settings; `a` is what runs (a changed `hypervisor` is reported above).
   if (a.hypervisor == config::HypervisorKind::sim &&
       std::tie(a.sim.guest_command, a.sim.autostart, a.sim.shutdown_grace_ms) !=

@@ -179,6 +179,7 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
   AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
   std::string ok_text = done_text(s.domain, *lifecycle);
   uint64_t id = s.id;
+  if (*lifecycle == xen::Lifecycle::reboot) expect_reboot(s.domain);
   hypervisor_->act_async(s.domain, *lifecycle, [this, id, record, ok_text](Result<void> done) mutable {
     record.extra.emplace_back("result", done ? "ok" : "error");
     if (!done) record.extra.emplace_back("reason", done.error().message);

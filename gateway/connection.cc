@@ -18,6 +18,11 @@ namespace {
 constexpr size_t kMaxPendingOutput = 256 * 1024;  // then stop reading the console
 constexpr size_t kMaxPendingInput = 64 * 1024;    // customer bytes queued for the hub
 constexpr size_t kReadChunk = 16 * 1024;
+// Reads per wake-up: a fast console fills several chunks between two polls, and each poll
+// round costs more than a read.
+constexpr int kReadsPerWakeup = 4;
+// Output is queued in chunks up to this size, so a burst becomes few channel writes.
+constexpr size_t kOutputChunk = 64 * 1024;
 
 Connection* self(void* userdata) { return static_cast<Connection*>(userdata); }
 
@@ -467,16 +472,21 @@ int Connection::on_console_readable(socket_t, int, void* userdata) {
 }
 
 void Connection::read_console() {
-  if (output_bytes_ >= kMaxPendingOutput) {
-    // The customer is not keeping up: stop reading; the hub bounds what waits for us.
-    ssh_event_remove_fd(event_, console_.get());
-    console_watched_ = false;
-    return;
+  ssize_t n = 0;
+  for (int reads = 0; reads < kReadsPerWakeup; ++reads) {
+    if (output_bytes_ >= kMaxPendingOutput) {
+      // The customer is not keeping up: stop reading; the hub bounds what waits for us.
+      ssh_event_remove_fd(event_, console_.get());
+      console_watched_ = false;
+      return;
+    }
+    char buf[kReadChunk];
+    n = ::read(console_.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    out(std::string_view(buf, static_cast<size_t>(n)));
+    if (static_cast<size_t>(n) < sizeof buf) return;  // drained
   }
-  char buf[kReadChunk];
-  ssize_t n = ::read(console_.get(), buf, sizeof buf);
-  if (n > 0) return out(std::string_view(buf, static_cast<size_t>(n)));
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
   // The broker closed our console (hub gone): end like a detach.
   detach_console();
   if (exec_console_ || !menu_) return finish(0);
@@ -489,7 +499,10 @@ void Connection::read_console() {
 
 void Connection::out(std::string_view bytes) {
   if (bytes.empty()) return;
-  output_.push_back({false, std::string(bytes)});
+  if (!output_.empty() && !output_.back().is_stderr && output_.back().bytes.size() < kOutputChunk)
+    output_.back().bytes.append(bytes);
+  else
+    output_.push_back({false, std::string(bytes)});
   output_bytes_ += bytes.size();
 }
 

@@ -44,6 +44,9 @@ struct DomainStatus {
   unsigned vcpus = 0;
   std::chrono::seconds uptime{0};          // zero unless running
   std::optional<std::chrono::seconds> cpu_time;  // CPU time used, where the hypervisor tells
+  // Shut down in order to come back: Xen's shutdown reason "reboot". The toolstack destroys the
+  // domain and builds a new one under the same name.
+  bool rebooting = false;
 };
 
 // "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12" (Xen adds ", cpu 0:00:07")

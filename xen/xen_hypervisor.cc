@@ -245,6 +245,7 @@ Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
   s.memory_mib = f.info.memory_kib / 1024;
   s.vcpus = f.info.vcpus;
   s.cpu_time = std::chrono::duration_cast<std::chrono::seconds>(f.info.cpu_time);
+  s.rebooting = f.info.shutdown && f.info.reason == ShutdownReason::reboot;
   if (s.state == DomainState::running) s.uptime = uptime(f.domid);
   return s;
 }

@@ -132,6 +132,15 @@ def test_log_records_while_nobody_is_attached(start):
     wait_for(banner_logged, 10, f"{banner!r} in the log")
 
 
+def test_no_notice_for_domains_already_running_when_the_gateway_starts(start):
+    # "started" would read as a boot of the guest; the guest did not boot, the gateway did.
+    gw = start()
+    result = gw.ssh("web1", "web1", "log", "--lines", "200")
+    assert result.returncode == 0, describe(result)
+    assert "Booting fake guest web1" in result.stdout, describe(result)
+    assert "[xcg:" not in result.stdout, describe(result)
+
+
 def test_log_usage_errors_exit_2(start):
     gw = start()
     for args in (("log", "-n", "0"), ("log", "-n", "10001"), ("log", "--lines"),

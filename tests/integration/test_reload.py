@@ -575,3 +575,13 @@ def test_main_file_edit_reloads(igw, keys):
     live.expect(rb"\[xcg: access to web3 was revoked\]", timeout=RELOAD_TIMEOUT)
     assert_refused(igw, "web3", "web3")
     assert logs_in(igw, "web1", "web1")
+
+
+def test_changed_console_settings_say_they_need_a_restart(igw):
+    # Running hubs keep their scrollback and log settings; the reload must not pretend otherwise.
+    text = igw.config_path.read_text()
+    assert "\nconsole:" not in text, text
+    replace_by_rename(igw.config_path, text + "console:\n  scrollback: 512KiB\n")
+    wait_log(igw, "reloaded", 0)
+    assert re.search(r"console changed: restart xcg to apply it", igw.read_log()), igw.read_log()
+    assert logs_in(igw, "web1", "web1")
