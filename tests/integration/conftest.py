@@ -31,6 +31,9 @@ RUNNING = re.compile(
     r"(?P<vcpus>\d+) vCPUs?, up (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d)$")
 
 
+DETACH = b"\x1d"  # Ctrl-]: leaves the console
+
+
 def wait_for(predicate, timeout, what, interval=0.05):
     """Polls `predicate` until it returns something truthy; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -457,3 +460,21 @@ def send_until(child, data, pattern, timeout=10, step=1.0):
         except pexpect.TIMEOUT:
             if time.monotonic() >= deadline:
                 raise
+
+
+def exits_cleanly(child, keys):
+    """Sends `keys` and checks that the client then ends with exit status 0."""
+    child.send(keys)
+    child.expect(pexpect.EOF)
+    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
+        child.wait()
+    child.close()
+    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+
+
+def detach(child):
+    exits_cleanly(child, DETACH)
+
+
+def exit_menu(child):
+    exits_cleanly(child, b"0")

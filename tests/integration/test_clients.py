@@ -14,9 +14,8 @@ import paramiko
 import pexpect
 import pytest
 
-from conftest import RUNNING, default_domains, describe, make_key, send_until, wait_for
+from conftest import DETACH, RUNNING, default_domains, describe, detach, make_key, send_until, wait_for
 
-DETACH = b"\x1d"
 KEY_TYPES = {
     "ed25519": ["-t", "ed25519"],
     "ecdsa256": ["-t", "ecdsa", "-b", "256"],
@@ -196,12 +195,7 @@ def test_console_round_trip(cgw, client_keys, client):
     child.send(b"echo " + marker + b"\r")
     child.expect(rb"\n" + marker + rb"\r?\n")
     child.expect(rb"web1:~# ")
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+    detach(child)
 
 
 def test_console_round_trip_paramiko(cgw, client_keys):

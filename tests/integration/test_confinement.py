@@ -12,9 +12,8 @@ import time
 
 import pexpect
 
-from conftest import Gateway, proc_status, require_root, ensure_user, send_until, wait_for
+from conftest import DETACH, ensure_user, Gateway, proc_status, require_root, send_until, wait_for
 
-DETACH = b"\x1d"
 CHOICE = rb"Choice: "
 SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
 TCP_ESTABLISHED = "01"

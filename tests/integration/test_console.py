@@ -4,9 +4,8 @@ import time
 
 import pexpect
 
-from conftest import describe, send_until
+from conftest import DETACH, describe, detach, send_until
 
-DETACH = b"\x1d"
 
 
 def log_in(child, domain="web1"):
@@ -23,12 +22,7 @@ def test_console_round_trip(gw):
     child.expect(rb"web1:~# ")
     child.send(b"seq 3\r")
     child.expect(rb"\n1\r?\n2\r?\n3\r?\n")
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+    detach(child)
     assert gw.alive()
 
 
@@ -38,12 +32,7 @@ def test_console_with_client_pty(gw):
     log_in(child)
     child.send(b"echo tty-ok\r")
     child.expect(rb"\ntty-ok\r?\n")
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+    detach(child)
 
 
 def test_bytes_after_detach_key_do_not_reach_guest(gw):

@@ -3,12 +3,10 @@ SysRq and NMI, the menu's sysrq and log items, and read-only keys."""
 
 import re
 
-import pexpect
 import pytest
 
-from conftest import describe, make_key, send_until, wait_for
+from conftest import DETACH, describe, detach, exit_menu, make_key, send_until, wait_for
 
-DETACH = b"\x1d"
 CHOICE = rb"Choice: "
 ITEM = re.compile(rb"^\s*(\d)\) (\w+)", re.M)
 VIEW_ONLY_HINT = rb"console of web1, view only; Ctrl-\] detaches"
@@ -73,22 +71,6 @@ def items(screen):
     return [(int(n), name.decode()) for n, name in ITEM.findall(screen)]
 
 
-def exit_menu(child):
-    child.send(b"0")
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
-
-
-def detach(child):
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
 
 # --- log ----------------------------------------------------------------------------------------

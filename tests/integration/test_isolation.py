@@ -5,9 +5,8 @@ import signal
 
 import pexpect
 
-from conftest import children_of, describe, pid_alive, send_until, wait_for
+from conftest import DETACH, children_of, describe, pid_alive, send_until, wait_for
 
-DETACH = b"\x1d"
 
 
 def test_guests_are_children_named_xcg_guest(gw):

@@ -2,11 +2,9 @@
 
 import re
 
-import pexpect
 
-from conftest import RUNNING, send_until
+from conftest import DETACH, RUNNING, exit_menu, send_until
 
-DETACH = b"\x1d"
 CHOICE = rb"Choice: "
 ITEM = re.compile(rb"^\s*(\d)\) (\w+)", re.M)
 STATUS_LINE = re.compile(rb"(web\d): (running|shut off|shutting down|crashed)\b[^\r\n]*")
@@ -25,14 +23,6 @@ def items(screen):
 def status_lines(screen):
     return [m.group(0).decode().strip() for m in STATUS_LINE.finditer(screen)]
 
-
-def exit_menu(child):
-    child.send(b"0")
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
 
 def test_menu_shows_status_and_all_items(gw):

@@ -13,9 +13,8 @@ import time
 import pexpect
 import pytest
 
-from conftest import describe, make_key, proc_status, send_until, wait_for
+from conftest import DETACH, describe, make_key, proc_status, send_until, wait_for
 
-DETACH = b"\x1d"
 RSS_LIMIT_KIB = 100 * 1024
 PROMPTLY = 3  # seconds for the server to close a connection it refuses
 

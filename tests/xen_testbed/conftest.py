@@ -73,6 +73,16 @@ def send_until(child, data, pattern, timeout=60, step=3.0):
                 raise
 
 
+def detach(child):
+    """Ctrl-], then the client must end with exit status 0."""
+    child.send(DETACH)
+    child.expect(pexpect.EOF)
+    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
+        child.wait()
+    child.close()
+    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+
+
 def read_state():
     try:
         text = (RUN / "state").read_text()

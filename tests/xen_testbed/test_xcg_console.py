@@ -6,7 +6,7 @@ import time
 
 import pexpect
 
-from conftest import BANNER, DETACH, RUNNING, describe, send_until
+from conftest import BANNER, DETACH, RUNNING, describe, detach, send_until
 
 PROMPT = rb"guest1# "
 CHOICE = rb"Choice: "
@@ -24,12 +24,6 @@ def round_trip(child, word):
     child.expect(rb"\n%s-42\r*\n" % word)
     child.expect(PROMPT)
 
-
-def detach(child):
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
 
 def test_console_round_trip_with_the_real_shell(gw, transcripts):

@@ -9,7 +9,7 @@ import uuid
 
 import pexpect
 
-from conftest import DETACH, describe, send_until, wait_for
+from conftest import DETACH, describe, detach, send_until, wait_for
 
 DOMAIN = "guest1"  # keys["viewer"] is its read-only key (conftest.READ_ONLY_DOMAIN)
 PROMPT = rb"guest1# "
@@ -47,14 +47,6 @@ def say(child, tag):
     child.send(b"echo %s-$((6*7))\r" % tag)
     child.expect(rb"\n%s-42\r?\n" % tag)
 
-
-def detach(child):
-    child.send(DETACH)
-    child.expect(pexpect.EOF)
-    if child.isalive():  # EOF on the pty can come before the exit: wait, don't SIGHUP it
-        child.wait()
-    child.close()
-    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
 
 
 def help_stamps(data):
