@@ -6,6 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include <fmt/format.h>
+
 namespace xcg::gateway::ipc {
 namespace {
 
@@ -98,6 +100,7 @@ class Reader {
 };
 
 void put(Writer& w, const Hello& m) {
+  w.u32(m.protocol);
   w.strings(m.host_keys_pem);
   w.boolean(m.drop_privileges);
   w.u32(m.uid);
@@ -155,6 +158,7 @@ Message get(Reader& r, Type t) {
   switch (t) {
     case Type::hello: {
       Hello m;
+      m.protocol = r.u32();
       m.host_keys_pem = r.strings();
       m.drop_privileges = r.boolean();
       m.uid = r.u32();
@@ -274,6 +278,15 @@ Result<Message> decode(std::string_view frame) {
   uint8_t raw = static_cast<uint8_t>(frame[0]);
   if (!known_type(raw)) return fail(Errc::invalid_input, "unknown message type");
   Reader r(frame.substr(1));
+  if (static_cast<Type>(raw) == Type::hello) {
+    Reader first(frame.substr(1));
+    uint32_t protocol = first.u32();
+    if (first.ok() && protocol != kProtocolVersion)
+      return fail(Errc::invalid_input,
+                  fmt::format("the broker speaks IPC protocol {} and this session program {}: restart xcg "
+                              "after an upgrade, so that both come from the same version",
+                              protocol, kProtocolVersion));
+  }
   Message m = get(r, static_cast<Type>(raw));
   if (!r.ok()) return fail(Errc::invalid_input, "malformed message");
   if (!r.at_end()) return fail(Errc::invalid_input, "trailing bytes in message");

@@ -19,6 +19,10 @@
 namespace xcg::gateway::ipc {
 
 inline constexpr size_t kMaxFrame = 64 * 1024;
+// Raised whenever a message's fields change. The hello carries it first, so that a session
+// program newer or older than the broker (a package upgraded, the service not yet restarted)
+// stops with a clear reason instead of misreading the fields.
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
@@ -51,6 +55,7 @@ struct Hello {
   uint32_t max_auth_tries = 6;
   uint32_t max_key_offers = 32;
   uint32_t idle_timeout_s = 0;  // 0 = off
+  uint32_t protocol = kProtocolVersion;  // first on the wire (see kProtocolVersion)
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {

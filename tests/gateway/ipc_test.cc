@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "gateway/ipc.h"
 
 using namespace xcg;
@@ -81,6 +83,23 @@ TEST_CASE("decode rejects malformed frames") {
     std::string big(ipc::kMaxString + 1, 'a');
     CHECK_FALSE(ipc::decode(ipc::encode(ipc::StatusAns{true, big})));
   }
+}
+
+TEST_CASE("a hello from another protocol version is refused with both versions named") {
+  std::string frame = ipc::encode(ipc::Hello{});
+  REQUIRE(ipc::decode(frame));
+  // The version is the hello's first field: u32 big-endian right after the type byte.
+  frame[4] = static_cast<char>(ipc::kProtocolVersion + 1);
+  auto decoded = ipc::decode(frame);
+  REQUIRE_FALSE(decoded);
+  CHECK(decoded.error().message ==
+        fmt::format("the broker speaks IPC protocol {} and this session program {}: restart xcg after an "
+                    "upgrade, so that both come from the same version",
+                    ipc::kProtocolVersion + 1, ipc::kProtocolVersion));
+  // Shorter than a version: malformed, not a version mismatch.
+  auto stub = ipc::decode(std::string(1, '\x01'));
+  REQUIRE_FALSE(stub);
+  CHECK(stub.error().message == "malformed message");
 }
 
 TEST_CASE("send and receive over a socketpair, with a descriptor") {

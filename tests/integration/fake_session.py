@@ -90,7 +90,8 @@ def decode(frame):
     r = Reader(frame)
     t = r.u8()
     if t == HELLO:
-        return {"type": "hello", "host_keys": [r.string() for _ in range(r.u32())]}
+        protocol = r.u32()
+        return {"type": "hello", "protocol": protocol, "host_keys": [r.string() for _ in range(r.u32())]}
     if t == AUTHORIZE_ANS:
         ok, domain, console = r.boolean(), r.string(), r.boolean()
         actions = [r.u8() for _ in range(r.u32())]
