@@ -122,7 +122,10 @@ std::vector<std::string> session_environment(char** environ_) {
 }  // namespace
 
 Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions options)
-    : config_(std::move(config)), options_(std::move(options)), audit_(config_->audit_log) {
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      audit_(config_->audit_log),
+      console_settings_(config_->console) {
   check_session_program(options_.session_program);
   host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
   session_env_ = session_environment(environ);
@@ -140,7 +143,8 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
     open_hub(name);
     sync_hub(name, /*announce=*/false);  // running before we came is no news to anyone
   }
-  hypervisor_->set_console_changed([this](const std::string& domain) { sync_hub(domain); });
+  hypervisor_->set_console_changed(
+      [this](const std::string& domain) { sync_hub(domain, /*announce=*/domain != adding_domain_); });
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });
@@ -288,6 +292,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   tcp.reset();
   Session s;
   s.id = next_session_id_++;
+  s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;
   s.pid = pid;
   s.pidfd.reset(open_pidfd(pid));
   if (!s.pidfd) {
@@ -369,7 +374,7 @@ void Broker::audit(const Session& s, std::string event, std::vector<std::pair<st
 }
 
 void Broker::open_hub(const std::string& domain) {
-  const auto& console = config_->console;
+  const auto& console = console_settings_;
   HubSettings settings{console.scrollback_bytes, console.replay_bytes,
                        console.log_dir.empty() ? "" : console.log_dir + "/" + domain + ".log",
                        console.log_max_bytes};
@@ -382,11 +387,16 @@ Result<void> Broker::add_domain(const config::Domain& d) {
   // Removed and added again before its old hub closed: one writer per console log.
   std::erase_if(closing_hubs_, [&](const auto& entry) { return entry.second->domain() == d.name; });
   open_hub(d.name);
-  if (auto added = hypervisor_->add_domain(domain_spec(d)); !added) {
+  // Running before it was added (Xen) or started by the adding (sim autostart): like the
+  // domains found at start-up, no news for anyone.
+  adding_domain_ = d.name;
+  auto added = hypervisor_->add_domain(domain_spec(d));
+  adding_domain_.clear();
+  if (!added) {
     hubs_.erase(d.name);
     return added;
   }
-  sync_hub(d.name);
+  sync_hub(d.name, /*announce=*/false);
   return {};
 }
 
@@ -403,24 +413,32 @@ void Broker::remove_domain(const std::string& domain) {
     loop_.add_timer(kRevokeGrace, [this, key] { closing_hubs_.erase(key); });
   }
   last_domid_.erase(domain);
-  reboot_expected_until_.erase(domain);
+  end_reboot_window(domain);
   if (auto removed = hypervisor_->remove_domain(domain); !removed)
     log::warn("removing {}: {}", domain, removed.error().message);
 }
 
+// One window per reboot: seen again (Xen reports the reason for as long as the old domain is
+// there), it does not slide or reopen, so a domain that never comes back is announced once it
+// closes. It is forgotten when the domain runs again or the customer acts on it.
 void Broker::expect_reboot(const std::string& domain) {
-  reboot_expected_until_[domain] = std::chrono::steady_clock::now() + kRebootWindow;
-  loop_.add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kRebootWindow) +
-                      std::chrono::milliseconds(10),
-                  [this, domain] { sync_hub(domain); });
+  if (reboot_windows_.count(domain)) return;
+  auto timer = loop_.add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kRebootWindow) +
+                                   std::chrono::milliseconds(10),
+                               [this, domain] { sync_hub(domain); });
+  reboot_windows_[domain] = RebootWindow{std::chrono::steady_clock::now() + kRebootWindow, timer};
 }
 
-bool Broker::reboot_expected(const std::string& domain) {
-  auto it = reboot_expected_until_.find(domain);
-  if (it == reboot_expected_until_.end()) return false;
-  if (std::chrono::steady_clock::now() < it->second) return true;
-  reboot_expected_until_.erase(it);
-  return false;
+bool Broker::reboot_expected(const std::string& domain) const {
+  auto it = reboot_windows_.find(domain);
+  return it != reboot_windows_.end() && std::chrono::steady_clock::now() < it->second.until;
+}
+
+void Broker::end_reboot_window(const std::string& domain) {
+  auto it = reboot_windows_.find(domain);
+  if (it == reboot_windows_.end()) return;
+  loop_.cancel_timer(it->second.timer);
+  reboot_windows_.erase(it);
 }
 
 void Broker::sync_hub(const std::string& domain, bool announce) {
@@ -440,7 +458,7 @@ void Broker::sync_hub(const std::string& domain, bool announce) {
     last.reset();
     return;
   }
-  reboot_expected_until_.erase(domain);
+  end_reboot_window(domain);
   if (last == status->domid && hub.has_console()) return;
   auto console = hypervisor_->open_console(domain);
   if (!console) return log::warn("console of {}: {}", domain, console.error().message);

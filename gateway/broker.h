@@ -61,6 +61,10 @@ class Broker {
     bool revoked = false;
     bool readonly = false;
     int auth_requests = 0;
+    // A well-behaved session stops at the max_key_offers and max_auth_tries its hello gave it;
+    // the accepted key costs an offer and a signed request on top. Fixed at spawn: a reload
+    // must not cut off a login that keeps to the limits it was given.
+    int max_auth_requests = 0;
     EventLoop::TimerId grace_timer = 0;
   };
 
@@ -97,7 +101,9 @@ class Broker {
   void sync_hub(const std::string& domain, bool announce = true);
   // A reboot is under way (asked for, or Xen says so): hold the "not running" notice for a while.
   void expect_reboot(const std::string& domain);
-  bool reboot_expected(const std::string& domain);
+  bool reboot_expected(const std::string& domain) const;
+  // The reboot came, failed, or another action followed it.
+  void end_reboot_window(const std::string& domain);
   Result<void> add_domain(const config::Domain& d);
   void remove_domain(const std::string& domain);
 
@@ -133,7 +139,15 @@ class Broker {
   std::map<uint64_t, std::unique_ptr<ConsoleHub>> closing_hubs_;
   uint64_t next_closing_hub_ = 1;
   std::map<std::string, std::optional<uint32_t>> last_domid_;
-  std::map<std::string, std::chrono::steady_clock::time_point> reboot_expected_until_;
+  std::string adding_domain_;  // while the hypervisor is told of it: its notices are quiet
+  // Start-up's: every hub has the same, also those of domains a reload adds (a changed
+  // `console:` section needs a restart).
+  config::ConsoleSettings console_settings_;
+  struct RebootWindow {
+    std::chrono::steady_clock::time_point until;
+    EventLoop::TimerId timer = 0;
+  };
+  std::map<std::string, RebootWindow> reboot_windows_;
   std::map<uint64_t, Session> sessions_;
   uint64_t next_session_id_ = 1;
   unsigned preauth_count_ = 0;

@@ -91,10 +91,7 @@ void Broker::on_session_message(uint64_t id) {
     log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(rec->text, 1000)));
     return;
   } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
-    // A well-behaved session stops at max_key_offers refused offers and max_auth_tries failed
-    // logins; the accepted key costs an offer and a signed request on top.
-    const auto& limits = config_->limits;
-    if (++s.auth_requests > static_cast<int>(limits.max_auth_tries + limits.max_key_offers) + 2)
+    if (++s.auth_requests > s.max_auth_requests)
       return cut_off(s, "too many authentication attempts");
     answer = answer_authorize(s, *auth);
   } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {
@@ -179,8 +176,12 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
   AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
   std::string ok_text = done_text(s.domain, *lifecycle);
   uint64_t id = s.id;
+  // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
+  end_reboot_window(s.domain);
   if (*lifecycle == xen::Lifecycle::reboot) expect_reboot(s.domain);
-  hypervisor_->act_async(s.domain, *lifecycle, [this, id, record, ok_text](Result<void> done) mutable {
+  hypervisor_->act_async(s.domain, *lifecycle, [this, id, record, ok_text, domain = s.domain,
+                                                reboot = *lifecycle == xen::Lifecycle::reboot](Result<void> done) mutable {
+    if (!done && reboot) end_reboot_window(domain);
     record.extra.emplace_back("result", done ? "ok" : "error");
     if (!done) record.extra.emplace_back("reason", done.error().message);
     audit_.write(record);

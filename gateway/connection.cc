@@ -83,10 +83,18 @@ void Connection::install() {
   server_cb_.channel_open_request_session_function = [](ssh_session, void* ud) -> ssh_channel {
     return guarded(static_cast<ssh_channel>(nullptr), [&] { return self(ud)->on_channel_open(); });
   };
+  // libssh answers gssapi-with-mic itself, past the message callback below, unless this is
+  // set: refuse (no mechanism chosen) and count it.
+  server_cb_.gssapi_select_oid_function = [](ssh_session, const char*, int, ssh_string*, void* ud) -> ssh_string {
+    return guarded(static_cast<ssh_string>(nullptr), [&] {
+      self(ud)->deny_attempt();
+      return static_cast<ssh_string>(nullptr);
+    });
+  };
   ssh_callbacks_init(&server_cb_);
   ssh_set_server_callbacks(session_, &server_cb_);
   // libssh hands here what no callback above took. For authentication that is
-  // keyboard-interactive, hostbased and gssapi-with-mic: refused like the rest, and counted,
+  // keyboard-interactive and hostbased: refused like the rest, and counted,
   // or a client could try them for the whole login grace time. Returning 1 lets libssh send
   // its default refusal.
   ssh_set_message_callback(

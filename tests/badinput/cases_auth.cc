@@ -148,6 +148,13 @@ std::vector<Case> auth_cases() {
            return Writer().raw(request_head(env.user, "keyboard-interactive")).string("").string("").bytes();
          });
        }},
+      {"auth-flood-gssapi", "5000 gssapi-with-mic attempts (Kerberos 5 mechanism)",
+       [](const Env& env) {
+         const std::string krb5_oid("\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02", 11);
+         return lockstep_flood(env, "gssapi attempts", env.max_auth_tries, [&env, krb5_oid](Client&, int) {
+           return Writer().raw(request_head(env.user, "gssapi-with-mic")).u32(1).string(krb5_oid).bytes();
+         });
+       }},
       {"auth-flood-sha1-rsa", "5000 public-key queries with the SHA-1 'ssh-rsa' algorithm",
        [](const Env& env) {
          auto blob = std::make_shared<std::string>(rsa_blob());

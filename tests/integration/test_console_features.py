@@ -343,3 +343,40 @@ def test_ctrl_o_reaches_the_guest(start, tty):
     child.send(b"echo x\x0fy\r")
     child.expect(rb"\nx\^Oy\r?\n")
     detach(child)
+
+
+# --- reboot notices -------------------------------------------------------------------------------
+
+# A guest that ignores SIGTERM: with a 30 s grace before SIGKILL, a reboot stays under way
+# while the test acts.
+STUBBORN_GUEST = ["/bin/sh", "-c", "trap '' TERM; echo booted; while :; do sleep 1; done"]
+NOTICE = rb"\[xcg: web1 [^\]\r\n]*\]"
+
+
+def stubborn(make_gateway):
+    gw = make_gateway(sim={"guest_command": STUBBORN_GUEST, "shutdown_grace_ms": 30000})
+    viewer = gw.spawn("web1", "web1", "console", timeout=30)
+    viewer.expect(rb"booted")
+    return gw, viewer
+
+
+def test_destroy_during_a_reboot_is_told_at_once(make_gateway):
+    # The reboot's 60 s wait for the new domain must not swallow what the destroy did.
+    gw, viewer = stubborn(make_gateway)
+    for action in ("reboot", "destroy"):
+        result = gw.ssh("web1", "web1", action)
+        assert result.returncode == 0, describe(result)
+    viewer.expect(NOTICE, timeout=10)
+    assert viewer.after == b"[xcg: web1 is shut off]"
+
+
+def test_start_after_a_destroyed_reboot_is_a_start(make_gateway):
+    gw, viewer = stubborn(make_gateway)
+    for action in ("reboot", "destroy"):
+        result = gw.ssh("web1", "web1", action)
+        assert result.returncode == 0, describe(result)
+    viewer.expect(NOTICE, timeout=10)
+    result = gw.ssh("web1", "web1", "start")
+    assert result.returncode == 0, describe(result)
+    viewer.expect(NOTICE, timeout=10)
+    assert re.fullmatch(rb"\[xcg: web1 started, domid \d+\]", viewer.after), viewer.after

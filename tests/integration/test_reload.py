@@ -404,6 +404,8 @@ def test_domain_added_by_reload_serves_logins_at_once(dgw, keys, more_keys):
     # status, console, menu, lifecycle: all there, without a restart.
     domid = RUNNING.match(dgw.status("web4", web4)).group("domid")
     viewer = attach(dgw, "web4", web4)
+    # Like the domains found at start-up, an added one gets no "started" line.
+    assert "[xcg: web4" not in (dgw.log_dir / "web4.log").read_text(errors="replace")
     echoes(viewer, "web4-console")
     menu = dgw.spawn("web4", web4, tty=True)
     menu.expect(rb"web4: running, domid %s" % domid.encode())
