@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include "base/pidfd.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -22,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "base/child.h"
 #include "base/log.h"
 #include "base/sd_notify.h"
 #include "gateway/host_keys.h"
@@ -71,9 +71,7 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
     ::_exit(126);
   ::close_range(kSessionIpcFd + 1, ~0U, 0);
   // The broker blocks the signals it reads through signalfd; the session starts clean.
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (reset_signals_in_child() != 0) ::_exit(126);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a session must never outlive its broker
   // A storm of handshakes must not starve the broker, which serves every console.
   (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
@@ -155,10 +153,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
 
 Broker::~Broker() {
   for (auto& [id, s] : sessions_) ::kill(s.pid, SIGKILL);
-  for (auto& [id, s] : sessions_) {
-    siginfo_t info{};
-    ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
-  }
+  for (auto& [id, s] : sessions_) (void)wait_child(s.pidfd.get(), true);  // gone either way
   hubs_.clear();
   closing_hubs_.clear();
   hypervisor_.reset();  // stops the simulated guests
@@ -235,14 +230,14 @@ void Broker::on_accept(int listen_fd) {
       return;
     }
     UniqueFd tcp(fd);
+    std::string remote = peer_address(fd);
+    std::string source = host_of(remote);
+    if (!admit(source)) continue;  // closes the connection: OpenSSH's MaxStartups does the same
     // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
     // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
     int one = 1;
     if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
       log::debug("TCP_NODELAY: {}", std::strerror(errno));
-    std::string remote = peer_address(fd);
-    std::string source = peer_host(fd);
-    if (!admit(source)) continue;  // closes the connection: OpenSSH's MaxStartups does the same
     try {
       spawn_session(std::move(tcp), remote, source);
     } catch (const std::exception& e) {
@@ -283,23 +278,16 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw sys_error("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) throw sys_error("fork");
-  if (pid == 0)
-    exec_session(tcp.get(), theirs.get(), options_.session_program, session_envp_.data());
-
+  auto child = start_child(
+      [&] { exec_session(tcp.get(), theirs.get(), options_.session_program, session_envp_.data()); });
   theirs.reset();
   tcp.reset();
+  if (!child) throw std::runtime_error(child.error().message);
   Session s;
   s.id = next_session_id_++;
   s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;
-  s.pid = pid;
-  s.pidfd.reset(open_pidfd(pid));
-  if (!s.pidfd) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    throw sys_error("pidfd_open");
-  }
+  s.pid = child->pid;
+  s.pidfd = std::move(child->pidfd);
   s.ipc = std::move(ours);
   set_nonblocking(s.ipc.get());
   s.remote = std::move(remote);
@@ -316,7 +304,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   loop_.add(s.pidfd.get(), EPOLLIN, [this, id](uint32_t) { on_session_exit(id); });
   loop_.add(s.ipc.get(), EPOLLIN, [this, id](uint32_t) { on_session_message(id); });
   auto& stored = sessions_.emplace(id, std::move(s)).first->second;
-  log::debug("session {} pid {} from {}", id, pid, stored.remote);
+  log::debug("session {} pid {} from {}", id, stored.pid, stored.remote);
   if (auto sent = ipc::send(stored.ipc.get(), hello_); !sent)
     cut_off(stored, sent.error().message);
 }
@@ -325,9 +313,9 @@ void Broker::on_session_exit(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   Session& s = it->second;
-  siginfo_t info{};
-  if (::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED | WNOHANG) != 0) return;
-  if (info.si_pid == 0) return;  // not yet
+  auto waited = wait_child(s.pidfd.get(), false);
+  if (!waited || waited->si_pid == 0) return;  // not yet
+  const siginfo_t& info = *waited;
   if (s.phase == Phase::authorized) {
     std::string how = info.si_code == CLD_EXITED ? fmt::format("exit {}", info.si_status)
                                                  : fmt::format("signal {}", info.si_status);

@@ -187,7 +187,7 @@ void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {
   if (it == viewers_.end()) return;
   Viewer& v = it->second;
   if (events & EPOLLOUT) {
-    if (v.skipped > 0 && v.backlog.size() <= backlog_limit() / 2) queue_to_viewer(v, {});
+    queue_to_viewer(v, {});  // a viewer that caught up hears what it missed
     if (!flush_viewer(v)) return detach(id);
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {

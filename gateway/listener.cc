@@ -75,10 +75,9 @@ std::string peer_address(int fd) {
   return format_sockaddr(ss);
 }
 
-std::string peer_host(int fd) {
-  std::string addr = peer_address(fd);
-  if (!addr.empty() && addr[0] == '[') return addr.substr(1, addr.find(']') - 1);
-  return addr.substr(0, addr.rfind(':'));
+std::string host_of(std::string_view address) {
+  if (!address.empty() && address[0] == '[') return std::string(address.substr(1, address.find(']') - 1));
+  return std::string(address.substr(0, address.rfind(':')));
 }
 
 std::string local_address(int fd) {

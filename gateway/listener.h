@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -21,7 +22,7 @@ std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& a
 // "203.0.113.7:51234" / "[2001:db8::1]:51234" for an accepted peer or a bound socket.
 std::string peer_address(int fd);
 std::string local_address(int fd);
-// The host part of peer_address(): "203.0.113.7", "2001:db8::1".
-std::string peer_host(int fd);
+// The host part of an address peer_address() gave: "203.0.113.7", "2001:db8::1".
+std::string host_of(std::string_view address);
 
 }  // namespace xcg::gateway

@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "base/child.h"
 #include "base/log.h"
-#include "base/pidfd.h"
 
 extern char** environ;
 
@@ -101,15 +101,7 @@ ExecPlan make_exec_plan(const SimOptions& options, const std::string& name, uint
     if (::fcntl(fd, F_SETFD, 0) < 0) child_fail("fcntl", errno);
   }
   if (::close_range(3, ~0U, 0) < 0) child_fail("close_range", errno);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    // Fails with EINVAL for SIGKILL, SIGSTOP and libc-internal signals; those need no reset.
-    if (::sigaction(sig, &dfl, nullptr) < 0 && errno != EINVAL) child_fail("sigaction", errno);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  if (::sigprocmask(SIG_SETMASK, &none, nullptr) < 0) child_fail("sigprocmask", errno);
+  if (int err = reset_signals_in_child(); err != 0) child_fail("resetting signals", err);
   ::execve(plan.path.c_str(), plan.argv.data(), plan.envp.data());
   child_fail(plan.path.c_str(), errno);
 }
@@ -133,11 +125,6 @@ Result<std::pair<UniqueFd, UniqueFd>> open_console_pty() {
 }
 
 // For a child we could not take charge of: kill it and reap it at once.
-void abandon_child(pid_t pid) {
-  if (::kill(pid, SIGKILL) < 0) log::warn("sim: kill({}): {}", pid, std::strerror(errno));
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
 
 std::string describe_exit(const siginfo_t& info) {
   if (info.si_code == CLD_EXITED) return fmt::format("exited with status {}", info.si_status);
@@ -179,13 +166,9 @@ void SimHypervisor::start(Domain& d) {
 void SimHypervisor::kill_now(Domain& d) {
   if (d.pid == 0) return;
   signal_guest(d.pid, SIGKILL);
-  siginfo_t info{};
-  int rc;
-  do {
-    rc = ::waitid(P_PIDFD, d.pidfd.get(), &info, WEXITED);
-  } while (rc < 0 && errno == EINTR);
   // ECHILD: a stray waitpid(-1) elsewhere reaped it; the guest is gone all the same.
-  if (rc < 0) log::debug("sim: waiting for {}: {}", d.spec.name, std::strerror(errno));
+  if (auto waited = wait_child(d.pidfd.get(), true); !waited)
+    log::debug("sim: waiting for {}: {}", d.spec.name, waited.error().message);
   forget_process(d);
 }
 
@@ -279,29 +262,15 @@ Result<void> SimHypervisor::spawn(Domain& d) {
   uint32_t domid = next_domid_++;
   ExecPlan plan = make_exec_plan(options_, d.spec.name, domid);
 
-  // Blocked across fork so that no handler of ours runs in the child before it resets them.
-  sigset_t all, old;
-  sigfillset(&all);
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &all, &old); err != 0)
-    return tl::unexpected(Error::from_errno("pthread_sigmask", err));
-  pid_t pid = ::fork();
-  int fork_errno = errno;
-  if (pid == 0) run_child(slave.get(), plan);
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &old, nullptr); err != 0)
-    log::error("sim: restoring the signal mask: {}", std::strerror(err));
+  auto child = start_child([&] { run_child(slave.get(), plan); });
   slave.reset();
-  if (pid < 0) return tl::unexpected(Error::from_errno("fork", fork_errno));
-
-  UniqueFd pidfd(open_pidfd(pid));
-  if (!pidfd) {
-    auto err = Error::from_errno("pidfd_open");
-    abandon_child(pid);
-    return tl::unexpected(err);
-  }
+  if (!child) return tl::unexpected(child.error());
+  pid_t pid = child->pid;
+  UniqueFd pidfd = std::move(child->pidfd);
   try {
     loop_.add(pidfd.get(), EPOLLIN, [this, &d](uint32_t) { on_guest_exit(d); });
   } catch (const std::system_error& e) {
-    abandon_child(pid);
+    kill_and_reap(pid);
     return fail(Errc::system, e.what());
   }
   d.pid = pid;
@@ -353,20 +322,11 @@ Result<void> SimHypervisor::destroy(Domain& d) {
 }
 
 void SimHypervisor::on_guest_exit(Domain& d) {
-  siginfo_t info{};
-  int rc;
-  do {
-    rc = ::waitid(P_PIDFD, d.pidfd.get(), &info, WEXITED | WNOHANG);
-  } while (rc < 0 && errno == EINTR);
-  if (rc == 0 && info.si_pid == 0) return;  // not exited after all
-  std::string how;
-  if (rc < 0) {
-    // ECHILD: a stray waitpid(-1) elsewhere reaped it; the guest is gone all the same.
-    how = fmt::format("vanished ({})", std::strerror(errno));
-  } else {
-    how = describe_exit(info);
-  }
-  bool powered_off = rc == 0 && info.si_code == CLD_EXITED && info.si_status == 0;
+  auto waited = wait_child(d.pidfd.get(), false);
+  if (waited && waited->si_pid == 0) return;  // not exited after all
+  // Not waited: a stray waitpid(-1) elsewhere reaped it (ECHILD); the guest is gone all the same.
+  std::string how = waited ? describe_exit(*waited) : fmt::format("vanished ({})", waited.error().message);
+  bool powered_off = waited && waited->si_code == CLD_EXITED && waited->si_status == 0;
   auto pending = d.pending;
   uint32_t old_domid = d.domid;
   forget_process(d);

@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "base/child.h"
 #include "base/log.h"
-#include "base/pidfd.h"
 #include "base/text.h"
 #include "base/unique_fd.h"
 
@@ -52,12 +52,7 @@ struct ExecPlan {
   if (null_hi < 0 || err_hi < 0) ::_exit(kExecFailed);
   if (::dup2(null_hi, 0) < 0 || ::dup2(null_hi, 1) < 0 || ::dup2(err_hi, 2) < 0) ::_exit(kExecFailed);
   ::close_range(3, ~0U, 0);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // EINVAL for some: fine
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (reset_signals_in_child() != 0) ::_exit(kExecFailed);
   ::execve(plan.argv[0], plan.argv.data(), plan.envp);
   const char* reason = strerrordesc_np(errno);
   const char* parts[] = {kExecFailedPrefix.data(), plan.argv[0], ": ", reason ? reason : "?", "\n"};
@@ -83,30 +78,9 @@ Result<Spawned> spawn(const std::string& program, const std::vector<std::string>
   int flags = ::fcntl(err_write.get(), F_GETFL);
   if (flags < 0 || ::fcntl(err_write.get(), F_SETFL, flags & ~O_NONBLOCK) < 0) return fail_errno("fcntl");
 
-  // Blocked across fork so that no handler of ours runs in the child before it resets them.
-  sigset_t all, old;
-  sigfillset(&all);
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &all, &old); err != 0)
-    return tl::unexpected(Error::from_errno("pthread_sigmask", err));
-  pid_t pid = ::fork();
-  int fork_errno = errno;
-  if (pid == 0) run_child(plan, null_fd.get(), err_write.get());
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &old, nullptr); err != 0)
-    log::error("xen: restoring the signal mask: {}", std::strerror(err));
-  if (pid < 0) return tl::unexpected(Error::from_errno("fork", fork_errno));
-
-  Spawned s;
-  s.pid = pid;
-  s.err = std::move(err_read);
-  s.pidfd.reset(open_pidfd(pid));
-  if (!s.pidfd) {
-    auto error = Error::from_errno("pidfd_open");
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    return tl::unexpected(error);
-  }
-  return s;
+  auto child = start_child([&] { run_child(plan, null_fd.get(), err_write.get()); });
+  if (!child) return tl::unexpected(child.error());
+  return Spawned{child->pid, std::move(child->pidfd), std::move(err_read)};
 }
 
 // Reads what is there without blocking; false once the pipe is closed (or broken).
@@ -123,16 +97,6 @@ bool drain(int fd, std::string& into) {
   }
 }
 
-// Reaps the child; a pidfd that reports an exit has one to collect.
-Result<siginfo_t> reap(int pidfd, bool block) {
-  siginfo_t info{};
-  int rc;
-  do {
-    rc = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | (block ? 0 : WNOHANG));
-  } while (rc < 0 && errno == EINTR);
-  if (rc < 0) return fail_errno("waitid");
-  return info;
-}
 
 std::string what_ran(const std::string& program, const std::vector<std::string>& args) {
   std::string name = program.substr(program.rfind('/') + 1);
@@ -198,7 +162,7 @@ Result<void> Toolstack::run(const std::vector<std::string>& args) {
     if (n > 0 && fds[1].revents) err_open = drain(spawned->err.get(), err);
     if (n > 0 && fds[0].revents) break;
   }
-  auto info = reap(spawned->pidfd.get(), true);
+  auto info = wait_child(spawned->pidfd.get(), true);
   if (!info) return tl::unexpected(info.error());
   if (err_open) drain(spawned->err.get(), err);
   return outcome(what, *info, err, timed_out, timeout_);
@@ -235,7 +199,7 @@ void Toolstack::on_exit(uint64_t id) {
   auto it = children_.find(id);
   if (it == children_.end()) return;
   Child& c = *it->second;
-  auto info = reap(c.process.pidfd.get(), false);
+  auto info = wait_child(c.process.pidfd.get(), false);
   if (info && info->si_pid == 0) return;  // not exited after all
   if (c.process.err) {
     drain(c.process.err.get(), c.err);
