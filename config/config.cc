@@ -36,8 +36,18 @@ std::optional<Action> parse_action(std::string_view name) {
   return std::nullopt;
 }
 
-bool Domain::allows(Action a) const {
+bool allows(const std::vector<Action>& actions, Action a) {
   return std::find(actions.begin(), actions.end(), a) != actions.end();
+}
+
+bool valid_sysrq_key(char key) { return (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z'); }
+
+bool Domain::allows(Action a) const { return config::allows(actions, a); }
+
+const DomainKey* Domain::key_for(std::string_view blob) const {
+  for (const auto& k : keys)
+    if (k.key.blob == blob) return &k;
+  return nullptr;
 }
 
 bool valid_domain_name(std::string_view name) {

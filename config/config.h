@@ -19,6 +19,10 @@ inline constexpr Action kAllActions[] = {Action::console, Action::start,   Actio
                                          Action::reboot,  Action::destroy, Action::sysrq};
 std::string_view action_name(Action a);
 std::optional<Action> parse_action(std::string_view name);
+// True if `actions` holds `a`.
+bool allows(const std::vector<Action>& actions, Action a);
+// True if `key` is a SysRq key the customer may send (Action::sysrq): one of [0-9a-z].
+bool valid_sysrq_key(char key);
 
 enum class OnLogin { menu, console };
 // hypervisor: xen. Which console of a domain: PV (console/tty), the HVM serial port
@@ -58,6 +62,8 @@ struct Domain {
   std::string config_file;  // hypervisor: xen; for `xl create`; default /etc/xen/<name>.cfg
   XenConsole xen_console = XenConsole::automatic;  // YAML: console
   bool allows(Action a) const;
+  // This domain's entry for a key (matched by its blob), or nullptr.
+  const DomainKey* key_for(std::string_view blob) const;
 };
 
 // The console hub: scrollback ring, replay on attach, persistent per-domain console log.

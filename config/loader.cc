@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <span>
 #include <tuple>
@@ -995,7 +996,7 @@ class Loader {
   // Each file once, even when two patterns match it.
   void include_file(const std::string& path, const YAML::Node& from) {
     auto identity = file_identity(path);
-    if (identity == file_identity(config_.path)) {
+    if (identity == main_identity()) {
       report(from.Mark(), fmt::format("include: '{}' is the main config file itself; keep "
                                       "included files in a directory of their own",
                                       path));
@@ -1036,6 +1037,12 @@ class Loader {
       read_domains(*domains);
   }
 
+  // file_identity of the main file, looked up once per load.
+  const std::string& main_identity() {
+    if (!main_identity_) main_identity_ = file_identity(config_.path);
+    return *main_identity_;
+  }
+
   void add_source_file(const std::string& path) {
     file_ranks_.try_emplace(path, file_ranks_.size());
     config_.source_files.push_back(absolute_path(path));
@@ -1053,6 +1060,7 @@ class Loader {
   std::map<std::string, KeyOwner> key_owners_;  // by key blob
   std::map<std::string, size_t> file_ranks_;    // by name in messages: the order files are read
   std::set<std::string> included_;              // file_identity of every included file
+  std::optional<std::string> main_identity_;
 };
 
 namespace {

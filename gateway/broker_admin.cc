@@ -117,8 +117,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
       ++revoked;
       continue;
     }
-    for (const auto& k : d->keys)
-      if (k.key.blob == s.key_blob) s.readonly = k.readonly;  // applies from the next request
+    if (const auto* k = d->key_for(s.key_blob)) s.readonly = k->readonly;  // applies from the next request
   }
   std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,
                                  config_->domains.size(), revoked);

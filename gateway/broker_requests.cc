@@ -40,13 +40,6 @@ std::optional<xen::Lifecycle> lifecycle_for(config::Action a) {
   return std::nullopt;
 }
 
-const config::DomainKey* find_key(const config::Domain& d, std::string_view blob) {
-  for (const auto& k : d.keys)
-    if (k.key.blob == blob) return &k;
-  return nullptr;
-}
-
-
 constexpr size_t kMaxLogAnswer = 32 * 1024;
 constexpr size_t kMaxWhoLines = 50;
 
@@ -122,6 +115,7 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
                             {{"stage", req.signature_ok ? "signature" : "key"}}});
     return ans;
   }
+  const config::DomainKey* entry = domain->key_for(key->blob);
   if (req.signature_ok) {
     auto count = sessions_by_domain_.find(domain->name);
     if (count != sessions_by_domain_.end() && count->second >= config_->limits.max_sessions_per_domain) {
@@ -130,7 +124,6 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
       log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
       return ans;
     }
-    const config::DomainKey* entry = find_key(*domain, key->blob);
     s.fingerprint = fingerprint;
     s.key_blob = key->blob;
     s.readonly = entry && entry->readonly;
@@ -139,7 +132,6 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
     audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
     audit(s, "session_start");
   }
-  const config::DomainKey* entry = find_key(*domain, key->blob);
   ans.ok = true;
   ans.domain = domain->name;
   ans.console_on_login = domain->on_login == config::OnLogin::console;
@@ -246,7 +238,7 @@ ipc::Message Broker::answer_who(Session& s) {
 
 ipc::Message Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
   std::string what = req.key == 0 ? "nmi" : fmt::format("sysrq {}", static_cast<char>(req.key));
-  bool valid_key = req.key == 0 || (req.key >= '0' && req.key <= '9') || (req.key >= 'a' && req.key <= 'z');
+  bool valid_key = req.key == 0 || config::valid_sysrq_key(static_cast<char>(req.key));
   auto it = config_->domains.find(s.domain);
   std::string refusal;
   if (!valid_key) refusal = "not a SysRq key";

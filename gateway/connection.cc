@@ -26,6 +26,12 @@ constexpr size_t kOutputChunk = 64 * 1024;
 
 Connection* self(void* userdata) { return static_cast<Connection*>(userdata); }
 
+// A broker answer's sentence, or why there was none.
+template <class Answer>
+std::string text_of(const Result<Answer>& answer) {
+  return answer ? answer->text : answer.error().message;
+}
+
 bool allowed_key_type(ssh_keytypes_e t) {
   switch (t) {
     case SSH_KEYTYPE_ED25519:
@@ -314,8 +320,7 @@ std::string Connection::screen_status() {
 void Connection::start_shell() {
   menu_.emplace(domain_, actions_, readonly_);
   mode_ = Mode::menu;
-  bool may_console = std::find(actions_.begin(), actions_.end(), config::Action::console) != actions_.end();
-  if (console_on_login_ && may_console) {
+  if (console_on_login_ && config::allows(actions_, config::Action::console)) {
     attach_console(true);
     return;
   }
@@ -335,20 +340,17 @@ void Connection::handle_menu_request(menu::Request r) {
       return;
     case K::action: {
       auto ans = broker_.action(r.action);
-      std::string text = ans ? ans->text : ans.error().message;
-      menu_->action_done(r.action, ans && ans->ok, text, screen_status());
+      menu_->action_done(r.action, ans && ans->ok, text_of(ans), screen_status());
       return;
     }
     case K::sysrq: {
       auto ans = broker_.sysrq(r.key);
-      std::string text = ans ? ans->text : ans.error().message;
-      menu_->action_done(config::Action::sysrq, ans && ans->ok, text, screen_status());
+      menu_->action_done(config::Action::sysrq, ans && ans->ok, text_of(ans), screen_status());
       return;
     }
     case K::log: {
-      auto ans = broker_.console_log(menu::Menu::kLogLines);
-      std::string text = ans ? ans->text : ans.error().message;
-      menu_->show_log(text, screen_status());
+      auto ans = broker_.console_log(menu::Menu::kLogLines);  // asked before screen_status asks
+      menu_->show_log(text_of(ans), screen_status());
       return;
     }
   }
@@ -364,15 +366,7 @@ void Connection::run_exec(const std::string& command) {
     case menu::Command::help:
       out(menu::help_text(domain_, actions_, readonly_));
       return finish(0);
-    case menu::Command::status: {
-      auto r = broker_.status();
-      if (r && r->ok) {
-        out(r->text + "\n");
-        return finish(0);
-      }
-      err("xcg: " + (r ? r->text : r.error().message) + "\n");
-      return finish(1);
-    }
+    case menu::Command::status: return finish_with(broker_.status());
     case menu::Command::console:
       exec_console_ = true;
       return attach_console(false);
@@ -390,19 +384,20 @@ void Connection::run_exec(const std::string& command) {
 
 // Ends an exec command with the broker's sentence: stdout and 0 on success, stderr and 1 on a
 // refusal or failure.
-void Connection::finish_with(const Result<ipc::ActionAns>& answer) {
+template <class Answer>
+void Connection::finish_with(const Result<Answer>& answer) {
   if (answer && answer->ok) {
     out(answer->text + "\n");
     return finish(0);
   }
-  err("xcg: " + (answer ? answer->text : answer.error().message) + "\n");
+  err("xcg: " + text_of(answer) + "\n");
   finish(1);
 }
 
 void Connection::exec_log(unsigned lines) {
   auto r = broker_.console_log(lines);
   if (!r || !r->ok) {
-    err("xcg: " + (r ? r->text : r.error().message) + "\n");
+    err("xcg: " + text_of(r) + "\n");
     return finish(1);
   }
   std::string text = menu::printable_lines(r->text, "\n");
@@ -425,7 +420,7 @@ void Connection::attach_console(bool from_menu) {
   UniqueFd console;
   auto r = broker_.attach(console);
   if (!r || !r->ok) {
-    std::string why = r ? r->text : r.error().message;
+    std::string why = text_of(r);
     if (!from_menu) {
       err("xcg: " + why + "\n");
       return finish(1);
@@ -467,12 +462,7 @@ void Connection::pump_console_input(std::string_view bytes) {
       break;  // EAGAIN: the hub is busy; the rest goes on the next step
     }
   }
-  if (!scanned.detach) return;
-  detach_console();
-  if (exec_console_ || !menu_) return finish(0);
-  mode_ = Mode::menu;
-  menu_->console_detached(screen_status());
-  send_menu_output();
+  if (scanned.detach) leave_console();
 }
 
 int Connection::on_console_readable(socket_t, int, void* userdata) {
@@ -496,6 +486,11 @@ void Connection::read_console() {
   }
   if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
   // The broker closed our console (hub gone): end like a detach.
+  leave_console();
+}
+
+// The console ended (Ctrl-] or the hub went away): back to the menu, or the end of an exec.
+void Connection::leave_console() {
   detach_console();
   if (exec_console_ || !menu_) return finish(0);
   mode_ = Mode::menu;

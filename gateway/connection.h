@@ -59,12 +59,14 @@ class Connection {
   void check_idle(std::chrono::steady_clock::time_point now);
   void start_shell();
   void run_exec(const std::string& command);
-  void finish_with(const Result<ipc::ActionAns>& answer);
+  template <class Answer>
+  void finish_with(const Result<Answer>& answer);
   void exec_log(unsigned lines);
   void exec_who();
   void handle_menu_request(menu::Request r);
   void attach_console(bool from_menu);
   void detach_console();
+  void leave_console();
   void pump_console_input(std::string_view bytes);
   static int on_console_readable(socket_t fd, int revents, void* self);
   static int on_broker_readable(socket_t fd, int revents, void* self);

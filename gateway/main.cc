@@ -74,9 +74,7 @@ std::string parse_args(int argc, char** argv, Args& args) {
 int check(const Args& args) {
   try {
     auto config = xcg::config::load_config(args.config);
-    auto summary = xcg::config::summary_of(*config);
-    std::printf("%s: OK: %s\n", args.config.c_str(), summary.counts().c_str());
-    for (const auto& w : summary.warnings) std::printf("%s\n", xcg::config::warning_line(w).c_str());
+    fmt::print("{}: OK: {}", args.config, xcg::config::summarize(*config));
     return 0;
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::printf("%s\n", p.str().c_str());

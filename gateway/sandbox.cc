@@ -47,14 +47,9 @@ constexpr int kDeniedWithEacces[] = {
     SCMP_SYS(sysinfo), SCMP_SYS(ioctl), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
 };
 
-Result<void> add(void* ctx, uint32_t action, int syscall) {
-  int rc = seccomp_rule_add(ctx, action, syscall, 0);
-  if (rc != 0) return fail(Errc::system, "seccomp_rule_add failed for syscall " + std::to_string(syscall));
-  return {};
-}
-
+// A rule for `syscall`, taken only when all the argument comparisons `cmp` hold (if any).
 template <class... Cmp>
-Result<void> add_if(void* ctx, uint32_t action, int syscall, Cmp... cmp) {
+Result<void> add(void* ctx, uint32_t action, int syscall, Cmp... cmp) {
   if (seccomp_rule_add(ctx, action, syscall, sizeof...(cmp), cmp...) != 0)
     return fail(Errc::system, "seccomp_rule_add failed for syscall " + std::to_string(syscall));
   return {};
@@ -63,13 +58,13 @@ Result<void> add_if(void* ctx, uint32_t action, int syscall, Cmp... cmp) {
 Result<void> add_restricted(void* ctx) {
   // Memory may be mapped but never made executable (no JIT, no shellcode staging).
   for (int sys : {SCMP_SYS(mmap), SCMP_SYS(mprotect)})
-    if (auto r = add_if(ctx, SCMP_ACT_ALLOW, sys, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)); !r) return r;
+    if (auto r = add(ctx, SCMP_ACT_ALLOW, sys, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)); !r) return r;
   // fcntl: only reading and setting file status flags (O_NONBLOCK).
   for (int cmd : {F_GETFL, F_SETFL, F_GETFD})
-    if (auto r = add_if(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))); !r)
+    if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))); !r)
       return r;
   // abort() signals itself; no signal may reach another process.
-  if (auto r = add_if(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill),
+  if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill),
                       SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid())));
       !r)
     return r;

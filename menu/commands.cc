@@ -1,6 +1,5 @@
 #include "menu/commands.h"
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <utility>
@@ -56,7 +55,7 @@ std::vector<std::string_view> split_words(std::string_view s) {
 
 // `text` fit to quote in a one-line message.
 std::string quoted(std::string_view text) {
-  std::string shown = printable(text.substr(0, kMaxEchoedLength));
+  std::string shown = printable(text, kMaxEchoedLength);
   if (text.size() > kMaxEchoedLength) shown += "...";
   return "'" + shown + "'";
 }
@@ -96,10 +95,6 @@ Result<ParsedCommand> parse_sysrq(const std::vector<std::string_view>& args) {
   ParsedCommand parsed{Command::sysrq};
   parsed.sysrq_key = args[0][0];
   return parsed;
-}
-
-bool contains(const std::vector<config::Action>& actions, config::Action a) {
-  return std::find(actions.begin(), actions.end(), a) != actions.end();
 }
 
 void add_help_line(std::string& out, std::string_view verb, std::string_view summary) {
@@ -150,8 +145,6 @@ Result<ParsedCommand> parse_command(std::string_view text) {
   return fail(Errc::invalid_input, "unknown command " + quoted(trimmed) + "; try 'help'");
 }
 
-bool valid_sysrq_key(char key) { return (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z'); }
-
 std::optional<config::Action> required_action(Command c) {
   switch (c) {
     case Command::console: return config::Action::console;
@@ -191,15 +184,15 @@ std::string help_text(std::string_view domain, const std::vector<config::Action>
   }
   out += "Commands:\n";
   add_help_line(out, "status", "show the state of " + name);
-  bool may_console = contains(allowed, config::Action::console);
+  bool may_console = config::allows(allowed, config::Action::console);
   if (readonly) {
     if (may_console) add_help_line(out, "console", "watch the console, view only (Ctrl-] detaches)");
   } else {
     for (config::Action a : config::kAllActions) {
-      if (a == config::Action::sysrq || !contains(allowed, a)) continue;
+      if (a == config::Action::sysrq || !config::allows(allowed, a)) continue;
       add_help_line(out, config::action_name(a), action_summary(a));
     }
-    if (contains(allowed, config::Action::sysrq)) {
+    if (config::allows(allowed, config::Action::sysrq)) {
       add_help_line(out, "sysrq KEY", "send SysRq KEY (0-9, a-z) to the guest; 'sysrq h' lists them");
       add_help_line(out, "nmi", "send a non-maskable interrupt (NMI) to the guest");
     }

@@ -33,7 +33,7 @@ struct ParsedCommand {
 Result<ParsedCommand> parse_command(std::string_view text);
 
 // True if `key` is a SysRq key the customer may send: one of [0-9a-z].
-bool valid_sysrq_key(char key);
+using config::valid_sysrq_key;
 
 // The permission a command needs; nullopt for status, help, log and who.
 std::optional<config::Action> required_action(Command c);

@@ -1,6 +1,5 @@
 #include "menu/menu.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "menu/commands.h"
@@ -25,7 +24,7 @@ bool is_refresh_key(char c) { return c == '\r' || c == '\n' || c == 'r' || c == 
 Menu::Menu(std::string domain, std::vector<config::Action> allowed, bool readonly)
     : domain_(printable(domain)), readonly_(readonly) {
   for (config::Action a : config::kAllActions) {
-    if (std::find(allowed.begin(), allowed.end(), a) == allowed.end()) continue;
+    if (!config::allows(allowed, a)) continue;
     if (readonly && a != config::Action::console) continue;
     items_.push_back({a, config::action_name(a), readonly ? kViewOnlySummary : action_summary(a)});
   }
