@@ -61,7 +61,8 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
 }
 
 // In the forked child: lay out the descriptors a session process expects, then exec it.
-[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[]) {
+[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[],
+                               pid_t broker) {
   // Move both out of the way first: either may already sit on 0..3.
   int tcp_hi = ::fcntl(tcp, F_DUPFD, 10);
   int ipc_hi = ::fcntl(ipc, F_DUPFD, 10);
@@ -72,7 +73,9 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   ::close_range(kSessionIpcFd + 1, ~0U, 0);
   // The broker blocks the signals it reads through signalfd; the session starts clean.
   if (reset_signals_in_child() != 0) ::_exit(126);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a session must never outlive its broker
+  // A session must never outlive its broker; if the broker died before the prctl, the signal
+  // will never come.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != broker) ::_exit(126);
   // A storm of handshakes must not starve the broker, which serves every console.
   (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
   char arg0[] = "xcg-session";
@@ -278,8 +281,10 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw sys_error("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
-  auto child = start_child(
-      [&] { exec_session(tcp.get(), theirs.get(), options_.session_program, session_envp_.data()); });
+  const pid_t broker = ::getpid();
+  auto child = start_child([&] {
+    exec_session(tcp.get(), theirs.get(), options_.session_program, session_envp_.data(), broker);
+  });
   theirs.reset();
   tcp.reset();
   if (!child) throw std::runtime_error(child.error().message);

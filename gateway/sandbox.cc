@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <memory>
 
 namespace xcg::gateway {
@@ -82,6 +83,15 @@ Result<void> drop_privileges(const SandboxSpec& spec) {
   return {};
 }
 
+// The kernel clears the parent-death signal when the uid or gid changes, so the broker's
+// PR_SET_PDEATHSIG is gone after the drop and is set again here. A broker that died before that
+// can no longer deliver it: the session was re-parented, and ends itself.
+Result<void> die_with_broker(pid_t broker) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return fail_errno("PR_SET_PDEATHSIG");
+  if (::getppid() != broker) return fail(Errc::system, "the broker is gone");
+  return {};
+}
+
 Result<void> set_limit(int resource, rlim_t value, const char* name) {
   rlimit rl{value, value};
   if (::setrlimit(resource, &rl) != 0) return fail_errno(std::string("setrlimit ") + name);
@@ -106,6 +116,7 @@ Result<void> install_seccomp_filter() {
 Result<void> enter_sandbox(const SandboxSpec& spec) {
   if (spec.drop_privileges)
     if (auto r = drop_privileges(spec); !r) return r;
+  if (auto r = die_with_broker(spec.broker); !r) return r;
   if (auto r = set_limit(RLIMIT_FSIZE, 0, "FSIZE"); !r) return r;
   if (auto r = set_limit(RLIMIT_NOFILE, static_cast<rlim_t>(spec.max_fds), "NOFILE"); !r) return r;
   if (auto r = set_limit(RLIMIT_NPROC, 0, "NPROC"); !r) return r;

@@ -1,6 +1,7 @@
 #include "gateway/session.h"
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -65,7 +66,7 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
   }
 }
 
-int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
+int serve_connection(BrokerClient& broker, const ipc::Hello& hello, pid_t broker_pid) {
   SshBind bind = make_bind(hello.host_keys_pem);
   SshSession session(ssh_new());
   if (!session) throw std::runtime_error("ssh_new failed");
@@ -82,6 +83,7 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
   conn.install();
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};
+  spec.broker = broker_pid;
   if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;
@@ -115,6 +117,9 @@ int serve_connection(BrokerClient& broker, const ipc::Hello& hello) {
 }  // namespace
 
 int run_session() {
+  // Our parent now is the broker, which set PR_SET_PDEATHSIG before the exec and checked it
+  // was still there; the sandbox sets it again after the uid drop, which clears it.
+  const pid_t broker_pid = ::getppid();
   std::signal(SIGPIPE, SIG_IGN);
   BrokerClient broker(kSessionIpcFd);
   route_logs_to(broker);
@@ -124,7 +129,7 @@ int run_session() {
       log::error("no hello from the broker: {}", hello.error().message);
       return kSetupFailed;
     }
-    return serve_connection(broker, *hello);
+    return serve_connection(broker, *hello, broker_pid);
   } catch (const std::exception& e) {
     log::error("session failed: {}", e.what());
     return kSetupFailed;

@@ -5,6 +5,7 @@ connection and its IPC socket (plus the console socket while attached)."""
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -12,7 +13,8 @@ import time
 
 import pexpect
 
-from conftest import DETACH, ensure_user, Gateway, proc_status, require_root, send_until, wait_for
+from conftest import (DETACH, ensure_user, Gateway, pid_alive, proc_status, require_root,
+                      send_until, wait_for)
 
 CHOICE = rb"Choice: "
 SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
@@ -231,4 +233,33 @@ def test_chroot_dir_with_files_is_refused(keys, tmp_path):
         assert result.returncode != 0, (result, gw.read_log())
         assert "web1: running" not in result.stdout
     finally:
+        gw.stop()
+
+
+def test_logged_in_session_dies_with_its_broker(keys, tmp_path):
+    # The uid drop clears the parent-death signal the broker's child set before the exec; a
+    # session that outlived a killed broker would keep its customer's connection and the host
+    # key. (A gateway of our own: make_gateway counts a killed broker as a failure.)
+    require_root()
+    ensure_user()
+    directory = tmp_path / "gw"
+    directory.mkdir()
+    gw = Gateway(directory, keys, extra={"run_as": "xcg", "chroot_dir": str(tmp_path / "empty")})
+    pid = None
+    try:
+        gw.start()
+        child = gw.spawn("web1", "web1", tty=True)
+        child.expect(CHOICE)
+        pid = the_session(gw)
+        assert proc_status(pid)["Uid"].split()[0] != "0", "the session has not dropped its uid"
+        # Stopped, it stands for a compromised session that ignores its IPC socket closing (a
+        # sound one notices and ends itself); only the kernel's SIGKILL can end it.
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: proc_status(pid)["State"].startswith("T"), 10, f"session {pid} to stop")
+        gw.proc.kill()
+        gw.proc.wait(timeout=10)
+        wait_for(lambda: not pid_alive(pid), 10, f"session {pid} to end with its broker")
+    finally:
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
         gw.stop()
