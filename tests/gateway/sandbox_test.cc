@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "gateway/ipc.h"
 #include "gateway/sandbox.h"
 
 using xcg::gateway::install_seccomp_filter;
@@ -112,4 +113,73 @@ TEST_CASE("signals to other processes are refused") {
   auto o = run_filtered([parent] { return ::kill(parent, 0) == 0 ? 0 : 1; });
   CHECK_FALSE(o.exited);
   CHECK(o.signal == SIGSYS);
+}
+
+TEST_CASE("the IPC's sendmsg and recvmsg, and send with MSG_NOSIGNAL, work under the filter") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) == 0);
+  auto o = run_filtered([&fds] {
+    if (!xcg::gateway::ipc::send(fds[0], xcg::gateway::ipc::StatusReq{}, fds[0])) return 1;
+    auto got = xcg::gateway::ipc::receive(fds[1]);  // recvmsg with MSG_CMSG_CLOEXEC
+    if (!got || !got->fd) return 2;
+    if (::send(fds[0], "x", 1, MSG_NOSIGNAL) != 1) return 3;
+    return 0;
+  });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK(o.exited);
+  CHECK(o.code == 0);
+}
+
+TEST_CASE("setting a socket option kills the process") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  auto o = run_filtered([&fds] {
+    int one = 1;
+    return ::setsockopt(fds[0], SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0 ? 0 : 1;
+  });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK_FALSE(o.exited);
+  CHECK(o.signal == SIGSYS);
+}
+
+TEST_CASE("reading a socket option fails with EACCES") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  auto o = run_filtered([&fds] {
+    int size = 0;
+    socklen_t len = sizeof size;
+    return (::getsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &size, &len) < 0 && errno == EACCES) ? 0 : 1;
+  });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK(o.exited);
+  CHECK(o.code == 0);
+}
+
+TEST_CASE("sending or receiving out-of-band data kills the process") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  auto send_oob = run_filtered([&fds] { return ::send(fds[0], "!", 1, MSG_OOB | MSG_NOSIGNAL) == 1 ? 0 : 1; });
+  CHECK_FALSE(send_oob.exited);
+  CHECK(send_oob.signal == SIGSYS);
+  auto sendmsg_oob = run_filtered([&fds] {
+    char byte = '!';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    return ::sendmsg(fds[0], &msg, MSG_OOB) == 1 ? 0 : 1;
+  });
+  CHECK_FALSE(sendmsg_oob.exited);
+  CHECK(sendmsg_oob.signal == SIGSYS);
+  auto recv_oob = run_filtered([&fds] {
+    char byte;
+    return ::recv(fds[1], &byte, 1, MSG_OOB | MSG_DONTWAIT) == 1 ? 0 : 1;
+  });
+  CHECK_FALSE(recv_oob.exited);
+  CHECK(recv_oob.signal == SIGSYS);
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
