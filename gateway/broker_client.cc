@@ -16,7 +16,7 @@ constexpr int kAnswerTimeoutMs = 120'000;
 template <class T>
 Result<T> as(Result<ipc::Received> r) {
   if (!r) return tl::unexpected(r.error());
-  return std::get<T>(r->message);
+  return std::get<T>(std::move(r->message));  // moved, not copied: the hello holds host keys
 }
 
 }  // namespace
@@ -65,7 +65,11 @@ Result<ipc::Received> BrokerClient::call(const ipc::Message& request, ipc::Type 
   return wait_for(answer);
 }
 
-Result<ipc::Hello> BrokerClient::hello() { return as<ipc::Hello>(wait_for(ipc::Type::hello)); }
+Result<ipc::Hello> BrokerClient::hello() {
+  auto hello = as<ipc::Hello>(wait_for(ipc::Type::hello));
+  ipc::wipe_receive_buffer();  // the frame held the host keys; the caller wipes its copy
+  return hello;
+}
 
 Result<ipc::AuthorizeAns> BrokerClient::authorize(const ipc::AuthorizeReq& req) {
   return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));

@@ -1,5 +1,6 @@
 #include "gateway/ipc.h"
 
+#include <string.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -319,14 +320,29 @@ Result<void> send(int sock, const Message& m, int pass_fd) {
   return {};
 }
 
-Result<Received> receive(int sock) {
-  // One byte more than a frame may have, so that a larger packet shows as MSG_TRUNC or as a
-  // frame decode rejects. Reused and never cleared: recvmsg fills the first n bytes, and only
-  // those are decoded. (A fresh zero-filled buffer per message cost a 64 KiB memset each time,
-  // and kept 64 KiB of every session's heap dirty.)
-  constexpr size_t kBufferSize = kMaxFrame + 1;
+namespace {
+
+// One byte more than a frame may have, so that a larger packet shows as MSG_TRUNC or as a
+// frame decode rejects.
+constexpr size_t kBufferSize = kMaxFrame + 1;
+
+// Reused and never cleared by receive(): recvmsg fills the first n bytes, and only those are
+// decoded. (A fresh zero-filled buffer per message cost a 64 KiB memset each time, and kept
+// 64 KiB of every session's heap dirty.) Hence wipe_receive_buffer() after a secret.
+char* receive_buffer_data() {
   thread_local std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
-  iovec iov{buf.get(), kBufferSize};
+  return buf.get();
+}
+
+}  // namespace
+
+std::span<const char> receive_buffer() { return {receive_buffer_data(), kBufferSize}; }
+
+void wipe_receive_buffer() noexcept { ::explicit_bzero(receive_buffer_data(), kBufferSize); }
+
+Result<Received> receive(int sock) {
+  char* buf = receive_buffer_data();
+  iovec iov{buf, kBufferSize};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -352,7 +368,7 @@ Result<Received> receive(int sock) {
   if (n == 0) return fail(Errc::not_found, "peer closed the connection");
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail(Errc::invalid_input, "oversized message");
   if (fds.size() > 1) return fail(Errc::invalid_input, "too many descriptors");
-  auto decoded = decode(std::string_view(buf.get(), static_cast<size_t>(n)));
+  auto decoded = decode(std::string_view(buf, static_cast<size_t>(n)));
   if (!decoded) return tl::unexpected(decoded.error());
   Received r{std::move(*decoded), fds.empty() ? UniqueFd() : std::move(fds[0])};
   return r;

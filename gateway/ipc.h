@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -152,5 +153,10 @@ Result<void> send(int sock, const Message& m, int pass_fd = -1);
 // Receives one message. Errc::not_found means the peer closed the socket; a frame larger
 // than kMaxFrame, more than one descriptor, or a malformed frame is invalid_input.
 Result<Received> receive(int sock);
+
+// The buffer receive() reads into, one per thread and reused: it keeps the bytes of the last
+// large message (the hello's host keys) until overwritten or wiped.
+std::span<const char> receive_buffer();
+void wipe_receive_buffer() noexcept;
 
 }  // namespace xcg::gateway::ipc

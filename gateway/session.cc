@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/wipe.h"
 #include "gateway/broker_client.h"
 #include "gateway/connection.h"
 #include "gateway/sandbox.h"
@@ -66,8 +67,9 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
   }
 }
 
-int serve_connection(BrokerClient& broker, const ipc::Hello& hello, pid_t broker_pid) {
+int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
   SshBind bind = make_bind(hello.host_keys_pem);
+  wipe(hello.host_keys_pem);  // libssh holds the keys now
   SshSession session(ssh_new());
   if (!session) throw std::runtime_error("ssh_new failed");
   if (ssh_bind_accept_fd(bind.get(), session.get(), kSessionTcpFd) != SSH_OK) {

@@ -1,6 +1,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -172,4 +174,23 @@ TEST_CASE("a short message after a long one is received as itself") {
   auto status = ipc::receive(p.b.get());
   REQUIRE(status);
   CHECK(std::holds_alternative<ipc::StatusReq>(status->message));
+}
+
+TEST_CASE("the receive buffer keeps the last frame until wiped") {
+  // The session wipes it after the hello, whose frame holds the host private keys.
+  const std::string marker = "-----BEGIN OPENSSH PRIVATE KEY----- wipe-test";
+  ipc::Hello hello;
+  hello.host_keys_pem = {marker};
+  Pair p;
+  REQUIRE(ipc::send(p.a.get(), hello));
+  REQUIRE(ipc::receive(p.b.get()));
+  auto contains_marker = [&marker] {
+    auto buffer = ipc::receive_buffer();
+    return std::search(buffer.begin(), buffer.end(), marker.begin(), marker.end()) != buffer.end();
+  };
+  REQUIRE(contains_marker());
+  ipc::wipe_receive_buffer();
+  CHECK_FALSE(contains_marker());
+  auto buffer = ipc::receive_buffer();
+  CHECK(std::all_of(buffer.begin(), buffer.end(), [](char c) { return c == '\0'; }));
 }
