@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/text.h"
 
 namespace xcg::xen {
 namespace {
@@ -37,14 +39,15 @@ bool plausible_tty(std::string_view path) {
   return parse_domid(path.substr(kPts.size())).has_value();
 }
 
-Result<UniqueFd> open_raw_tty(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) return fail_errno("open " + path);
-  termios tio{};
-  if (::tcgetattr(fd.get(), &tio) < 0) return fail_errno("tcgetattr " + path);
-  ::cfmakeraw(&tio);
-  if (::tcsetattr(fd.get(), TCSANOW, &tio) < 0) return fail_errno("tcsetattr " + path);
-  return fd;
+// Unix98 pty slaves (/dev/pts/N) have majors 136 to 143 (UNIX98_PTY_SLAVE_MAJOR and the next
+// seven).
+Result<void> require_pty_slave(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) < 0) return fail_errno("fstat " + path);
+  unsigned major_number = major(st.st_rdev);
+  if (!S_ISCHR(st.st_mode) || major_number < 136 || major_number > 143)
+    return fail(Errc::invalid_input, path + " is not a pty slave");
+  return {};
 }
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
@@ -54,6 +57,17 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
 }
 
 }  // namespace
+
+Result<UniqueFd> open_raw_tty(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+  if (auto pty = require_pty_slave(fd.get(), path); !pty) return tl::unexpected(pty.error());
+  termios tio{};
+  if (::tcgetattr(fd.get(), &tio) < 0) return fail_errno("tcgetattr " + path);
+  ::cfmakeraw(&tio);
+  if (::tcsetattr(fd.get(), TCSANOW, &tio) < 0) return fail_errno("tcsetattr " + path);
+  return fd;
+}
 
 struct XenHypervisor::Domain {
   DomainSpec spec;
@@ -206,14 +220,31 @@ std::vector<std::string> XenHypervisor::tty_paths(const Domain& d, const Found& 
   return {pv};
 }
 
-// The first tty named of `paths`; empty while xenconsoled has not written one yet.
-Result<std::string> XenHypervisor::read_tty(const std::vector<std::string>& paths) const {
+// The first tty named of `paths`, and where; empty while xenconsoled has not written one yet.
+Result<XenHypervisor::TtyNode> XenHypervisor::read_tty_node(const std::vector<std::string>& paths) const {
   for (const auto& path : paths) {
     auto tty = store_.read(path);
     if (!tty) return tl::unexpected(tty.error());
-    if (*tty && !(*tty)->empty()) return **tty;
+    if (*tty && !(*tty)->empty()) return TtyNode{path, **tty};
   }
-  return std::string();
+  return TtyNode{};
+}
+
+Result<std::string> XenHypervisor::read_tty(const std::vector<std::string>& paths) const {
+  auto found = read_tty_node(paths);
+  if (!found) return tl::unexpected(found.error());
+  return found->tty;
+}
+
+// The node must be dom0's (libxl makes it read-only for the guest, xenconsoled or QEMU write
+// it): a node the guest could write would let it name any file for the broker to open.
+Result<void> XenHypervisor::check_tty_node(const TtyNode& tty, const std::string& domain, uint32_t domid) const {
+  auto owner = store_.owner(tty.node);
+  if (!owner) return fail(Errc::unavailable, owner.error().message);
+  if (*owner == 0 && plausible_tty(tty.tty)) return {};
+  log::error("xen: {} (domid {}) names '{}' as its console in {}, owned by domain {}; refusing it", domain,
+             domid, printable(tty.tty, 80), tty.node, *owner);
+  return fail(Errc::unavailable, fmt::format("the console of {} is not usable", domain));
 }
 
 // libxl records the start in /vm/<uuid>/start_time ("1700000000.42").
@@ -265,13 +296,10 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
   auto running = locate_running(domain);
   if (!running) return tl::unexpected(running.error());
   const Found& f = *running;
-  auto tty = read_tty(tty_paths(*d, f));
+  auto tty = read_tty_node(tty_paths(*d, f));
   if (!tty) return fail(Errc::unavailable, tty.error().message);
-  if (tty->empty()) return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
-  if (!plausible_tty(*tty)) {
-    log::error("xen: {} (domid {}) names '{}' as its console; refusing it", domain, f.domid, *tty);
-    return fail(Errc::unavailable, fmt::format("the console of {} is not usable", domain));
-  }
+  if (tty->tty.empty()) return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
+  if (auto usable = check_tty_node(*tty, domain, f.domid); !usable) return tl::unexpected(usable.error());
   if (!d->lock.held() || d->lock.domid() != f.domid) {
     d->lock.release();
     auto lock = ConsoleLock::take(options_.lock_dir, f.domid);
@@ -284,7 +312,7 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
     d->lock = std::move(*lock);
     d->lock_busy = false;
   }
-  auto fd = open_raw_tty(*tty);
+  auto fd = open_raw_tty(tty->tty);
   if (!fd) return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, fd.error().message));
   return fd;
 }

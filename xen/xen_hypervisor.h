@@ -22,6 +22,10 @@
 
 namespace xcg::xen {
 
+// Opens a console's tty raw (as xenconsoled sets up its ptys), refusing, once it is open (so
+// that no link or mount can swap it), anything but a Unix98 pty slave: the broker is root.
+Result<UniqueFd> open_raw_tty(const std::string& path);
+
 struct XenOptions {
   std::string toolstack = "/usr/sbin/xl";
   std::chrono::milliseconds timeout{30'000};  // per toolstack run
@@ -79,7 +83,13 @@ class XenHypervisor final : public Hypervisor {
   Result<Found> locate_running(const std::string& name) const;  // wrong_state unless running
   Result<std::optional<Found>> pick(const std::vector<uint32_t>& domids) const;
   std::vector<std::string> tty_paths(const Domain& d, const Found& found) const;
+  struct TtyNode {
+    std::string node;  // the xenstore path that named it
+    std::string tty;   // empty while xenconsoled has not written it yet
+  };
+  Result<TtyNode> read_tty_node(const std::vector<std::string>& paths) const;
   Result<std::string> read_tty(const std::vector<std::string>& paths) const;
+  Result<void> check_tty_node(const TtyNode& tty, const std::string& domain, uint32_t domid) const;
   std::chrono::seconds uptime(uint32_t domid) const;
 
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;

@@ -68,6 +68,14 @@ Result<std::vector<std::string>> XenStore::directory(const std::string& path) co
   return std::vector<std::string>(names.get(), names.get() + count);
 }
 
+Result<uint32_t> XenStore::owner(const std::string& path) const {
+  unsigned count = 0;
+  Malloced<xs_permissions> perms(xs_get_permissions(handle_.get(), XBT_NULL, path.c_str(), &count));
+  if (!perms) return xs_failure("get permissions", path);
+  if (count == 0) return fail(Errc::invalid_input, fmt::format("xenstore {} has no permissions", path));
+  return perms.get()[0].id;
+}
+
 Result<void> XenStore::write(const std::string& path, std::string_view value) {
   if (!xs_write(handle_.get(), XBT_NULL, path.c_str(), value.data(), static_cast<unsigned>(value.size())))
     return xs_failure("write", path);

@@ -35,6 +35,9 @@ class XenStore {
   Result<std::optional<std::string>> read(const std::string& path) const;
   // The names of the children; empty when the node does not exist.
   Result<std::vector<std::string>> directory(const std::string& path) const;
+  // The domain that owns the node (the first entry of its permissions); xenstored lets the
+  // owner write it, so only dom0's nodes are trusted for anything dom0 acts on.
+  Result<uint32_t> owner(const std::string& path) const;
   Result<void> write(const std::string& path, std::string_view value);
   Result<void> remove(const std::string& path);
   // "/local/domain/<domid>", as xenstored says.

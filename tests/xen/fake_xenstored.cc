@@ -120,6 +120,7 @@ struct FakeXenstored::Impl {
   mutable std::mutex mu;
   bool stopping = false;
   Nodes nodes{{"/", ""}};
+  std::map<std::string, uint32_t> owners;  // nodes not owned by dom0
   uint64_t generation = 0;
   std::map<uint64_t, Conn> conns;
   uint64_t next_conn = 1;
@@ -183,6 +184,7 @@ void FakeXenstored::write(const std::string& path, const std::string& value) {
 void FakeXenstored::remove(const std::string& path) {
   std::lock_guard lock(impl_->mu);
   remove_node(impl_->nodes, path);
+  std::erase_if(impl_->owners, [&path](const auto& entry) { return is_under(entry.first, path); });
   ++impl_->generation;
   impl_->fire({path, true});
   impl_->kick();
@@ -193,6 +195,11 @@ std::optional<std::string> FakeXenstored::read(const std::string& path) const {
   auto it = impl_->nodes.find(path);
   if (it == impl_->nodes.end()) return std::nullopt;
   return it->second;
+}
+
+void FakeXenstored::set_owner(const std::string& path, uint32_t domid) {
+  std::lock_guard lock(impl_->mu);
+  impl_->owners[path] = domid;
 }
 
 void FakeXenstored::introduce_domain() {
@@ -370,6 +377,13 @@ void FakeXenstored::Impl::handle(Conn& c, const xsd_sockmsg& hdr, std::string_vi
     case XS_GET_DOMAIN_PATH:
       if (args.empty() || args[0].empty()) return error(c, hdr, "EINVAL");
       return reply(c, hdr, "/local/domain/" + args[0] + '\0');
+    case XS_GET_PERMS: {
+      if (args.empty() || !valid_path(args[0])) return error(c, hdr, "EINVAL");
+      if (!nodes.count(args[0])) return error(c, hdr, "ENOENT");
+      auto owner = owners.find(args[0]);
+      // The owner first, with its default for everyone else: "n" (no access).
+      return reply(c, hdr, "n" + std::to_string(owner == owners.end() ? 0 : owner->second) + '\0');
+    }
     case XS_INTRODUCE:
     case XS_RELEASE:
       ack(c, hdr);

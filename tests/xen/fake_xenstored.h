@@ -4,11 +4,13 @@
 //
 // It speaks READ, WRITE, MKDIR, RM, DIRECTORY, WATCH, UNWATCH (with watch events, fired once
 // when set, as xenstored does), TRANSACTION_START/END (a snapshot, EAGAIN on conflict),
-// GET_DOMAIN_PATH, INTRODUCE and RELEASE (which fire @introduceDomain and @releaseDomain).
-// There are no permissions and no quotas, and paths must be absolute.
+// GET_DOMAIN_PATH, INTRODUCE and RELEASE (which fire @introduceDomain and @releaseDomain), and
+// GET_PERMS, which names the node's owner (dom0 unless set_owner said otherwise); permissions
+// are not enforced, there are no quotas, and paths must be absolute.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +31,9 @@ class FakeXenstored {
   void write(const std::string& path, const std::string& value);
   void remove(const std::string& path);  // with everything below it
   std::optional<std::string> read(const std::string& path) const;
+  // The domain GET_PERMS names as the node's owner, as if that domain had written it; kept
+  // until remove() takes the node away.
+  void set_owner(const std::string& path, uint32_t domid);
   // What xenstored says when a domain is introduced (built) or released (shut down, destroyed).
   void introduce_domain();
   void release_domain();

@@ -358,6 +358,40 @@ TEST_CASE("a tty node naming anything but a pty is refused") {
   CHECK(console.error().message == "the console of web1 is not usable");
 }
 
+TEST_CASE("a tty node the guest owns is refused, however plausible its pty") {
+  // libxl makes console/tty read-only for the guest; a node the guest could write would let it
+  // point the root broker at any file.
+  Xen x;
+  x.start_web1_db1();
+  Pty pty;
+  x.create(3, "web1", pty.path);
+  x.xenstored->set_owner("/local/domain/3/console/tty", 3);
+  auto console = x.xen->open_console("web1");
+  REQUIRE_FALSE(console);
+  CHECK(console.error().message == "the console of web1 is not usable");
+
+  x.xenstored->set_owner("/local/domain/3/console/tty", 0);
+  auto owned_by_dom0 = x.xen->open_console("web1");
+  REQUIRE(owned_by_dom0);
+  check_round_trip(owned_by_dom0->get(), pty, "dom0");
+}
+
+TEST_CASE("a console tty is opened only if it is a pty slave") {
+  TempDir dir;
+  write_file(dir / "regular", "not a tty\n", fs::perms::owner_read | fs::perms::owner_write);
+  // /dev/ptmx is a tty (tcgetattr works on the master it opens), but no pty slave.
+  for (std::string path : {std::string("/dev/null"), dir / "regular", std::string("/dev/ptmx")}) {
+    CAPTURE(path);
+    auto fd = open_raw_tty(path);
+    REQUIRE_FALSE(fd);
+    CHECK(fd.error().message == path + " is not a pty slave");
+  }
+  Pty pty;
+  auto slave = open_raw_tty(pty.path);
+  REQUIRE(slave);
+  check_round_trip(slave->get(), pty, "slave");
+}
+
 // A fake xl that records its arguments and exits with `status`.
 void fake_xl(Xen& x, const std::string& body = "exit 0") {
   write_file(x.dir / "xl",
