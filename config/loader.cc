@@ -73,6 +73,8 @@ constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "max_key_offers",
                                               "max_startups",
                                               "max_startups_per_source",
+                                              "source_prefix_v4",
+                                              "source_prefix_v6",
                                               "max_sessions_per_domain",
                                               "idle_timeout"};
 
@@ -834,6 +836,13 @@ class Loader {
     if (auto s = find(fields, "max_startups_per_source")) {
       if (auto v = read_integer(*s, "max_startups_per_source", 1, kMaxConnections))
         l.max_startups_per_source = unsigned(*v);
+    }
+    // At least 1: a prefix of 0 would put every address in one bucket, which is max_startups.
+    if (auto p = find(fields, "source_prefix_v4")) {
+      if (auto v = read_integer(*p, "source_prefix_v4", 1, 32)) l.source_prefix_v4 = unsigned(*v);
+    }
+    if (auto p = find(fields, "source_prefix_v6")) {
+      if (auto v = read_integer(*p, "source_prefix_v6", 1, 128)) l.source_prefix_v6 = unsigned(*v);
     }
     if (auto s = find(fields, "max_sessions_per_domain")) {
       if (auto v = read_integer(*s, "max_sessions_per_domain", 1, kMaxConnections))

@@ -51,7 +51,7 @@ class Broker {
     UniqueFd pidfd;
     UniqueFd ipc;
     std::string remote;
-    std::string source;       // the remote IP address, for per-source limits
+    std::string source;       // the remote address's network (source_bucket), for per-source limits
     Phase phase = Phase::preauth;
     std::string domain;       // set once authorized; every later request is for this domain
     std::string fingerprint;
