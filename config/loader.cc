@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -1074,11 +1075,17 @@ class Loader {
 
 namespace {
 
-// The whole file, or an errno. Capped: a config is small, and /dev/zero is not a config.
+// The whole file, or why not. Only a regular file will do: opening a FIFO would wait for a
+// writer and reading a device may never end, and the broker reloads from its event loop, so
+// the open does not wait (O_NONBLOCK) and anything else is refused before the first read.
+// Capped: a config is small.
 Result<std::string> read_file(const std::string& path) {
   constexpr size_t kMaxSize = 16 * 1024 * 1024;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd) return fail_errno("cannot open");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("cannot stat");
+  if (!S_ISREG(st.st_mode)) return fail(Errc::invalid_input, "not a regular file");
   std::string text;
   char buf[65536];
   for (;;) {

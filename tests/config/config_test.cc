@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -1190,7 +1191,21 @@ TEST_CASE("load_config of a missing or unreadable file is one problem at 1:1") {
     FAIL("no ConfigError");
   } catch (const ConfigError& e) {
     REQUIRE(e.problems().size() == 1);
-    CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: cannot read: Is a directory");
+    CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: not a regular file");
+  }
+}
+
+TEST_CASE("load_config refuses a FIFO at once instead of waiting for a writer") {
+  TempDir dir;
+  auto fifo = (dir.path() / "xcg.yaml").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // Without a regular-file check the open would block here for ever (no writer).
+  try {
+    load_config(fifo);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].str() == fifo + ":1:1: not a regular file");
   }
 }
 

@@ -587,3 +587,30 @@ def test_changed_console_settings_say_they_need_a_restart(igw):
     wait_log(igw, "reloaded", 0)
     assert re.search(r"console changed: restart xcg to apply it", igw.read_log()), igw.read_log()
     assert logs_in(igw, "web1", "web1")
+
+
+# --- files that are not files -----------------------------------------------------------------
+
+def test_fifo_in_an_include_directory_does_not_hang_the_reload(dgw, keys):
+    live = attach(dgw, "web1", "web1")
+    rejected = log_count(dgw, NOT_VALID)
+    fifo = dgw.include_dir / "zz.yaml"
+    os.mkfifo(fifo)
+    wait_log(dgw, NOT_VALID, rejected)
+    # The broker's loop goes on: it answers its control socket in time.
+    status = subprocess.run([XCG, "ctl", "--socket", str(dgw.control_socket), "status"],
+                            capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
+    assert status.returncode == 0 and "web1: running" in status.stdout, describe(status)
+    problems = last_rejection(dgw)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"{fifo}:1:1: not a regular file (included from {dgw.config_path}:"), dgw.read_log()
+    reload = subprocess.run([XCG, "ctl", "--socket", str(dgw.control_socket), "reload"],
+                            capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
+    assert reload.returncode == 1 and f"{fifo}:1:1: not a regular file" in reload.stdout, \
+        describe(reload)
+    # The previous config keeps working.
+    assert logs_in(dgw, "web1", "web1") and logs_in(dgw, "web2", "web2")
+    echoes(live, "after-fifo")
+    fifo.unlink()
