@@ -120,6 +120,7 @@ class Broker {
   ReloadResult apply_config(std::string_view trigger);
   std::string apply_domain_changes();
   void revoke(Session& s, const std::string& text);
+  void narrow_rights(Session& s, const config::Domain& d);
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
   std::string status_report() const;
