@@ -99,7 +99,11 @@ struct Limits {
   unsigned startups_begin = 10;          // 1..10000
   unsigned startups_rate = 30;           // 1..100 (percent)
   unsigned startups_full = 100;          // >= startups_begin, <= 10000
-  unsigned max_startups_per_source = 10; // 1..10000 unauthenticated per source address
+  unsigned max_startups_per_source = 10; // 1..10000 unauthenticated per source (network)
+  // A source is the remote address cut to this prefix: one IPv6 customer holds a /64, and
+  // anyone with one can change address within it at will.
+  unsigned source_prefix_v4 = 32;        // 1..32
+  unsigned source_prefix_v6 = 64;        // 1..128
   unsigned max_sessions_per_domain = 32; // 1..10000 authenticated sessions per domain
   unsigned idle_timeout_s = 0;           // 0 = off; else 1..604800: an attached viewer silent this long is closed
 };

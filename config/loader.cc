@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -73,6 +74,8 @@ constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "max_key_offers",
                                               "max_startups",
                                               "max_startups_per_source",
+                                              "source_prefix_v4",
+                                              "source_prefix_v6",
                                               "max_sessions_per_domain",
                                               "idle_timeout"};
 
@@ -835,6 +838,13 @@ class Loader {
       if (auto v = read_integer(*s, "max_startups_per_source", 1, kMaxConnections))
         l.max_startups_per_source = unsigned(*v);
     }
+    // At least 1: a prefix of 0 would put every address in one bucket, which is max_startups.
+    if (auto p = find(fields, "source_prefix_v4")) {
+      if (auto v = read_integer(*p, "source_prefix_v4", 1, 32)) l.source_prefix_v4 = unsigned(*v);
+    }
+    if (auto p = find(fields, "source_prefix_v6")) {
+      if (auto v = read_integer(*p, "source_prefix_v6", 1, 128)) l.source_prefix_v6 = unsigned(*v);
+    }
     if (auto s = find(fields, "max_sessions_per_domain")) {
       if (auto v = read_integer(*s, "max_sessions_per_domain", 1, kMaxConnections))
         l.max_sessions_per_domain = unsigned(*v);
@@ -1065,11 +1075,17 @@ class Loader {
 
 namespace {
 
-// The whole file, or an errno. Capped: a config is small, and /dev/zero is not a config.
+// The whole file, or why not. Only a regular file will do: opening a FIFO would wait for a
+// writer and reading a device may never end, and the broker reloads from its event loop, so
+// the open does not wait (O_NONBLOCK) and anything else is refused before the first read.
+// Capped: a config is small.
 Result<std::string> read_file(const std::string& path) {
   constexpr size_t kMaxSize = 16 * 1024 * 1024;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd) return fail_errno("cannot open");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("cannot stat");
+  if (!S_ISREG(st.st_mode)) return fail(Errc::invalid_input, "not a regular file");
   std::string text;
   char buf[65536];
   for (;;) {

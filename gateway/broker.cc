@@ -234,7 +234,8 @@ void Broker::on_accept(int listen_fd) {
     }
     UniqueFd tcp(fd);
     std::string remote = peer_address(fd);
-    std::string source = host_of(remote);
+    const auto& limits = config_->limits;
+    std::string source = source_bucket(host_of(remote), limits.source_prefix_v4, limits.source_prefix_v6);
     if (!admit(source)) continue;  // closes the connection: OpenSSH's MaxStartups does the same
     // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
     // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
@@ -255,7 +256,10 @@ bool Broker::admit(const std::string& source) {
   const auto& l = config_->limits;
   bool drop = false;
   const char* why = "";
-  if (preauth_by_source_[source] >= l.max_startups_per_source) {
+  // Looked up, not inserted: the count is only taken when the session is spawned, and a spawn
+  // that fails must leave no entry behind.
+  auto counted = preauth_by_source_.find(source);
+  if (counted != preauth_by_source_.end() && counted->second >= l.max_startups_per_source) {
     drop = true;
     why = "max_startups_per_source";
   } else if (preauth_count_ >= l.startups_full) {
@@ -267,7 +271,6 @@ bool Broker::admit(const std::string& source) {
     drop = std::uniform_int_distribution<unsigned>(0, 99)(rng_) < p;
     why = "max_startups (random early drop)";
   }
-  if (preauth_by_source_[source] == 0 && drop) preauth_by_source_.erase(source);
   if (!drop) return true;
   auto now = std::chrono::steady_clock::now();
   if (now - last_drop_log_ > std::chrono::seconds(10)) {  // a flood must not flood the log

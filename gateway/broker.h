@@ -51,7 +51,7 @@ class Broker {
     UniqueFd pidfd;
     UniqueFd ipc;
     std::string remote;
-    std::string source;       // the remote IP address, for per-source limits
+    std::string source;       // the remote address's network (source_bucket), for per-source limits
     Phase phase = Phase::preauth;
     std::string domain;       // set once authorized; every later request is for this domain
     std::string fingerprint;
@@ -120,6 +120,7 @@ class Broker {
   ReloadResult apply_config(std::string_view trigger);
   std::string apply_domain_changes();
   void revoke(Session& s, const std::string& text);
+  void narrow_rights(Session& s, const config::Domain& d);
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
   std::string status_report() const;

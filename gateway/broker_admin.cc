@@ -117,7 +117,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
       ++revoked;
       continue;
     }
-    if (const auto* k = d->key_for(s.key_blob)) s.readonly = k->readonly;  // applies from the next request
+    narrow_rights(s, *d);
   }
   std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,
                                  config_->domains.size(), revoked);
@@ -154,6 +154,23 @@ std::string Broker::apply_domain_changes() {
   if (!added.empty()) text += "; " + named_domains("added", added);
   if (!removed.empty()) text += "; " + named_domains("removed", removed);
   return text + failures;
+}
+
+// Rights a reload takes away apply at once, also to a console already attached: a key made
+// read-only stops typing, a domain without `console` loses its viewers (the session and its
+// menu stay). Rights a reload adds apply from the next login (docs/operators.md): the session
+// was told at login what it may do and keeps to it.
+void Broker::narrow_rights(Session& s, const config::Domain& d) {
+  auto hub = hubs_.find(s.domain);
+  if (!d.allows(config::Action::console) && hub != hubs_.end() &&
+      hub->second->detach_session(s.id, fmt::format("console access to {} was withdrawn; detached", s.domain)) > 0)
+    audit(s, "rights_narrowed", {{"change", "console withdrawn"}});
+  const config::DomainKey* key = d.key_for(s.key_blob);
+  if (s.readonly || key == nullptr || !key->readonly) return;
+  s.readonly = true;
+  if (hub != hubs_.end())
+    hub->second->make_readonly(s.id, fmt::format("your access to {} is now read-only", s.domain));
+  audit(s, "rights_narrowed", {{"change", "read-only"}});
 }
 
 void Broker::revoke(Session& s, const std::string& text) {

@@ -205,7 +205,7 @@ ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
   if (hub == hubs_.end()) return ipc::AttachAns{false, "no console hub"};
   // Audit with copies: the session record may be gone by the time the viewer detaches.
   AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
-  hub->second->attach(std::move(hub_end), ViewerInfo{s.key_label, s.readonly},
+  hub->second->attach(std::move(hub_end), ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
                       [this, detach] { audit_.write(detach); });
   audit(s, "console_attach", {{"readonly", s.readonly ? "yes" : "no"}});
   return ipc::AttachAns{true, ""};

@@ -130,16 +130,61 @@ std::vector<ViewerInfo> ConsoleHub::viewers() {
   }
   for (auto id : hung_up) on_viewer_event(id, EPOLLIN);  // reads what is left, then detaches
   std::vector<ViewerInfo> out;
-  for (const auto& [id, v] : viewers_) out.push_back(v.info);
+  for (const auto& [id, v] : viewers_)
+    if (!v.closing) out.push_back(v.info);
   return out;
 }
 
 void ConsoleHub::notice(std::string_view text) { record(fmt::format("\r\n[xcg: {}]\r\n", text)); }
 
+std::vector<ConsoleHub::ViewerId> ConsoleHub::viewers_of(uint64_t session_id) const {
+  std::vector<ViewerId> out;
+  for (const auto& [id, v] : viewers_)
+    if (session_id != 0 && v.info.session_id == session_id && !v.closing) out.push_back(id);
+  return out;
+}
+
+size_t ConsoleHub::make_readonly(uint64_t session_id, std::string_view text) {
+  auto ids = viewers_of(session_id);
+  for (auto id : ids) {
+    Viewer& v = viewers_.at(id);
+    v.info.readonly = true;
+    // Past the backlog bound if need be: the viewer must learn why its typing stopped.
+    v.backlog += fmt::format("\r\n[xcg: {}]\r\n", text);
+    if (!flush_viewer(v)) detach(id);
+  }
+  return ids.size();
+}
+
+size_t ConsoleHub::detach_session(uint64_t session_id, std::string_view text) {
+  auto ids = viewers_of(session_id);
+  for (auto id : ids) {
+    Viewer& v = viewers_.at(id);
+    v.closing = true;
+    v.backlog += fmt::format("\r\n[xcg: {}]\r\n", text);
+    close_after_flush(id, v);
+  }
+  return ids.size();
+}
+
+// A closing viewer's socket closes when its backlog is sent; one that does not read is closed
+// after kDetachGrace anyway.
+void ConsoleHub::close_after_flush(ViewerId id, Viewer& v) {
+  if (!flush_viewer(v) || v.backlog.empty()) return detach(id);
+  if (v.close_timer) return;
+  v.close_timer = loop_.add_timer(kDetachGrace, [this, id] {
+    if (auto it = viewers_.find(id); it != viewers_.end()) {
+      it->second.close_timer = 0;
+      detach(id);
+    }
+  });
+}
+
 void ConsoleHub::record(std::string_view bytes) {
   scrollback_.append(bytes);
   std::vector<ViewerId> gone;
   for (auto& [id, v] : viewers_) {
+    if (v.closing) continue;
     queue_to_viewer(v, bytes);
     if (!flush_viewer(v)) gone.push_back(id);
   }
@@ -186,6 +231,11 @@ void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {
   auto it = viewers_.find(id);
   if (it == viewers_.end()) return;
   Viewer& v = it->second;
+  if (v.closing) {
+    if (events & EPOLLOUT) return close_after_flush(id, v);
+    if (!read_viewer(v)) detach(id);  // discards its input, notices a hang-up
+    return;
+  }
   if (events & EPOLLOUT) {
     queue_to_viewer(v, {});  // a viewer that caught up hears what it missed
     if (!flush_viewer(v)) return detach(id);
@@ -204,7 +254,7 @@ bool ConsoleHub::read_viewer(Viewer& v) {
       if (errno == EINTR) continue;
       return would_block(errno);
     }
-    if (!console_ || v.info.readonly) continue;  // nobody to type to, or not allowed to
+    if (!console_ || v.info.readonly || v.closing) continue;  // nobody to type to, or not allowed to
     size_t room = kMaxConsoleInput - std::min(kMaxConsoleInput, console_input_.size());
     console_input_.append(buf, std::min(room, static_cast<size_t>(n)));
     write_console();
@@ -216,6 +266,7 @@ void ConsoleHub::detach(ViewerId id) {
   auto it = viewers_.find(id);
   if (it == viewers_.end()) return;
   loop_.remove(it->second.fd.get());
+  if (it->second.close_timer) loop_.cancel_timer(it->second.close_timer);
   auto on_detach = std::move(it->second.on_detach);
   viewers_.erase(it);
   if (on_detach) on_detach();

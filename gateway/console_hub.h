@@ -36,6 +36,9 @@ struct ViewerInfo {
   std::string label;  // the key's comment, or its fingerprint
   bool readonly = false;
   std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
+  // The broker's session that attached this viewer (0: none), so that a reload that narrows
+  // the session's rights can find its viewers.
+  uint64_t session_id = 0;
 };
 
 class ConsoleHub {
@@ -61,6 +64,15 @@ class ConsoleHub {
   ViewerId attach(UniqueFd viewer, ViewerInfo info, std::function<void()> on_detach);
   // Sends "\r\n[xcg: TEXT]\r\n" to every viewer; it is also recorded like console output.
   void notice(std::string_view text);
+  // The session's viewers become read-only at once: whatever the hub reads from them from now
+  // on is discarded, also what they sent before this call. Each is told `text` (only it, not the log). Returns
+  // how many viewers changed.
+  size_t make_readonly(uint64_t session_id, std::string_view text);
+  // The session's viewers are told `text` and detached: they get no more output, their input
+  // is discarded, and their socket closes once the line is sent (or after kDetachGrace, for a
+  // viewer that does not read). Returns how many.
+  size_t detach_session(uint64_t session_id, std::string_view text);
+  static constexpr auto kDetachGrace = std::chrono::seconds(2);
 
   size_t viewer_count() const { return viewers_.size(); }
   // The attached viewers. Viewers whose sessions have already hung up are detached first, so
@@ -77,6 +89,8 @@ class ConsoleHub {
     size_t skipped = 0;  // bytes dropped since the viewer fell behind
     std::function<void()> on_detach;
     bool wants_out = false;  // EPOLLOUT is in the viewer's epoll interest
+    bool closing = false;    // detach_session: sending its last line, then closed
+    EventLoop::TimerId close_timer = 0;
   };
 
   void on_console_event(uint32_t events);
@@ -89,6 +103,9 @@ class ConsoleHub {
   void queue_to_viewer(Viewer& v, std::string_view bytes);
   void update_viewer_interest(Viewer& v);
   void detach(ViewerId id);
+  // The viewers attached by `session_id`.
+  std::vector<ViewerId> viewers_of(uint64_t session_id) const;
+  void close_after_flush(ViewerId id, Viewer& v);
   void record(std::string_view bytes);  // scrollback + log + every viewer
   // A viewer may hold its replay plus this much live output before it skips.
   size_t backlog_limit() const { return kMaxViewerBacklog + settings_.replay_bytes; }

@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -25,6 +27,21 @@ std::string format_sockaddr(const sockaddr_storage& ss) {
     return fmt::format("[{}]:{}", host, ntohs(a.sin6_port));
   }
   return "unknown";
+}
+
+// Clears every bit of `bytes` past the first `prefix`.
+void mask_to_prefix(unsigned char* bytes, size_t size, unsigned prefix) {
+  for (size_t i = 0; i < size; ++i) {
+    unsigned kept = prefix > 8 * i ? std::min(8u, prefix - unsigned(8 * i)) : 0;
+    bytes[i] &= static_cast<unsigned char>(0xff00u >> kept);
+  }
+}
+
+std::string ipv4_bucket(in_addr a, unsigned prefix) {
+  mask_to_prefix(reinterpret_cast<unsigned char*>(&a.s_addr), 4, prefix);
+  char text[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &a, text, sizeof text);
+  return fmt::format("{}/{}", text, prefix);
 }
 
 std::system_error bind_error(const config::ListenAddress& a, const char* what) {
@@ -78,6 +95,23 @@ std::string peer_address(int fd) {
 std::string host_of(std::string_view address) {
   if (!address.empty() && address[0] == '[') return std::string(address.substr(1, address.find(']') - 1));
   return std::string(address.substr(0, address.rfind(':')));
+}
+
+std::string source_bucket(std::string_view host, unsigned prefix_v4, unsigned prefix_v6) {
+  std::string text(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return ipv4_bucket(v4, std::min(prefix_v4, 32u));
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return text;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    std::memcpy(&v4.s_addr, &v6.s6_addr[12], 4);
+    return ipv4_bucket(v4, std::min(prefix_v4, 32u));
+  }
+  prefix_v6 = std::min(prefix_v6, 128u);
+  mask_to_prefix(v6.s6_addr, sizeof v6.s6_addr, prefix_v6);
+  char out[INET6_ADDRSTRLEN];
+  ::inet_ntop(AF_INET6, &v6, out, sizeof out);
+  return fmt::format("{}/{}", out, prefix_v6);
 }
 
 std::string local_address(int fd) {

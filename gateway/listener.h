@@ -24,5 +24,10 @@ std::string peer_address(int fd);
 std::string local_address(int fd);
 // The host part of an address peer_address() gave: "203.0.113.7", "2001:db8::1".
 std::string host_of(std::string_view address);
+// The per-source limits' bucket of a host (as host_of gives it): the network of the address cut
+// to its family's prefix length, "203.0.113.0/24", "2001:db8:1:2::/64". A v4-mapped IPv6
+// address ("::ffff:203.0.113.7") counts as the IPv4 address it is. Anything else is its own
+// bucket, as given.
+std::string source_bucket(std::string_view host, unsigned prefix_v4, unsigned prefix_v6);
 
 }  // namespace xcg::gateway

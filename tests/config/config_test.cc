@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -476,6 +477,8 @@ void check_limits_are_defaults(const Limits& l) {
   CHECK(l.startups_rate == 30);
   CHECK(l.startups_full == 100);
   CHECK(l.max_startups_per_source == 10);
+  CHECK(l.source_prefix_v4 == 32);
+  CHECK(l.source_prefix_v6 == 64);
   CHECK(l.max_sessions_per_domain == 32);
   CHECK(l.idle_timeout_s == 0);
 }
@@ -746,6 +749,34 @@ TEST_CASE("max_startups_per_source and max_sessions_per_domain: 1 to 10000") {
     CHECK(problems(with_limit(field, "")) ==
           Lines{"t.yaml:7:3: " + field + ": expected an integer from 1 to 10000, got nothing"});
   }
+}
+
+TEST_CASE("source_prefix_v4: 1 to 32, source_prefix_v6: 1 to 128") {
+  struct Case {
+    std::string field;
+    unsigned max;
+  };
+  for (const auto& [field, max] : {Case{"source_prefix_v4", 32}, Case{"source_prefix_v6", 128}}) {
+    INFO(field);
+    auto read = [&](const std::string& value) {
+      auto l = limits_with(field, value);
+      return field == "source_prefix_v4" ? l.source_prefix_v4 : l.source_prefix_v6;
+    };
+    CHECK(read("1") == 1);
+    CHECK(read("24") == 24);
+    CHECK(read(std::to_string(max)) == max);
+    const std::string at = at_limit_value(field);
+    for (const std::string bad : {std::string("0"), std::to_string(max + 1), std::string("-8"),
+                                  std::string("/24"), std::string("many")}) {
+      INFO(bad);
+      CHECK(problems(with_limit(field, bad)) ==
+            Lines{at + field + ": expected an integer from 1 to " + std::to_string(max) + ", got '" +
+                  bad + "'"});
+    }
+  }
+  // Each left out keeps its default.
+  CHECK(limits_with("source_prefix_v4", "24").source_prefix_v6 == 64);
+  CHECK(limits_with("source_prefix_v6", "48").source_prefix_v4 == 32);
 }
 
 TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
@@ -1160,7 +1191,21 @@ TEST_CASE("load_config of a missing or unreadable file is one problem at 1:1") {
     FAIL("no ConfigError");
   } catch (const ConfigError& e) {
     REQUIRE(e.problems().size() == 1);
-    CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: cannot read: Is a directory");
+    CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: not a regular file");
+  }
+}
+
+TEST_CASE("load_config refuses a FIFO at once instead of waiting for a writer") {
+  TempDir dir;
+  auto fifo = (dir.path() / "xcg.yaml").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // Without a regular-file check the open would block here for ever (no writer).
+  try {
+    load_config(fifo);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].str() == fifo + ":1:1: not a regular file");
   }
 }
 

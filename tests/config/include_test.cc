@@ -168,8 +168,18 @@ TEST_CASE("include: a pattern matching nothing is fine, a missing plain file is 
     fs::create_directory(dir.path() / "sub.d");
     auto main = dir.write("xcg.yaml", main_text("include: [sub.d]"));
     CHECK(problems_of(main) ==
-          Lines{dir / "sub.d" + ":1:1: cannot read: Is a directory (included from " + main +
-                ":7:11)"});
+          Lines{dir / "sub.d" + ":1:1: not a regular file (included from " + main + ":7:11)"});
+  }
+  SECTION("a FIFO or a device matched by a pattern, next to a good file") {
+    // The broker reloads in its event loop: opening the FIFO must not wait for a writer, and
+    // reading /dev/zero must not go on until the size cap.
+    dir.write("domains.d/a.yaml", "domains:\n  web2: {}\n");
+    REQUIRE(::mkfifo((dir / "domains.d/b.yaml").c_str(), 0600) == 0);
+    fs::create_symlink("/dev/zero", dir.path() / "domains.d" / "c.yaml");
+    auto main = dir.write("xcg.yaml", main_text("include: [\"domains.d/*.yaml\"]"));
+    CHECK(problems_of(main) ==
+          Lines{dir / "domains.d/b.yaml" + ":1:1: not a regular file (included from " + main + ":7:11)",
+                dir / "domains.d/c.yaml" + ":1:1: not a regular file (included from " + main + ":7:11)"});
   }
 }
 

@@ -1,3 +1,5 @@
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -291,4 +293,95 @@ TEST_CASE("console output read in many small pieces goes to a viewer in one send
   }, 5s));
   REQUIRE(packets.size() == 1);
   CHECK(packets[0] == written);
+}
+
+TEST_CASE("make_readonly stops a session's typing at once and tells only its viewers") {
+  Fixture f;
+  auto [hub_a, a] = stream_pair();
+  auto [hub_b, b] = stream_pair();
+  f.hub.attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, {});
+  f.hub.attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, {});
+  std::string typed;
+  auto guest_got = [&](std::string_view s) {
+    return f.loop.run_until([&] {
+      drain(f.guest.get(), typed);
+      return typed.find(s) != std::string::npos;
+    }, 5s);
+  };
+  write_all(a.get(), "before\r");
+  REQUIRE(guest_got("before\r"));
+
+  // Typed before the change but not yet read by the hub: discarded too.
+  write_all(a.get(), "after-a\r");
+  CHECK(f.hub.make_readonly(7, "your access to web1 is now read-only") == 1);
+  CHECK(f.hub.make_readonly(99, "nobody") == 0);
+  write_all(b.get(), "other-b\r");
+  CHECK(guest_got("other-b\r"));
+  // Once b's second line is in, the hub has read everything a sent before it.
+  write_all(a.get(), "later-a\r");
+  write_all(b.get(), "second-b\r");
+  CHECK(guest_got("second-b\r"));
+  CHECK(typed.find("after-a") == std::string::npos);
+  CHECK(typed.find("later-a") == std::string::npos);
+
+  std::string seen_a, seen_b;
+  CHECK(f.wait_for(a.get(), seen_a, "[xcg: your access to web1 is now read-only]"));
+  write_all(f.guest.get(), "output");
+  CHECK(f.wait_for(a.get(), seen_a, "output"));  // still attached, still sees the console
+  CHECK(f.wait_for(b.get(), seen_b, "output"));
+  CHECK(seen_b.find("read-only") == std::string::npos);
+  auto viewers = f.hub.viewers();
+  REQUIRE(viewers.size() == 2);
+  CHECK(viewers[0].readonly);
+  CHECK_FALSE(viewers[1].readonly);
+}
+
+TEST_CASE("detach_session sends its viewers one line, then closes them; others stay") {
+  Fixture f;
+  int detached = 0;
+  auto [hub_a, a] = stream_pair();
+  auto [hub_b, b] = stream_pair();
+  f.hub.attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, [&] { ++detached; });
+  f.hub.attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, {});
+  CHECK(f.hub.detach_session(7, "console access to web1 was withdrawn; detached") == 1);
+  std::string seen_a;
+  bool open = true;
+  CHECK(f.loop.run_until([&] { return !(open = drain(a.get(), seen_a)); }, 5s));
+  CHECK(seen_a == "\r\n[xcg: console access to web1 was withdrawn; detached]\r\n");
+  CHECK(detached == 1);
+  CHECK(f.hub.viewer_count() == 1);
+  REQUIRE(f.hub.viewers().size() == 1);
+  CHECK(f.hub.viewers()[0].label == "b");
+
+  write_all(f.guest.get(), "still here");
+  std::string seen_b;
+  CHECK(f.wait_for(b.get(), seen_b, "still here"));
+  CHECK(seen_b.find("withdrawn") == std::string::npos);
+  write_all(b.get(), "typed-b\r");
+  std::string typed;
+  CHECK(f.loop.run_until([&] {
+    drain(f.guest.get(), typed);
+    return typed == "typed-b\r";
+  }, 5s));
+}
+
+TEST_CASE("detach_session closes a viewer that does not read after a grace time") {
+  Fixture f;
+  int detached = 0;
+  auto [hub_a, a] = stream_pair();
+  int small = 4096;  // the socket fills at once: the line must wait in the hub's backlog
+  REQUIRE(::setsockopt(hub_a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  f.hub.attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, [&] { ++detached; });
+  write_all(f.guest.get(), std::string(64 * 1024, 'x'));
+  CHECK(f.loop.run_until([&] {
+    int unread = 0;  // what the hub has not read of the guest's output
+    return ::ioctl(f.guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
+  }, 5s));
+  CHECK(f.hub.detach_session(7, "console access to web1 was withdrawn; detached") == 1);
+  CHECK(f.hub.viewers().empty());  // no longer listed, though its socket is still open
+  CHECK(detached == 0);
+  auto start = std::chrono::steady_clock::now();
+  CHECK(f.loop.run_until([&] { return detached == 1; }, 10s));
+  CHECK(std::chrono::steady_clock::now() - start >= ConsoleHub::kDetachGrace - 100ms);
+  CHECK(f.hub.viewer_count() == 0);
 }

@@ -155,6 +155,21 @@ def test_per_source_limit(make_gateway):
         wait_for(lambda: session_count(gw) <= 5, 5, "the legitimate session to end")
 
 
+def test_per_source_limit_counts_a_network(make_gateway):
+    # One connection from each of eight addresses of 127.0.0.0/24: one source at /24.
+    gw = limited_gateway(make_gateway, max_startups="50:50:100", max_startups_per_source=4,
+                         source_prefix_v4=24, login_grace="30s")
+    with Connections(gw.port) as conns:
+        socks = []
+        for last in range(1, 9):
+            socks += conns.open(1, source=f"127.0.0.{last}")
+        counts = tally(Connections.fates(socks))
+        assert counts == {"served": 4, "closed": 4, "open": 0}, counts
+        # Another /24 is another source.
+        elsewhere = tally(Connections.fates(conns.open(1, source="127.0.1.1")))
+        assert elsewhere == {"served": 1, "closed": 0, "open": 0}, elsewhere
+
+
 def test_total_unauthenticated_limit(make_gateway):
     full = 20
     gw = limited_gateway(make_gateway, max_startups=f"5:50:{full}", max_startups_per_source=5,

@@ -587,3 +587,95 @@ def test_changed_console_settings_say_they_need_a_restart(igw):
     wait_log(igw, "reloaded", 0)
     assert re.search(r"console changed: restart xcg to apply it", igw.read_log()), igw.read_log()
     assert logs_in(igw, "web1", "web1")
+
+
+# --- files that are not files -----------------------------------------------------------------
+
+def test_fifo_in_an_include_directory_does_not_hang_the_reload(dgw, keys):
+    live = attach(dgw, "web1", "web1")
+    rejected = log_count(dgw, NOT_VALID)
+    fifo = dgw.include_dir / "zz.yaml"
+    os.mkfifo(fifo)
+    wait_log(dgw, NOT_VALID, rejected)
+    # The broker's loop goes on: it answers its control socket in time.
+    status = subprocess.run([XCG, "ctl", "--socket", str(dgw.control_socket), "status"],
+                            capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
+    assert status.returncode == 0 and "web1: running" in status.stdout, describe(status)
+    problems = last_rejection(dgw)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"{fifo}:1:1: not a regular file (included from {dgw.config_path}:"), dgw.read_log()
+    reload = subprocess.run([XCG, "ctl", "--socket", str(dgw.control_socket), "reload"],
+                            capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
+    assert reload.returncode == 1 and f"{fifo}:1:1: not a regular file" in reload.stdout, \
+        describe(reload)
+    # The previous config keeps working.
+    assert logs_in(dgw, "web1", "web1") and logs_in(dgw, "web2", "web2")
+    echoes(live, "after-fifo")
+    fifo.unlink()
+
+
+# --- rights narrowed while in use ------------------------------------------------------------
+
+def web1_file(igw, keys, more_keys, readonly=False, actions=None):
+    """web1.yaml with web1's key (read-only or not) and web1b's; `actions` if given."""
+    settings = {"keys": [{"key": keys["web1"].public_line, "readonly": readonly},
+                         more_keys["web1b"].public_line]}
+    if actions is not None:
+        settings = {"actions": actions, **settings}
+    replace_by_rename(igw.include_dir / "web1.yaml", domains_yaml({"web1": settings}))
+
+
+def test_key_made_read_only_stops_typing_into_an_attached_console_at_once(igw, keys, more_keys):
+    web1_file(igw, keys, more_keys)
+    wait_logs_in(igw, "web1", more_keys["web1b"])
+    demoted = attach(igw, "web1", "web1")
+    other = attach(igw, "web1", more_keys["web1b"])
+    echoes(demoted, "typing-before")
+    reloads = log_count(igw, "reloaded")
+
+    web1_file(igw, keys, more_keys, readonly=True)
+    demoted.expect(rb"\[xcg: your access to web1 is now read-only\]", timeout=RELOAD_TIMEOUT)
+    wait_log(igw, "reloaded", reloads)
+    demoted.send(b"echo marker-after-demotion\r")
+    # The other viewer's lines follow the marker into the hub; once their echoes are back, the
+    # marker had time to arrive too, and must have been dropped.
+    echoes(other, "sentinel-one")
+    echoes(other, "sentinel-two")
+    # Still attached, still sees the console: everything since the read-only line, with the
+    # guest's echo of whatever reached it, is in `before`.
+    demoted.expect(rb"\nsentinel-two\r?\n")
+    assert b"marker-after-demotion" not in demoted.before, demoted.before
+    assert b"read-only" not in other.before
+    assert b"revoked" not in demoted.before
+    # The session stays, with its new rights: an action is refused too.
+    result = igw.ssh("web1", "web1", "reboot")
+    assert result.returncode != 0 and "read-only access to web1" in result.stderr, describe(result)
+    narrowed = [r for r in igw.audit_records() if r.get("event") == "rights_narrowed"]
+    assert len(narrowed) == 1 and narrowed[0].get("change") == "read-only", narrowed
+
+
+def test_console_removed_from_actions_detaches_viewers_and_keeps_the_menu(igw, keys, more_keys):
+    menu = igw.spawn("web1", "web1", tty=True)
+    menu.expect(rb"Choice: ")
+    menu.send(b"1")
+    send_until(menu, b"\r", rb"web1 login: |web1:~# ")
+    exec_console = attach(igw, "web1", "web1")
+    echoes(exec_console, "attached")
+
+    web1_file(igw, keys, more_keys, actions=["start", "reboot"])
+    line = rb"\[xcg: console access to web1 was withdrawn; detached\]"
+    menu.expect(line, timeout=RELOAD_TIMEOUT)
+    menu.expect(rb"Choice: ")  # back in the menu: the session goes on
+    exec_console.expect(line, timeout=RELOAD_TIMEOUT)
+    exec_console.expect(pexpect.EOF, timeout=5)  # `ssh web1@ console` ends with its console
+    assert b"revoked" not in menu.before
+    # The menu's other buttons still answer; the console is refused from now on.
+    menu.send(b"1")
+    menu.expect(rb"console is not allowed for web1")
+    result = igw.ssh("web1", "web1", "console")
+    assert result.returncode != 0 and "console is not allowed for web1" in result.stderr, \
+        describe(result)
+    assert "web1: running" in igw.status("web1")
+
