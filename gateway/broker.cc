@@ -329,6 +329,7 @@ void Broker::on_session_exit(uint64_t id) {
                                                  : fmt::format("signal {}", info.si_status);
     audit(s, "session_end", {{"status", how}});
   }
+  settle_requests(s);
   forget(s);
   sessions_.erase(it);
 }

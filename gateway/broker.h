@@ -20,6 +20,7 @@
 #include "gateway/control.h"
 #include "gateway/ipc.h"
 #include "gateway/listener.h"
+#include "gateway/request_table.h"
 #include "xen/hypervisor.h"
 
 namespace xcg::gateway {
@@ -66,7 +67,12 @@ class Broker {
     // must not cut off a login that keeps to the limits it was given.
     int max_auth_requests = 0;
     EventLoop::TimerId grace_timer = 0;
+    TokenBucket requests{kRequestBurst, kRequestsPerSecond};  // every request but `log`
+    TokenBucket log_records{kLogBurst, kLogLinesPerSecond};
+    unsigned dropped_log_records = 0;  // since the last one written
+    RefusedOffers refused_offers;      // audited once, when the session ends or logs in
   };
+  struct RequestHandlers;  // one overload per message type (broker_requests.cc)
 
   void prepare_sandbox();
   // Copies the config's per-session limits into hello_, for sessions that start from now on.
@@ -84,6 +90,18 @@ class Broker {
   void audit(const Session& s, std::string event,
              std::vector<std::pair<std::string, std::string>> extra = {});
 
+  // Request dispatch (broker_requests.cc): the phase table, the budget, then a handler.
+  static SessionPhase request_phase(const Session& s);
+  void on_receive_error(Session& s, const Error& e);
+  void dispatch(Session& s, ipc::Received& received);
+  void reply(Session& s, const ipc::Message& answer, int pass_fd = -1);
+  void write_session_log(Session& s, const ipc::LogRecord& record);
+  void report_dropped_log_records(Session& s);
+  void handle_authorize(Session& s, const ipc::AuthorizeReq& req);
+  void audit_refused_offers(Session& s);
+  // What a session's requests left to write when it ends (broker.cc calls it).
+  void settle_requests(Session& s);
+
   // Request handlers (broker_requests.cc). Each returns the answer to send.
   ipc::Message answer_authorize(Session& s, const ipc::AuthorizeReq& req);
   ipc::Message answer_status(Session& s);
@@ -93,7 +111,6 @@ class Broker {
   ipc::Message answer_log(Session& s, const ipc::LogReq& req);
   ipc::Message answer_who(Session& s);
   ipc::Message answer_sysrq(Session& s, const ipc::SysrqReq& req);
-  bool permitted(const Session& s, ipc::Type t) const;
 
   // Console hubs (broker.cc): one per domain served, from start-up or added by a reload.
   void open_hub(const std::string& domain);

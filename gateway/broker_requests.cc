@@ -45,18 +45,35 @@ constexpr size_t kMaxWhoLines = 50;
 
 }  // namespace
 
-bool Broker::permitted(const Session& s, ipc::Type t) const {
-  switch (t) {
-    case ipc::Type::log: return true;
-    case ipc::Type::authorize_req: return s.phase == Phase::preauth;
-    case ipc::Type::status_req:
-    case ipc::Type::action_req:
-    case ipc::Type::attach_req:
-    case ipc::Type::log_req:
-    case ipc::Type::who_req:
-    case ipc::Type::sysrq_req: return s.phase == Phase::authorized;
-    default: return false;  // answers and hello only ever travel broker -> session
+// One overload per message type, so that a request type without a handler does not compile.
+// Broker -> session messages have none: the request table cuts them off before this point.
+struct Broker::RequestHandlers {
+  Broker& broker;
+  Session& s;
+
+  void operator()(const ipc::LogRecord& r) { broker.write_session_log(s, r); }
+  void operator()(const ipc::AuthorizeReq& r) { broker.handle_authorize(s, r); }
+  void operator()(const ipc::StatusReq&) { broker.reply(s, broker.answer_status(s)); }
+  // Answers when the toolstack is done, without blocking the loop.
+  void operator()(const ipc::ActionReq& r) { broker.start_action(s, r); }
+  void operator()(const ipc::AttachReq&) {
+    UniqueFd pass;
+    ipc::Message answer = broker.answer_attach(s, pass);
+    broker.reply(s, answer, pass.get());
   }
+  void operator()(const ipc::LogReq& r) { broker.reply(s, broker.answer_log(s, r)); }
+  void operator()(const ipc::WhoReq&) { broker.reply(s, broker.answer_who(s)); }
+  void operator()(const ipc::SysrqReq& r) { broker.reply(s, broker.answer_sysrq(s, r)); }
+  template <class T>
+    requires(!ipc::is_request_v<T>)
+  void operator()(const T&) {
+    broker.cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(ipc::type_of_v<T>)));
+  }
+};
+
+SessionPhase Broker::request_phase(const Session& s) {
+  if (s.revoked) return SessionPhase::revoked;
+  return s.phase == Phase::authorized ? SessionPhase::authorized : SessionPhase::preauth;
 }
 
 void Broker::on_session_message(uint64_t id) {
@@ -64,43 +81,75 @@ void Broker::on_session_message(uint64_t id) {
   if (it == sessions_.end() || !it->second.ipc) return;
   Session& s = it->second;
   auto received = ipc::receive(s.ipc.get());
-  if (!received) {
-    if (received.error().code == Errc::system && received.error().sys_errno == EAGAIN) return;
-    if (received.error().code == Errc::not_found) {  // the session closed its end: it is exiting
-      loop_.remove(s.ipc.get());
-      s.ipc.reset();
-      return;
-    }
-    return cut_off(s, "bad message: " + received.error().message);
-  }
-  ipc::Type type = ipc::type_of(received->message);
-  if (!permitted(s, type) || received->fd)
-    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+  if (!received) return on_receive_error(s, received.error());
+  dispatch(s, *received);
+}
 
-  UniqueFd pass;
-  ipc::Message answer;
-  if (auto* rec = std::get_if<ipc::LogRecord>(&received->message)) {
-    auto level = static_cast<log::Level>(std::min<uint8_t>(rec->level, 3));
-    log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(rec->text, 1000)));
+void Broker::on_receive_error(Session& s, const Error& e) {
+  if (e.code == Errc::system && e.sys_errno == EAGAIN) return;
+  if (e.code == Errc::not_found) {  // the session closed its end: it is exiting
+    loop_.remove(s.ipc.get());
+    s.ipc.reset();
     return;
-  } else if (auto* auth = std::get_if<ipc::AuthorizeReq>(&received->message)) {
-    if (++s.auth_requests > s.max_auth_requests)
-      return cut_off(s, "too many authentication attempts");
-    answer = answer_authorize(s, *auth);
-  } else if (std::holds_alternative<ipc::StatusReq>(received->message)) {
-    answer = answer_status(s);
-  } else if (auto* act = std::get_if<ipc::ActionReq>(&received->message)) {
-    return start_action(s, *act);  // answers when the toolstack is done, without blocking us
-  } else if (auto* log_req = std::get_if<ipc::LogReq>(&received->message)) {
-    answer = answer_log(s, *log_req);
-  } else if (std::holds_alternative<ipc::WhoReq>(received->message)) {
-    answer = answer_who(s);
-  } else if (auto* sysrq = std::get_if<ipc::SysrqReq>(&received->message)) {
-    answer = answer_sysrq(s, *sysrq);
-  } else {
-    answer = answer_attach(s, pass);
   }
-  if (auto sent = ipc::send(s.ipc.get(), answer, pass.get()); !sent) cut_off(s, sent.error().message);
+  cut_off(s, "bad message: " + e.message);
+}
+
+// Every message is checked here, in this order: no descriptor, the phase table, the budget.
+void Broker::dispatch(Session& s, ipc::Received& received) {
+  ipc::Type type = ipc::type_of(received.message);
+  Verdict verdict = request_verdict(type, request_phase(s));
+  if (verdict == Verdict::cut_off || received.fd)
+    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+  if (type != ipc::Type::log && !s.requests.take(TokenBucket::Clock::now()))
+    return cut_off(s, fmt::format("request budget exceeded ({} at once, {} a second)", kRequestBurst,
+                                  kRequestsPerSecond));
+  if (verdict == Verdict::refuse) {
+    if (auto answer = refusal_for(received.message, kRevokedText)) return reply(s, *answer);
+    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+  }
+  std::visit(RequestHandlers{*this, s}, received.message);
+}
+
+void Broker::reply(Session& s, const ipc::Message& answer, int pass_fd) {
+  if (!s.ipc) return;
+  if (auto sent = ipc::send(s.ipc.get(), answer, pass_fd); !sent) cut_off(s, sent.error().message);
+}
+
+// Session records are the session's words, not the broker's: capped at kMaxSessionLogLevel and
+// rate-limited, so that a session can neither flood the journal nor raise a false alarm.
+void Broker::write_session_log(Session& s, const ipc::LogRecord& record) {
+  if (!s.log_records.take(TokenBucket::Clock::now())) {
+    ++s.dropped_log_records;
+    return;
+  }
+  report_dropped_log_records(s);
+  auto level = std::min(static_cast<log::Level>(std::min<uint8_t>(record.level, 3)), kMaxSessionLogLevel);
+  log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(record.text, 1000)));
+}
+
+void Broker::report_dropped_log_records(Session& s) {
+  if (s.dropped_log_records == 0) return;
+  log::info("session {} ({}): {} log records dropped (more than {} at once or {} a second)", s.pid, s.remote,
+            s.dropped_log_records, kLogBurst, kLogLinesPerSecond);
+  s.dropped_log_records = 0;
+}
+
+void Broker::handle_authorize(Session& s, const ipc::AuthorizeReq& req) {
+  if (++s.auth_requests > s.max_auth_requests) return cut_off(s, "too many authentication attempts");
+  reply(s, answer_authorize(s, req));
+}
+
+void Broker::audit_refused_offers(Session& s) {
+  if (s.refused_offers.count() == 0) return;
+  audit_.write(AuditEvent{"auth_failure", s.remote, s.refused_offers.first_user(),
+                          s.refused_offers.first_fingerprint(), s.refused_offers.audit_fields()});
+  s.refused_offers = {};
+}
+
+void Broker::settle_requests(Session& s) {
+  report_dropped_log_records(s);
+  audit_refused_offers(s);
 }
 
 ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) {
@@ -111,8 +160,14 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
   // Unknown key, key of another domain, unknown domain: one answer, so nothing tells a stranger
   // which domains exist.
   if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type)) {
+    // Unsigned offers are summed up in one record (audit_refused_offers): an agent offers
+    // every key it holds.
+    if (!req.signature_ok) {
+      s.refused_offers.add(req.user, req.key_type, fingerprint);
+      return ans;
+    }
     audit_.write(AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint,
-                            {{"stage", req.signature_ok ? "signature" : "key"}}});
+                            {{"stage", "signature"}}});
     return ans;
   }
   const config::DomainKey* entry = domain->key_for(key->blob);
@@ -128,6 +183,7 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
     s.key_blob = key->blob;
     s.readonly = entry && entry->readonly;
     s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
+    audit_refused_offers(s);  // the agent's other keys, offered first
     set_authorized(s, domain->name);
     audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
     audit(s, "session_start");

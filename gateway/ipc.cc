@@ -235,15 +235,7 @@ bool known_type(uint8_t t) { return t >= 1 && t <= static_cast<uint8_t>(Type::re
 
 }  // namespace
 
-Type type_of(const Message& m) {
-  static constexpr Type kTypes[] = {Type::hello,      Type::log,        Type::authorize_req,
-                                    Type::authorize_ans, Type::status_req, Type::status_ans,
-                                    Type::action_req, Type::action_ans, Type::attach_req,
-                                    Type::attach_ans, Type::log_req,    Type::log_ans,
-                                    Type::who_req,    Type::who_ans,    Type::sysrq_req,
-                                    Type::revoke};
-  return kTypes[m.index()];
-}
+Type type_of(const Message& m) { return kMessageTypes[m.index()]; }
 
 std::string_view type_name(Type t) {
   switch (t) {

@@ -7,9 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -135,6 +138,27 @@ struct Revoke {
 using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns,
                              ActionReq, ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq,
                              WhoAns, SysrqReq, Revoke>;
+
+// The type byte of each alternative of Message, in its order.
+inline constexpr Type kMessageTypes[] = {
+    Type::hello,      Type::log,        Type::authorize_req, Type::authorize_ans,
+    Type::status_req, Type::status_ans, Type::action_req,    Type::action_ans,
+    Type::attach_req, Type::attach_ans, Type::log_req,       Type::log_ans,
+    Type::who_req,    Type::who_ans,    Type::sysrq_req,     Type::revoke};
+static_assert(std::size(kMessageTypes) == std::variant_size_v<Message>);
+
+// The type byte of the alternative T (e.g. type_of_v<StatusReq> == Type::status_req).
+template <class T>
+inline constexpr Type type_of_v = [] {
+  return []<size_t... I>(std::index_sequence<I...>) {
+    Type found = Type::hello;
+    ((std::is_same_v<T, std::variant_alternative_t<I, Message>> ? (found = kMessageTypes[I], 0) : 0), ...);
+    return found;
+  }(std::make_index_sequence<std::variant_size_v<Message>>{});
+}();
+// Requests (session -> broker) have even type numbers.
+template <class T>
+inline constexpr bool is_request_v = static_cast<uint8_t>(type_of_v<T>) % 2 == 0;
 
 Type type_of(const Message& m);
 std::string_view type_name(Type t);

@@ -22,6 +22,7 @@ The module also decodes answers for the tests (`decode`).
 """
 
 import array
+import base64
 import os
 import random
 import select
@@ -37,6 +38,7 @@ MAX_FRAME = 64 * 1024
 HELLO, LOG, AUTHORIZE_REQ, AUTHORIZE_ANS = 1, 2, 4, 5
 STATUS_REQ, STATUS_ANS, ACTION_REQ, ACTION_ANS = 6, 7, 8, 9
 ATTACH_REQ, ATTACH_ANS = 10, 11
+REVOKE = 17
 ACTIONS = {"console": 0, "start": 1, "shutdown": 2, "reboot": 3, "destroy": 4}
 
 WAIT = 10  # seconds to wait for the broker; the tests' deadlines are shorter
@@ -97,6 +99,8 @@ def decode(frame):
         actions = [r.u8() for _ in range(r.u32())]
         return {"type": "authorize_ans", "ok": ok, "domain": domain,
                 "console_on_login": console, "actions": actions, "fingerprint": r.string()}
+    if t == REVOKE:
+        return {"type": "revoke", "text": r.string()}
     names = {STATUS_ANS: "status_ans", ACTION_ANS: "action_ans", ATTACH_ANS: "attach_ans"}
     if t in names:
         return {"type": names[t], "ok": r.boolean(), "text": r.string()}
@@ -327,10 +331,66 @@ def auth_flood(f, key_type, key_base64, count="100"):
             return
 
 
+def status_flood(f, key_type, key_base64, count="10000"):
+    # As fast as the broker answers; each answer is counted, not reported.
+    if not f.log_in(key_type, key_base64):
+        return
+    f.report(f"attack {count} status_req")
+    for answered in range(int(count)):
+        try:
+            f.send(bytes([STATUS_REQ]))
+        except OSError:
+            return
+        got = f.receive()
+        if got is None or got == "timeout":
+            f.report(f"answered {answered} then {got or 'closed'}")
+            return
+    f.report(f"answered {count}")
+
+
+def log_flood(f, count="2000", level="3"):
+    # Before authorization, where log records are allowed too; the probe that follows is
+    # answered only once the broker has read every record before it.
+    f.report(f"attack {count} log records")
+    for i in range(int(count)):
+        f.send(bytes([LOG, int(level)]) + string(f"log-flood-{i}"))
+    f.authorize("web1", "ssh-ed25519", "AAAA", False)
+
+
+def revoked_action(f, key_type, key_base64, action="destroy"):
+    # Logged in, then waits for the operator's kick and acts before the SIGKILL comes.
+    if not f.log_in(key_type, key_base64):
+        return
+    f.report("logged in")
+    revoked = f.answer(timeout=30)
+    if not revoked or revoked["type"] != "revoke":
+        return
+    f.send(bytes([ACTION_REQ, ACTIONS[action]]))
+    f.answer()
+    f.send(bytes([STATUS_REQ]))
+    f.answer()
+
+
+def random_ed25519_key(rng):
+    blob = string("ssh-ed25519") + string(rng.randbytes(32))
+    return "ssh-ed25519", base64.b64encode(blob).decode()
+
+
+def offer_flood(f, count="30", key_type="", key_base64=""):
+    # Unsigned offers of unknown keys, as an agent full of keys would make; then, if given a
+    # key, a login with it.
+    rng = random.Random(int(count))
+    for _ in range(int(count)):
+        f.authorize("web1", *random_ed25519_key(rng), False)
+    if key_type:
+        f.log_in(key_type, key_base64)
+
+
 SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
     early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
-    hello, with_fd, cross_domain, denied_then_status, auth_flood)}
+    hello, with_fd, cross_domain, denied_then_status, auth_flood, status_flood, log_flood,
+    revoked_action, offer_flood)}
 
 
 # --- start-up --------------------------------------------------------------------------------

@@ -55,8 +55,9 @@ def test_audit_log_records_everything(gw, keys):
                              for r in successes), successes
     assert all("127.0.0.1" in str(r["remote"]) for r in successes), successes
 
+    # One record per connection for its refused key offers, with their count.
     failures = find(records, event="auth_failure")
-    assert find(failures, fingerprint=stranger), failures
+    assert find(failures, fingerprint=stranger, stage="key", offers="1", fingerprints=stranger), failures
     assert any(r["fingerprint"] == web1 and r["domain"] != "web1" for r in failures), failures
     assert all("127.0.0.1" in str(r["remote"]) for r in failures), failures
 
