@@ -289,14 +289,6 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
   return fd;
 }
 
-Result<void> XenHypervisor::act(const std::string& domain, Lifecycle action) {
-  Domain* d = find(domain);
-  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
-  auto args = toolstack_args(*d, action);
-  if (!args) return tl::unexpected(args.error());
-  return finish(domain, action, toolstack_.run(*args));
-}
-
 void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
   Domain* d = find(domain);
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
@@ -308,20 +300,27 @@ void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDo
   });
 }
 
-Result<void> XenHypervisor::send_sysrq(const std::string& domain, char key) {
-  Domain* d = find(domain);
-  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+void XenHypervisor::send_sysrq(const std::string& domain, char key, ActDone done) {
+  auto domid = sysrq_target(domain, key);
+  if (!domid) return done(tl::unexpected(domid.error()));
+  if (key != 0) return done(write_sysrq(*domid, key));
+  toolstack_.run_async({"trigger", std::to_string(*domid), "nmi"}, [domain, done = std::move(done)](Result<void> ran) {
+    if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
+    done({});
+  });
+}
+
+Result<uint32_t> XenHypervisor::sysrq_target(const std::string& domain, char key) const {
+  if (!find(domain)) return fail(Errc::not_found, "no such domain '" + domain + "'");
   bool valid = key == 0 || (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z');
   if (!valid) return fail(Errc::invalid_input, "a SysRq key is one of 0-9 and a-z");
   auto running = locate_running(domain);
   if (!running) return tl::unexpected(running.error());
-  uint32_t domid = running->domid;
-  if (key == 0) {
-    auto ran = toolstack_.run({"trigger", std::to_string(domid), "nmi"});
-    if (!ran) return fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message));
-    return {};
-  }
-  // What libxl_send_sysrq does: the guest's xenbus driver watches control/sysrq.
+  return running->domid;
+}
+
+// What libxl_send_sysrq does: the guest's xenbus driver watches control/sysrq.
+Result<void> XenHypervisor::write_sysrq(uint32_t domid, char key) {
   auto dom_path = store_.domain_path(domid);
   if (!dom_path) return fail(Errc::unavailable, dom_path.error().message);
   if (auto w = store_.write(*dom_path + "/control/sysrq", std::string(1, key)); !w)

@@ -49,14 +49,16 @@ class XenHypervisor final : public Hypervisor {
   Result<void> add_domain(DomainSpec spec) override;
   Result<void> remove_domain(const std::string& domain) override;
   Result<DomainStatus> status(const std::string& domain) const override;
-  // Waits for the toolstack (at most the timeout): `xl create` returns once the domain is built,
-  // which takes seconds. act_async does not wait.
-  Result<void> act(const std::string& domain, Lifecycle action) override;
+  // Preconditions are checked at once (`done` before returning); otherwise `done` comes from
+  // the event loop when `xl` has finished (at most the timeout): `xl create` returns once the
+  // domain is built, which takes seconds.
   void act_async(const std::string& domain, Lifecycle action, ActDone done) override;
   // The domain's tty, opened raw, non-blocking; xcg holds the xenconsole lock of the domain
   // from then until the domain goes away (or xcg does).
   Result<UniqueFd> open_console(const std::string& domain) override;
-  Result<void> send_sysrq(const std::string& domain, char key) override;
+  // A SysRq key is a xenstore write (`done` before returning); an NMI is `xl trigger`, like
+  // act_async.
+  void send_sysrq(const std::string& domain, char key, ActDone done) override;
 
  private:
   struct Domain;
@@ -84,6 +86,8 @@ class XenHypervisor final : public Hypervisor {
 
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
   Result<void> finish(const std::string& name, Lifecycle action, Result<void> ran);
+  Result<uint32_t> sysrq_target(const std::string& domain, char key) const;
+  Result<void> write_sysrq(uint32_t domid, char key);
 
   void on_watch_event();
   void refresh();

@@ -477,6 +477,7 @@ void check_limits_are_defaults(const Limits& l) {
   CHECK(l.startups_full == 100);
   CHECK(l.max_startups_per_source == 10);
   CHECK(l.max_sessions_per_domain == 32);
+  CHECK(l.max_actions == 8);
   CHECK(l.idle_timeout_s == 0);
 }
 
@@ -745,6 +746,18 @@ TEST_CASE("max_startups_per_source and max_sessions_per_domain: 1 to 10000") {
     }
     CHECK(problems(with_limit(field, "")) ==
           Lines{"t.yaml:7:3: " + field + ": expected an integer from 1 to 10000, got nothing"});
+  }
+}
+
+TEST_CASE("max_actions: 1 to 64 toolstack runs at once") {
+  CHECK(limits_with("max_actions", "1").max_actions == 1);
+  CHECK(limits_with("max_actions", "64").max_actions == 64);
+  CHECK(limits_with("max_actions", "12").max_actions == 12);
+  const std::string at = at_limit_value("max_actions");
+  for (const std::string bad : {"0", "65", "-1", "2.5", "lots"}) {
+    INFO(bad);
+    CHECK(problems(with_limit("max_actions", bad)) ==
+          Lines{at + "max_actions: expected an integer from 1 to 64, got '" + bad + "'"});
   }
 }
 
@@ -1162,6 +1175,16 @@ TEST_CASE("load_config of a missing or unreadable file is one problem at 1:1") {
     REQUIRE(e.problems().size() == 1);
     CHECK(e.problems()[0].str() == dir.path().string() + ":1:1: cannot read: Is a directory");
   }
+}
+
+TEST_CASE("sim: toolstack is an absolute path, none by default") {
+  CHECK(parse_config(kHead + "  web1:\n", "xcg.yaml")->sim.toolstack.empty());
+  auto c = parse_config(kHead + "  web1:\nsim:\n  toolstack: /opt/test//fake-xl\n", "xcg.yaml");
+  CHECK(c->sim.toolstack == "/opt/test/fake-xl");
+  CHECK(problems(kHead + "  web1:\nsim:\n  toolstack: fake-xl\n") ==
+        Lines{"t.yaml:7:14: toolstack: must be an absolute path, got 'fake-xl'"});
+  CHECK(problems(kHead + "  web1:\nsim:\n  toolstack: \"\"\n") ==
+        Lines{"t.yaml:7:14: toolstack: must not be empty"});
 }
 
 TEST_CASE("xen: settings and per-domain Xen fields default when left out") {

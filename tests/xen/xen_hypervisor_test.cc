@@ -86,6 +86,20 @@ struct Xen {
     REQUIRE(s);
     return *s;
   }
+  // The action's result, running the loop until it comes (xl runs without blocking it).
+  Result<void> act(const std::string& name, Lifecycle action) {
+    return wait_done([&](Hypervisor::ActDone done) { xen->act_async(name, action, std::move(done)); });
+  }
+  Result<void> sysrq(const std::string& name, char key) {
+    return wait_done([&](Hypervisor::ActDone done) { xen->send_sysrq(name, key, std::move(done)); });
+  }
+  template <typename Start>
+  Result<void> wait_done(Start start) {
+    std::optional<Result<void>> result;
+    start([&](Result<void> r) { result = std::move(r); });
+    REQUIRE(loop.run_until([&] { return result.has_value(); }, kDeadline));
+    return std::move(*result);
+  }
 };
 
 // The console works both ways: guest output reaches xcg, xcg's input reaches the guest.
@@ -371,33 +385,33 @@ TEST_CASE("lifecycle actions run xl with the domid or the config file") {
   fake_xl(x);
   x.create(3, "web1");
 
-  REQUIRE(x.xen->act("web1", Lifecycle::shutdown));
+  REQUIRE(x.act("web1", Lifecycle::shutdown));
   CHECK(slurp(x.dir / "argv") == "shutdown\n-F\n3\n");
   fs::remove(x.dir / "argv");
-  REQUIRE(x.xen->act("web1", Lifecycle::reboot));
+  REQUIRE(x.act("web1", Lifecycle::reboot));
   CHECK(slurp(x.dir / "argv") == "reboot\n-F\n3\n");
   fs::remove(x.dir / "argv");
-  REQUIRE(x.xen->act("web1", Lifecycle::destroy));
+  REQUIRE(x.act("web1", Lifecycle::destroy));
   CHECK(slurp(x.dir / "argv") == "destroy\n3\n");
   fs::remove(x.dir / "argv");
 
   // Refused before xl runs at all.
-  auto again = x.xen->act("web1", Lifecycle::start);
+  auto again = x.act("web1", Lifecycle::start);
   REQUIRE_FALSE(again);
   CHECK(again.error().code == Errc::wrong_state);
   CHECK(again.error().message == "web1 is already running");
-  auto off = x.xen->act("db1", Lifecycle::shutdown);
+  auto off = x.act("db1", Lifecycle::shutdown);
   REQUIRE_FALSE(off);
   CHECK(off.error().message == "db1 is not running (shut off)");
-  CHECK(x.xen->act("db1", Lifecycle::destroy).error().message == "db1 is not running (shut off)");
+  CHECK(x.act("db1", Lifecycle::destroy).error().message == "db1 is not running (shut off)");
   CHECK_FALSE(fs::exists(x.dir / "argv"));
 
   // A start whose xl "succeeds" without making the domain is not a success.
-  auto start = x.xen->act("db1", Lifecycle::start);
+  auto start = x.act("db1", Lifecycle::start);
   CHECK(slurp(x.dir / "argv") == "create\n" + x.dir / "db1.cfg" + "\n");
   REQUIRE_FALSE(start);
   CHECK(start.error().message == "db1 did not start; the gateway's log says why");
-  CHECK(x.xen->act("nobody", Lifecycle::start).error().code == Errc::not_found);
+  CHECK(x.act("nobody", Lifecycle::start).error().code == Errc::not_found);
 }
 
 TEST_CASE("a failing xl is one line for the customer") {
@@ -405,7 +419,7 @@ TEST_CASE("a failing xl is one line for the customer") {
   x.start_web1_db1();
   fake_xl(x, "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
              "echo 'Failed to read config file: /etc/xen/web1.cfg: No such file or directory' >&2\nexit 1");
-  auto r = x.xen->act("web1", Lifecycle::start);
+  auto r = x.act("web1", Lifecycle::start);
   REQUIRE_FALSE(r);
   CHECK(r.error().message ==
         "cannot start web1: Failed to read config file: /etc/xen/web1.cfg: No such file or directory");
@@ -419,7 +433,7 @@ TEST_CASE("an xl that hangs is cut off at the timeout") {
   x.start_web1_db1(options);
   fake_xl(x, "exec sleep 30");
   x.create(3, "web1");
-  auto r = x.xen->act("web1", Lifecycle::shutdown);
+  auto r = x.act("web1", Lifecycle::shutdown);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::timeout);
   CHECK(r.error().message == "cannot shutdown web1: xl shutdown did not finish within 300 ms");
@@ -454,12 +468,32 @@ TEST_CASE("SysRq goes to control/sysrq as libxl writes it; an NMI through xl") {
   x.start_web1_db1();
   fake_xl(x);
   x.create(3, "web1");
-  REQUIRE(x.xen->send_sysrq("web1", 's'));
+  REQUIRE(x.sysrq("web1", 's'));
   CHECK(x.xenstored->read("/local/domain/3/control/sysrq") == "s");
-  REQUIRE(x.xen->send_sysrq("web1", 0));
+  REQUIRE(x.sysrq("web1", 0));
   CHECK(slurp(x.dir / "argv") == "trigger\n3\nnmi\n");
-  CHECK(x.xen->send_sysrq("web1", 'S').error().code == Errc::invalid_input);
-  CHECK(x.xen->send_sysrq("db1", 'b').error().code == Errc::wrong_state);
+  CHECK(x.sysrq("web1", 'S').error().code == Errc::invalid_input);
+  CHECK(x.sysrq("db1", 'b').error().code == Errc::wrong_state);
+}
+
+TEST_CASE("an NMI does not hold up the event loop while xl trigger runs") {
+  Xen x;
+  x.start_web1_db1();
+  std::string go = x.dir / "go";
+  fake_xl(x, "i=0; while [ ! -e " + go + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
+             "echo 'libxl: error: libxl_domain.c:1:libxl_send_trigger: trigger failed' >&2; exit 1");
+  x.create(3, "web1");
+  std::optional<Result<void>> result;
+  x.xen->send_sysrq("web1", 0, [&](Result<void> r) { result = std::move(r); });
+  CHECK_FALSE(result);
+  // The loop goes on while xl waits: here it sees db1 appear.
+  x.create(4, "db1");
+  REQUIRE(x.wait_changes("db1", 1));
+  CHECK_FALSE(result);
+  write_file(go, "", fs::perms::owner_read);
+  REQUIRE(x.loop.run_until([&] { return result.has_value(); }, kDeadline));
+  REQUIRE_FALSE(*result);
+  CHECK(result->error().message == "cannot send an NMI to web1: trigger failed");
 }
 
 TEST_CASE("without xenstored, requests fail with a reason instead of hanging") {
@@ -546,7 +580,7 @@ TEST_CASE("a removed domain is left running, no longer followed, and its console
   CHECK(x.xenstored->watch_count() == 2);
   CHECK(x.xen->status("web1").error().code == Errc::not_found);
   CHECK(x.xen->open_console("web1").error().code == Errc::not_found);
-  CHECK(x.xen->act("web1", Lifecycle::destroy).error().code == Errc::not_found);
+  CHECK(x.act("web1", Lifecycle::destroy).error().code == Errc::not_found);
   CHECK(x.xen->remove_domain("web1").error().code == Errc::not_found);
   // The domain itself is untouched: no xl ran, xenstore still names it.
   CHECK_FALSE(fs::exists(x.dir / "argv"));
