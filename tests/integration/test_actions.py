@@ -71,7 +71,7 @@ def most_at_once(all_runs):
 
 
 def echo_delays(child, count):
-    """Seconds from each keystroke to its echo, one keystroke at a time."""
+    """Seconds from each keystroke to its echo, one keystroke at a time, at a fresh prompt."""
     delays = []
     child.delaybeforesend = None  # pexpect's default 50 ms pause would be measured too
     for i in range(count):
@@ -81,6 +81,7 @@ def echo_delays(child, count):
         child.expect(char)
         delays.append(time.monotonic() - started)
     child.send(b"\r")  # an unknown command: the prompt comes back
+    child.expect(rb"command not found\r\nweb2:~# ")
     return delays
 
 
@@ -110,11 +111,11 @@ def test_a_slow_nmi_holds_up_nobody_else(make_gateway, fake_xl, keys):
             nmi.wait()
 
     shown = ", ".join(f"{d * 1000:.1f}" for d in delays)
+    # One slow echo may be the loaded test machine; a blocked broker delays them by seconds.
+    assert max(delays) < 1.0, f"echo delays (ms): {shown}"
+    assert sorted(delays)[-2] < ECHO_BOUND, f"echo delays (ms): {shown}"
     # All of this happened while xl trigger was still asleep, or it proves nothing.
     assert still_running, f"xl trigger ended before the checks were done; delays (ms): {shown}"
-    # One slow echo may be the loaded test machine; a blocked broker delays them by seconds.
-    assert sorted(delays)[-2] < ECHO_BOUND, f"echo delays (ms): {shown}"
-    assert max(delays) < 1.0, f"echo delays (ms): {shown}"
     assert login.returncode == 0 and login.stdout.startswith("web3: running"), describe(login)
     assert runs(log)[pid]["args"] == ["trigger", str(web1_domid), "nmi"]
     assert nmi.returncode == 0, (out, err)
@@ -171,7 +172,7 @@ def test_action_floods_run_bounded_toolstacks_and_lose_nothing(make_gateway, fak
         refused = [a for a in answers if a["text"] == BUSY]
         others = [a for a in answers if a["text"] != BUSY]
         # One start accepted per session; every other one refused at once.
-        assert len(refused) == count - 1 and len(others) == 1, f"{user}: {others}"
+        assert len(refused) == count - 1 and len(others) == 1, f"{user}: {len(others)} accepted: {others[:3]}"
         started_by_domain.setdefault(user, []).append(others[0])
 
     for user, answers in started_by_domain.items():
