@@ -342,10 +342,18 @@ def action_flood(f, key_type, key_base64, user, action, count):
     f.report("done")
 
 
+def action_and_leave(f, key_type, key_base64, user, action):
+    # Asks for an action and exits without waiting for its answer.
+    if f.log_in(key_type, key_base64, user):
+        f.send(bytes([ACTION_REQ, ACTIONS[action]]))
+        f.report("sent")
+
+
 SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
     early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
-    hello, with_fd, cross_domain, denied_then_status, auth_flood, action_flood)}
+    hello, with_fd, cross_domain, denied_then_status, auth_flood, action_flood,
+    action_and_leave)}
 
 
 # --- start-up --------------------------------------------------------------------------------

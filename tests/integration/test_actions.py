@@ -31,7 +31,10 @@ log={log}
 echo "start $$ $(date +%s.%N) $*" >> "$log"
 case "$1" in
   trigger) sleep {nmi} ;;
-  create) sleep {create} ;;
+  create)
+    sleep {create}
+    i=0  # and as long as the test holds it, up to 20 s
+    while [ -e {hold} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done ;;
 esac
 echo "end $$ $(date +%s.%N)" >> "$log"
 """
@@ -39,11 +42,12 @@ echo "end $$ $(date +%s.%N)" >> "$log"
 
 @pytest.fixture
 def fake_xl(tmp_path):
-    """(path of the fake xl, path of its log)."""
+    """(path of the fake xl, path of its log). `xl create` lasts while tmp_path/hold exists."""
     log = tmp_path / "xl.log"
     log.touch()
     path = tmp_path / "fake-xl"
-    path.write_text(FAKE_XL.format(log=log, nmi=NMI_SECONDS, create=CREATE_SECONDS))
+    path.write_text(FAKE_XL.format(log=log, nmi=NMI_SECONDS, create=CREATE_SECONDS,
+                                   hold=tmp_path / "hold"))
     path.chmod(0o755)
     return path, log
 
@@ -127,18 +131,23 @@ def trigger_pid(log):
     return next((pid for pid, r in runs(log).items() if r["args"][:1] == ["trigger"]), None)
 
 
-def flood(gw, user, key, count):
-    """A fake session logged in as `user` sends `count` start requests at once; its report."""
-    key_type, key_base64 = key.public_line.split()[:2]
+def scenario(gw, line):
+    """Runs a fake session's scenario to its end; the lines it reported."""
     data = b""
     with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
-        s.sendall(f"action_flood {key_type} {key_base64} {user} start {count}\n".encode())
+        s.sendall(line.encode() + b"\n")
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
-    lines = data.decode(errors="replace").splitlines()
+    return data.decode(errors="replace").splitlines()
+
+
+def flood(gw, user, key, count):
+    """A fake session logged in as `user` sends `count` start requests at once; its report."""
+    key_type, key_base64 = key.public_line.split()[:2]
+    lines = scenario(gw, f"action_flood {key_type} {key_base64} {user} start {count}")
     answers = [fake_session.decode(bytes.fromhex(line.split(": ", 1)[1]))
                for line in lines if line.startswith("answer: ")]
     return lines, answers[2:]  # the first two answer the probe and the signed authorize_req
@@ -187,3 +196,32 @@ def test_action_floods_run_bounded_toolstacks_and_lose_nothing(make_gateway, fak
     assert most_at_once(all_runs) <= 2, all_runs
     busy = [r for r in gw.audit_records() if r.get("reason") == BUSY]
     assert len(busy) == len(reports) * (count - 1)
+
+
+def test_a_session_that_ends_takes_its_waiting_action_with_it(make_gateway, fake_xl, keys,
+                                                              tmp_path):
+    xl, log = fake_xl
+    domains = {name: {"keys": [keys[name].public_line]} for name in ("web1", "web2")}
+    gw = make_gateway(domains=domains, sim={"toolstack": str(xl), "autostart": False},
+                      extra={"limits": {"max_actions": 1}},
+                      args=["--session-program", str(FAKE)])
+    (tmp_path / "hold").touch()
+    first = {}
+    web1 = threading.Thread(target=lambda: first.update(report=flood(gw, "web1", keys["web1"], 1)))
+    web1.start()
+    try:
+        wait_for(lambda: runs(log), 10, "web1's xl create to start")
+        key_type, key_base64 = keys["web2"].public_line.split()[:2]
+        lines = scenario(gw, f"action_and_leave {key_type} {key_base64} web2 start")
+        assert "sent" in lines, lines
+        gone = "the session ended before it started"
+        wait_for(lambda: [r for r in gw.audit_records() if r.get("reason") == gone], 10,
+                 "the waiting start to be dropped with its session")
+    finally:
+        (tmp_path / "hold").unlink()
+        web1.join(timeout=30)
+    assert [a["text"] for a in first["report"][1]] == ["web1: starting"]
+    # A request after web1's answer: had web2's start still waited, it would have run by now.
+    result = gw.ssh("web1", "web1", "status")
+    assert result.returncode == 0, describe(result)
+    assert [r["args"] for r in runs(log).values()] == [["create", "/etc/xen/web1.cfg"]]
