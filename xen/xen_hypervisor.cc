@@ -152,10 +152,10 @@ Result<void> XenHypervisor::remove_domain(const std::string& domain) {
 // --- finding domains ---
 
 // The domids of every configured name, from /local/domain/*/name. Domain-0 is never a customer's.
-Result<std::map<std::string, std::vector<uint32_t>>> XenHypervisor::scan() const {
+Result<XenHypervisor::Names> XenHypervisor::scan() const {
   auto entries = store_.directory("/local/domain");
   if (!entries) return tl::unexpected(entries.error());
-  std::map<std::string, std::vector<uint32_t>> found;
+  Names found;
   for (const auto& entry : *entries) {
     auto domid = parse_domid(entry);
     if (!domid || *domid == 0) continue;
@@ -186,11 +186,25 @@ Result<std::optional<XenHypervisor::Found>> XenHypervisor::pick(const std::vecto
 }
 
 Result<std::optional<XenHypervisor::Found>> XenHypervisor::locate(const std::string& name) const {
-  auto names = scan();
-  if (!names) return fail(Errc::unavailable, names.error().message);
-  auto it = names->find(name);
-  if (it == names->end()) return std::optional<Found>();
-  return pick(it->second);
+  auto domids = domids_named(name);
+  if (!domids) return fail(Errc::unavailable, domids.error().message);
+  return pick(*domids);
+}
+
+// From the last scan, those still named so; a fresh scan while there is none.
+Result<std::vector<uint32_t>> XenHypervisor::domids_named(const std::string& name) const {
+  auto fresh = names_ ? Result<Names>() : scan();
+  if (!fresh) return tl::unexpected(fresh.error());
+  const Names& names = names_ ? *names_ : *fresh;
+  auto it = names.find(name);
+  if (it == names.end()) return std::vector<uint32_t>();
+  std::vector<uint32_t> still;
+  for (uint32_t domid : it->second) {
+    auto now = store_.read(fmt::format("/local/domain/{}/name", domid));
+    if (!now) return tl::unexpected(now.error());
+    if (*now == name) still.push_back(domid);
+  }
+  return still;
 }
 
 std::vector<std::string> XenHypervisor::tty_paths(const Domain& d, const Found& found) const {
@@ -377,27 +391,32 @@ Result<void> XenHypervisor::finish(const std::string& name, Lifecycle action, Re
 // --- following domains ---
 
 void XenHypervisor::on_watch_event() {
-  bool fired = false;
+  bool fired = false, domains_changed = false;
   for (;;) {
     auto event = store_.next_event();
     if (!event) {
       log::error("xen: {}; domains are no longer followed", event.error().message);
       loop_.remove(store_.fd());
+      names_.reset();  // no watch keeps it current any more: every lookup scans
       break;
     }
     if (!*event) break;
     log::debug("xen: watch {} fired", (*event)->path);
     fired = true;
+    domains_changed = domains_changed || (*event)->path == kIntroduce || (*event)->path == kRelease;
   }
-  if (fired) refresh();
+  if (fired) refresh(domains_changed);
 }
 
-void XenHypervisor::refresh() {
-  auto names = scan();
-  if (!names) return log::warn("xen: {}", names.error().message);
+void XenHypervisor::refresh(bool rescan) {
+  if (rescan || !names_) {
+    auto names = scan();
+    if (!names) return log::warn("xen: {}", names.error().message);
+    names_ = std::move(*names);
+  }
   std::vector<std::string> changed;
   for (auto& [name, d] : domains_) {
-    auto now = observe(*d, *names);
+    auto now = observe(*d);
     if (!now) {
       log::warn("xen: {}: {}", name, now.error().message);
       continue;
@@ -413,10 +432,9 @@ void XenHypervisor::refresh() {
   for (const auto& name : changed) notify_console_changed(name);
 }
 
-Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names) {
+Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d) {
   Seen seen;
-  auto it = names.find(d.spec.name);
-  auto picked = it == names.end() ? std::optional<Found>() : pick(it->second);
+  auto picked = locate(d.spec.name);
   if (!picked) return tl::unexpected(picked.error());
   auto& found = *picked;
   if (!found) {

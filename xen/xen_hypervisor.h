@@ -4,7 +4,10 @@
 // A domain is followed by name: @introduceDomain, @releaseDomain and the tty node of each
 // known domain are watched (the xenstore descriptor sits in the event loop), and whenever a
 // domain's domid, state or tty changes, console-changed listeners hear about it. A reboot is a
-// new domid with a new pty under the same name.
+// new domid with a new pty under the same name. Which domids carry a served name is read from
+// every domain's name node only when a domain comes or goes (the two watches), after an action
+// and when a domain is added; a status request reads the name nodes of its own domids alone,
+// so that a domain renamed away (`on_crash = "preserve"`) stops counting at once.
 #pragma once
 
 #include <map>
@@ -74,9 +77,12 @@ class XenHypervisor final : public Hypervisor {
     bool operator==(const Seen&) const = default;
   };
 
+  using Names = std::map<std::string, std::vector<uint32_t>>;  // served name -> domids
+
   Domain* find(const std::string& name) const;
   Result<void> insert(DomainSpec spec);
-  Result<std::map<std::string, std::vector<uint32_t>>> scan() const;
+  Result<Names> scan() const;
+  Result<std::vector<uint32_t>> domids_named(const std::string& name) const;
   Result<std::optional<Found>> locate(const std::string& name) const;
   Result<Found> locate_running(const std::string& name) const;  // wrong_state unless running
   Result<std::optional<Found>> pick(const std::vector<uint32_t>& domids) const;
@@ -90,8 +96,9 @@ class XenHypervisor final : public Hypervisor {
   Result<void> write_sysrq(uint32_t domid, char key);
 
   void on_watch_event();
-  void refresh();
-  Result<Seen> observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names);
+  // Tells listeners what changed; with `rescan`, first reads every domain's name afresh.
+  void refresh(bool rescan = true);
+  Result<Seen> observe(Domain& d);
   void watch_ttys(Domain& d, std::vector<std::string> paths);
   void retry_console_later(Domain& d);
 
@@ -101,6 +108,8 @@ class XenHypervisor final : public Hypervisor {
   std::unique_ptr<DomainInfoSource> info_;
   Toolstack toolstack_;
   std::map<std::string, std::unique_ptr<Domain>> domains_;
+  // The last scan; nullopt until one succeeds, and again once the watches are lost.
+  std::optional<Names> names_;
 };
 
 }  // namespace xcg::xen

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "base/event_loop.h"
 #include "tests/xen/fake_xenstored.h"
 #include "tests/xen/xen_test_support.h"
@@ -69,6 +71,10 @@ struct Xen {
     xenstored->write("/vm/uuid-" + std::to_string(domid) + "/start_time", std::to_string(now.count() - 65) + ".42");
     if (!tty.empty()) xenstored->write(base + "/console/tty", tty);
     xenstored->introduce_domain();
+    // The backend learns of new domains from the @introduceDomain watch: let it see this one.
+    auto served = xen ? xen->domains() : std::vector<std::string>();
+    if (std::find(served.begin(), served.end(), name) != served.end())
+      REQUIRE(loop.run_until([&] { auto s = xen->status(name); return s && s->domid == domid; }, kDeadline));
   }
   void destroy(uint32_t domid) {
     info->erase(domid);
@@ -494,6 +500,30 @@ TEST_CASE("an NMI does not hold up the event loop while xl trigger runs") {
   REQUIRE(x.loop.run_until([&] { return result.has_value(); }, kDeadline));
   REQUIRE_FALSE(*result);
   CHECK(result->error().message == "cannot send an NMI to web1: trigger failed");
+}
+
+TEST_CASE("a status request reads its own domain's nodes, not every domain's") {
+  Xen x;
+  x.start_web1_db1();
+  for (uint32_t domid = 10; domid < 60; ++domid) x.create(domid, fmt::format("other{}", domid));
+  x.create(3, "web1");  // returns once its @introduceDomain is handled, so the others' too
+  size_t before = x.xenstored->requests_served();
+  REQUIRE(x.status("web1").domid == 3u);
+  CHECK(x.status("db1").state == DomainState::shut_off);
+  // web1: its name node, /vm and start_time; db1: nothing. A scan would read 51 name nodes.
+  CHECK(x.xenstored->requests_served() - before <= 6);
+}
+
+TEST_CASE("a domain renamed away (on_crash = preserve) stops counting at once") {
+  Xen x;
+  x.start_web1_db1();
+  x.create(3, "web1");
+  REQUIRE(x.status("web1").domid == 3u);
+  // xl renames a preserved crashed domain; no domain is introduced or released.
+  x.xenstored->write("/local/domain/3/name", "web1--incarnation-1");
+  auto s = x.status("web1");
+  CHECK(s.state == DomainState::shut_off);
+  CHECK_FALSE(s.domid);
 }
 
 TEST_CASE("without xenstored, requests fail with a reason instead of hanging") {
