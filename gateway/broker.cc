@@ -329,7 +329,8 @@ void Broker::on_session_exit(uint64_t id) {
 
 void Broker::forget(Session& s) {
   if (actions_.cancel(s.id))
-    audit(s, "action", {{"action", s.action_in_flight}, {"result", "error"}, {"reason", "the session ended before it started"}});
+    audit(s, "action",
+          {{"action", s.action_in_flight}, {"result", "error"}, {"reason", "the session ended before it started"}});
   if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
   s.grace_timer = 0;
   loop_.remove(s.pidfd.get());

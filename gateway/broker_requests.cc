@@ -45,6 +45,13 @@ constexpr size_t kMaxLogAnswer = 32 * 1024;
 constexpr std::string_view kActionBusy = "another action is still in progress";
 constexpr size_t kMaxWhoLines = 50;
 
+// The answer to an action: `ok_text` if it went well, else why not.
+auto action_answer(std::string ok_text) {
+  return [ok_text = std::move(ok_text)](const Result<void>& r) -> ipc::Message {
+    return ipc::ActionAns{r.has_value(), r ? ok_text : r.error().message};
+  };
+}
+
 }  // namespace
 
 bool Broker::permitted(const Session& s, ipc::Type t) const {
@@ -167,7 +174,6 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
     audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", refusal}});
     return send_answer(s.id, ipc::ActionAns{false, refusal});
   }
-  std::string ok_text = done_text(s.domain, *lifecycle);
   auto act = [this, domain = s.domain, action = *lifecycle](xen::Hypervisor::ActDone done) {
     // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
     end_reboot_window(domain);
@@ -178,8 +184,7 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
       done(std::move(r));
     });
   };
-  run_action(s, name, std::move(act),
-             [ok_text](const Result<void>& r) { return ipc::ActionAns{r.has_value(), r ? ok_text : r.error().message}; });
+  run_action(s, name, std::move(act), action_answer(done_text(s.domain, *lifecycle)));
 }
 
 // The Xen toolstack may take seconds (xl create, xl trigger nmi): the answer goes out when it
@@ -275,9 +280,7 @@ void Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
   auto act = [this, domain = s.domain, key = static_cast<char>(req.key)](xen::Hypervisor::ActDone done) {
     hypervisor_->send_sysrq(domain, key, std::move(done));
   };
-  std::string ok_text = fmt::format("{}: {} sent", s.domain, what);
-  run_action(s, what, std::move(act),
-             [ok_text](const Result<void>& r) { return ipc::ActionAns{r.has_value(), r ? ok_text : r.error().message}; });
+  run_action(s, what, std::move(act), action_answer(fmt::format("{}: {} sent", s.domain, what)));
 }
 
 }  // namespace xcg::gateway

@@ -154,6 +154,7 @@ SimHypervisor::~SimHypervisor() {
 
 Result<SimHypervisor::Domain*> SimHypervisor::insert(DomainSpec spec) {
   if (spec.name.empty()) return fail(Errc::invalid_input, "sim: a domain without a name");
+  if (spec.config_file.empty()) spec.config_file = "/etc/xen/" + spec.name + ".cfg";  // as Xen's
   std::string name = spec.name;
   auto d = std::make_unique<Domain>();
   d->spec = std::move(spec);
@@ -256,8 +257,10 @@ void SimHypervisor::act_async(const std::string& domain, Lifecycle action, ActDo
   if (!args) return done(tl::unexpected(args.error()));
   // By name: a reload may remove the domain while the toolstack runs.
   toolstack_->run_async(*args, [this, domain, action, done = std::move(done)](Result<void> ran) {
-    if (!ran)
-      return done(fail(ran.error().code, fmt::format("cannot {} {}: {}", lifecycle_name(action), domain, ran.error().message)));
+    if (!ran) {
+      auto why = fmt::format("cannot {} {}: {}", lifecycle_name(action), domain, ran.error().message);
+      return done(fail(ran.error().code, why));
+    }
     done(act(domain, action));
   });
 }
@@ -270,14 +273,15 @@ Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, 
     case Lifecycle::start:
       if (d.state == DomainState::running) return fail(Errc::wrong_state, name + " is already running");
       if (d.state == DomainState::shutting_down) return fail(Errc::wrong_state, name + " is still shutting down");
-      return std::vector<std::string>{"create", d.spec.config_file.empty() ? "/etc/xen/" + name + ".cfg" : d.spec.config_file};
+      return std::vector<std::string>{"create", d.spec.config_file};
     case Lifecycle::shutdown:
     case Lifecycle::reboot:
       if (d.state != DomainState::running)
         return fail(Errc::wrong_state, fmt::format("{} is not running ({})", name, state_name(d.state)));
       return std::vector<std::string>{std::string(lifecycle_name(action)), "-F", domid};
     case Lifecycle::destroy:
-      if (d.pid == 0 && d.state != DomainState::crashed) return fail(Errc::wrong_state, name + " is not running (shut off)");
+      if (d.pid == 0 && d.state != DomainState::crashed)
+        return fail(Errc::wrong_state, name + " is not running (shut off)");
       return std::vector<std::string>{"destroy", domid};
   }
   return fail(Errc::invalid_input, "unknown action");
@@ -287,10 +291,11 @@ void SimHypervisor::send_sysrq(const std::string& domain, char key, ActDone done
   Domain* d = find(domain);
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
   if (key != 0 || !toolstack_ || d->state != DomainState::running) return done(signal_sysrq(domain, key));
-  toolstack_->run_async({"trigger", std::to_string(d->domid), "nmi"}, [this, domain, done = std::move(done)](Result<void> ran) {
+  auto sent = [this, domain, done = std::move(done)](Result<void> ran) {
     if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
     done(signal_sysrq(domain, 0));
-  });
+  };
+  toolstack_->run_async({"trigger", std::to_string(d->domid), "nmi"}, std::move(sent));
 }
 
 Result<void> SimHypervisor::signal_sysrq(const std::string& domain, char key) {
