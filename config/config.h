@@ -85,6 +85,9 @@ struct SimSettings {
   std::vector<std::string> guest_command;  // empty: the built-in fake guest
   bool autostart = true;                   // domains are running when the gateway starts
   unsigned shutdown_grace_ms = 5000;       // SIGTERM, then SIGKILL after this long
+  // Tests: absolute path of a stand-in for `xl`, run (with xen.timeout) before each lifecycle
+  // action and NMI, which happens only if it exits 0. Empty: none.
+  std::string toolstack;
 };
 
 // Pre-authentication and session limits (OpenSSH's LoginGraceTime, MaxStartups, MaxAuthTries).
@@ -105,6 +108,9 @@ struct Limits {
   unsigned source_prefix_v4 = 32;        // 1..32
   unsigned source_prefix_v6 = 64;        // 1..128
   unsigned max_sessions_per_domain = 32; // 1..10000 authenticated sessions per domain
+  // 1..64: lifecycle and SysRq actions (each a root `xl` on Xen) running at once; more wait
+  // their turn. Each session has at most one action in flight, each domain one running.
+  unsigned max_actions = 8;
   unsigned idle_timeout_s = 0;           // 0 = off; else 1..604800: an attached viewer silent this long is closed
 };
 

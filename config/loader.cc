@@ -68,7 +68,7 @@ constexpr std::string_view kDomainFields[] = {"on_login", "actions",     "memory
                                               "keys",     "config_file", "console"};
 constexpr std::string_view kXenFields[] = {"toolstack", "timeout", "lock_dir"};
 constexpr long long kMaxToolstackTimeout = 600;
-constexpr std::string_view kSimFields[] = {"guest_command", "autostart", "shutdown_grace_ms"};
+constexpr std::string_view kSimFields[] = {"guest_command", "autostart", "shutdown_grace_ms", "toolstack"};
 constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "max_auth_tries",
                                               "max_key_offers",
@@ -77,6 +77,7 @@ constexpr std::string_view kLimitsFields[] = {"login_grace",
                                               "source_prefix_v4",
                                               "source_prefix_v6",
                                               "max_sessions_per_domain",
+                                              "max_actions",
                                               "idle_timeout"};
 
 // Ranges of the Limits members (see config.h).
@@ -85,6 +86,7 @@ constexpr long long kMaxAuthTries = 100;
 constexpr long long kMaxKeyOffers = 1000;
 constexpr long long kMaxConnections = 10000;  // every connection and session count
 constexpr long long kMaxIdleTimeout = 7 * 24 * 3600;
+constexpr long long kMaxActions = 64;  // root toolstack processes at once
 
 constexpr std::string_view kKeyFields[] = {"key", "readonly"};
 constexpr std::string_view kConsoleFields[] = {"scrollback", "replay", "log_dir", "log_max"};
@@ -782,6 +784,9 @@ class Loader {
       if (auto v = read_integer(*s, "shutdown_grace_ms", 0, 600000))
         config_.sim.shutdown_grace_ms = unsigned(*v);
     }
+    if (auto t = find(fields, "toolstack")) {
+      if (auto s = read_absolute_path(*t, "toolstack")) config_.sim.toolstack = *s;
+    }
   }
 
   void read_run_as(const Field& f) {
@@ -848,6 +853,9 @@ class Loader {
     if (auto s = find(fields, "max_sessions_per_domain")) {
       if (auto v = read_integer(*s, "max_sessions_per_domain", 1, kMaxConnections))
         l.max_sessions_per_domain = unsigned(*v);
+    }
+    if (auto a = find(fields, "max_actions")) {
+      if (auto v = read_integer(*a, "max_actions", 1, kMaxActions)) l.max_actions = unsigned(*v);
     }
     if (auto i = find(fields, "idle_timeout")) {
       if (auto v = read_duration(*i, "idle_timeout", 0, kMaxIdleTimeout, kOffAllowed))

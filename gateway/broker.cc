@@ -57,6 +57,8 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   options.shutdown_grace = std::chrono::milliseconds(config.sim.shutdown_grace_ms);
   options.self_exe = self_exe;
   options.autostart = config.sim.autostart;
+  options.toolstack = config.sim.toolstack;
+  options.toolstack_timeout = std::chrono::seconds(config.xen.timeout_s);
   return std::make_unique<xen::SimHypervisor>(loop, std::move(domains), std::move(options));
 }
 
@@ -335,6 +337,9 @@ void Broker::on_session_exit(uint64_t id) {
 }
 
 void Broker::forget(Session& s) {
+  if (actions_.cancel(s.id))
+    audit(s, "action",
+          {{"action", s.action_in_flight}, {"result", "error"}, {"reason", "the session ended before it started"}});
   if (s.grace_timer) loop_.cancel_timer(s.grace_timer);
   s.grace_timer = 0;
   loop_.remove(s.pidfd.get());

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -15,6 +16,7 @@
 
 #include "base/event_loop.h"
 #include "config/config.h"
+#include "gateway/action_queue.h"
 #include "gateway/audit_log.h"
 #include "gateway/console_hub.h"
 #include "gateway/control.h"
@@ -71,6 +73,7 @@ class Broker {
     TokenBucket log_records{kLogBurst, kLogLinesPerSecond};
     unsigned dropped_log_records = 0;  // since the last one written
     RefusedOffers refused_offers;      // audited once, when the session ends or logs in
+    std::string action_in_flight;  // the one action asked for and not yet answered, if any
   };
   struct RequestHandlers;  // one overload per message type (broker_requests.cc)
 
@@ -105,12 +108,19 @@ class Broker {
   // Request handlers (broker_requests.cc). Each returns the answer to send.
   ipc::Message answer_authorize(Session& s, const ipc::AuthorizeReq& req);
   ipc::Message answer_status(Session& s);
+  // Lifecycle actions and SysRq answer later, when the hypervisor is done; meanwhile the
+  // session's further actions are refused.
   void start_action(Session& s, const ipc::ActionReq& req);
+  void answer_sysrq(Session& s, const ipc::SysrqReq& req);
+  using Act = std::function<void(xen::Hypervisor::ActDone)>;
+  using AnswerFor = std::function<ipc::Message(const Result<void>&)>;
+  // Queues `act` (actions_); once it is done, audits the action `name` with its result and
+  // sends `answer`'s message.
+  void run_action(Session& s, const std::string& name, Act act, AnswerFor answer);
   void send_answer(uint64_t session_id, const ipc::Message& answer);
   ipc::Message answer_attach(Session& s, UniqueFd& pass);
   ipc::Message answer_log(Session& s, const ipc::LogReq& req);
   ipc::Message answer_who(Session& s);
-  ipc::Message answer_sysrq(Session& s, const ipc::SysrqReq& req);
 
   // Console hubs (broker.cc): one per domain served, from start-up or added by a reload.
   void open_hub(const std::string& domain);
@@ -153,6 +163,7 @@ class Broker {
   std::vector<Listener> listeners_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::map<std::string, std::unique_ptr<ConsoleHub>> hubs_;
+  ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   // Hubs of removed domains, until their revoked sessions are gone (kRevokeGrace).
   std::map<uint64_t, std::unique_ptr<ConsoleHub>> closing_hubs_;
   uint64_t next_closing_hub_ = 1;

@@ -41,7 +41,16 @@ std::optional<xen::Lifecycle> lifecycle_for(config::Action a) {
 }
 
 constexpr size_t kMaxLogAnswer = 32 * 1024;
+// One action per session at a time: a session cannot pile up toolstack runs.
+constexpr std::string_view kActionBusy = "another action is still in progress";
 constexpr size_t kMaxWhoLines = 50;
+
+// The answer to an action: `ok_text` if it went well, else why not.
+auto action_answer(std::string ok_text) {
+  return [ok_text = std::move(ok_text)](const Result<void>& r) -> ipc::Message {
+    return ipc::ActionAns{r.has_value(), r ? ok_text : r.error().message};
+  };
+}
 
 }  // namespace
 
@@ -63,7 +72,7 @@ struct Broker::RequestHandlers {
   }
   void operator()(const ipc::LogReq& r) { broker.reply(s, broker.answer_log(s, r)); }
   void operator()(const ipc::WhoReq&) { broker.reply(s, broker.answer_who(s)); }
-  void operator()(const ipc::SysrqReq& r) { broker.reply(s, broker.answer_sysrq(s, r)); }
+  void operator()(const ipc::SysrqReq& r) { broker.answer_sysrq(s, r); }  // like an action
   template <class T>
     requires(!ipc::is_request_v<T>)
   void operator()(const T&) {
@@ -214,27 +223,45 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
     refusal = fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain);
   } else if (it == config_->domains.end() || !it->second.allows(req.action)) {
     refusal = fmt::format("{} is not allowed for {}", name, s.domain);
+  } else if (!s.action_in_flight.empty()) {
+    refusal = kActionBusy;
   }
   if (!refusal.empty()) {
     audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", refusal}});
     return send_answer(s.id, ipc::ActionAns{false, refusal});
   }
-  // The Xen toolstack may take seconds (xl create); the answer goes out when it is done, and
-  // only if the session is still there.
-  AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
-  std::string ok_text = done_text(s.domain, *lifecycle);
+  auto act = [this, domain = s.domain, action = *lifecycle](xen::Hypervisor::ActDone done) {
+    // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
+    end_reboot_window(domain);
+    bool reboot = action == xen::Lifecycle::reboot;
+    if (reboot) expect_reboot(domain);
+    hypervisor_->act_async(domain, action, [this, domain, reboot, done = std::move(done)](Result<void> r) {
+      if (!r && reboot) end_reboot_window(domain);
+      done(std::move(r));
+    });
+  };
+  run_action(s, name, std::move(act), action_answer(done_text(s.domain, *lifecycle)));
+}
+
+// The Xen toolstack may take seconds (xl create, xl trigger nmi): the answer goes out when it
+// is done, and only if the session is still there. Meanwhile the loop serves everyone else.
+void Broker::run_action(Session& s, const std::string& name, Act act, AnswerFor answer) {
+  s.action_in_flight = name;
   uint64_t id = s.id;
-  // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
-  end_reboot_window(s.domain);
-  if (*lifecycle == xen::Lifecycle::reboot) expect_reboot(s.domain);
-  hypervisor_->act_async(s.domain, *lifecycle, [this, id, record, ok_text, domain = s.domain,
-                                                reboot = *lifecycle == xen::Lifecycle::reboot](Result<void> done) mutable {
-    if (!done && reboot) end_reboot_window(domain);
-    record.extra.emplace_back("result", done ? "ok" : "error");
-    if (!done) record.extra.emplace_back("reason", done.error().message);
-    audit_.write(record);
-    send_answer(id, ipc::ActionAns{done.has_value(), done ? ok_text : done.error().message});
-  });
+  // Audit with copies: the session record may be gone by the time the action is done.
+  AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
+  auto job = [this, id, record = std::move(record), act = std::move(act),
+              answer = std::move(answer)](ActionQueue::Finished finished) mutable {
+    act([this, id, record, answer, finished](Result<void> done) mutable {
+      record.extra.emplace_back("result", done ? "ok" : "error");
+      if (!done) record.extra.emplace_back("reason", done.error().message);
+      audit_.write(record);
+      if (auto it = sessions_.find(id); it != sessions_.end()) it->second.action_in_flight.clear();
+      send_answer(id, answer(done));
+      finished();
+    });
+  };
+  actions_.submit(s.domain, id, std::move(job));
 }
 
 void Broker::send_answer(uint64_t id, const ipc::Message& answer) {
@@ -292,7 +319,7 @@ ipc::Message Broker::answer_who(Session& s) {
   return ans;
 }
 
-ipc::Message Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
+void Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
   std::string what = req.key == 0 ? "nmi" : fmt::format("sysrq {}", static_cast<char>(req.key));
   bool valid_key = req.key == 0 || config::valid_sysrq_key(static_cast<char>(req.key));
   auto it = config_->domains.find(s.domain);
@@ -301,17 +328,15 @@ ipc::Message Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
   else if (s.readonly) refusal = fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
   else if (it == config_->domains.end() || !it->second.allows(config::Action::sysrq))
     refusal = fmt::format("sysrq is not allowed for {}", s.domain);
+  else if (!s.action_in_flight.empty()) refusal = kActionBusy;
   if (!refusal.empty()) {
     audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", refusal}});
-    return ipc::ActionAns{false, refusal};
+    return send_answer(s.id, ipc::ActionAns{false, refusal});
   }
-  auto done = hypervisor_->send_sysrq(s.domain, static_cast<char>(req.key));
-  if (!done) {
-    audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", done.error().message}});
-    return ipc::ActionAns{false, done.error().message};
-  }
-  audit(s, "action", {{"action", what}, {"result", "ok"}});
-  return ipc::ActionAns{true, fmt::format("{}: {} sent", s.domain, what)};
+  auto act = [this, domain = s.domain, key = static_cast<char>(req.key)](xen::Hypervisor::ActDone done) {
+    hypervisor_->send_sysrq(domain, key, std::move(done));
+  };
+  run_action(s, what, std::move(act), action_answer(fmt::format("{}: {} sent", s.domain, what)));
 }
 
 }  // namespace xcg::gateway

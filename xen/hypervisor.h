@@ -1,7 +1,10 @@
 // What the gateway needs from a hypervisor: state, lifecycle actions, and the console.
 //
 // Implementations: SimHypervisor (fake domains on real ptys) and XenHypervisor.
-// All calls are made from the broker's event loop thread and must not block for long.
+// All calls are made from the broker's event loop thread and must not block: whatever may take
+// long (every toolstack run, such as `xl create` or `xl trigger nmi`) is asynchronous, with a
+// callback from the event loop. What remains synchronous (status, open_console, xenstore
+// reads and writes) answers in microseconds.
 #pragma once
 
 #include <chrono>
@@ -71,26 +74,23 @@ class Hypervisor {
   // a name not served.
   virtual Result<void> remove_domain(const std::string& domain) = 0;
   virtual Result<DomainStatus> status(const std::string& domain) const = 0;
-  // Asks for the action and returns once it is under way (shutdown and reboot complete
-  // asynchronously; status() shows the progress). Errors: not_found, wrong_state ("web1 is
-  // not running"), unavailable.
-  virtual Result<void> act(const std::string& domain, Lifecycle action) = 0;
-  // The same, for callers that must not wait for a slow toolstack: `done` gets act's result,
-  // possibly before act_async returns (the default runs act at once), possibly later from the
-  // event loop.
+  // Asks for the action; `done` gets the result once it is under way (shutdown and reboot
+  // complete later; status() shows the progress), possibly before act_async returns (when it
+  // is decided without a toolstack run: "web1 is not running"), else later from the event
+  // loop. Errors: not_found, wrong_state ("web1 is not running"), unavailable, timeout, system
+  // (the toolstack's one-line reason).
   using ActDone = std::function<void(Result<void>)>;
-  virtual void act_async(const std::string& domain, Lifecycle action, ActDone done) {
-    done(act(domain, action));
-  }
+  virtual void act_async(const std::string& domain, Lifecycle action, ActDone done) = 0;
   // A new descriptor for the running domain's console (a pty end), non-blocking, owned by
   // the caller. wrong_state if the domain is not running; unavailable while its console can't
   // be had yet (then a console-changed notice follows when it can).
   virtual Result<UniqueFd> open_console(const std::string& domain) = 0;
-  // Sends a magic SysRq key ([0-9a-z]) to the running guest, or an NMI when `key` is 0.
-  virtual Result<void> send_sysrq(const std::string& domain, char key) {
+  // Sends a magic SysRq key ([0-9a-z]) to the running guest, or an NMI when `key` is 0; `done`
+  // as for act_async (Xen's NMI is an `xl trigger` run, so it comes later).
+  virtual void send_sysrq(const std::string& domain, char key, ActDone done) {
     (void)domain;
     (void)key;
-    return fail(Errc::unavailable, "SysRq is not supported by this hypervisor");
+    done(fail(Errc::unavailable, "SysRq is not supported by this hypervisor"));
   }
 
   void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }

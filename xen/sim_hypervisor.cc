@@ -136,6 +136,11 @@ std::string describe_exit(const siginfo_t& info) {
 
 SimHypervisor::SimHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, SimOptions options)
     : loop_(loop), options_(std::move(options)) {
+  if (!options_.toolstack.empty()) {
+    if (::access(options_.toolstack.c_str(), X_OK) != 0)
+      throw std::runtime_error(fmt::format("sim: toolstack {}: {}", options_.toolstack, std::strerror(errno)));
+    toolstack_ = std::make_unique<Toolstack>(loop_, options_.toolstack, options_.toolstack_timeout);
+  }
   for (auto& spec : domains) {
     if (auto added = insert(std::move(spec)); !added) throw std::invalid_argument(added.error().message);
   }
@@ -149,6 +154,7 @@ SimHypervisor::~SimHypervisor() {
 
 Result<SimHypervisor::Domain*> SimHypervisor::insert(DomainSpec spec) {
   if (spec.name.empty()) return fail(Errc::invalid_input, "sim: a domain without a name");
+  if (spec.config_file.empty()) spec.config_file = "/etc/xen/" + spec.name + ".cfg";  // as Xen's
   std::string name = spec.name;
   auto d = std::make_unique<Domain>();
   d->spec = std::move(spec);
@@ -243,7 +249,56 @@ Result<UniqueFd> SimHypervisor::open_console(const std::string& domain) {
   return fd;
 }
 
-Result<void> SimHypervisor::send_sysrq(const std::string& domain, char key) {
+void SimHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
+  if (!toolstack_) return done(act(domain, action));
+  Domain* d = find(domain);
+  if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
+  auto args = toolstack_args(*d, action);
+  if (!args) return done(tl::unexpected(args.error()));
+  // By name: a reload may remove the domain while the toolstack runs.
+  toolstack_->run_async(*args, [this, domain, action, done = std::move(done)](Result<void> ran) {
+    if (!ran) {
+      auto why = fmt::format("cannot {} {}: {}", lifecycle_name(action), domain, ran.error().message);
+      return done(fail(ran.error().code, why));
+    }
+    done(act(domain, action));
+  });
+}
+
+// The argv the Xen backend gives xl, refused beforehand in the same cases.
+Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, Lifecycle action) const {
+  const std::string& name = d.spec.name;
+  std::string domid = std::to_string(d.domid);
+  switch (action) {
+    case Lifecycle::start:
+      if (d.state == DomainState::running) return fail(Errc::wrong_state, name + " is already running");
+      if (d.state == DomainState::shutting_down) return fail(Errc::wrong_state, name + " is still shutting down");
+      return std::vector<std::string>{"create", d.spec.config_file};
+    case Lifecycle::shutdown:
+    case Lifecycle::reboot:
+      if (d.state != DomainState::running)
+        return fail(Errc::wrong_state, fmt::format("{} is not running ({})", name, state_name(d.state)));
+      return std::vector<std::string>{std::string(lifecycle_name(action)), "-F", domid};
+    case Lifecycle::destroy:
+      if (d.pid == 0 && d.state != DomainState::crashed)
+        return fail(Errc::wrong_state, name + " is not running (shut off)");
+      return std::vector<std::string>{"destroy", domid};
+  }
+  return fail(Errc::invalid_input, "unknown action");
+}
+
+void SimHypervisor::send_sysrq(const std::string& domain, char key, ActDone done) {
+  Domain* d = find(domain);
+  if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
+  if (key != 0 || !toolstack_ || d->state != DomainState::running) return done(signal_sysrq(domain, key));
+  auto sent = [this, domain, done = std::move(done)](Result<void> ran) {
+    if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
+    done(signal_sysrq(domain, 0));
+  };
+  toolstack_->run_async({"trigger", std::to_string(d->domid), "nmi"}, std::move(sent));
+}
+
+Result<void> SimHypervisor::signal_sysrq(const std::string& domain, char key) {
   Domain* d = find(domain);
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
   if (d->state != DomainState::running)

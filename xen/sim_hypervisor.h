@@ -12,6 +12,7 @@
 
 #include "base/event_loop.h"
 #include "xen/hypervisor.h"
+#include "xen/toolstack.h"
 
 namespace xcg::xen {
 
@@ -26,11 +27,17 @@ struct SimOptions {
   // Start every domain in the constructor (before any console-changed listener can be set),
   // and each one add_domain adds later.
   bool autostart = false;
+  // A stand-in for `xl` (tests): when set, lifecycle actions and NMIs first run it as the Xen
+  // backend runs xl (the same Toolstack, argv and timeout), and act only if it exits 0.
+  // Absolute, executed without a shell. Empty: they act at once.
+  std::string toolstack;
+  std::chrono::milliseconds toolstack_timeout{30'000};
 };
 
 class SimHypervisor final : public Hypervisor {
  public:
-  // Throws std::invalid_argument on an empty or duplicate domain name.
+  // Throws std::invalid_argument on an empty or duplicate domain name, std::runtime_error when
+  // the toolstack is set but cannot be executed.
   SimHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, SimOptions options);
   ~SimHypervisor() override;  // kills every guest
 
@@ -38,9 +45,11 @@ class SimHypervisor final : public Hypervisor {
   Result<void> add_domain(DomainSpec spec) override;
   Result<void> remove_domain(const std::string& domain) override;  // kills the guest at once
   Result<DomainStatus> status(const std::string& domain) const override;
-  Result<void> act(const std::string& domain, Lifecycle action) override;
+  // The action at once, without the toolstack.
+  Result<void> act(const std::string& domain, Lifecycle action);
+  void act_async(const std::string& domain, Lifecycle action, ActDone done) override;
   Result<UniqueFd> open_console(const std::string& domain) override;
-  Result<void> send_sysrq(const std::string& domain, char key) override;
+  void send_sysrq(const std::string& domain, char key, ActDone done) override;
 
  private:
   struct Domain;
@@ -53,6 +62,10 @@ class SimHypervisor final : public Hypervisor {
   Result<void> destroy(Domain& d);
   void on_guest_exit(Domain& d);
   void forget_process(Domain& d);
+  Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
+  Result<void> signal_sysrq(const std::string& domain, char key);
+
+  std::unique_ptr<Toolstack> toolstack_;  // null: no toolstack, act at once
 
   EventLoop& loop_;
   SimOptions options_;

@@ -1,7 +1,6 @@
 #include "xen/toolstack.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -141,31 +140,6 @@ Toolstack::~Toolstack() {
     loop_.cancel_timer(child->timer);
     log::warn("xen: leaving {} (pid {}) to finish on its own", child->what, child->process.pid);
   }
-}
-
-Result<void> Toolstack::run(const std::vector<std::string>& args) {
-  auto spawned = spawn(program_, args);
-  if (!spawned) return tl::unexpected(spawned.error());
-  std::string what = what_ran(program_, args), err;
-  auto deadline = EventLoop::Clock::now() + timeout_;
-  bool err_open = true, timed_out = false;
-  for (;;) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - EventLoop::Clock::now());
-    if (left.count() <= 0) {
-      if (::kill(spawned->pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", spawned->pid, std::strerror(errno));
-      timed_out = true;
-      break;
-    }
-    pollfd fds[2] = {{spawned->pidfd.get(), POLLIN, 0}, {err_open ? spawned->err.get() : -1, POLLIN, 0}};
-    int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 60'000)));
-    if (n < 0 && errno != EINTR) return fail_errno("poll");
-    if (n > 0 && fds[1].revents) err_open = drain(spawned->err.get(), err);
-    if (n > 0 && fds[0].revents) break;
-  }
-  auto info = wait_child(spawned->pidfd.get(), true);
-  if (!info) return tl::unexpected(info.error());
-  if (err_open) drain(spawned->err.get(), err);
-  return outcome(what, *info, err, timed_out, timeout_);
 }
 
 void Toolstack::run_async(const std::vector<std::string>& args, Done done) {

@@ -32,11 +32,11 @@ class Toolstack {
   Toolstack(const Toolstack&) = delete;
   Toolstack& operator=(const Toolstack&) = delete;
 
-  // Runs `program args...` and waits for it to exit, at most the timeout. Errors: timeout,
-  // unavailable (could not execute it), system (it failed; the message is its one-line reason).
-  Result<void> run(const std::vector<std::string>& args);
-  // The same without waiting: `done` runs from the event loop once the program has exited or
-  // been killed at the timeout. Never runs before run_async returns.
+  // Runs `program args...` without waiting for it (xl create takes seconds, a hung xl the whole
+  // timeout, and the caller is an event loop that serves every console): `done` runs from the
+  // event loop once the program has exited or been killed at the timeout, never before
+  // run_async returns. Errors: timeout, unavailable (could not execute it), system (it
+  // failed; the message is its one-line reason).
   void run_async(const std::vector<std::string>& args, Done done);
 
   const std::string& program() const { return program_; }

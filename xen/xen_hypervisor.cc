@@ -166,10 +166,10 @@ Result<void> XenHypervisor::remove_domain(const std::string& domain) {
 // --- finding domains ---
 
 // The domids of every configured name, from /local/domain/*/name. Domain-0 is never a customer's.
-Result<std::map<std::string, std::vector<uint32_t>>> XenHypervisor::scan() const {
+Result<XenHypervisor::Names> XenHypervisor::scan() const {
   auto entries = store_.directory("/local/domain");
   if (!entries) return tl::unexpected(entries.error());
-  std::map<std::string, std::vector<uint32_t>> found;
+  Names found;
   for (const auto& entry : *entries) {
     auto domid = parse_domid(entry);
     if (!domid || *domid == 0) continue;
@@ -200,11 +200,25 @@ Result<std::optional<XenHypervisor::Found>> XenHypervisor::pick(const std::vecto
 }
 
 Result<std::optional<XenHypervisor::Found>> XenHypervisor::locate(const std::string& name) const {
-  auto names = scan();
-  if (!names) return fail(Errc::unavailable, names.error().message);
-  auto it = names->find(name);
-  if (it == names->end()) return std::optional<Found>();
-  return pick(it->second);
+  auto domids = domids_named(name);
+  if (!domids) return fail(Errc::unavailable, domids.error().message);
+  return pick(*domids);
+}
+
+// From the last scan, those still named so; a fresh scan while there is none.
+Result<std::vector<uint32_t>> XenHypervisor::domids_named(const std::string& name) const {
+  auto fresh = names_ ? Result<Names>() : scan();
+  if (!fresh) return tl::unexpected(fresh.error());
+  const Names& names = names_ ? *names_ : *fresh;
+  auto it = names.find(name);
+  if (it == names.end()) return std::vector<uint32_t>();
+  std::vector<uint32_t> still;
+  for (uint32_t domid : it->second) {
+    auto now = store_.read(fmt::format("/local/domain/{}/name", domid));
+    if (!now) return tl::unexpected(now.error());
+    if (*now == name) still.push_back(domid);
+  }
+  return still;
 }
 
 std::vector<std::string> XenHypervisor::tty_paths(const Domain& d, const Found& found) const {
@@ -317,14 +331,6 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
   return fd;
 }
 
-Result<void> XenHypervisor::act(const std::string& domain, Lifecycle action) {
-  Domain* d = find(domain);
-  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
-  auto args = toolstack_args(*d, action);
-  if (!args) return tl::unexpected(args.error());
-  return finish(domain, action, toolstack_.run(*args));
-}
-
 void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
   Domain* d = find(domain);
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
@@ -336,20 +342,27 @@ void XenHypervisor::act_async(const std::string& domain, Lifecycle action, ActDo
   });
 }
 
-Result<void> XenHypervisor::send_sysrq(const std::string& domain, char key) {
-  Domain* d = find(domain);
-  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+void XenHypervisor::send_sysrq(const std::string& domain, char key, ActDone done) {
+  auto domid = sysrq_target(domain, key);
+  if (!domid) return done(tl::unexpected(domid.error()));
+  if (key != 0) return done(write_sysrq(*domid, key));
+  toolstack_.run_async({"trigger", std::to_string(*domid), "nmi"}, [domain, done = std::move(done)](Result<void> ran) {
+    if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
+    done({});
+  });
+}
+
+Result<uint32_t> XenHypervisor::sysrq_target(const std::string& domain, char key) const {
+  if (!find(domain)) return fail(Errc::not_found, "no such domain '" + domain + "'");
   bool valid = key == 0 || (key >= '0' && key <= '9') || (key >= 'a' && key <= 'z');
   if (!valid) return fail(Errc::invalid_input, "a SysRq key is one of 0-9 and a-z");
   auto running = locate_running(domain);
   if (!running) return tl::unexpected(running.error());
-  uint32_t domid = running->domid;
-  if (key == 0) {
-    auto ran = toolstack_.run({"trigger", std::to_string(domid), "nmi"});
-    if (!ran) return fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message));
-    return {};
-  }
-  // What libxl_send_sysrq does: the guest's xenbus driver watches control/sysrq.
+  return running->domid;
+}
+
+// What libxl_send_sysrq does: the guest's xenbus driver watches control/sysrq.
+Result<void> XenHypervisor::write_sysrq(uint32_t domid, char key) {
   auto dom_path = store_.domain_path(domid);
   if (!dom_path) return fail(Errc::unavailable, dom_path.error().message);
   if (auto w = store_.write(*dom_path + "/control/sysrq", std::string(1, key)); !w)
@@ -406,27 +419,32 @@ Result<void> XenHypervisor::finish(const std::string& name, Lifecycle action, Re
 // --- following domains ---
 
 void XenHypervisor::on_watch_event() {
-  bool fired = false;
+  bool fired = false, domains_changed = false;
   for (;;) {
     auto event = store_.next_event();
     if (!event) {
       log::error("xen: {}; domains are no longer followed", event.error().message);
       loop_.remove(store_.fd());
+      names_.reset();  // no watch keeps it current any more: every lookup scans
       break;
     }
     if (!*event) break;
     log::debug("xen: watch {} fired", (*event)->path);
     fired = true;
+    domains_changed = domains_changed || (*event)->path == kIntroduce || (*event)->path == kRelease;
   }
-  if (fired) refresh();
+  if (fired) refresh(domains_changed);
 }
 
-void XenHypervisor::refresh() {
-  auto names = scan();
-  if (!names) return log::warn("xen: {}", names.error().message);
+void XenHypervisor::refresh(bool rescan) {
+  if (rescan || !names_) {
+    auto names = scan();
+    if (!names) return log::warn("xen: {}", names.error().message);
+    names_ = std::move(*names);
+  }
   std::vector<std::string> changed;
   for (auto& [name, d] : domains_) {
-    auto now = observe(*d, *names);
+    auto now = observe(*d);
     if (!now) {
       log::warn("xen: {}: {}", name, now.error().message);
       continue;
@@ -442,10 +460,9 @@ void XenHypervisor::refresh() {
   for (const auto& name : changed) notify_console_changed(name);
 }
 
-Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names) {
+Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d) {
   Seen seen;
-  auto it = names.find(d.spec.name);
-  auto picked = it == names.end() ? std::optional<Found>() : pick(it->second);
+  auto picked = locate(d.spec.name);
   if (!picked) return tl::unexpected(picked.error());
   auto& found = *picked;
   if (!found) {

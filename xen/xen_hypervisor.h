@@ -4,7 +4,10 @@
 // A domain is followed by name: @introduceDomain, @releaseDomain and the tty node of each
 // known domain are watched (the xenstore descriptor sits in the event loop), and whenever a
 // domain's domid, state or tty changes, console-changed listeners hear about it. A reboot is a
-// new domid with a new pty under the same name.
+// new domid with a new pty under the same name. Which domids carry a served name is read from
+// every domain's name node only when a domain comes or goes (the two watches), after an action
+// and when a domain is added; a status request reads the name nodes of its own domids alone,
+// so that a domain renamed away (`on_crash = "preserve"`) stops counting at once.
 #pragma once
 
 #include <map>
@@ -53,14 +56,16 @@ class XenHypervisor final : public Hypervisor {
   Result<void> add_domain(DomainSpec spec) override;
   Result<void> remove_domain(const std::string& domain) override;
   Result<DomainStatus> status(const std::string& domain) const override;
-  // Waits for the toolstack (at most the timeout): `xl create` returns once the domain is built,
-  // which takes seconds. act_async does not wait.
-  Result<void> act(const std::string& domain, Lifecycle action) override;
+  // Preconditions are checked at once (`done` before returning); otherwise `done` comes from
+  // the event loop when `xl` has finished (at most the timeout): `xl create` returns once the
+  // domain is built, which takes seconds.
   void act_async(const std::string& domain, Lifecycle action, ActDone done) override;
   // The domain's tty, opened raw, non-blocking; xcg holds the xenconsole lock of the domain
   // from then until the domain goes away (or xcg does).
   Result<UniqueFd> open_console(const std::string& domain) override;
-  Result<void> send_sysrq(const std::string& domain, char key) override;
+  // A SysRq key is a xenstore write (`done` before returning); an NMI is `xl trigger`, like
+  // act_async.
+  void send_sysrq(const std::string& domain, char key, ActDone done) override;
 
  private:
   struct Domain;
@@ -76,9 +81,12 @@ class XenHypervisor final : public Hypervisor {
     bool operator==(const Seen&) const = default;
   };
 
+  using Names = std::map<std::string, std::vector<uint32_t>>;  // served name -> domids
+
   Domain* find(const std::string& name) const;
   Result<void> insert(DomainSpec spec);
-  Result<std::map<std::string, std::vector<uint32_t>>> scan() const;
+  Result<Names> scan() const;
+  Result<std::vector<uint32_t>> domids_named(const std::string& name) const;
   Result<std::optional<Found>> locate(const std::string& name) const;
   Result<Found> locate_running(const std::string& name) const;  // wrong_state unless running
   Result<std::optional<Found>> pick(const std::vector<uint32_t>& domids) const;
@@ -94,10 +102,13 @@ class XenHypervisor final : public Hypervisor {
 
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
   Result<void> finish(const std::string& name, Lifecycle action, Result<void> ran);
+  Result<uint32_t> sysrq_target(const std::string& domain, char key) const;
+  Result<void> write_sysrq(uint32_t domid, char key);
 
   void on_watch_event();
-  void refresh();
-  Result<Seen> observe(Domain& d, const std::map<std::string, std::vector<uint32_t>>& names);
+  // Tells listeners what changed; with `rescan`, first reads every domain's name afresh.
+  void refresh(bool rescan = true);
+  Result<Seen> observe(Domain& d);
   void watch_ttys(Domain& d, std::vector<std::string> paths);
   void retry_console_later(Domain& d);
 
@@ -107,6 +118,8 @@ class XenHypervisor final : public Hypervisor {
   std::unique_ptr<DomainInfoSource> info_;
   Toolstack toolstack_;
   std::map<std::string, std::unique_ptr<Domain>> domains_;
+  // The last scan; nullopt until one succeeds, and again once the watches are lost.
+  std::optional<Names> names_;
 };
 
 }  // namespace xcg::xen

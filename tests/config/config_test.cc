@@ -480,6 +480,7 @@ void check_limits_are_defaults(const Limits& l) {
   CHECK(l.source_prefix_v4 == 32);
   CHECK(l.source_prefix_v6 == 64);
   CHECK(l.max_sessions_per_domain == 32);
+  CHECK(l.max_actions == 8);
   CHECK(l.idle_timeout_s == 0);
 }
 
@@ -766,7 +767,7 @@ TEST_CASE("source_prefix_v4: 1 to 32, source_prefix_v6: 1 to 128") {
     CHECK(read("24") == 24);
     CHECK(read(std::to_string(max)) == max);
     const std::string at = at_limit_value(field);
-    for (const std::string bad : {std::string("0"), std::to_string(max + 1), std::string("-8"),
+    for (const std::string& bad : {std::string("0"), std::to_string(max + 1), std::string("-8"),
                                   std::string("/24"), std::string("many")}) {
       INFO(bad);
       CHECK(problems(with_limit(field, bad)) ==
@@ -777,6 +778,18 @@ TEST_CASE("source_prefix_v4: 1 to 32, source_prefix_v6: 1 to 128") {
   // Each left out keeps its default.
   CHECK(limits_with("source_prefix_v4", "24").source_prefix_v6 == 64);
   CHECK(limits_with("source_prefix_v6", "48").source_prefix_v4 == 32);
+}
+
+TEST_CASE("max_actions: 1 to 64 toolstack runs at once") {
+  CHECK(limits_with("max_actions", "1").max_actions == 1);
+  CHECK(limits_with("max_actions", "64").max_actions == 64);
+  CHECK(limits_with("max_actions", "12").max_actions == 12);
+  const std::string at = at_limit_value("max_actions");
+  for (const std::string bad : {"0", "65", "-1", "2.5", "lots"}) {
+    INFO(bad);
+    CHECK(problems(with_limit("max_actions", bad)) ==
+          Lines{at + "max_actions: expected an integer from 1 to 64, got '" + bad + "'"});
+  }
 }
 
 TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
@@ -1207,6 +1220,16 @@ TEST_CASE("load_config refuses a FIFO at once instead of waiting for a writer") 
     REQUIRE(e.problems().size() == 1);
     CHECK(e.problems()[0].str() == fifo + ":1:1: not a regular file");
   }
+}
+
+TEST_CASE("sim: toolstack is an absolute path, none by default") {
+  CHECK(parse_config(kHead + "  web1:\n", "xcg.yaml")->sim.toolstack.empty());
+  auto c = parse_config(kHead + "  web1:\nsim:\n  toolstack: /opt/test//fake-xl\n", "xcg.yaml");
+  CHECK(c->sim.toolstack == "/opt/test/fake-xl");
+  CHECK(problems(kHead + "  web1:\nsim:\n  toolstack: fake-xl\n") ==
+        Lines{"t.yaml:7:14: toolstack: must be an absolute path, got 'fake-xl'"});
+  CHECK(problems(kHead + "  web1:\nsim:\n  toolstack: \"\"\n") ==
+        Lines{"t.yaml:7:14: toolstack: must not be empty"});
 }
 
 TEST_CASE("xen: settings and per-domain Xen fields default when left out") {

@@ -386,11 +386,33 @@ def offer_flood(f, count="30", key_type="", key_base64=""):
         f.log_in(key_type, key_base64)
 
 
+def action_flood(f, key_type, key_base64, user, action, count):
+    # Logged in as a customer may be: then a burst of actions without waiting for any answer,
+    # each one a root toolstack run if the broker let it.
+    if not f.log_in(key_type, key_base64, user):
+        f.report("error: not authorized")
+        return
+    f.report(f"attack {count} action_req {action}")
+    for _ in range(int(count)):
+        f.send(bytes([ACTION_REQ, ACTIONS[action]]))
+    for _ in range(int(count)):
+        if f.answer() is None:
+            return
+    f.report("done")
+
+
+def action_and_leave(f, key_type, key_base64, user, action):
+    # Asks for an action and exits without waiting for its answer.
+    if f.log_in(key_type, key_base64, user):
+        f.send(bytes([ACTION_REQ, ACTIONS[action]]))
+        f.report("sent")
+
+
 SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
     early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
     hello, with_fd, cross_domain, denied_then_status, auth_flood, status_flood, log_flood,
-    revoked_action, offer_flood)}
+    revoked_action, offer_flood, action_flood, action_and_leave)}
 
 
 # --- start-up --------------------------------------------------------------------------------

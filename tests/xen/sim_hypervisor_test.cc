@@ -18,6 +18,10 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "xen/sim_hypervisor.h"
@@ -592,6 +596,82 @@ TEST_CASE("fake guest: destroy, panic and poweroff", "[xen][sim][guest]") {
     CHECK(con->text().find("poweroff\r\n") != std::string::npos);
     CHECK(con->text().find("reboot: Power down\r\n") != std::string::npos);
   }
+}
+
+namespace {
+
+// A toolstack stand-in that records its argv in `dir`/argv and then runs `body`.
+std::string fake_toolstack(const std::string& dir, const std::string& body) {
+  std::string path = dir + "/xl";
+  std::ofstream(path) << "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> " << dir << "/argv\n"
+                      << body << "\n";
+  REQUIRE(::chmod(path.c_str(), 0700) == 0);
+  return path;
+}
+
+std::string slurp_and_remove(const std::string& path) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ::unlink(path.c_str());
+  return text;
+}
+
+Result<void> act_and_wait(Sim& sim, Lifecycle action) {
+  std::optional<Result<void>> result;
+  sim.hv->act_async("web1", action, [&](Result<void> r) { result = std::move(r); });
+  REQUIRE(sim.loop.run_until([&] { return result.has_value(); }, kDeadline));
+  return std::move(*result);
+}
+
+}  // namespace
+
+TEST_CASE("sim: with a toolstack, actions run it as Xen runs xl and act only on success", "[xen][sim]") {
+  char dir_template[] = "/tmp/xcg-sim-toolstack-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  std::string dir = dir_template;
+  SimOptions options = command({"/bin/cat"});
+  options.toolstack = fake_toolstack(dir, "[ -e " + dir + "/fail ] || exit 0\n"
+                                          "echo 'libxl: error: libxl_create.c:1:f: out of memory' >&2; exit 1");
+  Sim sim(options, {{"web1", 512, 1, dir + "/web1.cfg"}});
+
+  std::optional<Result<void>> started;
+  sim.hv->act_async("web1", Lifecycle::start, [&](Result<void> r) { started = std::move(r); });
+  CHECK_FALSE(started);  // not before the toolstack has run
+  REQUIRE(sim.loop.run_until([&] { return started.has_value(); }, kDeadline));
+  REQUIRE(*started);
+  CHECK(slurp_and_remove(dir + "/argv") == "create\n" + dir + "/web1.cfg\n");
+  CHECK(sim.status().state == DomainState::running);
+  uint32_t domid = *sim.status().domid;
+
+  // Refused as Xen refuses, without a toolstack run.
+  CHECK(act_and_wait(sim, Lifecycle::start).error().message == "web1 is already running");
+  CHECK(slurp_and_remove(dir + "/argv").empty());
+
+  std::ofstream(dir + "/fail") << "";
+  auto failed = act_and_wait(sim, Lifecycle::shutdown);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().message == "cannot shutdown web1: out of memory");
+  CHECK(sim.status().state == DomainState::running);  // nothing happened
+  std::optional<Result<void>> nmi;
+  sim.hv->send_sysrq("web1", 0, [&](Result<void> r) { nmi = std::move(r); });
+  CHECK_FALSE(nmi);
+  REQUIRE(sim.loop.run_until([&] { return nmi.has_value(); }, kDeadline));
+  CHECK(nmi->error().message == "cannot send an NMI to web1: out of memory");
+  CHECK(slurp_and_remove(dir + "/argv") == fmt::format("shutdown\n-F\n{}\ntrigger\n{}\nnmi\n", domid, domid));
+
+  ::unlink((dir + "/fail").c_str());
+  REQUIRE(act_and_wait(sim, Lifecycle::destroy));
+  CHECK(slurp_and_remove(dir + "/argv") == fmt::format("destroy\n{}\n", domid));
+  CHECK(sim.wait_state(DomainState::shut_off));
+  ::unlink(options.toolstack.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST_CASE("sim: a toolstack that cannot be executed stops the start", "[xen][sim]") {
+  EventLoop loop;
+  SimOptions options;
+  options.toolstack = "/nonexistent/xl";
+  CHECK_THROWS_AS(SimHypervisor(loop, {{"web1"}}, options), std::runtime_error);
 }
 
 }  // namespace xcg::xen

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "base/event_loop.h"
 #include "tests/xen/fake_xenstored.h"
 #include "tests/xen/xen_test_support.h"
@@ -69,6 +71,10 @@ struct Xen {
     xenstored->write("/vm/uuid-" + std::to_string(domid) + "/start_time", std::to_string(now.count() - 65) + ".42");
     if (!tty.empty()) xenstored->write(base + "/console/tty", tty);
     xenstored->introduce_domain();
+    // The backend learns of new domains from the @introduceDomain watch: let it see this one.
+    auto served = xen ? xen->domains() : std::vector<std::string>();
+    if (std::find(served.begin(), served.end(), name) != served.end())
+      REQUIRE(loop.run_until([&] { auto s = xen->status(name); return s && s->domid == domid; }, kDeadline));
   }
   void destroy(uint32_t domid) {
     info->erase(domid);
@@ -85,6 +91,20 @@ struct Xen {
     auto s = xen->status(name);
     REQUIRE(s);
     return *s;
+  }
+  // The action's result, running the loop until it comes (xl runs without blocking it).
+  Result<void> act(const std::string& name, Lifecycle action) {
+    return wait_done([&](Hypervisor::ActDone done) { xen->act_async(name, action, std::move(done)); });
+  }
+  Result<void> sysrq(const std::string& name, char key) {
+    return wait_done([&](Hypervisor::ActDone done) { xen->send_sysrq(name, key, std::move(done)); });
+  }
+  template <typename Start>
+  Result<void> wait_done(Start start) {
+    std::optional<Result<void>> result;
+    start([&](Result<void> r) { result = std::move(r); });
+    REQUIRE(loop.run_until([&] { return result.has_value(); }, kDeadline));
+    return std::move(*result);
   }
 };
 
@@ -405,33 +425,33 @@ TEST_CASE("lifecycle actions run xl with the domid or the config file") {
   fake_xl(x);
   x.create(3, "web1");
 
-  REQUIRE(x.xen->act("web1", Lifecycle::shutdown));
+  REQUIRE(x.act("web1", Lifecycle::shutdown));
   CHECK(slurp(x.dir / "argv") == "shutdown\n-F\n3\n");
   fs::remove(x.dir / "argv");
-  REQUIRE(x.xen->act("web1", Lifecycle::reboot));
+  REQUIRE(x.act("web1", Lifecycle::reboot));
   CHECK(slurp(x.dir / "argv") == "reboot\n-F\n3\n");
   fs::remove(x.dir / "argv");
-  REQUIRE(x.xen->act("web1", Lifecycle::destroy));
+  REQUIRE(x.act("web1", Lifecycle::destroy));
   CHECK(slurp(x.dir / "argv") == "destroy\n3\n");
   fs::remove(x.dir / "argv");
 
   // Refused before xl runs at all.
-  auto again = x.xen->act("web1", Lifecycle::start);
+  auto again = x.act("web1", Lifecycle::start);
   REQUIRE_FALSE(again);
   CHECK(again.error().code == Errc::wrong_state);
   CHECK(again.error().message == "web1 is already running");
-  auto off = x.xen->act("db1", Lifecycle::shutdown);
+  auto off = x.act("db1", Lifecycle::shutdown);
   REQUIRE_FALSE(off);
   CHECK(off.error().message == "db1 is not running (shut off)");
-  CHECK(x.xen->act("db1", Lifecycle::destroy).error().message == "db1 is not running (shut off)");
+  CHECK(x.act("db1", Lifecycle::destroy).error().message == "db1 is not running (shut off)");
   CHECK_FALSE(fs::exists(x.dir / "argv"));
 
   // A start whose xl "succeeds" without making the domain is not a success.
-  auto start = x.xen->act("db1", Lifecycle::start);
+  auto start = x.act("db1", Lifecycle::start);
   CHECK(slurp(x.dir / "argv") == "create\n" + x.dir / "db1.cfg" + "\n");
   REQUIRE_FALSE(start);
   CHECK(start.error().message == "db1 did not start; the gateway's log says why");
-  CHECK(x.xen->act("nobody", Lifecycle::start).error().code == Errc::not_found);
+  CHECK(x.act("nobody", Lifecycle::start).error().code == Errc::not_found);
 }
 
 TEST_CASE("a failing xl is one line for the customer") {
@@ -439,7 +459,7 @@ TEST_CASE("a failing xl is one line for the customer") {
   x.start_web1_db1();
   fake_xl(x, "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
              "echo 'Failed to read config file: /etc/xen/web1.cfg: No such file or directory' >&2\nexit 1");
-  auto r = x.xen->act("web1", Lifecycle::start);
+  auto r = x.act("web1", Lifecycle::start);
   REQUIRE_FALSE(r);
   CHECK(r.error().message ==
         "cannot start web1: Failed to read config file: /etc/xen/web1.cfg: No such file or directory");
@@ -453,7 +473,7 @@ TEST_CASE("an xl that hangs is cut off at the timeout") {
   x.start_web1_db1(options);
   fake_xl(x, "exec sleep 30");
   x.create(3, "web1");
-  auto r = x.xen->act("web1", Lifecycle::shutdown);
+  auto r = x.act("web1", Lifecycle::shutdown);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::timeout);
   CHECK(r.error().message == "cannot shutdown web1: xl shutdown did not finish within 300 ms");
@@ -488,12 +508,56 @@ TEST_CASE("SysRq goes to control/sysrq as libxl writes it; an NMI through xl") {
   x.start_web1_db1();
   fake_xl(x);
   x.create(3, "web1");
-  REQUIRE(x.xen->send_sysrq("web1", 's'));
+  REQUIRE(x.sysrq("web1", 's'));
   CHECK(x.xenstored->read("/local/domain/3/control/sysrq") == "s");
-  REQUIRE(x.xen->send_sysrq("web1", 0));
+  REQUIRE(x.sysrq("web1", 0));
   CHECK(slurp(x.dir / "argv") == "trigger\n3\nnmi\n");
-  CHECK(x.xen->send_sysrq("web1", 'S').error().code == Errc::invalid_input);
-  CHECK(x.xen->send_sysrq("db1", 'b').error().code == Errc::wrong_state);
+  CHECK(x.sysrq("web1", 'S').error().code == Errc::invalid_input);
+  CHECK(x.sysrq("db1", 'b').error().code == Errc::wrong_state);
+}
+
+TEST_CASE("an NMI does not hold up the event loop while xl trigger runs") {
+  Xen x;
+  x.start_web1_db1();
+  std::string go = x.dir / "go";
+  fake_xl(x, "i=0; while [ ! -e " + go + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
+             "echo 'libxl: error: libxl_domain.c:1:libxl_send_trigger: trigger failed' >&2; exit 1");
+  x.create(3, "web1");
+  std::optional<Result<void>> result;
+  x.xen->send_sysrq("web1", 0, [&](Result<void> r) { result = std::move(r); });
+  CHECK_FALSE(result);
+  // The loop goes on while xl waits: here it sees db1 appear.
+  x.create(4, "db1");
+  REQUIRE(x.wait_changes("db1", 1));
+  CHECK_FALSE(result);
+  write_file(go, "", fs::perms::owner_read);
+  REQUIRE(x.loop.run_until([&] { return result.has_value(); }, kDeadline));
+  REQUIRE_FALSE(*result);
+  CHECK(result->error().message == "cannot send an NMI to web1: trigger failed");
+}
+
+TEST_CASE("a status request reads its own domain's nodes, not every domain's") {
+  Xen x;
+  x.start_web1_db1();
+  for (uint32_t domid = 10; domid < 60; ++domid) x.create(domid, fmt::format("other{}", domid));
+  x.create(3, "web1");  // returns once its @introduceDomain is handled, so the others' too
+  size_t before = x.xenstored->requests_served();
+  REQUIRE(x.status("web1").domid == 3u);
+  CHECK(x.status("db1").state == DomainState::shut_off);
+  // web1: its name node, /vm and start_time; db1: nothing. A scan would read 51 name nodes.
+  CHECK(x.xenstored->requests_served() - before <= 6);
+}
+
+TEST_CASE("a domain renamed away (on_crash = preserve) stops counting at once") {
+  Xen x;
+  x.start_web1_db1();
+  x.create(3, "web1");
+  REQUIRE(x.status("web1").domid == 3u);
+  // xl renames a preserved crashed domain; no domain is introduced or released.
+  x.xenstored->write("/local/domain/3/name", "web1--incarnation-1");
+  auto s = x.status("web1");
+  CHECK(s.state == DomainState::shut_off);
+  CHECK_FALSE(s.domid);
 }
 
 TEST_CASE("without xenstored, requests fail with a reason instead of hanging") {
@@ -580,7 +644,7 @@ TEST_CASE("a removed domain is left running, no longer followed, and its console
   CHECK(x.xenstored->watch_count() == 2);
   CHECK(x.xen->status("web1").error().code == Errc::not_found);
   CHECK(x.xen->open_console("web1").error().code == Errc::not_found);
-  CHECK(x.xen->act("web1", Lifecycle::destroy).error().code == Errc::not_found);
+  CHECK(x.act("web1", Lifecycle::destroy).error().code == Errc::not_found);
   CHECK(x.xen->remove_domain("web1").error().code == Errc::not_found);
   // The domain itself is untouched: no xl ran, xenstore still names it.
   CHECK_FALSE(fs::exists(x.dir / "argv"));

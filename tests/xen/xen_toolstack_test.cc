@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/event_loop.h"
 #include "tests/xen/xen_test_support.h"
@@ -32,6 +34,14 @@ std::string fake_xl(const TempDir& dir, const std::string& body) {
   return path;
 }
 
+// Runs the toolstack and the loop until it is done.
+Result<void> run(EventLoop& loop, Toolstack& xl, const std::vector<std::string>& args) {
+  std::optional<Result<void>> result;
+  xl.run_async(args, [&](Result<void> r) { result = std::move(r); });
+  REQUIRE(loop.run_until([&] { return result.has_value(); }, 15s));
+  return std::move(*result);
+}
+
 bool process_gone(const std::string& pid_text) {
   std::string pid = pid_text.substr(0, pid_text.find('\n'));
   REQUIRE_FALSE(pid.empty());
@@ -45,7 +55,7 @@ TEST_CASE("the toolstack runs with an argv, only PATH, and /dev/null for stdin a
   Toolstack xl(loop, fake_xl(dir, "exit 0"), 5s);
   // Nothing here may be interpreted by a shell.
   std::string nasty = "$(touch " + dir / "pwned" + "); `id` > x; *";
-  REQUIRE(xl.run({"create", nasty}));
+  REQUIRE(run(loop, xl, {"create", nasty}));
   CHECK(slurp(dir / "argv") == "create\n" + nasty + "\n");
   CHECK_FALSE(fs::exists(dir / "pwned"));
   std::string env = slurp(dir / "env");
@@ -65,7 +75,7 @@ TEST_CASE("a failing toolstack gives its first libxl error as the reason") {
                             "echo 'libxl: error: libxl_domain.c:1500:libxl__destroy_domid: Domain 7:Non-existant domain' >&2\n"
                             "exit 3"),
                5s);
-  auto r = xl.run({"create", "/etc/xen/web1.cfg"});
+  auto r = run(loop, xl, {"create", "/etc/xen/web1.cfg"});
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::system);
   CHECK(r.error().message == "Domain 7:cannot make domain: -3");
@@ -76,13 +86,13 @@ TEST_CASE("a toolstack failing without a word still says how it ended") {
   EventLoop loop;
   SECTION("exit status") {
     Toolstack xl(loop, fake_xl(dir, "exit 4"), 5s);
-    auto r = xl.run({"destroy", "3"});
+    auto r = run(loop, xl, {"destroy", "3"});
     REQUIRE_FALSE(r);
     CHECK(r.error().message == "xl destroy failed (exit status 4)");
   }
   SECTION("signal") {
     Toolstack xl(loop, fake_xl(dir, "kill -SEGV $$"), 5s);
-    auto r = xl.run({"destroy", "3"});
+    auto r = run(loop, xl, {"destroy", "3"});
     REQUIRE_FALSE(r);
     CHECK(r.error().message == "xl destroy was killed by SIGSEGV");
   }
@@ -92,7 +102,7 @@ TEST_CASE("a toolstack that can't be executed is unavailable, with the path and 
   TempDir dir;
   EventLoop loop;
   Toolstack xl(loop, dir / "missing-xl", 5s);
-  auto r = xl.run({"list"});
+  auto r = run(loop, xl, {"list"});
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::unavailable);
   CHECK(r.error().message == "cannot execute " + dir / "missing-xl" + ": No such file or directory");
@@ -103,7 +113,7 @@ TEST_CASE("a toolstack that hangs is killed at the timeout and reaped") {
   EventLoop loop;
   Toolstack xl(loop, fake_xl(dir, "exec sleep 30"), 300ms);
   auto start = std::chrono::steady_clock::now();
-  auto r = xl.run({"shutdown", "-F", "3"});
+  auto r = run(loop, xl, {"shutdown", "-F", "3"});
   auto took = std::chrono::steady_clock::now() - start;
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::timeout);
@@ -119,7 +129,7 @@ TEST_CASE("the toolstack is done when it exits, even if a daemon it left keeps s
   // What `xl create` does: a monitoring daemon outlives it (briefly holding the stderr pipe).
   Toolstack xl(loop, fake_xl(dir, "sleep 5 &\nexit 0"), 10s);
   auto start = std::chrono::steady_clock::now();
-  REQUIRE(xl.run({"create", "/etc/xen/web1.cfg"}));
+  REQUIRE(run(loop, xl, {"create", "/etc/xen/web1.cfg"}));
   CHECK(std::chrono::steady_clock::now() - start < 3s);
 }
 
