@@ -15,6 +15,7 @@ enum class Errc {
   invalid_input,   // malformed message, bad argument
   timeout,
   unavailable,     // hypervisor or toolstack not reachable
+  peer_closed,     // the other end of a socket closed it
 };
 
 struct Error {

@@ -66,7 +66,7 @@ void Broker::on_session_message(uint64_t id) {
   auto received = ipc::receive(s.ipc.get());
   if (!received) {
     if (received.error().code == Errc::system && received.error().sys_errno == EAGAIN) return;
-    if (received.error().code == Errc::not_found) {  // the session closed its end: it is exiting
+    if (received.error().code == Errc::peer_closed) {  // the session closed its end: it is exiting
       loop_.remove(s.ipc.get());
       s.ipc.reset();
       return;
