@@ -13,6 +13,7 @@
 
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -339,7 +340,8 @@ void Broker::on_session_exit(uint64_t id) {
 void Broker::drop_session(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  ::kill(it->second.pid, SIGKILL);
+  // Through the pidfd: the failed callback may have reaped it already, and its pid be reused.
+  (void)::syscall(SYS_pidfd_send_signal, it->second.pidfd.get(), SIGKILL, nullptr, 0);
   (void)wait_child(it->second.pidfd.get(), true);  // after SIGKILL: a moment, not a wait
   forget(it->second);
   sessions_.erase(it);
