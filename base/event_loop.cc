@@ -46,10 +46,12 @@ void test_hook(const std::string& name) {
 void test_hook(const std::string&) {}
 #endif
 
-void report_failure(const std::string& name, const std::string& what, const EventLoop::OnFailure& on_failure) {
+void report_failure(const std::string& name, const std::string& what,
+                    const EventLoop::OnFailure& on_failure) {
   log::error("{} failed: {}; removed from the event loop", name, what);
   if (!on_failure) return;
-  if (auto again = contained(on_failure)) log::error("{}: cleaning up after the failure failed too: {}", name, *again);
+  if (auto again = contained(on_failure))
+    log::error("{}: cleaning up after the failure failed too: {}", name, *again);
 }
 
 }  // namespace
@@ -90,8 +92,8 @@ void EventLoop::remove_entry(int fd, const std::shared_ptr<Entry>& entry) noexce
   if (it != handlers_.end() && it->second == entry) remove(fd);
 }
 
-EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::string name, std::function<void()> fn,
-                                        OnFailure on_failure) {
+EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::string name,
+                                        std::function<void()> fn, OnFailure on_failure) {
   TimerId id = next_timer_++;
   auto when = Clock::now() + delay;
   timers_.emplace(id, Timer{when, std::move(name), std::move(fn), std::move(on_failure)});

@@ -203,7 +203,8 @@ void Broker::open_signals() {
 // Listeners and signals are the broker's own: after a failure they are watched again, or the
 // broker would stop accepting or could no longer be stopped.
 void Broker::watch_signals() {
-  loop_.add(signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); }, [this] { watch_signals(); });
+  loop_.add(signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); },
+            [this] { watch_signals(); });
 }
 
 void Broker::watch_listener(int fd, const std::string& address) {
@@ -306,7 +307,8 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   uint64_t id = s.id;
   std::string name = fmt::format("session {}", id);
   auto drop = [this, id] { drop_session(id); };
-  s.grace_timer = loop_.add_timer(std::chrono::seconds(config_->limits.login_grace_s), name + " login grace", [this, id] {
+  auto grace = std::chrono::seconds(config_->limits.login_grace_s);
+  s.grace_timer = loop_.add_timer(grace, name + " login grace", [this, id] {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || it->second.phase != Phase::preauth) return;
     it->second.grace_timer = 0;

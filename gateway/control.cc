@@ -73,7 +73,8 @@ void ControlServer::on_accept() {
     }
     int raw = fd.get();
     Client c{std::move(fd), {}, {}, 0};
-    c.deadline = loop_.add_timer(kClientTimeout, "control client timeout", [this, raw] { close_client(raw); });
+    c.deadline = loop_.add_timer(kClientTimeout, "control client timeout",
+                                 [this, raw] { close_client(raw); });
     clients_.emplace(raw, std::move(c));
     loop_.add(raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
               [this, raw] { close_client(raw); });

@@ -172,7 +172,8 @@ void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
   auto spawned = spawn(program_, args);
   if (!spawned) {
     // Still from the loop, as promised.
-    loop_.add_timer(std::chrono::milliseconds(0), "toolstack failed to start", [done, e = spawned.error()] { done(tl::unexpected(e)); });
+    loop_.add_timer(std::chrono::milliseconds(0), "toolstack failed to start",
+                    [done, e = spawned.error()] { done(tl::unexpected(e)); });
     return;
   }
   uint64_t id = next_id_++;

@@ -65,7 +65,8 @@ TEST_CASE("a throwing timer is logged by name, its on_failure runs, other timers
   ErrorLog errors;
   EventLoop loop;
   bool failed = false, later_fired = false;
-  loop.add_timer(0ms, "reboot window web1", [] { throw std::logic_error("no such hub"); }, [&] { failed = true; });
+  loop.add_timer(0ms, "reboot window web1", [] { throw std::logic_error("no such hub"); },
+                 [&] { failed = true; });
   loop.add_timer(0ms, "config reload", [&] { later_fired = true; });
   REQUIRE_NOTHROW(loop.run_once(100ms));
   CHECK(failed);
