@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 
 #include <tl/expected.hpp>
 
@@ -15,6 +16,7 @@ enum class Errc {
   invalid_input,   // malformed message, bad argument
   timeout,
   unavailable,     // hypervisor or toolstack not reachable
+  peer_closed,     // the other end of a socket closed it
 };
 
 struct Error {
@@ -26,8 +28,14 @@ struct Error {
   static Error from_errno(std::string what);  // uses the current errno
 };
 
+// tl::expected<T, Error> that a caller cannot silently ignore (-Wunused-result): an error
+// dropped on the floor is a failure nobody hears of.
 template <class T>
-using Result = tl::expected<T, Error>;
+class [[nodiscard]] Result : public tl::expected<T, Error> {
+ public:
+  using tl::expected<T, Error>::expected;
+  Result(tl::expected<T, Error> e) : tl::expected<T, Error>(std::move(e)) {}  // what map() returns
+};
 
 inline tl::unexpected<Error> fail(Errc code, std::string message) {
   return tl::unexpected<Error>(Error{code, std::move(message), 0});
@@ -38,3 +46,7 @@ inline tl::unexpected<Error> fail_errno(std::string what) {
 }
 
 }  // namespace xcg
+
+// Lets and_then() take callbacks that return a Result.
+template <class T>
+struct tl::detail::is_expected_impl<xcg::Result<T>> : std::true_type {};

@@ -1,22 +1,75 @@
 #include "base/event_loop.h"
 
 #include <cerrno>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <optional>
 #include <system_error>
 #include <vector>
 
+#include "base/log.h"
+
 namespace xcg {
+namespace {
+
+// Runs `fn`; returns what it threw, if it threw.
+std::optional<std::string> contained(const std::function<void()>& fn) {
+  try {
+    fn();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  } catch (...) {
+    return std::string("an exception of unknown type");
+  }
+}
+
+#ifdef XCG_TEST_HOOKS
+// Built only with meson -Dtest_hooks=true (./dev's test builds, never a package):
+// XCG_TEST_THROW_IN=NAME makes every callback of the registration named NAME throw, so that
+// the integration tests can show a real broker surviving a failing handler.
+const char* test_hook_target() {
+  static const char* target = [] {
+    const char* t = std::getenv("XCG_TEST_THROW_IN");
+    if (t && *t) log::warn("test hook: callbacks of '{}' will throw", t);
+    return t && *t ? t : nullptr;
+  }();
+  return target;
+}
+
+void test_hook(const std::string& name) {
+  if (const char* target = test_hook_target(); target && name == target)
+    throw std::runtime_error("thrown by the test hook");
+}
+#else
+void test_hook(const std::string&) {}
+#endif
+
+void report_failure(const std::string& name, const std::string& what,
+                    const EventLoop::OnFailure& on_failure) {
+  log::error("{} failed: {}; removed from the event loop", name, what);
+  if (!on_failure) return;
+  if (auto again = contained(on_failure))
+    log::error("{}: cleaning up after the failure failed too: {}", name, *again);
+}
+
+}  // namespace
 
 EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+#ifdef XCG_TEST_HOOKS
+  (void)test_hook_target();  // says so at start-up, before anyone waits on the log
+#endif
 }
 
-void EventLoop::add(int fd, uint32_t events, FdHandler handler) {
+void EventLoop::add(int fd, uint32_t events, std::string name, FdHandler handler, OnFailure on_failure) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl add");
-  handlers_[fd] = std::make_shared<Entry>(Entry{std::move(handler)});
+  handlers_[fd] = std::make_shared<Entry>(Entry{std::move(name), std::move(handler), std::move(on_failure)});
 }
 
 void EventLoop::modify(int fd, uint32_t events) {
@@ -32,10 +85,18 @@ void EventLoop::remove(int fd) noexcept {
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if fd is closed
 }
 
-EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::function<void()> fn) {
+// Only if `fd` still has this entry: the handler may have removed itself and a new
+// registration may have taken the same descriptor number since.
+void EventLoop::remove_entry(int fd, const std::shared_ptr<Entry>& entry) noexcept {
+  auto it = handlers_.find(fd);
+  if (it != handlers_.end() && it->second == entry) remove(fd);
+}
+
+EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::string name,
+                                        std::function<void()> fn, OnFailure on_failure) {
   TimerId id = next_timer_++;
   auto when = Clock::now() + delay;
-  timers_.emplace(id, std::make_pair(when, std::move(fn)));
+  timers_.emplace(id, Timer{when, std::move(name), std::move(fn), std::move(on_failure)});
   timer_order_.emplace(when, id);
   return id;
 }
@@ -43,7 +104,7 @@ EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::fu
 void EventLoop::cancel_timer(TimerId id) noexcept {
   auto it = timers_.find(id);
   if (it == timers_.end()) return;
-  auto [lo, hi] = timer_order_.equal_range(it->second.first);
+  auto [lo, hi] = timer_order_.equal_range(it->second.when);
   for (auto o = lo; o != hi; ++o) {
     if (o->second == id) {
       timer_order_.erase(o);
@@ -67,22 +128,33 @@ void EventLoop::fire_due_timers() {
     timer_order_.erase(timer_order_.begin());
     auto it = timers_.find(id);
     if (it == timers_.end()) continue;
-    auto fn = std::move(it->second.second);
+    Timer timer = std::move(it->second);
     timers_.erase(it);
-    fn();
+    if (auto failed = contained([&] {
+          test_hook(timer.name);
+          timer.fn();
+        })) report_failure(timer.name, *failed, timer.on_failure);
   }
+}
+
+void EventLoop::dispatch(int fd, uint32_t events) {
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) return;  // removed by an earlier callback in this batch
+  auto entry = it->second;            // keeps the handler alive while it runs
+  auto failed = contained([&] {
+    test_hook(entry->name);
+    entry->handler(events);
+  });
+  if (!failed) return;
+  remove_entry(fd, entry);
+  report_failure(entry->name, *failed, entry->on_failure);
 }
 
 void EventLoop::run_once(std::chrono::milliseconds timeout) {
   epoll_event events[64];
   int n = ::epoll_wait(epoll_.get(), events, 64, ms_to_next_timer(timeout));
   if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
-  for (int i = 0; i < n; ++i) {
-    auto it = handlers_.find(events[i].data.fd);
-    if (it == handlers_.end()) continue;  // removed by an earlier callback in this batch
-    auto entry = it->second;              // keeps the handler alive while it runs
-    entry->handler(events[i].events);
-  }
+  for (int i = 0; i < n; ++i) dispatch(events[i].data.fd, events[i].events);
   fire_due_timers();
 }
 

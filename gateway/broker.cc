@@ -13,6 +13,7 @@
 
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -137,10 +138,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   prepare_sandbox();
   open_signals();
   listeners_ = open_listeners(config_->listen);
-  for (auto& l : listeners_) {
-    int fd = l.fd.get();
-    loop_.add(fd, EPOLLIN, [this, fd](uint32_t) { on_accept(fd); });
-  }
+  for (auto& l : listeners_) watch_listener(l.fd.get(), l.address);
   hypervisor_ = make_hypervisor(loop_, *config_, options_.self_exe);
   for (const auto& name : hypervisor_->domains()) {
     open_hub(name);
@@ -204,7 +202,19 @@ void Broker::open_signals() {
   if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw sys_error("sigprocmask");
   signal_fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) throw sys_error("signalfd");
-  loop_.add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); });
+  watch_signals();
+}
+
+// Listeners and signals are the broker's own: after a failure they are watched again, or the
+// broker would stop accepting or could no longer be stopped.
+void Broker::watch_signals() {
+  loop_.add(signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); },
+            [this] { watch_signals(); });
+}
+
+void Broker::watch_listener(int fd, const std::string& address) {
+  loop_.add(fd, EPOLLIN, "accept " + address, [this, fd](uint32_t) { on_accept(fd); },
+            [this, fd, address] { watch_listener(fd, address); });
 }
 
 void Broker::on_signal() {
@@ -305,14 +315,17 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   ++preauth_count_;
   ++preauth_by_source_[s.source];
   uint64_t id = s.id;
-  s.grace_timer = loop_.add_timer(std::chrono::seconds(config_->limits.login_grace_s), [this, id] {
+  std::string name = fmt::format("session {}", id);
+  auto drop = [this, id] { drop_session(id); };
+  auto grace = std::chrono::seconds(config_->limits.login_grace_s);
+  s.grace_timer = loop_.add_timer(grace, name + " login grace", [this, id] {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || it->second.phase != Phase::preauth) return;
     it->second.grace_timer = 0;
     cut_off(it->second, "login grace time over");
-  });
-  loop_.add(s.pidfd.get(), EPOLLIN, [this, id](uint32_t) { on_session_exit(id); });
-  loop_.add(s.ipc.get(), EPOLLIN, [this, id](uint32_t) { on_session_message(id); });
+  }, drop);
+  loop_.add(s.pidfd.get(), EPOLLIN, name + " exit", [this, id](uint32_t) { on_session_exit(id); }, drop);
+  loop_.add(s.ipc.get(), EPOLLIN, name + " ipc", [this, id](uint32_t) { on_session_message(id); }, drop);
   auto& stored = sessions_.emplace(id, std::move(s)).first->second;
   log::debug("session {} pid {} from {}", id, stored.pid, stored.remote);
   if (auto sent = ipc::send(stored.ipc.get(), hello_); !sent)
@@ -333,6 +346,17 @@ void Broker::on_session_exit(uint64_t id) {
   }
   settle_requests(s);
   forget(s);
+  sessions_.erase(it);
+}
+
+// After one of the session's own callbacks failed: end it here, without its usual path.
+void Broker::drop_session(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  // Through the pidfd: the failed callback may have reaped it already, and its pid be reused.
+  (void)::syscall(SYS_pidfd_send_signal, it->second.pidfd.get(), SIGKILL, nullptr, 0);
+  (void)wait_child(it->second.pidfd.get(), true);  // after SIGKILL: a moment, not a wait
+  forget(it->second);
   sessions_.erase(it);
 }
 
@@ -412,7 +436,7 @@ void Broker::remove_domain(const std::string& domain) {
     uint64_t key = next_closing_hub_++;
     closing_hubs_.emplace(key, std::move(it->second));
     hubs_.erase(it);
-    loop_.add_timer(kRevokeGrace, [this, key] { closing_hubs_.erase(key); });
+    loop_.add_timer(kRevokeGrace, "close hub " + domain, [this, key] { closing_hubs_.erase(key); });
   }
   last_domid_.erase(domain);
   end_reboot_window(domain);
@@ -427,7 +451,7 @@ void Broker::expect_reboot(const std::string& domain) {
   if (reboot_windows_.count(domain)) return;
   auto timer = loop_.add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kRebootWindow) +
                                    std::chrono::milliseconds(10),
-                               [this, domain] { sync_hub(domain); });
+                               "reboot window " + domain, [this, domain] { sync_hub(domain); });
   reboot_windows_[domain] = RebootWindow{std::chrono::steady_clock::now() + kRebootWindow, timer};
 }
 

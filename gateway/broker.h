@@ -81,12 +81,15 @@ class Broker {
   // Copies the config's per-session limits into hello_, for sessions that start from now on.
   void take_session_limits();
   void open_signals();
+  void watch_signals();
   void on_signal();
+  void watch_listener(int fd, const std::string& address);
   void on_accept(int listen_fd);
   bool admit(const std::string& source);
   void spawn_session(UniqueFd tcp, std::string remote, std::string source);
   void set_authorized(Session& s, const std::string& domain);
   void forget(Session& s);
+  void drop_session(uint64_t id);
   void on_session_exit(uint64_t id);
   void on_session_message(uint64_t id);
   void cut_off(Session& s, std::string_view why);

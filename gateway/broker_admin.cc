@@ -179,7 +179,7 @@ void Broker::revoke(Session& s, const std::string& text) {
   if (s.ipc) (void)ipc::send(s.ipc.get(), ipc::Revoke{text});  // best effort: the kill follows
   pid_t pid = s.pid;
   uint64_t id = s.id;
-  loop_.add_timer(kRevokeGrace, [this, id, pid] {
+  loop_.add_timer(kRevokeGrace, fmt::format("session {} revocation", id), [this, id, pid] {
     auto it = sessions_.find(id);
     if (it != sessions_.end() && it->second.pid == pid) ::kill(pid, SIGKILL);
   });
@@ -280,7 +280,7 @@ void Broker::watch_config_files() {
                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0)
       log::warn("inotify watch {}: {}", dir, std::strerror(errno));
   }
-  loop_.add(inotify_.get(), EPOLLIN, [this](uint32_t) { on_config_change(); });
+  loop_.add(inotify_.get(), EPOLLIN, "config watch", [this](uint32_t) { on_config_change(); });
 }
 
 void Broker::on_config_change() {
@@ -300,7 +300,7 @@ void Broker::on_config_change() {
   }
   if (!relevant) return;
   if (reload_timer_) loop_.cancel_timer(reload_timer_);
-  reload_timer_ = loop_.add_timer(kReloadDebounce, [this] {
+  reload_timer_ = loop_.add_timer(kReloadDebounce, "config reload", [this] {
     reload_timer_ = 0;
     reload("config file changed");
   });

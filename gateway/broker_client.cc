@@ -48,7 +48,7 @@ void BrokerClient::take_unsolicited() {
     auto r = ipc::receive(fd_);
     if (!r) {
       // The broker is gone or talks nonsense: nothing more can be done for the customer.
-      revoked_ = r.error().code == Errc::not_found ? "the gateway is shutting down" : "internal error";
+      revoked_ = r.error().code == Errc::peer_closed ? "the gateway is shutting down" : "internal error";
       return;
     }
     if (auto* revoke = std::get_if<ipc::Revoke>(&r->message)) {

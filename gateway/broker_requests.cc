@@ -96,7 +96,7 @@ void Broker::on_session_message(uint64_t id) {
 
 void Broker::on_receive_error(Session& s, const Error& e) {
   if (e.code == Errc::system && e.sys_errno == EAGAIN) return;
-  if (e.code == Errc::not_found) {  // the session closed its end: it is exiting
+  if (e.code == Errc::peer_closed) {  // the session closed its end: it is exiting
     loop_.remove(s.ipc.get());
     s.ipc.reset();
     return;

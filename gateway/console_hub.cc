@@ -50,7 +50,8 @@ void ConsoleHub::set_console(UniqueFd console) {
   console_ = std::move(console);
   if (!console_) return;
   console_wants_out_ = false;
-  loop_.add(console_.get(), EPOLLIN, [this](uint32_t events) { on_console_event(events); });
+  loop_.add(console_.get(), EPOLLIN, "hub " + domain_, [this](uint32_t events) { on_console_event(events); },
+            [this] { drop_console(); });
 }
 
 void ConsoleHub::drop_console() {
@@ -117,8 +118,8 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
   // The replay is queued now, in this loop step; live output can only follow it.
   v.backlog = scrollback_.replay(settings_.replay_bytes);
   v.wants_out = !v.backlog.empty();
-  loop_.add(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN,
-            [this, id](uint32_t events) { on_viewer_event(id, events); });
+  loop_.add(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
+            [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
   return id;
 }
 
@@ -172,7 +173,7 @@ size_t ConsoleHub::detach_session(uint64_t session_id, std::string_view text) {
 void ConsoleHub::close_after_flush(ViewerId id, Viewer& v) {
   if (!flush_viewer(v) || v.backlog.empty()) return detach(id);
   if (v.close_timer) return;
-  v.close_timer = loop_.add_timer(kDetachGrace, [this, id] {
+  v.close_timer = loop_.add_timer(kDetachGrace, fmt::format("hub {} viewer {} closing", domain_, id), [this, id] {
     if (auto it = viewers_.find(id); it != viewers_.end()) {
       it->second.close_timer = 0;
       detach(id);

@@ -54,7 +54,7 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler)
   ::umask(old);
   if (rc != 0) throw std::system_error(errno, std::generic_category(), "bind control socket " + path_);
   if (::listen(listen_.get(), 16) != 0) throw std::system_error(errno, std::generic_category(), "listen " + path_);
-  loop_.add(listen_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
+  loop_.add(listen_.get(), EPOLLIN, "control socket", [this](uint32_t) { on_accept(); });
 }
 
 ControlServer::~ControlServer() {
@@ -73,9 +73,11 @@ void ControlServer::on_accept() {
     }
     int raw = fd.get();
     Client c{std::move(fd), {}, {}, 0};
-    c.deadline = loop_.add_timer(kClientTimeout, [this, raw] { close_client(raw); });
+    c.deadline = loop_.add_timer(kClientTimeout, "control client timeout",
+                                 [this, raw] { close_client(raw); });
     clients_.emplace(raw, std::move(c));
-    loop_.add(raw, EPOLLIN, [this, raw](uint32_t events) { on_client(raw, events); });
+    loop_.add(raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
+              [this, raw] { close_client(raw); });
   }
 }
 

@@ -357,7 +357,7 @@ Result<Received> receive(int sock) {
       fds.emplace_back(fd);
     }
   }
-  if (n == 0) return fail(Errc::not_found, "peer closed the connection");
+  if (n == 0) return fail(Errc::peer_closed, "peer closed the connection");
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail(Errc::invalid_input, "oversized message");
   if (fds.size() > 1) return fail(Errc::invalid_input, "too many descriptors");
   auto decoded = decode(std::string_view(buf, static_cast<size_t>(n)));

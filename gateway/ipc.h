@@ -174,7 +174,7 @@ struct Received {
 
 // Sends one message (and optionally one descriptor). EAGAIN is an error, not retried.
 Result<void> send(int sock, const Message& m, int pass_fd = -1);
-// Receives one message. Errc::not_found means the peer closed the socket; a frame larger
+// Receives one message. Errc::peer_closed means the peer closed the socket; a frame larger
 // than kMaxFrame, more than one descriptor, or a malformed frame is invalid_input.
 Result<Received> receive(int sock);
 

@@ -323,7 +323,7 @@ Result<void> SimHypervisor::spawn(Domain& d) {
   pid_t pid = child->pid;
   UniqueFd pidfd = std::move(child->pidfd);
   try {
-    loop_.add(pidfd.get(), EPOLLIN, [this, &d](uint32_t) { on_guest_exit(d); });
+    loop_.add(pidfd.get(), EPOLLIN, "guest " + d.spec.name, [this, &d](uint32_t) { on_guest_exit(d); });
   } catch (const std::system_error& e) {
     kill_and_reap(pid);
     return fail(Errc::system, e.what());
@@ -351,7 +351,7 @@ Result<void> SimHypervisor::stop(Domain& d, Lifecycle action) {
   d.state = DomainState::shutting_down;
   d.pending = action;
   pid_t pid = d.pid;
-  d.kill_timer = loop_.add_timer(options_.shutdown_grace, [this, &d, pid] {
+  d.kill_timer = loop_.add_timer(options_.shutdown_grace, "guest " + d.spec.name + " kill", [this, &d, pid] {
     d.kill_timer.reset();
     if (d.pid != pid) return;
     log::warn("sim: {} ignored the {} request for {} ms; killing it", d.spec.name,

@@ -146,7 +146,8 @@ void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
   auto spawned = spawn(program_, args);
   if (!spawned) {
     // Still from the loop, as promised.
-    loop_.add_timer(std::chrono::milliseconds(0), [done, e = spawned.error()] { done(tl::unexpected(e)); });
+    loop_.add_timer(std::chrono::milliseconds(0), "toolstack failed to start",
+                    [done, e = spawned.error()] { done(tl::unexpected(e)); });
     return;
   }
   uint64_t id = next_id_++;
@@ -156,13 +157,13 @@ void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
   child->done = std::move(done);
   Child& c = *child;
   children_.emplace(id, std::move(child));
-  loop_.add(c.process.pidfd.get(), EPOLLIN, [this, id](uint32_t) { on_exit(id); });
-  loop_.add(c.process.err.get(), EPOLLIN, [this, &c](uint32_t) {
+  loop_.add(c.process.pidfd.get(), EPOLLIN, c.what + " exit", [this, id](uint32_t) { on_exit(id); });
+  loop_.add(c.process.err.get(), EPOLLIN, c.what + " stderr", [this, &c](uint32_t) {
     if (drain(c.process.err.get(), c.err)) return;
     loop_.remove(c.process.err.get());  // closed: a hung-up pipe would wake the loop forever
     c.process.err.reset();
   });
-  c.timer = loop_.add_timer(timeout_, [this, &c] {
+  c.timer = loop_.add_timer(timeout_, c.what + " timeout", [this, &c] {
     c.timer = 0;
     c.timed_out = true;
     if (::kill(c.process.pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", c.process.pid, std::strerror(errno));

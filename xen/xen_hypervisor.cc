@@ -110,7 +110,7 @@ XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, X
   for (const char* path : {kIntroduce, kRelease}) {
     if (auto w = store_.watch(path, kToken); !w) throw std::runtime_error("hypervisor xen: " + w.error().message);
   }
-  loop_.add(store_.fd(), EPOLLIN, [this](uint32_t) { on_watch_event(); });
+  loop_.add(store_.fd(), EPOLLIN, "xenstore watch", [this](uint32_t) { on_watch_event(); });
   refresh();
 }
 
@@ -502,7 +502,7 @@ void XenHypervisor::retry_console_later(Domain& d) {
     log::warn("xen: the console of {} is locked by another program (xl console?); retrying every {} ms",
               d.spec.name, options_.lock_retry.count());
   d.lock_busy = true;
-  d.retry = loop_.add_timer(options_.lock_retry, [this, &d] {
+  d.retry = loop_.add_timer(options_.lock_retry, "console lock retry " + d.spec.name, [this, &d] {
     d.retry.reset();
     notify_console_changed(d.spec.name);
   });

@@ -171,7 +171,7 @@ bool Conn::step_connect() {
     // Write interest only until the TCP connect completes; after that the socket is always
     // writable and would spin the loop.
     want_write_ = true;
-    loop_.add(fd_, EPOLLIN | EPOLLOUT, [this](uint32_t events) { on_event(events); });
+    loop_.add(fd_, EPOLLIN | EPOLLOUT, "connection", [this](uint32_t events) { on_event(events); });
   }
   if (rc == SSH_AGAIN) {
     sockaddr_storage peer{};

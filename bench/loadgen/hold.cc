@@ -41,7 +41,7 @@ class Holder {
 
   int run() {
     if (!set_nonblocking(STDIN_FILENO)) throw std::runtime_error("stdin: fcntl failed");
-    loop_.add(STDIN_FILENO, EPOLLIN, [this](uint32_t) { read_commands(); });
+    loop_.add(STDIN_FILENO, EPOLLIN, "commands", [this](uint32_t) { read_commands(); });
     while (!quit_) loop_.run_once(std::chrono::milliseconds(200));
     loop_.remove(STDIN_FILENO);
     for (auto& h : held_) h->conn->close();
@@ -118,7 +118,7 @@ class Holder {
         Conn::Handlers{[this, raw](Conn&) { on_attached(*raw); },
                        [this, raw](Conn&, std::string_view d) { on_data(*raw, d); },
                        [this, raw](Conn& c) { on_ended(*raw, c.error()); }});
-    h->login_timer = loop_.add_timer(std::chrono::seconds(o_.timeout_s), [this, raw] {
+    h->login_timer = loop_.add_timer(std::chrono::seconds(o_.timeout_s), "login timeout", [this, raw] {
       raw->login_timer = 0;
       raw->conn->close();
       on_ended(*raw, "login timeout");
@@ -184,7 +184,7 @@ class Holder {
 
   void schedule(Held& h, std::chrono::milliseconds delay, std::chrono::milliseconds period, Clock::time_point end) {
     if (Clock::now() + delay >= end) return;
-    loop_.add_timer(delay, [this, &h, period, end] {
+    loop_.add_timer(delay, "typing", [this, &h, period, end] {
       type(h);
       schedule(h, period, period, end);
     });

@@ -119,7 +119,7 @@ class RateWorker {
                                                         [this](Conn& c) { on_ended(c); }});
       Conn* raw = conn.get();
       Entry e{std::move(conn), 0, pick};
-      e.timer = loop_.add_timer(timeout_, [this, raw] { on_timeout(raw); });
+      e.timer = loop_.add_timer(timeout_, "login timeout", [this, raw] { on_timeout(raw); });
       busy_.insert(pick);
       live_.emplace(raw, std::move(e));
       raw->start();

@@ -3,7 +3,10 @@
 # copy of its seed corpus. Exits 1 if any target found a crash, a leak, a timeout or an
 # out-of-memory input (saved in build/fuzz/artifacts/), 2 if the build failed.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]   TARGET: ipc, config, public_key (default: all)
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]   TARGET: ipc, config, public_key, menu,
+#                                             console_input (default: all)
+#   tests/fuzz/run.sh --regression            each target runs every file of its committed
+#                                             corpus once, no fuzzing (seconds; ./dev test)
 #   tests/fuzz/run.sh --build                 only build
 #   tests/fuzz/run.sh --seed-ipc              rewrite tests/fuzz/corpus/ipc/ from real messages
 #                                             (after a change to the IPC format)
@@ -20,10 +23,11 @@ CXXFLAGS=(-std=gnu++20 -g -O1 -I. -fno-omit-frame-pointer
 LDFLAGS=(-fsanitize=fuzzer,address,undefined)
 LIBS=(-lyaml-cpp -lcrypto -lfmt)
 # The code under test, linked into every target.
-SOURCES=(gateway/ipc.cc base/*.cc config/*.cc)
+SOURCES=(gateway/ipc.cc base/*.cc config/*.cc menu/*.cc)
 
 # name:corpus: the corpus folder is tests/fuzz/corpus/NAME, the dictionary tests/fuzz/NAME.dict.
-TARGETS=(ipc_decode_fuzz:ipc config_fuzz:config public_key_fuzz:public_key)
+TARGETS=(ipc_decode_fuzz:ipc config_fuzz:config public_key_fuzz:public_key menu_fuzz:menu
+         console_input_fuzz:console_input)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -148,9 +152,35 @@ run_target() {
   return 1
 }
 
+# Runs each target once on every file of its committed corpus: what was found or seeded
+# once must keep passing. Prints one line per target; exits 1 if any failed.
+regression() {
+  say "building fuzz targets in $OUT/"
+  build
+  say "replaying each corpus"
+  local t name failed=0 log
+  mkdir -p "$OUT/logs"
+  for t in "${TARGETS[@]}"; do
+    name=${t%%:*}
+    log="$OUT/logs/$name.regression.log"
+    local files=("$FUZZ/corpus/${t#*:}"/*)
+    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        timeout -k 10 300 "$OUT/$name" -timeout=10 "${files[@]}" >"$log" 2>&1; then
+      printf '%-20s %4d inputs  ok\n' "$name" "${#files[@]}"
+    else
+      printf '%-20s %4d inputs  FAILED (log: %s)\n' "$name" "${#files[@]}" "$log"
+      grep -E '^Running: |^==[0-9]+== ?ERROR|runtime error:|fuzz property failed|uncaught exception|^SUMMARY' \
+        "$log" | grep -B1 -v '^Running: ' | head -n 10 | sed 's/^/    /'
+      failed=$((failed + 1))
+    fi
+  done
+  [ $failed -eq 0 ]
+}
+
 main() {
   case "${1:-}" in
     --build) build; return ;;
+    --regression) regression; return ;;
     --seed-ipc) seed_ipc; return ;;
   esac
   local seconds=60
@@ -163,7 +193,7 @@ main() {
     if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " == *" ${t#*:} "* ]]; then selected+=("$t"); fi
   done
   if [ ${#selected[@]} -eq 0 ]; then
-    echo "usage: $0 [SECONDS] [ipc|config|public_key ...]" >&2
+    echo "usage: $0 [SECONDS] [ipc|config|public_key|menu|console_input ...] | --regression | --build" >&2
     exit 2
   fi
   say "building fuzz targets in $OUT/"

@@ -128,7 +128,7 @@ TEST_CASE("receive reports a closed peer and rejects oversized packets") {
     p.a.reset();
     auto got = ipc::receive(p.b.get());
     REQUIRE_FALSE(got);
-    CHECK(got.error().code == Errc::not_found);
+    CHECK(got.error().code == Errc::peer_closed);
   }
   SECTION("oversized") {
     Pair p;

@@ -72,7 +72,7 @@ def test_unknown_field_is_reported(xcg_binary, keys, tmp_path):
 
 
 def test_key_listed_twice_names_both_places(xcg_binary, keys, tmp_path):
-    # DESIGN.md: a key listed twice is a configuration error naming both places.
+    # A key listed twice is a configuration error naming both places.
     path = tmp_path / "dup.yaml"
     domains = default_domains(keys)
     domains["web3"]["keys"] = [keys["web1"].public_line]

@@ -179,7 +179,7 @@ def test_logged_in_session_is_confined(make_gateway, tmp_path):
 
 
 def test_session_is_confined_before_login(make_gateway, tmp_path):
-    # DESIGN.md: confined before it reads a byte from the network, so a pre-auth exploit in
+    # Confined before it reads a byte from the network, so a pre-auth exploit in
     # the SSH layer gains nothing. Its banner is on the wire, so it is past that point.
     require_root()
     user = ensure_user()

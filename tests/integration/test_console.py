@@ -95,7 +95,7 @@ def test_panic_shows_as_crashed(gw):
 
 
 def test_viewer_follows_reboot(gw):
-    # DESIGN.md: a domain that reboots keeps its viewers.
+    # A domain that reboots keeps its viewers.
     child = gw.spawn("web1", "web1", "console")
     log_in(child)
     before = gw.domid()

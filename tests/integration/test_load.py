@@ -1,4 +1,4 @@
-"""Load and no loss (issue 8): 200 viewers attached across 20 domains whose guests print
+"""Load and no loss: 200 viewers attached across 20 domains whose guests print
 numbered lines, while 20 logins a second come and go and one domain reboots.
 
 The work is done by tests/load's xcg_load (libssh clients, many per thread). It checks every

@@ -552,13 +552,24 @@ def test_include_directory_swapped_by_rename(igw, keys, more_keys):
 
 
 def test_include_directory_created_after_start(make_gateway, tmp_path, keys):
+    # The include pattern names a directory that does not exist yet: the broker watches its
+    # parent, then the directory once it appears, so the domain a file in it adds is served
+    # without a restart.
     gw = make_gateway(domains={"web1": {"keys": [keys["web1"].public_line]}},
                       extra={"include": [INCLUDE]})
+    assert_refused(gw, "web2", "web2")
     include_dir = tmp_path / "domains.d"
     include_dir.mkdir()
+    wait_log(gw, "reloaded", 0)  # the empty directory: nothing added yet
+    assert_refused(gw, "web2", "web2")
+    # Now the directory itself must be watched.
     replace_by_rename(include_dir / "web2.yaml",
                       domains_yaml({"web2": {"keys": [keys["web2"].public_line]}}))
-    wait_log(gw, "reloaded", 0, timeout=5)
+    wait_logs_in(gw, "web2", "web2")
+    assert re.search(r"added domain web2$", gw.read_log(), re.M), gw.read_log()
+    gw.wait_status(RUNNING.pattern, "web2", "web2")
+    echoes(attach(gw, "web2", "web2"), "web2-console")
+    assert logs_in(gw, "web1", "web1")
 
 
 def test_main_file_edit_reloads(igw, keys):

@@ -1,4 +1,4 @@
-"""Replay without gap or duplicate, reboots followed, slow viewers isolated (issue 5).
+"""Replay without gap or duplicate, reboots followed, slow viewers isolated.
 
 Most tests run web1 on tests/load's count guest (`xcg_load guest`: "web1 1", "web1 2", ... at a
 steady rate, "web1 halt K" on shutdown) and capture real OpenSSH `console` clients to files;

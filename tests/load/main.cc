@@ -1,4 +1,4 @@
-// xcg_load: the load and no-loss test of the console path (issue 8), and the count guest it
+// xcg_load: the load and no-loss test of the console path, and the count guest it
 // needs on the simulated hypervisor.
 //
 //   xcg_load guest [--rate LINES_PER_SECOND] [--halt-burst LINES]

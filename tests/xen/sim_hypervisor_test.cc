@@ -37,7 +37,7 @@ constexpr auto kDeadline = 10s;
 class ConsoleReader {
  public:
   ConsoleReader(EventLoop& loop, UniqueFd fd) : loop_(loop), fd_(std::move(fd)) {
-    loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) { drain(); });
+    loop_.add(fd_.get(), EPOLLIN, "test console", [this](uint32_t) { drain(); });
   }
   ~ConsoleReader() { loop_.remove(fd_.get()); }
 

@@ -1,4 +1,4 @@
-"""Console features on the real Xen console path (issue 5): replay on attach without gap or
+"""Console features on the real Xen console path: replay on attach without gap or
 duplicate, the console log (`log`, `log --lines N`, the menu's log item), `who`, a read-only
 key, SysRq through control/sysrq, Ctrl-O reaching the guest's hvc driver, and `nmi` on a PV
 guest. What the guest really printed is checked in xenconsoled's own log of its console."""
