@@ -24,7 +24,7 @@
 
 #include "base/event_loop.h"
 #include "base/log.h"
-#include "xen/sim_hypervisor.h"
+#include "xen/sim/sim_hypervisor.h"
 
 namespace xcg::xen {
 namespace {
