@@ -2,7 +2,7 @@
 //   xcg serve --config FILE   run the gateway (the broker) in the foreground
 //   xcg check --config FILE   validate a config
 // and one internal subcommand, `guest` (the simulated hypervisor's fake guest). The broker
-// execs a separate program, xcg-session (gateway/session_main.cc), for each connection.
+// execs a separate program, xcg-session (gateway/session/session_main.cc), for each connection.
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,11 +16,11 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "config/summary.h"
-#include "gateway/broker.h"
-#include "gateway/control.h"
-#include "gateway/host_keys.h"
-#include "gateway/session_program.h"
-#include "xen/sim_hypervisor.h"
+#include "gateway/broker/broker.h"
+#include "gateway/broker/control.h"
+#include "gateway/broker/host_keys.h"
+#include "gateway/broker/session_program.h"
+#include "xen/sim/sim_hypervisor.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "gateway/ipc.h"
+#include "gateway/ipc/ipc.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using namespace xcg::gateway;

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "gateway/ipc.h"
+#include "gateway/ipc/ipc.h"
 
 using namespace xcg;
 using namespace xcg::gateway;

@@ -23,7 +23,7 @@ CXXFLAGS=(-std=gnu++20 -g -O1 -I. -fno-omit-frame-pointer
 LDFLAGS=(-fsanitize=fuzzer,address,undefined)
 LIBS=(-lyaml-cpp -lcrypto -lfmt)
 # The code under test, linked into every target.
-SOURCES=(gateway/ipc.cc base/*.cc config/*.cc menu/*.cc)
+SOURCES=(gateway/ipc/ipc.cc base/*.cc config/*.cc menu/*.cc)
 
 # name:corpus: the corpus folder is tests/fuzz/corpus/NAME, the dictionary tests/fuzz/NAME.dict.
 TARGETS=(ipc_decode_fuzz:ipc config_fuzz:config public_key_fuzz:public_key menu_fuzz:menu

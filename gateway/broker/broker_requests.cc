@@ -1,0 +1,342 @@
+// The broker's answers to session processes. Every message from a session is hostile until
+// proven otherwise: it is size-checked and decoded by ipc::receive, permitted only in the right
+// phase, and can only ever concern the domain the session was authorized for.
+#include <sys/socket.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "base/text.h"
+#include "gateway/broker/broker.h"
+
+namespace xcg::gateway {
+namespace {
+
+
+std::string done_text(const std::string& domain, xen::Lifecycle a) {
+  switch (a) {
+    case xen::Lifecycle::start: return domain + ": starting";
+    case xen::Lifecycle::shutdown: return domain + ": shutting down";
+    case xen::Lifecycle::reboot: return domain + ": rebooting";
+    case xen::Lifecycle::destroy: return domain + ": destroyed";
+  }
+  return domain;
+}
+
+std::optional<xen::Lifecycle> lifecycle_for(config::Action a) {
+  switch (a) {
+    case config::Action::start: return xen::Lifecycle::start;
+    case config::Action::shutdown: return xen::Lifecycle::shutdown;
+    case config::Action::reboot: return xen::Lifecycle::reboot;
+    case config::Action::destroy: return xen::Lifecycle::destroy;
+    case config::Action::console:
+    case config::Action::sysrq: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+constexpr size_t kMaxLogAnswer = 32 * 1024;
+// One action per session at a time: a session cannot pile up toolstack runs.
+constexpr std::string_view kActionBusy = "another action is still in progress";
+constexpr size_t kMaxWhoLines = 50;
+
+// The answer to an action: `ok_text` if it went well, else why not.
+auto action_answer(std::string ok_text) {
+  return [ok_text = std::move(ok_text)](const Result<void>& r) -> ipc::Message {
+    return ipc::ActionAns{r.has_value(), r ? ok_text : r.error().message};
+  };
+}
+
+}  // namespace
+
+// One overload per message type, so that a request type without a handler does not compile.
+// Broker -> session messages have none: the request table cuts them off before this point.
+struct Broker::RequestHandlers {
+  Broker& broker;
+  Session& s;
+
+  void operator()(const ipc::LogRecord& r) { broker.write_session_log(s, r); }
+  void operator()(const ipc::AuthorizeReq& r) { broker.handle_authorize(s, r); }
+  void operator()(const ipc::StatusReq&) { broker.reply(s, broker.answer_status(s)); }
+  // Answers when the toolstack is done, without blocking the loop.
+  void operator()(const ipc::ActionReq& r) { broker.start_action(s, r); }
+  void operator()(const ipc::AttachReq&) {
+    UniqueFd pass;
+    ipc::Message answer = broker.answer_attach(s, pass);
+    broker.reply(s, answer, pass.get());
+  }
+  void operator()(const ipc::LogReq& r) { broker.reply(s, broker.answer_log(s, r)); }
+  void operator()(const ipc::WhoReq&) { broker.reply(s, broker.answer_who(s)); }
+  void operator()(const ipc::SysrqReq& r) { broker.answer_sysrq(s, r); }  // like an action
+  template <class T>
+    requires(!ipc::is_request_v<T>)
+  void operator()(const T&) {
+    broker.cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(ipc::type_of_v<T>)));
+  }
+};
+
+SessionPhase Broker::request_phase(const Session& s) {
+  if (s.revoked) return SessionPhase::revoked;
+  return s.phase == Phase::authorized ? SessionPhase::authorized : SessionPhase::preauth;
+}
+
+void Broker::on_session_message(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second.ipc) return;
+  Session& s = it->second;
+  auto received = ipc::receive(s.ipc.get());
+  if (!received) return on_receive_error(s, received.error());
+  dispatch(s, *received);
+}
+
+void Broker::on_receive_error(Session& s, const Error& e) {
+  if (e.code == Errc::system && e.sys_errno == EAGAIN) return;
+  if (e.code == Errc::peer_closed) {  // the session closed its end: it is exiting
+    loop_.remove(s.ipc.get());
+    s.ipc.reset();
+    return;
+  }
+  cut_off(s, "bad message: " + e.message);
+}
+
+// Every message is checked here, in this order: no descriptor, the phase table, the budget.
+void Broker::dispatch(Session& s, ipc::Received& received) {
+  ipc::Type type = ipc::type_of(received.message);
+  Verdict verdict = request_verdict(type, request_phase(s));
+  if (verdict == Verdict::cut_off || received.fd)
+    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+  if (type != ipc::Type::log && !s.requests.take(TokenBucket::Clock::now()))
+    return cut_off(s, fmt::format("request budget exceeded ({} at once, {} a second)", kRequestBurst,
+                                  kRequestsPerSecond));
+  if (verdict == Verdict::refuse) {
+    if (auto answer = refusal_for(received.message, kRevokedText)) return reply(s, *answer);
+    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
+  }
+  std::visit(RequestHandlers{*this, s}, received.message);
+}
+
+void Broker::reply(Session& s, const ipc::Message& answer, int pass_fd) {
+  if (!s.ipc) return;
+  if (auto sent = ipc::send(s.ipc.get(), answer, pass_fd); !sent) cut_off(s, sent.error().message);
+}
+
+// Session records are the session's words, not the broker's: capped at kMaxSessionLogLevel and
+// rate-limited, so that a session can neither flood the journal nor raise a false alarm.
+void Broker::write_session_log(Session& s, const ipc::LogRecord& record) {
+  if (!s.log_records.take(TokenBucket::Clock::now())) {
+    ++s.dropped_log_records;
+    return;
+  }
+  report_dropped_log_records(s);
+  auto level = std::min(static_cast<log::Level>(std::min<uint8_t>(record.level, 3)), kMaxSessionLogLevel);
+  log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(record.text, 1000)));
+}
+
+void Broker::report_dropped_log_records(Session& s) {
+  if (s.dropped_log_records == 0) return;
+  log::info("session {} ({}): {} log records dropped (more than {} at once or {} a second)", s.pid, s.remote,
+            s.dropped_log_records, kLogBurst, kLogLinesPerSecond);
+  s.dropped_log_records = 0;
+}
+
+void Broker::handle_authorize(Session& s, const ipc::AuthorizeReq& req) {
+  if (++s.auth_requests > s.max_auth_requests) return cut_off(s, "too many authentication attempts");
+  reply(s, answer_authorize(s, req));
+}
+
+void Broker::audit_refused_offers(Session& s) {
+  if (s.refused_offers.count() == 0) return;
+  audit_.write(AuditEvent{"auth_failure", s.remote, s.refused_offers.first_user(),
+                          s.refused_offers.first_fingerprint(), s.refused_offers.audit_fields()});
+  s.refused_offers = {};
+}
+
+void Broker::settle_requests(Session& s) {
+  report_dropped_log_records(s);
+  audit_refused_offers(s);
+}
+
+ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) {
+  ipc::AuthorizeAns ans;
+  auto key = config::parse_public_key(req.key_type + " " + req.key_base64);
+  const config::Domain* domain = key ? config_->domain_for_key(key->blob) : nullptr;
+  std::string fingerprint = key ? key->fingerprint() : "";
+  // Unknown key, key of another domain, unknown domain: one answer, so nothing tells a stranger
+  // which domains exist.
+  if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type)) {
+    // Unsigned offers are summed up in one record (audit_refused_offers): an agent offers
+    // every key it holds.
+    if (!req.signature_ok) {
+      s.refused_offers.add(req.user, req.key_type, fingerprint);
+      return ans;
+    }
+    audit_.write(AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint,
+                            {{"stage", "signature"}}});
+    return ans;
+  }
+  const config::DomainKey* entry = domain->key_for(key->blob);
+  if (req.signature_ok) {
+    auto count = sessions_by_domain_.find(domain->name);
+    if (count != sessions_by_domain_.end() && count->second >= config_->limits.max_sessions_per_domain) {
+      audit_.write(AuditEvent{"auth_failure", s.remote, domain->name, fingerprint,
+                              {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
+      log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
+      return ans;
+    }
+    s.fingerprint = fingerprint;
+    s.key_blob = key->blob;
+    s.readonly = entry && entry->readonly;
+    s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
+    audit_refused_offers(s);  // the agent's other keys, offered first
+    set_authorized(s, domain->name);
+    audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
+    audit(s, "session_start");
+  }
+  ans.ok = true;
+  ans.domain = domain->name;
+  ans.console_on_login = domain->on_login == config::OnLogin::console;
+  ans.actions = domain->actions;
+  ans.fingerprint = fingerprint;
+  ans.readonly = entry && entry->readonly;
+  return ans;
+}
+
+ipc::Message Broker::answer_status(Session& s) {
+  auto status = hypervisor_->status(s.domain);
+  if (!status) return ipc::StatusAns{false, status.error().message};
+  return ipc::StatusAns{true, xen::format_status(*status)};
+}
+
+void Broker::start_action(Session& s, const ipc::ActionReq& req) {
+  auto lifecycle = lifecycle_for(req.action);
+  std::string name(config::action_name(req.action));
+  auto it = config_->domains.find(s.domain);
+  std::string refusal;
+  if (!lifecycle) {
+    refusal = name + " is not a lifecycle action";
+  } else if (s.readonly) {
+    refusal = fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain);
+  } else if (it == config_->domains.end() || !it->second.allows(req.action)) {
+    refusal = fmt::format("{} is not allowed for {}", name, s.domain);
+  } else if (!s.action_in_flight.empty()) {
+    refusal = kActionBusy;
+  }
+  if (!refusal.empty()) {
+    audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", refusal}});
+    return send_answer(s.id, ipc::ActionAns{false, refusal});
+  }
+  auto act = [this, domain = s.domain, action = *lifecycle](xen::Hypervisor::ActDone done) {
+    // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
+    end_reboot_window(domain);
+    bool reboot = action == xen::Lifecycle::reboot;
+    if (reboot) expect_reboot(domain);
+    hypervisor_->act_async(domain, action, [this, domain, reboot, done = std::move(done)](Result<void> r) {
+      if (!r && reboot) end_reboot_window(domain);
+      done(std::move(r));
+    });
+  };
+  run_action(s, name, std::move(act), action_answer(done_text(s.domain, *lifecycle)));
+}
+
+// The Xen toolstack may take seconds (xl create, xl trigger nmi): the answer goes out when it
+// is done, and only if the session is still there. Meanwhile the loop serves everyone else.
+void Broker::run_action(Session& s, const std::string& name, Act act, AnswerFor answer) {
+  s.action_in_flight = name;
+  uint64_t id = s.id;
+  // Audit with copies: the session record may be gone by the time the action is done.
+  AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
+  auto job = [this, id, record = std::move(record), act = std::move(act),
+              answer = std::move(answer)](ActionQueue::Finished finished) mutable {
+    act([this, id, record, answer, finished](Result<void> done) mutable {
+      record.extra.emplace_back("result", done ? "ok" : "error");
+      if (!done) record.extra.emplace_back("reason", done.error().message);
+      audit_.write(record);
+      if (auto it = sessions_.find(id); it != sessions_.end()) it->second.action_in_flight.clear();
+      send_answer(id, answer(done));
+      finished();
+    });
+  };
+  actions_.submit(s.domain, id, std::move(job));
+}
+
+void Broker::send_answer(uint64_t id, const ipc::Message& answer) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second.ipc) return;
+  if (auto sent = ipc::send(it->second.ipc.get(), answer); !sent) cut_off(it->second, sent.error().message);
+}
+
+ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
+  auto it = config_->domains.find(s.domain);
+  if (it == config_->domains.end() || !it->second.allows(config::Action::console))
+    return ipc::AttachAns{false, fmt::format("console is not allowed for {}", s.domain)};
+  auto status = hypervisor_->status(s.domain);
+  if (!status) return ipc::AttachAns{false, status.error().message};
+  // While shutting down (a reboot, say) the hub still has the console and follows the domain.
+  if (status->state != xen::DomainState::running && status->state != xen::DomainState::shutting_down)
+    return ipc::AttachAns{false, fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+    return ipc::AttachAns{false, "cannot attach: out of resources"};
+  UniqueFd hub_end(pair[0]);
+  pass.reset(pair[1]);
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ipc::AttachAns{false, "no console hub"};
+  // Audit with copies: the session record may be gone by the time the viewer detaches.
+  AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
+  hub->second->attach(std::move(hub_end), ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
+                      [this, detach] { audit_.write(detach); });
+  audit(s, "console_attach", {{"readonly", s.readonly ? "yes" : "no"}});
+  return ipc::AttachAns{true, ""};
+}
+
+ipc::Message Broker::answer_log(Session& s, const ipc::LogReq& req) {
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ipc::LogAns{false, "no console log for " + s.domain};
+  unsigned lines = std::clamp<uint32_t>(req.lines, 1, 10000);
+  auto text = hub->second->log().tail(lines, kMaxLogAnswer);
+  if (!text) return ipc::LogAns{false, text.error().message};
+  return ipc::LogAns{true, std::move(*text)};
+}
+
+ipc::Message Broker::answer_who(Session& s) {
+  ipc::WhoAns ans;
+  auto hub = hubs_.find(s.domain);
+  if (hub == hubs_.end()) return ans;
+  auto viewers = hub->second->viewers();
+  for (const auto& v : viewers) {
+    if (ans.viewers.size() == kMaxWhoLines) {
+      ans.viewers.push_back(fmt::format("... and {} more", viewers.size() - kMaxWhoLines));
+      break;
+    }
+    ans.viewers.push_back(fmt::format("{}{}, since {}", printable(v.label, 80),
+                                      v.readonly ? " (read-only)" : "", utc_clock_time(v.since)));
+  }
+  return ans;
+}
+
+void Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
+  std::string what = req.key == 0 ? "nmi" : fmt::format("sysrq {}", static_cast<char>(req.key));
+  bool valid_key = req.key == 0 || config::valid_sysrq_key(static_cast<char>(req.key));
+  auto it = config_->domains.find(s.domain);
+  std::string refusal;
+  if (!valid_key) refusal = "not a SysRq key";
+  else if (s.readonly) refusal = fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
+  else if (it == config_->domains.end() || !it->second.allows(config::Action::sysrq))
+    refusal = fmt::format("sysrq is not allowed for {}", s.domain);
+  else if (!s.action_in_flight.empty()) refusal = kActionBusy;
+  if (!refusal.empty()) {
+    audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", refusal}});
+    return send_answer(s.id, ipc::ActionAns{false, refusal});
+  }
+  auto act = [this, domain = s.domain, key = static_cast<char>(req.key)](xen::Hypervisor::ActDone done) {
+    hypervisor_->send_sysrq(domain, key, std::move(done));
+  };
+  run_action(s, what, std::move(act), action_answer(fmt::format("{}: {} sent", s.domain, what)));
+}
+
+}  // namespace xcg::gateway

@@ -1,0 +1,124 @@
+#include "gateway/broker/listener.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+namespace xcg::gateway {
+namespace {
+
+std::string format_sockaddr(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+    ::inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
+    return fmt::format("{}:{}", host, ntohs(a.sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
+    ::inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
+    return fmt::format("[{}]:{}", host, ntohs(a.sin6_port));
+  }
+  return "unknown";
+}
+
+// Clears every bit of `bytes` past the first `prefix`.
+void mask_to_prefix(unsigned char* bytes, size_t size, unsigned prefix) {
+  for (size_t i = 0; i < size; ++i) {
+    unsigned kept = prefix > 8 * i ? std::min(8u, prefix - unsigned(8 * i)) : 0;
+    bytes[i] &= static_cast<unsigned char>(0xff00u >> kept);
+  }
+}
+
+std::string ipv4_bucket(in_addr a, unsigned prefix) {
+  mask_to_prefix(reinterpret_cast<unsigned char*>(&a.s_addr), 4, prefix);
+  char text[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &a, text, sizeof text);
+  return fmt::format("{}/{}", text, prefix);
+}
+
+std::system_error bind_error(const config::ListenAddress& a, const char* what) {
+  return std::system_error(errno, std::generic_category(), fmt::format("{} {}", what, a.text));
+}
+
+Listener open_one(const config::ListenAddress& a) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (a.ipv6) {
+    auto& s6 = reinterpret_cast<sockaddr_in6&>(ss);
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(a.port);
+    if (::inet_pton(AF_INET6, a.host.c_str(), &s6.sin6_addr) != 1) throw bind_error(a, "bad address");
+    len = sizeof s6;
+  } else {
+    auto& s4 = reinterpret_cast<sockaddr_in&>(ss);
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(a.port);
+    if (::inet_pton(AF_INET, a.host.c_str(), &s4.sin_addr) != 1) throw bind_error(a, "bad address");
+    len = sizeof s4;
+  }
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw bind_error(a, "socket");
+  int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) throw bind_error(a, "setsockopt");
+  // "[::]:22" and "0.0.0.0:22" are separate entries, so v6 sockets never take v4 traffic.
+  if (a.ipv6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
+    throw bind_error(a, "setsockopt");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw bind_error(a, "bind");
+  if (::listen(fd.get(), 128) != 0) throw bind_error(a, "listen");
+  std::string bound = local_address(fd.get());
+  return Listener{std::move(fd), bound};
+}
+
+}  // namespace
+
+std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses) {
+  std::vector<Listener> out;
+  for (const auto& a : addresses) out.push_back(open_one(a));
+  return out;
+}
+
+std::string peer_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return format_sockaddr(ss);
+}
+
+std::string host_of(std::string_view address) {
+  if (!address.empty() && address[0] == '[') return std::string(address.substr(1, address.find(']') - 1));
+  return std::string(address.substr(0, address.rfind(':')));
+}
+
+std::string source_bucket(std::string_view host, unsigned prefix_v4, unsigned prefix_v6) {
+  std::string text(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return ipv4_bucket(v4, std::min(prefix_v4, 32u));
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return text;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    std::memcpy(&v4.s_addr, &v6.s6_addr[12], 4);
+    return ipv4_bucket(v4, std::min(prefix_v4, 32u));
+  }
+  prefix_v6 = std::min(prefix_v6, 128u);
+  mask_to_prefix(v6.s6_addr, sizeof v6.s6_addr, prefix_v6);
+  char out[INET6_ADDRSTRLEN];
+  ::inet_ntop(AF_INET6, &v6, out, sizeof out);
+  return fmt::format("{}/{}", out, prefix_v6);
+}
+
+std::string local_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return format_sockaddr(ss);
+}
+
+}  // namespace xcg::gateway

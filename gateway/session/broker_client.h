@@ -1,0 +1,46 @@
+// The session process's side of the IPC: one blocking call per request, like OpenSSH's
+// monitor_wrap.c. The broker answers from memory, so a call waits milliseconds, not seconds.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "gateway/ipc/ipc.h"
+
+namespace xcg::gateway {
+
+class BrokerClient {
+ public:
+  explicit BrokerClient(int fd) : fd_(fd) {}
+
+  Result<ipc::Hello> hello();
+  Result<ipc::AuthorizeAns> authorize(const ipc::AuthorizeReq& req);
+  Result<ipc::StatusAns> status();
+  Result<ipc::ActionAns> action(config::Action a);
+  // On success the console socket is in `console`.
+  Result<ipc::AttachAns> attach(UniqueFd& console);
+  // The last `lines` lines of the domain's console log.
+  Result<ipc::LogAns> console_log(unsigned lines);
+  // Who is attached to the domain's console, one line each.
+  Result<ipc::WhoAns> who();
+  // Sends SysRq `key` ([0-9a-z]) to the guest, or an NMI for key 0.
+  Result<ipc::ActionAns> sysrq(char key);
+  void log(int level, std::string_view text) noexcept;
+
+  // The broker may speak first, to end the session (revoked key, operator's kick). Such a
+  // message can arrive at any time, also while a call waits for its answer; it is kept here.
+  // Call when the descriptor is readable; never blocks.
+  void take_unsolicited();
+  const std::optional<std::string>& revoked() const { return revoked_; }
+  int fd() const { return fd_; }
+
+ private:
+  Result<ipc::Received> call(const ipc::Message& request, ipc::Type answer);
+  Result<ipc::Received> wait_for(ipc::Type answer);
+
+  int fd_;
+  std::optional<std::string> revoked_;
+};
+
+}  // namespace xcg::gateway

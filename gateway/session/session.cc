@@ -1,0 +1,141 @@
+#include "gateway/session/session.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <chrono>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "base/wipe.h"
+#include "gateway/session/broker_client.h"
+#include "gateway/session/connection.h"
+#include "gateway/session/sandbox.h"
+#include "gateway/ssh_handles.h"
+#include "gateway/session/ssh_options.h"
+
+namespace xcg::gateway {
+namespace {
+
+constexpr int kPollMs = 1000;
+
+enum ExitCode { kOk = 0, kSetupFailed = 1, kKexFailed = 2, kLoginTimeout = 3, kAuthFailed = 4 };
+
+void route_logs_to(BrokerClient& broker) {
+  log::set_sink([&broker](log::Level level, std::string_view text) {
+    broker.log(static_cast<int>(level), text);
+  });
+}
+
+SshBind make_bind(const std::vector<std::string>& host_keys_pem) {
+  SshBind bind(ssh_bind_new());
+  if (!bind) throw std::runtime_error("ssh_bind_new failed");
+  apply_bind_options(bind.get());
+  for (const auto& pem : host_keys_pem) {
+    ssh_key raw = nullptr;
+    if (ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK)
+      throw std::runtime_error("cannot import a host key");
+    SshKey key(raw);
+    if (ssh_bind_options_set(bind.get(), SSH_BIND_OPTIONS_IMPORT_KEY, key.get()) != SSH_OK)
+      throw std::runtime_error("cannot use a host key");
+    key.release();  // the bind owns it now
+  }
+  return bind;
+}
+
+// Runs the key exchange without blocking past `deadline` (libssh has no timeout of its own).
+bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point deadline) {
+  ssh_set_blocking(session, 0);
+  for (;;) {
+    int rc = ssh_handle_key_exchange(session);
+    if (rc == SSH_OK) return true;
+    if (rc != SSH_AGAIN) {
+      log::info("key exchange failed: {}", ssh_get_error(session));
+      return false;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      log::info("key exchange timed out");
+      return false;
+    }
+    pollfd p{ssh_get_fd(session), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), kPollMs))) < 0 && errno != EINTR) return false;
+  }
+}
+
+int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
+  SshBind bind = make_bind(hello.host_keys_pem);
+  wipe(hello.host_keys_pem);  // libssh holds the keys now
+  SshSession session(ssh_new());
+  if (!session) throw std::runtime_error("ssh_new failed");
+  if (ssh_bind_accept_fd(bind.get(), session.get(), kSessionTcpFd) != SSH_OK) {
+    log::info("accept failed: {}", ssh_get_error(bind.get()));
+    return kKexFailed;
+  }
+  bind.reset();
+  apply_session_options(session.get());
+
+  SshEvent event(ssh_event_new());
+  if (!event) throw std::runtime_error("ssh_event_new failed");
+  Connection conn(session.get(), event.get(), broker, Connection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
+  conn.install();
+
+  SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};
+  spec.broker = broker_pid;
+  if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
+    log::error("cannot enter the sandbox: {}", sandboxed.error().message);
+    return kSetupFailed;
+  }
+  // From here on, the first byte from the network is read.
+  auto login_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(hello.login_grace_s);
+  if (!exchange_keys(session.get(), login_deadline)) return kKexFailed;
+  if (ssh_event_add_session(event.get(), session.get()) != SSH_OK)
+    throw std::runtime_error("ssh_event_add_session failed");
+
+  while (!conn.done()) {
+    if (!conn.authenticated() && std::chrono::steady_clock::now() > login_deadline) {
+      log::info("login grace time over");
+      ssh_disconnect(session.get());
+      ssh_event_remove_session(event.get(), session.get());
+      return kLoginTimeout;
+    }
+    if (ssh_event_dopoll(event.get(), kPollMs) == SSH_ERROR) break;
+    conn.step(std::chrono::steady_clock::now());
+    // A fatal protocol error (bad MAC, bad length, a forbidden message) closes the session
+    // inside libssh without the socket closing: ssh_is_connected() alone would miss it.
+    if (!ssh_is_connected(session.get()) || (ssh_get_status(session.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
+      break;
+  }
+  int code = conn.authenticated() ? kOk : kAuthFailed;
+  conn.close();
+  ssh_event_remove_session(event.get(), session.get());
+  return code;
+}
+
+}  // namespace
+
+int run_session() {
+  // Our parent now is the broker, which set PR_SET_PDEATHSIG before the exec and checked it
+  // was still there; the sandbox sets it again after the uid drop, which clears it.
+  const pid_t broker_pid = ::getppid();
+  std::signal(SIGPIPE, SIG_IGN);
+  BrokerClient broker(kSessionIpcFd);
+  route_logs_to(broker);
+  try {
+    auto hello = broker.hello();
+    if (!hello) {
+      log::error("no hello from the broker: {}", hello.error().message);
+      return kSetupFailed;
+    }
+    return serve_connection(broker, *hello, broker_pid);
+  } catch (const std::exception& e) {
+    log::error("session failed: {}", e.what());
+    return kSetupFailed;
+  }
+}
+
+}  // namespace xcg::gateway
