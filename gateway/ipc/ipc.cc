@@ -6,34 +6,54 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <tuple>
+#include <type_traits>
 
 #include <fmt/format.h>
 
 namespace xcg::gateway::ipc {
 namespace {
 
+// Limits decode enforces on what a field may hold; each vector element type and each enum
+// carried in a message needs its entry here (the default admits nothing).
+template <class T>
+constexpr uint32_t kMaxElements = 0;
+template <>
+constexpr uint32_t kMaxElements<std::string> = 64;
+template <>
+constexpr uint32_t kMaxElements<config::Action> = std::size(config::kAllActions);
+template <class E>
+constexpr E kLastEnumerator = E{};
+template <>
+constexpr config::Action kLastEnumerator<config::Action> = config::Action::sysrq;
+
 class Writer {
  public:
   void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void boolean(bool v) { u8(v ? 1 : 0); }
   void u32(uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) u8(static_cast<uint8_t>(v >> shift));
   }
-  void str(std::string_view s) {
-    u32(static_cast<uint32_t>(s.size()));
-    out_.append(s);
-  }
-  void strings(const std::vector<std::string>& v) {
-    u32(static_cast<uint32_t>(v.size()));
-    for (const auto& s : v) str(s);
-  }
-  void actions(const std::vector<config::Action>& v) {
-    u32(static_cast<uint32_t>(v.size()));
-    for (auto a : v) u8(static_cast<uint8_t>(a));
+  template <class T>
+  void field(const T& v) {
+    if constexpr (std::is_same_v<T, bool>) u8(v ? 1 : 0);
+    else if constexpr (std::is_same_v<T, uint8_t>) u8(v);
+    else if constexpr (std::is_same_v<T, uint32_t>) u32(v);
+    else if constexpr (std::is_enum_v<T>) u8(static_cast<uint8_t>(v));
+    else if constexpr (std::is_same_v<T, std::string>) str(v);
+    else sequence(v);
   }
   std::string take() { return std::move(out_); }
 
  private:
+  void str(std::string_view s) {
+    u32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+  }
+  template <class T>
+  void sequence(const std::vector<T>& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    for (const auto& element : v) field(element);
+  }
   std::string out_;
 };
 
@@ -50,15 +70,32 @@ class Reader {
     in_.remove_prefix(1);
     return v;
   }
+  uint32_t u32() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | u8();
+    return v;
+  }
+  template <class T>
+  void field(T& v) {
+    if constexpr (std::is_same_v<T, bool>) v = boolean();
+    else if constexpr (std::is_same_v<T, uint8_t>) v = u8();
+    else if constexpr (std::is_same_v<T, uint32_t>) v = u32();
+    else if constexpr (std::is_enum_v<T>) v = enumerator<T>();
+    else if constexpr (std::is_same_v<T, std::string>) v = str();
+    else sequence(v);
+  }
+
+ private:
   bool boolean() {
     uint8_t v = u8();
     if (v > 1) ok_ = false;
     return v == 1;
   }
-  uint32_t u32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | u8();
-    return v;
+  template <class E>
+  E enumerator() {
+    uint8_t v = u8();
+    if (v > static_cast<uint8_t>(kLastEnumerator<E>)) ok_ = false;
+    return static_cast<E>(v);
   }
   std::string str() {
     uint32_t n = u32();
@@ -67,27 +104,12 @@ class Reader {
     in_.remove_prefix(n);
     return s;
   }
-  std::vector<std::string> strings() {
-    std::vector<std::string> v;
+  template <class T>
+  void sequence(std::vector<T>& v) {
     uint32_t n = u32();
-    if (n > 64) ok_ = false;
-    for (uint32_t i = 0; ok_ && i < n; ++i) v.push_back(str());
-    return v;
+    if (n > kMaxElements<T>) ok_ = false;
+    for (uint32_t i = 0; ok_ && i < n; ++i) field(v.emplace_back());
   }
-  std::vector<config::Action> actions() {
-    std::vector<config::Action> v;
-    uint32_t n = u32();
-    if (n > std::size(config::kAllActions)) ok_ = false;
-    for (uint32_t i = 0; ok_ && i < n; ++i) v.push_back(action());
-    return v;
-  }
-  config::Action action() {
-    uint8_t v = u8();
-    if (v > static_cast<uint8_t>(config::Action::sysrq)) ok_ = false;
-    return static_cast<config::Action>(v);
-  }
-
- private:
   bool need(size_t n) {
     if (in_.size() < n) ok_ = false;
     return ok_;
@@ -100,163 +122,43 @@ class Reader {
   bool ok_ = true;
 };
 
-void put(Writer& w, const Hello& m) {
-  w.u32(m.protocol);
-  w.strings(m.host_keys_pem);
-  w.boolean(m.drop_privileges);
-  w.u32(m.uid);
-  w.u32(m.gid);
-  w.str(m.chroot_dir);
-  w.u32(m.login_grace_s);
-  w.u32(m.max_auth_tries);
-  w.u32(m.max_key_offers);
-  w.u32(m.idle_timeout_s);
-}
-void put(Writer& w, const LogRecord& m) {
-  w.u8(m.level);
-  w.str(m.text);
-}
-void put(Writer& w, const AuthorizeReq& m) {
-  w.str(m.user);
-  w.str(m.key_type);
-  w.str(m.key_base64);
-  w.boolean(m.signature_ok);
-}
-void put(Writer& w, const AuthorizeAns& m) {
-  w.boolean(m.ok);
-  w.str(m.domain);
-  w.boolean(m.console_on_login);
-  w.actions(m.actions);
-  w.str(m.fingerprint);
-  w.boolean(m.readonly);
-}
-void put(Writer&, const StatusReq&) {}
-void put(Writer& w, const StatusAns& m) {
-  w.boolean(m.ok);
-  w.str(m.text);
-}
-void put(Writer& w, const ActionReq& m) { w.u8(static_cast<uint8_t>(m.action)); }
-void put(Writer& w, const ActionAns& m) {
-  w.boolean(m.ok);
-  w.str(m.text);
-}
-void put(Writer&, const AttachReq&) {}
-void put(Writer& w, const LogReq& m) { w.u32(m.lines); }
-void put(Writer& w, const LogAns& m) {
-  w.boolean(m.ok);
-  w.str(m.text);
-}
-void put(Writer&, const WhoReq&) {}
-void put(Writer& w, const WhoAns& m) { w.strings(m.viewers); }
-void put(Writer& w, const SysrqReq& m) { w.u8(m.key); }
-void put(Writer& w, const Revoke& m) { w.str(m.text); }
-void put(Writer& w, const AttachAns& m) {
-  w.boolean(m.ok);
-  w.str(m.text);
+// Both directions walk the same list, M::fields, so their layouts cannot differ.
+template <class M>
+void put(Writer& w, const M& m) {
+  std::apply([&](auto... field) { (w.field(m.*field), ...); }, M::fields);
 }
 
-Message get(Reader& r, Type t) {
-  switch (t) {
-    case Type::hello: {
-      Hello m;
-      m.protocol = r.u32();
-      m.host_keys_pem = r.strings();
-      m.drop_privileges = r.boolean();
-      m.uid = r.u32();
-      m.gid = r.u32();
-      m.chroot_dir = r.str();
-      m.login_grace_s = r.u32();
-      m.max_auth_tries = r.u32();
-      m.max_key_offers = r.u32();
-      m.idle_timeout_s = r.u32();
-      return m;
-    }
-    case Type::log: {
-      LogRecord m;
-      m.level = r.u8();
-      m.text = r.str();
-      return m;
-    }
-    case Type::authorize_req: {
-      AuthorizeReq m;
-      m.user = r.str();
-      m.key_type = r.str();
-      m.key_base64 = r.str();
-      m.signature_ok = r.boolean();
-      return m;
-    }
-    case Type::authorize_ans: {
-      AuthorizeAns m;
-      m.ok = r.boolean();
-      m.domain = r.str();
-      m.console_on_login = r.boolean();
-      m.actions = r.actions();
-      m.fingerprint = r.str();
-      m.readonly = r.boolean();
-      return m;
-    }
-    case Type::status_req: return StatusReq{};
-    case Type::status_ans: {
-      StatusAns m;
-      m.ok = r.boolean();
-      m.text = r.str();
-      return m;
-    }
-    case Type::action_req: return ActionReq{r.action()};
-    case Type::action_ans: {
-      ActionAns m;
-      m.ok = r.boolean();
-      m.text = r.str();
-      return m;
-    }
-    case Type::attach_req: return AttachReq{};
-    case Type::attach_ans: {
-      AttachAns m;
-      m.ok = r.boolean();
-      m.text = r.str();
-      return m;
-    }
-    case Type::log_req: return LogReq{r.u32()};
-    case Type::log_ans: {
-      LogAns m;
-      m.ok = r.boolean();
-      m.text = r.str();
-      return m;
-    }
-    case Type::who_req: return WhoReq{};
-    case Type::who_ans: return WhoAns{r.strings()};
-    case Type::sysrq_req: return SysrqReq{r.u8()};
-    case Type::revoke: return Revoke{r.str()};
-  }
-  return StatusReq{};  // unreachable: decode() checked the type
+template <class M>
+M get(Reader& r) {
+  M m;
+  std::apply([&](auto... field) { (r.field(m.*field), ...); }, M::fields);
+  return m;
 }
 
-bool known_type(uint8_t t) { return t >= 1 && t <= static_cast<uint8_t>(Type::revoke) && t != 3; }
+// Calls f(std::type_identity<M>{}) for the alternative M of Message whose type byte is t.
+// False if no message has that type.
+template <class F>
+bool with_message_type(Type t, F&& f) {
+  return [&]<size_t... I>(std::index_sequence<I...>) {
+    using std::variant_alternative_t;
+    return ((kMessageTypes[I] == t ? (f(std::type_identity<variant_alternative_t<I, Message>>{}), true)
+                                   : false) ||
+            ...);
+  }(std::make_index_sequence<std::variant_size_v<Message>>{});
+}
+
+bool known_type(uint8_t t) {
+  return with_message_type(static_cast<Type>(t), [](auto) {});
+}
 
 }  // namespace
 
 Type type_of(const Message& m) { return kMessageTypes[m.index()]; }
 
 std::string_view type_name(Type t) {
-  switch (t) {
-    case Type::hello: return "hello";
-    case Type::log: return "log";
-    case Type::authorize_req: return "authorize_req";
-    case Type::authorize_ans: return "authorize_ans";
-    case Type::status_req: return "status_req";
-    case Type::status_ans: return "status_ans";
-    case Type::action_req: return "action_req";
-    case Type::action_ans: return "action_ans";
-    case Type::attach_req: return "attach_req";
-    case Type::attach_ans: return "attach_ans";
-    case Type::log_req: return "log_req";
-    case Type::log_ans: return "log_ans";
-    case Type::who_req: return "who_req";
-    case Type::who_ans: return "who_ans";
-    case Type::sysrq_req: return "sysrq_req";
-    case Type::revoke: return "revoke";
-  }
-  return "unknown";
+  std::string_view name = "unknown";
+  with_message_type(t, [&name](auto tag) { name = decltype(tag)::type::name; });
+  return name;
 }
 
 std::string encode(const Message& m) {
@@ -280,7 +182,8 @@ Result<Message> decode(std::string_view frame) {
                               "after an upgrade, so that both come from the same version",
                               protocol, kProtocolVersion));
   }
-  Message m = get(r, static_cast<Type>(raw));
+  Message m;
+  with_message_type(static_cast<Type>(raw), [&](auto tag) { m = get<typename decltype(tag)::type>(r); });
   if (!r.ok()) return fail(Errc::invalid_input, "malformed message");
   if (!r.at_end()) return fail(Errc::invalid_input, "trailing bytes in message");
   return m;

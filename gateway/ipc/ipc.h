@@ -1,16 +1,21 @@
 // The typed request set between a session process and the broker (OpenSSH's monitor idea).
 //
 // Transport: one AF_UNIX SOCK_SEQPACKET socketpair per session, one message per packet,
-// at most kMaxFrame bytes. Frame: u8 type, then the fields in order; strings are u32 length
-// (big-endian) + bytes. Requests have even type numbers, answers odd ones. A session may
-// only ask for its own domain: the broker remembers which domain it authorized.
+// at most kMaxFrame bytes. Frame: u8 type, then the fields in the order of the message's
+// `fields` list, which alone defines its layout for both encode and decode: u8 and bool (0/1)
+// one byte, u32 four big-endian, an enum one byte, a string u32 length + bytes, a vector u32
+// count + its elements. Each message also names its type number and name once. Requests have
+// even type numbers, answers odd ones. A session may only ask for its own domain: the broker
+// remembers which domain it authorized.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -60,11 +65,20 @@ struct Hello {
   uint32_t max_key_offers = 32;
   uint32_t idle_timeout_s = 0;  // 0 = off
   uint32_t protocol = kProtocolVersion;  // first on the wire (see kProtocolVersion)
+  static constexpr Type type = Type::hello;
+  static constexpr std::string_view name = "hello";
+  static constexpr auto fields = std::tuple{
+      &Hello::protocol, &Hello::host_keys_pem, &Hello::drop_privileges, &Hello::uid, &Hello::gid,
+      &Hello::chroot_dir, &Hello::login_grace_s, &Hello::max_auth_tries, &Hello::max_key_offers,
+      &Hello::idle_timeout_s};
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {
   uint8_t level = 1;  // log::Level
   std::string text;
+  static constexpr Type type = Type::log;
+  static constexpr std::string_view name = "log";
+  static constexpr auto fields = std::tuple{&LogRecord::level, &LogRecord::text};
   bool operator==(const LogRecord&) const = default;
 };
 struct AuthorizeReq {
@@ -72,6 +86,11 @@ struct AuthorizeReq {
   std::string key_type;       // e.g. "ssh-ed25519"
   std::string key_base64;     // the public key blob, base64 as in authorized_keys
   bool signature_ok = false;  // false: a probe; true: libssh verified the signature
+  static constexpr Type type = Type::authorize_req;
+  static constexpr std::string_view name = "authorize_req";
+  static constexpr auto fields = std::tuple{
+      &AuthorizeReq::user, &AuthorizeReq::key_type, &AuthorizeReq::key_base64,
+      &AuthorizeReq::signature_ok};
   bool operator==(const AuthorizeReq&) const = default;
 };
 struct AuthorizeAns {
@@ -81,57 +100,98 @@ struct AuthorizeAns {
   std::vector<config::Action> actions;
   std::string fingerprint;
   bool readonly = false;  // view the console only: no input, no actions
+  static constexpr Type type = Type::authorize_ans;
+  static constexpr std::string_view name = "authorize_ans";
+  static constexpr auto fields = std::tuple{
+      &AuthorizeAns::ok, &AuthorizeAns::domain, &AuthorizeAns::console_on_login,
+      &AuthorizeAns::actions, &AuthorizeAns::fingerprint, &AuthorizeAns::readonly};
   bool operator==(const AuthorizeAns&) const = default;
 };
 struct StatusReq {
+  static constexpr Type type = Type::status_req;
+  static constexpr std::string_view name = "status_req";
+  static constexpr auto fields = std::tuple{};
   bool operator==(const StatusReq&) const = default;
 };
 struct StatusAns {
   bool ok = false;
   std::string text;  // the status line, or the reason it is unavailable
+  static constexpr Type type = Type::status_ans;
+  static constexpr std::string_view name = "status_ans";
+  static constexpr auto fields = std::tuple{&StatusAns::ok, &StatusAns::text};
   bool operator==(const StatusAns&) const = default;
 };
 struct ActionReq {
   config::Action action = config::Action::start;
+  static constexpr Type type = Type::action_req;
+  static constexpr std::string_view name = "action_req";
+  static constexpr auto fields = std::tuple{&ActionReq::action};
   bool operator==(const ActionReq&) const = default;
 };
 struct ActionAns {
   bool ok = false;
   std::string text;  // one line for the customer
+  static constexpr Type type = Type::action_ans;
+  static constexpr std::string_view name = "action_ans";
+  static constexpr auto fields = std::tuple{&ActionAns::ok, &ActionAns::text};
   bool operator==(const ActionAns&) const = default;
 };
 struct AttachReq {
+  static constexpr Type type = Type::attach_req;
+  static constexpr std::string_view name = "attach_req";
+  static constexpr auto fields = std::tuple{};
   bool operator==(const AttachReq&) const = default;
 };
 struct AttachAns {
   bool ok = false;
   std::string text;  // the reason on failure
+  static constexpr Type type = Type::attach_ans;
+  static constexpr std::string_view name = "attach_ans";
+  static constexpr auto fields = std::tuple{&AttachAns::ok, &AttachAns::text};
   bool operator==(const AttachAns&) const = default;
 };
 
 struct LogReq {
   uint32_t lines = 100;
+  static constexpr Type type = Type::log_req;
+  static constexpr std::string_view name = "log_req";
+  static constexpr auto fields = std::tuple{&LogReq::lines};
   bool operator==(const LogReq&) const = default;
 };
 struct LogAns {
   bool ok = false;
   std::string text;  // the log's last lines, or the reason there are none
+  static constexpr Type type = Type::log_ans;
+  static constexpr std::string_view name = "log_ans";
+  static constexpr auto fields = std::tuple{&LogAns::ok, &LogAns::text};
   bool operator==(const LogAns&) const = default;
 };
 struct WhoReq {
+  static constexpr Type type = Type::who_req;
+  static constexpr std::string_view name = "who_req";
+  static constexpr auto fields = std::tuple{};
   bool operator==(const WhoReq&) const = default;
 };
 struct WhoAns {
   std::vector<std::string> viewers;  // one line each: "alice@laptop, since 10:02:11 UTC"
+  static constexpr Type type = Type::who_ans;
+  static constexpr std::string_view name = "who_ans";
+  static constexpr auto fields = std::tuple{&WhoAns::viewers};
   bool operator==(const WhoAns&) const = default;
 };
 struct SysrqReq {
   uint8_t key = 0;  // a SysRq key [0-9a-z], or 0 for an NMI
+  static constexpr Type type = Type::sysrq_req;
+  static constexpr std::string_view name = "sysrq_req";
+  static constexpr auto fields = std::tuple{&SysrqReq::key};
   bool operator==(const SysrqReq&) const = default;
 };
 
 struct Revoke {
   std::string text;  // "access to web1 was revoked"
+  static constexpr Type type = Type::revoke;
+  static constexpr std::string_view name = "revoke";
+  static constexpr auto fields = std::tuple{&Revoke::text};
   bool operator==(const Revoke&) const = default;
 };
 
@@ -140,22 +200,13 @@ using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, Statu
                              WhoAns, SysrqReq, Revoke>;
 
 // The type byte of each alternative of Message, in its order.
-inline constexpr Type kMessageTypes[] = {
-    Type::hello,      Type::log,        Type::authorize_req, Type::authorize_ans,
-    Type::status_req, Type::status_ans, Type::action_req,    Type::action_ans,
-    Type::attach_req, Type::attach_ans, Type::log_req,       Type::log_ans,
-    Type::who_req,    Type::who_ans,    Type::sysrq_req,     Type::revoke};
-static_assert(std::size(kMessageTypes) == std::variant_size_v<Message>);
+inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {
+  return std::array{std::variant_alternative_t<I, Message>::type...};
+}(std::make_index_sequence<std::variant_size_v<Message>>{});
 
 // The type byte of the alternative T (e.g. type_of_v<StatusReq> == Type::status_req).
 template <class T>
-inline constexpr Type type_of_v = [] {
-  return []<size_t... I>(std::index_sequence<I...>) {
-    Type found = Type::hello;
-    ((std::is_same_v<T, std::variant_alternative_t<I, Message>> ? (found = kMessageTypes[I], 0) : 0), ...);
-    return found;
-  }(std::make_index_sequence<std::variant_size_v<Message>>{});
-}();
+inline constexpr Type type_of_v = T::type;
 // Requests (session -> broker) have even type numbers.
 template <class T>
 inline constexpr bool is_request_v = static_cast<uint8_t>(type_of_v<T>) % 2 == 0;
