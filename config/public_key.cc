@@ -19,13 +19,6 @@ tl::unexpected<Error> bad(std::string message) {
   return fail(Errc::invalid_input, std::move(message));
 }
 
-std::string_view trim(std::string_view s) {
-  auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  auto last = s.find_last_not_of(kSpace);
-  return s.substr(first, last - first + 1);
-}
-
 // Splits off the first whitespace-separated word of `s`.
 std::string_view next_word(std::string_view& s) {
   s = trim(s);
