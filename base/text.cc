@@ -17,6 +17,18 @@ std::string printable(std::string_view text, size_t max) {
 
 namespace {
 
+constexpr std::string_view kWhitespace = " \t\n\v\f\r";
+
+template <typename Parts>
+std::string join_parts(const Parts& parts, std::string_view separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += separator;
+    out += parts[i];
+  }
+  return out;
+}
+
 std::tm utc_of(std::chrono::system_clock::time_point t) {
   std::time_t seconds = std::chrono::system_clock::to_time_t(t);
   std::tm utc{};
@@ -25,6 +37,21 @@ std::tm utc_of(std::chrono::system_clock::time_point t) {
 }
 
 }  // namespace
+
+std::string_view trim(std::string_view s) {
+  auto first = s.find_first_not_of(kWhitespace);
+  if (first == std::string_view::npos) return {};
+  auto last = s.find_last_not_of(kWhitespace);
+  return s.substr(first, last - first + 1);
+}
+
+std::string join(const std::vector<std::string_view>& parts, std::string_view separator) {
+  return join_parts(parts, separator);
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  return join_parts(parts, separator);
+}
 
 std::string utc_timestamp(std::chrono::system_clock::time_point t, bool milliseconds) {
   std::tm utc = utc_of(t);

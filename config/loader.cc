@@ -18,6 +18,7 @@
 #include <tuple>
 #include <utility>
 
+#include "base/text.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 
@@ -209,15 +210,6 @@ std::vector<std::string_view> path_components(std::string_view path) {
     auto part = path.substr(from, slash - from);
     if (!part.empty() && part != ".") out.push_back(part);
     from = slash + 1;
-  }
-  return out;
-}
-
-std::string join(const std::vector<std::string_view>& parts, std::string_view separator) {
-  std::string out;
-  for (auto part : parts) {
-    if (!out.empty()) out += separator;
-    out += part;
   }
   return out;
 }

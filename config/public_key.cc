@@ -19,13 +19,6 @@ tl::unexpected<Error> bad(std::string message) {
   return fail(Errc::invalid_input, std::move(message));
 }
 
-std::string_view trim(std::string_view s) {
-  auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  auto last = s.find_last_not_of(kSpace);
-  return s.substr(first, last - first + 1);
-}
-
 // Splits off the first whitespace-separated word of `s`.
 std::string_view next_word(std::string_view& s) {
   s = trim(s);
@@ -197,15 +190,28 @@ bool starts_with_options(std::string_view first, std::string_view rest) {
 
 }  // namespace
 
-std::string fingerprint_of_blob(std::string_view blob) {
+namespace {
+
+std::string sha256_of(std::string_view data) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
   unsigned int len = 0;
-  if (EVP_Digest(blob.data(), blob.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("EVP_Digest(SHA-256) failed");  // only when out of memory
-  std::string b64 =
-      encode_base64(std::string_view(reinterpret_cast<const char*>(digest.data()), len));
+  return std::string(reinterpret_cast<const char*>(digest.data()), len);
+}
+
+}  // namespace
+
+std::string fingerprint_of_blob(std::string_view blob) {
+  std::string b64 = encode_base64(sha256_of(blob));
   while (!b64.empty() && b64.back() == '=') b64.pop_back();
   return "SHA256:" + b64;
+}
+
+std::string sha256_hex_of_blob(std::string_view blob) {
+  std::string hex;
+  for (unsigned char b : sha256_of(blob)) hex += fmt::format("{:02x}", b);
+  return hex;
 }
 
 std::string PublicKey::fingerprint() const { return fingerprint_of_blob(blob); }

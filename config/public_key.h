@@ -30,4 +30,7 @@ Result<PublicKey> public_key_from_blob(std::string_view type, std::string_view b
 
 std::string fingerprint_of_blob(std::string_view blob);
 
+// SHA-256 of `blob` in lower-case hex, as an SSHFP record (fingerprint type 2) carries it.
+std::string sha256_hex_of_blob(std::string_view blob);
+
 }  // namespace xcg::config

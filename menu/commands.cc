@@ -4,6 +4,8 @@
 #include <charconv>
 #include <utility>
 
+#include "base/text.h"
+
 namespace xcg::menu {
 namespace {
 
@@ -29,16 +31,6 @@ constexpr std::array<std::pair<std::string_view, Command>, 9> kPlainVerbs{{
     {"who", Command::who},
     {"nmi", Command::nmi},
 }};
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // Words separated by spaces and tabs; other whitespace inside a word keeps it from matching.
 std::vector<std::string_view> split_words(std::string_view s) {

@@ -190,12 +190,6 @@ void Toolstack::on_exit(uint64_t id) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
 // "libxl: error: libxl_create.c:1234:do_domain_create: Domain 7:cannot make domain: -3"
 // → "Domain 7:cannot make domain: -3"
 std::string_view strip_libxl_prefix(std::string_view line) {

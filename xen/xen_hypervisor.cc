@@ -50,12 +50,6 @@ Result<void> require_pty_slave(int fd, const std::string& path) {
   return {};
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : std::string(separator)) + p;
-  return out;
-}
-
 }  // namespace
 
 Result<UniqueFd> open_raw_tty(const std::string& path) {

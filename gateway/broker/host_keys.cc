@@ -12,7 +12,6 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <openssl/sha.h>
 
 #include "base/log.h"
 #include "base/unique_fd.h"
@@ -74,14 +73,6 @@ int sshfp_algorithm(std::string_view type) {
   return 0;
 }
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  std::string hex;
-  for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
-  return hex;
-}
-
 // "TYPE BASE64" of the public half of a private key in PEM text.
 std::string public_line(const std::string& pem, const std::string& path) {
   ssh_key raw = nullptr;
@@ -115,7 +106,7 @@ std::vector<std::string> host_key_records(const config::Config& config, std::str
     for (const auto& l : config.listen) ports.insert(l.port);
     for (uint16_t port : ports)
       known_hosts.push_back(port == 22 ? fmt::format("{} {}", host, line) : fmt::format("[{}]:{} {}", host, port, line));
-    sshfp.push_back(fmt::format("{} IN SSHFP {} 2 {}", host, sshfp_algorithm(key->type), sha256_hex(key->blob)));
+    sshfp.push_back(fmt::format("{} IN SSHFP {} 2 {}", host, sshfp_algorithm(key->type), config::sha256_hex_of_blob(key->blob)));
   }
   known_hosts.insert(known_hosts.end(), sshfp.begin(), sshfp.end());
   return known_hosts;

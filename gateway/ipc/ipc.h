@@ -60,10 +60,10 @@ struct Hello {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::string chroot_dir;
-  uint32_t login_grace_s = 30;
-  uint32_t max_auth_tries = 6;
-  uint32_t max_key_offers = 32;
-  uint32_t idle_timeout_s = 0;  // 0 = off
+  uint32_t login_grace_s = config::Limits{}.login_grace_s;
+  uint32_t max_auth_tries = config::Limits{}.max_auth_tries;
+  uint32_t max_key_offers = config::Limits{}.max_key_offers;
+  uint32_t idle_timeout_s = config::Limits{}.idle_timeout_s;  // 0 = off
   uint32_t protocol = kProtocolVersion;  // first on the wire (see kProtocolVersion)
   static constexpr Type type = Type::hello;
   static constexpr std::string_view name = "hello";

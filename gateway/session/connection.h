@@ -21,9 +21,10 @@ namespace xcg::gateway {
 class Connection {
  public:
   struct Limits {
-    unsigned max_auth_tries = 6;   // failed logins before we hang up (OpenSSH's MaxAuthTries)
-    unsigned max_key_offers = 32;  // refused unsigned key offers before we hang up
-    unsigned idle_timeout_s = 0;  // 0 = off: no customer input for this long ends the session
+    // The defaults are the config's (config::Limits), which documents each.
+    unsigned max_auth_tries = config::Limits{}.max_auth_tries;  // failed logins before we hang up
+    unsigned max_key_offers = config::Limits{}.max_key_offers;  // refused unsigned key offers
+    unsigned idle_timeout_s = config::Limits{}.idle_timeout_s;  // 0 = off; else silence this long ends it
   };
 
   Connection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits);

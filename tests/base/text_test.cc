@@ -28,3 +28,18 @@ TEST_CASE("UTC timestamps and clock times") {
   CHECK(xcg::utc_timestamp(system_clock::time_point{}, true) == "1970-01-01T00:00:00.000Z");
   CHECK(xcg::utc_clock_time(t) == "02:07:50 UTC");
 }
+
+TEST_CASE("trim drops ASCII whitespace at both ends only") {
+  CHECK(xcg::trim("  ssh-ed25519 AAAA\t\r\n") == "ssh-ed25519 AAAA");
+  CHECK(xcg::trim("\v\fa b\f") == "a b");
+  CHECK(xcg::trim("a") == "a");
+  CHECK(xcg::trim(" \t\r\n") == "");
+  CHECK(xcg::trim("") == "");
+}
+
+TEST_CASE("join puts the separator between each two parts") {
+  CHECK(xcg::join(std::vector<std::string_view>{"srv", "xcg", "chroot"}, "/") == "srv/xcg/chroot");
+  CHECK(xcg::join(std::vector<std::string>{"a"}, "; ") == "a");
+  CHECK(xcg::join(std::vector<std::string>{}, "; ") == "");
+  CHECK(xcg::join(std::vector<std::string>{"", "b"}, ",") == ",b");
+}

@@ -140,6 +140,11 @@ TEST_CASE("parse_public_key reads ssh-keygen output and fingerprints it as ssh-k
   }
 }
 
+TEST_CASE("sha256_hex_of_blob gives the SHA-256 digest in lower-case hex") {
+  CHECK(sha256_hex_of_blob("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex_of_blob("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 TEST_CASE("parse_public_key tolerates surrounding whitespace and tabs") {
   auto key = parse_public_key(std::string("  \t") + kAliceLine + " \t\r\n");
   REQUIRE(key);
