@@ -117,9 +117,14 @@ def test_log_records_while_nobody_is_attached(start):
 def test_no_notice_for_domains_already_running_when_the_gateway_starts(start):
     # "started" would read as a boot of the guest; the guest did not boot, the gateway did.
     gw = start()
-    result = gw.ssh("web1", "web1", "log", "--lines", "200")
-    assert result.returncode == 0, describe(result)
-    assert "Booting fake guest web1" in result.stdout, describe(result)
+
+    def log_with_banner():
+        r = gw.ssh("web1", "web1", "log", "--lines", "200")
+        assert r.returncode == 0, describe(r)
+        return r if "Booting fake guest web1" in r.stdout else None
+
+    # The guest may still be booting when the gateway answers its first login.
+    result = wait_for(log_with_banner, 10, "the boot banner in web1's log")
     assert "[xcg:" not in result.stdout, describe(result)
 
 
