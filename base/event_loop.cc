@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <optional>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "base/log.h"
@@ -69,7 +70,7 @@ void EventLoop::add(int fd, uint32_t events, std::string name, FdHandler handler
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl add");
-  handlers_[fd] = std::make_shared<Entry>(Entry{std::move(name), std::move(handler), std::move(on_failure)});
+  handlers_[fd] = std::make_shared<Entry>(Entry{next_registration_++, std::move(name), std::move(handler), std::move(on_failure)});
 }
 
 void EventLoop::modify(int fd, uint32_t events) {
@@ -92,11 +93,58 @@ void EventLoop::remove_entry(int fd, const std::shared_ptr<Entry>& entry) noexce
   if (it != handlers_.end() && it->second == entry) remove(fd);
 }
 
+EventLoop::Watch EventLoop::watch(int fd, uint32_t events, std::string name, FdHandler handler,
+                                  OnFailure on_failure) {
+  add(fd, events, std::move(name), std::move(handler), std::move(on_failure));
+  return Watch(*this, fd);
+}
+
+EventLoop::Timer EventLoop::timer(std::chrono::milliseconds delay, std::string name, std::function<void()> fn,
+                                  OnFailure on_failure) {
+  return Timer(*this, add_timer(delay, std::move(name), std::move(fn), std::move(on_failure)));
+}
+
+uint64_t EventLoop::registration_of(int fd) const {
+  auto it = handlers_.find(fd);
+  return it == handlers_.end() ? 0 : it->second->registration;
+}
+
+void EventLoop::remove_if_still(int fd, uint64_t registration) noexcept {
+  if (registration != 0 && registration_of(fd) == registration) remove(fd);
+}
+
+EventLoop::Watch& EventLoop::Watch::operator=(Watch&& o) noexcept {
+  if (this == &o) return *this;
+  reset();
+  loop_ = std::exchange(o.loop_, nullptr);
+  fd_ = std::exchange(o.fd_, -1);
+  registration_ = std::exchange(o.registration_, 0);
+  return *this;
+}
+
+void EventLoop::Watch::reset() noexcept {
+  if (loop_) loop_->remove_if_still(fd_, registration_);
+  loop_ = nullptr;
+}
+
+EventLoop::Timer& EventLoop::Timer::operator=(Timer&& o) noexcept {
+  if (this == &o) return *this;
+  reset();
+  loop_ = std::exchange(o.loop_, nullptr);
+  id_ = std::exchange(o.id_, 0);
+  return *this;
+}
+
+void EventLoop::Timer::reset() noexcept {
+  if (loop_) loop_->cancel_timer(id_);
+  loop_ = nullptr;
+}
+
 EventLoop::TimerId EventLoop::add_timer(std::chrono::milliseconds delay, std::string name,
                                         std::function<void()> fn, OnFailure on_failure) {
   TimerId id = next_timer_++;
   auto when = Clock::now() + delay;
-  timers_.emplace(id, Timer{when, std::move(name), std::move(fn), std::move(on_failure)});
+  timers_.emplace(id, PendingTimer{when, std::move(name), std::move(fn), std::move(on_failure)});
   timer_order_.emplace(when, id);
   return id;
 }
@@ -128,7 +176,7 @@ void EventLoop::fire_due_timers() {
     timer_order_.erase(timer_order_.begin());
     auto it = timers_.find(id);
     if (it == timers_.end()) continue;
-    Timer timer = std::move(it->second);
+    PendingTimer timer = std::move(it->second);
     timers_.erase(it);
     if (auto failed = contained([&] {
           test_hook(timer.name);

@@ -34,6 +34,15 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
+  class Watch;
+  class Timer;
+  // The owned forms of add and add_timer: the registration ends when the handle does, so an
+  // owner's registrations cannot outlive it. The loop must outlive its handles.
+  [[nodiscard]] Watch watch(int fd, uint32_t events, std::string name, FdHandler handler,
+                            OnFailure on_failure = {});
+  [[nodiscard]] Timer timer(std::chrono::milliseconds delay, std::string name, std::function<void()> fn,
+                            OnFailure on_failure = {});
+
   // `events` are EPOLLIN / EPOLLOUT; errors and hang-ups are always reported. `name` says
   // whose descriptor this is in the log line of a failure.
   void add(int fd, uint32_t events, std::string name, FdHandler handler, OnFailure on_failure = {});
@@ -57,11 +66,12 @@ class EventLoop {
 
  private:
   struct Entry {
+    uint64_t registration;  // unique per add(): tells a descriptor number's registrations apart
     std::string name;
     FdHandler handler;
     OnFailure on_failure;
   };
-  struct Timer {
+  struct PendingTimer {
     Clock::time_point when;
     std::string name;
     std::function<void()> fn;
@@ -72,12 +82,52 @@ class EventLoop {
   void remove_entry(int fd, const std::shared_ptr<Entry>& entry) noexcept;
   int ms_to_next_timer(std::chrono::milliseconds cap) const;
 
+  // For Watch: removes `fd`'s registration only if it is still `entry`'s.
+  void remove_if_still(int fd, uint64_t registration) noexcept;
+  uint64_t registration_of(int fd) const;  // 0 if none
+
   UniqueFd epoll_;
   std::unordered_map<int, std::shared_ptr<Entry>> handlers_;
   std::multimap<Clock::time_point, TimerId> timer_order_;
-  std::unordered_map<TimerId, Timer> timers_;
+  std::unordered_map<TimerId, PendingTimer> timers_;
   TimerId next_timer_ = 1;
+  uint64_t next_registration_ = 1;
   bool stopped_ = false;
+};
+
+// A descriptor's registration, removed when the handle is destroyed or reset. A registration
+// the loop already dropped (its handler threw) is left alone, as is a later registration of
+// the same descriptor number by someone else.
+class EventLoop::Watch {
+ public:
+  Watch() = default;
+  Watch(EventLoop& loop, int fd) : loop_(&loop), fd_(fd), registration_(loop.registration_of(fd)) {}
+  Watch(Watch&& o) noexcept { *this = std::move(o); }
+  Watch& operator=(Watch&& o) noexcept;
+  ~Watch() { reset(); }
+  void reset() noexcept;
+  explicit operator bool() const { return loop_ != nullptr; }
+
+ private:
+  EventLoop* loop_ = nullptr;
+  int fd_ = -1;
+  uint64_t registration_ = 0;
+};
+
+// A pending one-shot timer, cancelled when the handle is destroyed or reset.
+class EventLoop::Timer {
+ public:
+  Timer() = default;
+  Timer(EventLoop& loop, TimerId id) : loop_(&loop), id_(id) {}
+  Timer(Timer&& o) noexcept { *this = std::move(o); }
+  Timer& operator=(Timer&& o) noexcept;
+  ~Timer() { reset(); }
+  void reset() noexcept;
+  explicit operator bool() const { return loop_ != nullptr; }
+
+ private:
+  EventLoop* loop_ = nullptr;
+  TimerId id_ = 0;
 };
 
 }  // namespace xcg

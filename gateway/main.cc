@@ -105,7 +105,8 @@ int serve(const Args& args) {
     options.session_program = args.session_program.empty() ? default_session_program() : args.session_program;
     options.control_socket = args.control_socket;
     options.watch_config = args.watch_config;
-    xcg::gateway::Broker broker(config, options);
+    auto parts = xcg::gateway::real_broker_parts(config, options);
+    xcg::gateway::Broker broker(config, options, std::move(parts));
     return broker.run();
   } catch (const std::exception& e) {
     xcg::log::error("{}", e.what());

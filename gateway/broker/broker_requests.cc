@@ -54,81 +54,44 @@ auto action_answer(std::string ok_text) {
 
 }  // namespace
 
-// One overload per message type, so that a request type without a handler does not compile.
-// Broker -> session messages have none: the request table cuts them off before this point.
-struct Broker::RequestHandlers {
-  Broker& broker;
-  Session& s;
-
-  void operator()(const ipc::LogRecord& r) { broker.write_session_log(s, r); }
-  void operator()(const ipc::AuthorizeReq& r) { broker.handle_authorize(s, r); }
-  void operator()(const ipc::StatusReq&) { broker.reply(s, broker.answer_status(s)); }
-  // Answers when the toolstack is done, without blocking the loop.
-  void operator()(const ipc::ActionReq& r) { broker.start_action(s, r); }
-  void operator()(const ipc::AttachReq&) {
-    UniqueFd pass;
-    ipc::Message answer = broker.answer_attach(s, pass);
-    broker.reply(s, answer, pass.get());
-  }
-  void operator()(const ipc::LogReq& r) { broker.reply(s, broker.answer_log(s, r)); }
-  void operator()(const ipc::WhoReq&) { broker.reply(s, broker.answer_who(s)); }
-  void operator()(const ipc::SysrqReq& r) { broker.answer_sysrq(s, r); }  // like an action
-  template <class T>
-    requires(!ipc::is_request_v<T>)
-  void operator()(const T&) {
-    broker.cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(ipc::type_of_v<T>)));
-  }
-};
-
-SessionPhase Broker::request_phase(const Session& s) {
-  if (s.revoked) return SessionPhase::revoked;
-  return s.phase == Phase::authorized ? SessionPhase::authorized : SessionPhase::preauth;
-}
-
 void Broker::on_session_message(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || !it->second.ipc) return;
-  Session& s = it->second;
+  SessionRecord& s = it->second;
   auto received = ipc::receive(s.ipc.get());
   if (!received) return on_receive_error(s, received.error());
-  dispatch(s, *received);
+  monitor(s, *received, *this, parts_.now());
 }
 
-void Broker::on_receive_error(Session& s, const Error& e) {
+void Broker::on_receive_error(SessionRecord& s, const Error& e) {
   if (e.code == Errc::system && e.sys_errno == EAGAIN) return;
-  if (e.code == Errc::peer_closed) {  // the session closed its end: it is exiting
-    loop_.remove(s.ipc.get());
-    s.ipc.reset();
-    return;
-  }
+  if (e.code == Errc::peer_closed) return s.close_ipc();  // the session closed its end: it is exiting
   cut_off(s, "bad message: " + e.message);
 }
 
-// Every message is checked here, in this order: no descriptor, the phase table, the budget.
-void Broker::dispatch(Session& s, ipc::Received& received) {
-  ipc::Type type = ipc::type_of(received.message);
-  Verdict verdict = request_verdict(type, request_phase(s));
-  if (verdict == Verdict::cut_off || received.fd)
-    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
-  if (type != ipc::Type::log && !s.requests.take(TokenBucket::Clock::now()))
-    return cut_off(s, fmt::format("request budget exceeded ({} at once, {} a second)", kRequestBurst,
-                                  kRequestsPerSecond));
-  if (verdict == Verdict::refuse) {
-    if (auto answer = refusal_for(received.message, kRevokedText)) return reply(s, *answer);
-    return cut_off(s, fmt::format("unpermitted request {}", ipc::type_name(type)));
-  }
-  std::visit(RequestHandlers{*this, s}, received.message);
+void Broker::on(SessionRecord& s, const ipc::StatusReq&) {
+  auto status = hypervisor_->status(s.domain);
+  if (!status) return reply(s, ipc::StatusAns{false, status.error().message});
+  reply(s, ipc::StatusAns{true, xen::format_status(*status)});
 }
 
-void Broker::reply(Session& s, const ipc::Message& answer, int pass_fd) {
+void Broker::on(SessionRecord& s, const ipc::AttachReq&) {
+  UniqueFd pass;
+  ipc::Message answer = answer_attach(s, pass);
+  send(s, answer, pass.get());
+}
+
+void Broker::reply(SessionRecord& s, const ipc::Message& answer) { send(s, answer); }
+
+void Broker::send(SessionRecord& s, const ipc::Message& answer, int pass_fd) {
   if (!s.ipc) return;
   if (auto sent = ipc::send(s.ipc.get(), answer, pass_fd); !sent) cut_off(s, sent.error().message);
 }
 
 // Session records are the session's words, not the broker's: capped at kMaxSessionLogLevel and
 // rate-limited, so that a session can neither flood the journal nor raise a false alarm.
-void Broker::write_session_log(Session& s, const ipc::LogRecord& record) {
-  if (!s.log_records.take(TokenBucket::Clock::now())) {
+void Broker::on(SessionRecord& s, const ipc::LogRecord& record) {
+  if (!s.log_records.take(parts_.now())) {
     ++s.dropped_log_records;
     return;
   }
@@ -137,31 +100,31 @@ void Broker::write_session_log(Session& s, const ipc::LogRecord& record) {
   log::write(level, fmt::format("session {} ({}): {}", s.pid, s.remote, printable(record.text, 1000)));
 }
 
-void Broker::report_dropped_log_records(Session& s) {
+void Broker::report_dropped_log_records(SessionRecord& s) {
   if (s.dropped_log_records == 0) return;
   log::info("session {} ({}): {} log records dropped (more than {} at once or {} a second)", s.pid, s.remote,
             s.dropped_log_records, kLogBurst, kLogLinesPerSecond);
   s.dropped_log_records = 0;
 }
 
-void Broker::handle_authorize(Session& s, const ipc::AuthorizeReq& req) {
+void Broker::on(SessionRecord& s, const ipc::AuthorizeReq& req) {
   if (++s.auth_requests > s.max_auth_requests) return cut_off(s, "too many authentication attempts");
   reply(s, answer_authorize(s, req));
 }
 
-void Broker::audit_refused_offers(Session& s) {
+void Broker::audit_refused_offers(SessionRecord& s) {
   if (s.refused_offers.count() == 0) return;
   audit_.write(AuditEvent{"auth_failure", s.remote, s.refused_offers.first_user(),
                           s.refused_offers.first_fingerprint(), s.refused_offers.audit_fields()});
   s.refused_offers = {};
 }
 
-void Broker::settle_requests(Session& s) {
+void Broker::settle_requests(SessionRecord& s) {
   report_dropped_log_records(s);
   audit_refused_offers(s);
 }
 
-ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) {
+ipc::Message Broker::answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req) {
   ipc::AuthorizeAns ans;
   auto key = config::parse_public_key(req.key_type + " " + req.key_base64);
   const config::Domain* domain = key ? config_->domain_for_key(key->blob) : nullptr;
@@ -179,24 +142,14 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
                             {{"stage", "signature"}}});
     return ans;
   }
-  const config::DomainKey* entry = domain->key_for(key->blob);
-  if (req.signature_ok) {
-    auto count = sessions_by_domain_.find(domain->name);
-    if (count != sessions_by_domain_.end() && count->second >= config_->limits.max_sessions_per_domain) {
-      audit_.write(AuditEvent{"auth_failure", s.remote, domain->name, fingerprint,
-                              {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
-      log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
-      return ans;
-    }
-    s.fingerprint = fingerprint;
-    s.key_blob = key->blob;
-    s.readonly = entry && entry->readonly;
-    s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
-    audit_refused_offers(s);  // the agent's other keys, offered first
-    set_authorized(s, domain->name);
-    audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
-    audit(s, "session_start");
+  if (req.signature_ok && !admission_.domain_has_room(domain->name)) {
+    audit_.write(AuditEvent{"auth_failure", s.remote, domain->name, fingerprint,
+                            {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
+    log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
+    return ans;
   }
+  if (req.signature_ok) accept_login(s, *domain, fingerprint, key->blob);
+  const config::DomainKey* entry = domain->key_for(key->blob);
   ans.ok = true;
   ans.domain = domain->name;
   ans.console_on_login = domain->on_login == config::OnLogin::console;
@@ -206,37 +159,41 @@ ipc::Message Broker::answer_authorize(Session& s, const ipc::AuthorizeReq& req) 
   return ans;
 }
 
-ipc::Message Broker::answer_status(Session& s) {
-  auto status = hypervisor_->status(s.domain);
-  if (!status) return ipc::StatusAns{false, status.error().message};
-  return ipc::StatusAns{true, xen::format_status(*status)};
+void Broker::accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
+                          const std::string& blob) {
+  const config::DomainKey* entry = domain.key_for(blob);
+  s.fingerprint = fingerprint;
+  s.key_blob = blob;
+  s.readonly = entry && entry->readonly;
+  s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
+  audit_refused_offers(s);  // the agent's other keys, offered first
+  set_authorized(s, domain.name);
+  audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
+  audit(s, "session_start");
 }
 
-void Broker::start_action(Session& s, const ipc::ActionReq& req) {
+// Why the session may not run `what` now, or "" if it may.
+std::string Broker::action_refusal(const SessionRecord& s, const std::string& what, config::Action needed) const {
+  auto it = config_->domains.find(s.domain);
+  if (s.readonly) return fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
+  if (it == config_->domains.end() || !it->second.allows(needed))
+    return fmt::format("{} is not allowed for {}", config::action_name(needed), s.domain);
+  if (!s.action_in_flight.empty()) return std::string(kActionBusy);
+  return "";
+}
+
+void Broker::on(SessionRecord& s, const ipc::ActionReq& req) {
   auto lifecycle = lifecycle_for(req.action);
   std::string name(config::action_name(req.action));
-  auto it = config_->domains.find(s.domain);
-  std::string refusal;
-  if (!lifecycle) {
-    refusal = name + " is not a lifecycle action";
-  } else if (s.readonly) {
-    refusal = fmt::format("{} is not allowed: this key has read-only access to {}", name, s.domain);
-  } else if (it == config_->domains.end() || !it->second.allows(req.action)) {
-    refusal = fmt::format("{} is not allowed for {}", name, s.domain);
-  } else if (!s.action_in_flight.empty()) {
-    refusal = kActionBusy;
-  }
+  std::string refusal = lifecycle ? action_refusal(s, name, req.action) : name + " is not a lifecycle action";
   if (!refusal.empty()) {
     audit(s, "action", {{"action", name}, {"result", "error"}, {"reason", refusal}});
     return send_answer(s.id, ipc::ActionAns{false, refusal});
   }
   auto act = [this, domain = s.domain, action = *lifecycle](xen::Hypervisor::ActDone done) {
-    // Whatever the domain does next is this action's doing: an earlier reboot's window ends.
-    end_reboot_window(domain);
-    bool reboot = action == xen::Lifecycle::reboot;
-    if (reboot) expect_reboot(domain);
-    hypervisor_->act_async(domain, action, [this, domain, reboot, done = std::move(done)](Result<void> r) {
-      if (!r && reboot) end_reboot_window(domain);
+    hubs_->action_started(domain, action);  // whatever the domain does next is this action's doing
+    hypervisor_->act_async(domain, action, [this, domain, action, done = std::move(done)](Result<void> r) {
+      if (!r) hubs_->action_failed(domain, action);
       done(std::move(r));
     });
   };
@@ -245,7 +202,7 @@ void Broker::start_action(Session& s, const ipc::ActionReq& req) {
 
 // The Xen toolstack may take seconds (xl create, xl trigger nmi): the answer goes out when it
 // is done, and only if the session is still there. Meanwhile the loop serves everyone else.
-void Broker::run_action(Session& s, const std::string& name, Act act, AnswerFor answer) {
+void Broker::run_action(SessionRecord& s, const std::string& name, Act act, AnswerFor answer) {
   s.action_in_flight = name;
   uint64_t id = s.id;
   // Audit with copies: the session record may be gone by the time the action is done.
@@ -266,11 +223,10 @@ void Broker::run_action(Session& s, const std::string& name, Act act, AnswerFor 
 
 void Broker::send_answer(uint64_t id, const ipc::Message& answer) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || !it->second.ipc) return;
-  if (auto sent = ipc::send(it->second.ipc.get(), answer); !sent) cut_off(it->second, sent.error().message);
+  if (it != sessions_.end()) send(it->second, answer);
 }
 
-ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
+ipc::Message Broker::answer_attach(SessionRecord& s, UniqueFd& pass) {
   auto it = config_->domains.find(s.domain);
   if (it == config_->domains.end() || !it->second.allows(config::Action::console))
     return ipc::AttachAns{false, fmt::format("console is not allowed for {}", s.domain)};
@@ -279,35 +235,34 @@ ipc::Message Broker::answer_attach(Session& s, UniqueFd& pass) {
   // While shutting down (a reboot, say) the hub still has the console and follows the domain.
   if (status->state != xen::DomainState::running && status->state != xen::DomainState::shutting_down)
     return ipc::AttachAns{false, fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
+  ConsoleHub* hub = hubs_->find(s.domain);
+  if (hub == nullptr) return ipc::AttachAns{false, "no console hub"};
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     return ipc::AttachAns{false, "cannot attach: out of resources"};
   UniqueFd hub_end(pair[0]);
   pass.reset(pair[1]);
-  auto hub = hubs_.find(s.domain);
-  if (hub == hubs_.end()) return ipc::AttachAns{false, "no console hub"};
   // Audit with copies: the session record may be gone by the time the viewer detaches.
   AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
-  hub->second->attach(std::move(hub_end), ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
-                      [this, detach] { audit_.write(detach); });
+  hub->attach(std::move(hub_end), ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
+              [this, detach] { audit_.write(detach); });
   audit(s, "console_attach", {{"readonly", s.readonly ? "yes" : "no"}});
   return ipc::AttachAns{true, ""};
 }
 
-ipc::Message Broker::answer_log(Session& s, const ipc::LogReq& req) {
-  auto hub = hubs_.find(s.domain);
-  if (hub == hubs_.end()) return ipc::LogAns{false, "no console log for " + s.domain};
+void Broker::on(SessionRecord& s, const ipc::LogReq& req) {
+  ConsoleHub* hub = hubs_->find(s.domain);
+  if (hub == nullptr) return reply(s, ipc::LogAns{false, "no console log for " + s.domain});
   unsigned lines = std::clamp<uint32_t>(req.lines, 1, 10000);
-  auto text = hub->second->log().tail(lines, kMaxLogAnswer);
-  if (!text) return ipc::LogAns{false, text.error().message};
-  return ipc::LogAns{true, std::move(*text)};
+  auto text = hub->log().tail(lines, kMaxLogAnswer);
+  if (!text) return reply(s, ipc::LogAns{false, text.error().message});
+  reply(s, ipc::LogAns{true, std::move(*text)});
 }
 
-ipc::Message Broker::answer_who(Session& s) {
+void Broker::on(SessionRecord& s, const ipc::WhoReq&) {
   ipc::WhoAns ans;
-  auto hub = hubs_.find(s.domain);
-  if (hub == hubs_.end()) return ans;
-  auto viewers = hub->second->viewers();
+  ConsoleHub* hub = hubs_->find(s.domain);
+  auto viewers = hub ? hub->viewers() : std::vector<ViewerInfo>{};
   for (const auto& v : viewers) {
     if (ans.viewers.size() == kMaxWhoLines) {
       ans.viewers.push_back(fmt::format("... and {} more", viewers.size() - kMaxWhoLines));
@@ -316,19 +271,13 @@ ipc::Message Broker::answer_who(Session& s) {
     ans.viewers.push_back(fmt::format("{}{}, since {}", printable(v.label, 80),
                                       v.readonly ? " (read-only)" : "", utc_clock_time(v.since)));
   }
-  return ans;
+  reply(s, ans);
 }
 
-void Broker::answer_sysrq(Session& s, const ipc::SysrqReq& req) {
+void Broker::on(SessionRecord& s, const ipc::SysrqReq& req) {
   std::string what = req.key == 0 ? "nmi" : fmt::format("sysrq {}", static_cast<char>(req.key));
   bool valid_key = req.key == 0 || config::valid_sysrq_key(static_cast<char>(req.key));
-  auto it = config_->domains.find(s.domain);
-  std::string refusal;
-  if (!valid_key) refusal = "not a SysRq key";
-  else if (s.readonly) refusal = fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
-  else if (it == config_->domains.end() || !it->second.allows(config::Action::sysrq))
-    refusal = fmt::format("sysrq is not allowed for {}", s.domain);
-  else if (!s.action_in_flight.empty()) refusal = kActionBusy;
+  std::string refusal = valid_key ? action_refusal(s, what, config::Action::sysrq) : "not a SysRq key";
   if (!refusal.empty()) {
     audit(s, "action", {{"action", what}, {"result", "error"}, {"reason", refusal}});
     return send_answer(s.id, ipc::ActionAns{false, refusal});

@@ -101,3 +101,42 @@ TEST_CASE("a handler that failed after replacing its own registration leaves the
   loop.run_once(100ms);
   CHECK(second_calls == 1);
 }
+
+TEST_CASE("a watch handle ends its registration with it", "[event_loop]") {
+  EventLoop loop;
+  UniqueFd fd = ready_fd();
+  int calls = 0;
+  {
+    auto watch = loop.watch(fd.get(), EPOLLIN, "viewer", [&](uint32_t) { ++calls; });
+    CHECK(loop.watching(fd.get()));
+    loop.run_once(100ms);
+  }
+  CHECK_FALSE(loop.watching(fd.get()));
+  loop.run_once(10ms);
+  CHECK(calls == 1);
+}
+
+TEST_CASE("a stale watch handle leaves a newer registration of the same descriptor alone", "[event_loop]") {
+  ErrorLog errors;
+  EventLoop loop;
+  UniqueFd fd = ready_fd();
+  auto stale = loop.watch(fd.get(), EPOLLIN, "first", [](uint32_t) { throw std::runtime_error("dropped"); });
+  loop.run_once(100ms);  // the loop dropped the first registration
+  REQUIRE_FALSE(loop.watching(fd.get()));
+  auto fresh = loop.watch(fd.get(), EPOLLIN, "second", [](uint32_t) {});
+  stale.reset();
+  CHECK(loop.watching(fd.get()));
+  fresh = EventLoop::Watch();  // moved-over handles end theirs
+  CHECK_FALSE(loop.watching(fd.get()));
+}
+
+TEST_CASE("a timer handle cancels its timer with it, and moving it keeps it", "[event_loop]") {
+  EventLoop loop;
+  bool dropped_fired = false, kept_fired = false;
+  { auto dropped = loop.timer(0ms, "dropped", [&] { dropped_fired = true; }); }
+  auto kept = loop.timer(0ms, "kept", [&] { kept_fired = true; });
+  EventLoop::Timer moved = std::move(kept);
+  loop.run_once(50ms);
+  CHECK_FALSE(dropped_fired);
+  CHECK(kept_fired);
+}

@@ -1,0 +1,67 @@
+// The control socket's commands (`xcg ctl`): what runs, and the operator's levers on it.
+#include <signal.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "base/text.h"
+#include "gateway/broker/broker.h"
+
+namespace xcg::gateway {
+
+std::string Broker::handle_control(const std::string& request) {
+  std::string cmd = request.substr(0, request.find(' '));
+  std::string arg = request.size() > cmd.size() ? request.substr(cmd.size() + 1) : "";
+  if (cmd == "sessions" && arg.empty()) return list_sessions();
+  if (cmd == "status" && arg.empty()) return status_report();
+  if (cmd == "kick" && !arg.empty()) return kick(arg);
+  if (cmd == "reload" && arg.empty()) {
+    auto r = reload("xcg ctl reload");
+    return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
+  }
+  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload";
+}
+
+std::string Broker::list_sessions() const {
+  std::string out = "ID     PID      DOMAIN           REMOTE                   SINCE                 KEY\n";
+  for (const auto& [id, s] : sessions_) {
+    std::string domain = s.authorized ? s.domain : "(logging in)";
+    out += fmt::format("{:<6} {:<8} {:<16} {:<24} {:<21} {}{}\n", id, s.pid, domain, s.remote,
+                       utc_timestamp(s.since), s.key_label, s.readonly ? " (read-only)" : "");
+  }
+  return out;
+}
+
+std::string Broker::status_report() const {
+  unsigned authorized = 0;
+  for (const auto& [id, s] : sessions_) authorized += s.authorized;
+  std::string out = fmt::format("xcg serving {} since {}\nsessions: {} logged in, {} logging in\n",
+                                config_->path, utc_timestamp(started_), authorized, admission_.logging_in());
+  for (const auto& name : hypervisor_->domains()) {
+    auto st = hypervisor_->status(name);
+    const ConsoleHub* hub = hubs_->find(name);
+    size_t viewers = hub == nullptr ? 0 : hub->viewer_count();
+    out += fmt::format("{}; {} viewers\n", st ? xen::format_status(*st) : name + ": " + st.error().message,
+                       viewers);
+  }
+  return out;
+}
+
+std::string Broker::kick(const std::string& target) {
+  unsigned n = 0;
+  bool numeric = !target.empty() && std::all_of(target.begin(), target.end(), ::isdigit);
+  for (auto& [id, s] : sessions_) {
+    bool match = numeric ? std::to_string(id) == target : (s.authorized && s.domain == target);
+    if (!match || s.revoked) continue;
+    if (s.authorized)
+      revoke(s, "disconnected by the operator");
+    else
+      ::kill(s.pid, SIGKILL);
+    ++n;
+  }
+  if (n == 0) return fmt::format("error: no session matches '{}'", target);
+  return fmt::format("ended {} session{}", n, n == 1 ? "" : "s");
+}
+
+}  // namespace xcg::gateway

@@ -1,0 +1,81 @@
+#include "gateway/broker/reload_plan.h"
+
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace xcg::gateway {
+namespace {
+
+// What the hypervisor was told about a domain at start-up or when it was added.
+std::vector<std::string> hypervisor_fields_changed(const config::Domain& a, const config::Domain& b,
+                                                   config::HypervisorKind kind) {
+  std::vector<std::string> changed;
+  if (kind == config::HypervisorKind::sim) {
+    if (a.memory_mib != b.memory_mib) changed.push_back("memory");
+    if (a.vcpus != b.vcpus) changed.push_back("vcpus");
+  } else {
+    if (a.config_file != b.config_file) changed.push_back("config_file");
+    if (a.xen_console != b.xen_console) changed.push_back("console");
+  }
+  return changed;
+}
+
+std::string listen_text(const config::Config& c) {
+  std::string t;
+  for (const auto& l : c.listen) t += l.text + " ";
+  return t;
+}
+
+void top_level_changes(const config::Config& a, const config::Config& b, std::vector<std::string>& changed) {
+  if (listen_text(a) != listen_text(b)) changed.push_back("listen");
+  if (a.host_keys != b.host_keys) changed.push_back("host_keys");
+  if (a.hypervisor != b.hypervisor) changed.push_back("hypervisor");
+  if (a.audit_log != b.audit_log) changed.push_back("audit_log");
+  if (a.run_as != b.run_as) changed.push_back("run_as");
+  if (a.chroot_dir != b.chroot_dir) changed.push_back("chroot_dir");
+}
+
+// Hubs keep the settings they were made with; only domains added from now on get new ones.
+bool console_changed(const config::ConsoleSettings& a, const config::ConsoleSettings& b) {
+  return std::tie(a.scrollback_bytes, a.replay_bytes, a.log_dir, a.log_max_bytes) !=
+         std::tie(b.scrollback_bytes, b.replay_bytes, b.log_dir, b.log_max_bytes);
+}
+
+// The backend's own settings; `a` is what runs (a changed `hypervisor` is reported apart).
+void backend_changes(const config::Config& a, const config::Config& b, std::vector<std::string>& changed) {
+  if (a.hypervisor == config::HypervisorKind::sim &&
+      std::tie(a.sim.guest_command, a.sim.autostart, a.sim.shutdown_grace_ms) !=
+          std::tie(b.sim.guest_command, b.sim.autostart, b.sim.shutdown_grace_ms))
+    changed.push_back("sim");
+  if (a.hypervisor == config::HypervisorKind::xen &&
+      std::tie(a.xen.toolstack, a.xen.timeout_s, a.xen.lock_dir) !=
+          std::tie(b.xen.toolstack, b.xen.timeout_s, b.xen.lock_dir))
+    changed.push_back("xen");
+}
+
+}  // namespace
+
+std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
+  std::vector<std::string> changed;
+  top_level_changes(a, b, changed);
+  if (console_changed(a.console, b.console)) changed.push_back("console");
+  backend_changes(a, b, changed);
+  for (const auto& [name, d] : b.domains) {
+    auto before = a.domains.find(name);
+    if (before == a.domains.end()) continue;  // new: added as it is
+    for (const auto& field : hypervisor_fields_changed(before->second, d, a.hypervisor))
+      changed.push_back(fmt::format("domain {} {}", name, field));
+  }
+  return changed;
+}
+
+RightsChange rights_after_reload(const config::Config& fresh, const SessionRecord& s) {
+  const config::Domain* d = fresh.domain_for_key(s.key_blob);
+  if (d == nullptr || d->name != s.domain) return {.revoke = true};
+  const config::DomainKey* key = d->key_for(s.key_blob);
+  return {.withdraw_console = !d->allows(config::Action::console),
+          .make_readonly = !s.readonly && key != nullptr && key->readonly};
+}
+
+}  // namespace xcg::gateway

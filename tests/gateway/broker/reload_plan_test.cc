@@ -1,0 +1,84 @@
+// What a reload does to logged-in sessions, and which changes wait for a restart.
+#include <catch2/catch.hpp>
+
+#include "config/config.h"
+#include "gateway/broker/reload_plan.h"
+
+using namespace xcg;
+using namespace xcg::gateway;
+
+namespace {
+
+const std::string kAlice =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
+const std::string kBob =
+    "ecdsa-sha2-nistp256 "
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
+    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
+
+const std::string kHead =
+    "listen: [\"127.0.0.1:2222\"]\n"
+    "host_keys: [/etc/xcg/host_key]\n"
+    "hypervisor: sim\n";
+
+std::shared_ptr<const config::Config> config_of(const std::string& domains, const std::string& head = kHead) {
+  return config::parse_config(head + "domains:\n" + domains, "t.yaml");
+}
+
+// Alice logged in to web1, with the rights the config gave her then.
+SessionRecord alice_on_web1(bool readonly = false) {
+  SessionRecord s;
+  s.authorized = true;
+  s.domain = "web1";
+  s.key_blob = config::parse_public_key(kAlice)->blob;
+  s.readonly = readonly;
+  return s;
+}
+
+std::string web1_with(const std::string& key_entry, const std::string& actions = "[console, reboot]") {
+  return "  web1:\n    actions: " + actions + "\n    keys:\n      - " + key_entry + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("an unchanged key keeps every right", "[reload_plan]") {
+  auto c = config_of(web1_with("\"" + kAlice + "\""));
+  RightsChange r = rights_after_reload(*c, alice_on_web1());
+  CHECK_FALSE(r.revoke);
+  CHECK_FALSE(r.withdraw_console);
+  CHECK_FALSE(r.make_readonly);
+}
+
+TEST_CASE("a removed key, or one moved to another domain, revokes the session", "[reload_plan]") {
+  CHECK(rights_after_reload(*config_of(web1_with("\"" + kBob + "\"")), alice_on_web1()).revoke);
+  auto moved = config_of(web1_with("\"" + kBob + "\"") + "  db1:\n    keys: [\"" + kAlice + "\"]\n");
+  CHECK(rights_after_reload(*moved, alice_on_web1()).revoke);
+}
+
+TEST_CASE("a key made read-only narrows at once; the other way waits for the next login", "[reload_plan]") {
+  auto ro = config_of(web1_with("{key: \"" + kAlice + "\", readonly: true}"));
+  CHECK(rights_after_reload(*ro, alice_on_web1()).make_readonly);
+  CHECK_FALSE(rights_after_reload(*ro, alice_on_web1(/*readonly=*/true)).make_readonly);
+  auto rw = config_of(web1_with("\"" + kAlice + "\""));
+  RightsChange widened = rights_after_reload(*rw, alice_on_web1(/*readonly=*/true));
+  CHECK_FALSE(widened.make_readonly);
+  CHECK_FALSE(widened.revoke);
+}
+
+TEST_CASE("a domain that no longer allows console withdraws its viewers", "[reload_plan]") {
+  auto c = config_of(web1_with("\"" + kAlice + "\"", "[reboot]"));
+  RightsChange r = rights_after_reload(*c, alice_on_web1());
+  CHECK(r.withdraw_console);
+  CHECK_FALSE(r.revoke);
+}
+
+TEST_CASE("start-up-only settings are reported, domain rights are not", "[reload_plan]") {
+  auto before = config_of(web1_with("\"" + kAlice + "\""));
+  auto same = config_of(web1_with("\"" + kBob + "\"", "[start]"));
+  CHECK(restart_only_changes(*before, *same).empty());
+  auto moved = config_of(web1_with("\"" + kAlice + "\""),
+                         "listen: [\"127.0.0.1:2223\"]\nhost_keys: [/etc/xcg/other]\nhypervisor: sim\n");
+  CHECK(restart_only_changes(*before, *moved) == std::vector<std::string>{"listen", "host_keys"});
+  auto bigger = config_of("  web1:\n    memory: 1024\n    keys: [\"" + kAlice + "\"]\n");
+  CHECK(restart_only_changes(*before, *bigger) == std::vector<std::string>{"domain web1 memory"});
+}
