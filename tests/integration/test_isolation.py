@@ -67,6 +67,8 @@ def test_killing_one_session_spares_the_others(gw):
 
 
 def test_reboot_replaces_only_that_guest(gw):
+    # A guest just forked is not yet named xcg-guest: wait until all three have exec'd.
+    wait_for(lambda: len(gw.processes("xcg-guest")) == 3, 10, "three guest processes")
     guests_before = set(gw.processes("xcg-guest"))
     before = gw.domid("web3")
     result = gw.ssh("web3", "web3", "reboot")

@@ -377,6 +377,11 @@ def guests(gw):
     return len(gw.processes("xcg-guest"))
 
 
+def wait_guests(gw, n):
+    # A guest just forked is not named xcg-guest until it has exec'd.
+    wait_for(lambda: guests(gw) == n, 10, f"{n} guest processes")
+
+
 def broker_files(gw):
     """What the broker's descriptors point at."""
     found = []
@@ -399,7 +404,7 @@ def test_domain_added_by_reload_serves_logins_at_once(dgw, keys, more_keys):
     assert re.search(r"reloaded \S+ \(config file changed\): 4 domains, 0 sessions ended; "
                      r"added domain web4$", log, re.M), log
     assert "restart" not in log
-    assert guests(dgw) == 4  # sim.autostart: started like the others were
+    wait_guests(dgw, 4)  # sim.autostart: started like the others were
 
     # status, console, menu, lifecycle: all there, without a restart.
     domid = RUNNING.match(dgw.status("web4", web4)).group("domid")
@@ -430,7 +435,7 @@ def test_removed_domain_ends_its_viewer_then_comes_back_with_its_log(dgw, keys):
     viewer = attach(dgw, "web2", "web2")
     echoes(viewer, "before-removal")
     web1 = attach(dgw, "web1", "web1")
-    assert guests(dgw) == 3
+    wait_guests(dgw, 3)
     log_file = str(dgw.log_dir / "web2.log")
     assert log_file in broker_files(dgw)
 
@@ -464,7 +469,7 @@ def test_removed_domain_ends_its_viewer_then_comes_back_with_its_log(dgw, keys):
     assert result.returncode == 0 and "before-removal" in result.stdout, describe(result)
     again = attach(dgw, "web2", "web2")
     echoes(again, "after-re-adding")
-    assert guests(dgw) == 3
+    wait_guests(dgw, 3)
 
 
 def test_a_key_moved_to_a_new_domain_follows_it(dgw, keys):
