@@ -43,12 +43,13 @@ const Table<KeyItem>& key_table() {
   return table;
 }
 
-void read_key(Loader& in, const YAML::Node& item, Domain& d) {
+// An item of the list `keys`.
+void read_key(Loader& in, const std::string& keys, const YAML::Node& item, Domain& d) {
   if (item.IsScalar()) return in.add_key(item, false, d);
   if (!item.IsMap()) {
-    in.report(item.Mark(), fmt::format("keys: expected a key line or a mapping {{key: ..., "
+    in.report(item.Mark(), fmt::format("{}: expected a key line or a mapping {{key: ..., "
                                        "readonly: ...}}, got {}",
-                                       describe(item)));
+                                       keys, describe(item)));
     return;
   }
   KeyItem k;
@@ -64,7 +65,7 @@ bool read_keys(Loader& in, const Field& f, Domain& d) {
                                       describe(f.value)));
     return false;
   }
-  for (const auto& item : f.value) read_key(in, item, d);
+  for (const auto& item : f.value) read_key(in, name_of(f), item, d);
   return true;
 }
 
