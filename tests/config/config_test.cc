@@ -296,8 +296,12 @@ TEST_CASE("missing required fields are reported at the mapping") {
 
 TEST_CASE("unknown fields are reported at every level") {
   CHECK(problems(kHead + "  web1:\n    memroy: 4\nsim:\n  guest: [a]\nlisten_on: x\n") ==
-        Lines{"t.yaml:6:5: unknown field 'memroy'", "t.yaml:8:3: unknown field 'guest'",
-              "t.yaml:9:1: unknown field 'listen_on'"});
+        Lines{"t.yaml:6:5: unknown field 'memroy': expected actions, on_login, memory, vcpus, "
+              "keys, config_file or console",
+              "t.yaml:8:3: unknown field 'guest': expected guest_command, autostart, "
+              "shutdown_grace_ms or toolstack",
+              "t.yaml:9:1: unknown field 'listen_on': expected listen, host_keys, hypervisor, "
+              "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen or include"});
 }
 
 TEST_CASE("duplicate mapping keys are reported at the second one") {
@@ -432,7 +436,8 @@ TEST_CASE("every problem in a file is reported, in file order") {
             "t.yaml:1:18: autostart: expected true or false, got '1'",
             "t.yaml:2:13: hypervisor: expected 'sim' or 'xen', got 'qemu'",
             "t.yaml:3:10: bad port '99999' in listen address '1.2.3.4:99999': expected 0 to 65535",
-            "t.yaml:7:5: unknown field 'colour'",
+            "t.yaml:7:5: unknown field 'colour': expected actions, on_login, memory, vcpus, keys, "
+            "config_file or console",
             "t.yaml:8:3: bad domain name 'bad/name': expected 1 to 64 letters, digits, '_', "
             "'.' or '-', starting with a letter or digit",
             "t.yaml:9:12: key " + kAliceFingerprint +
@@ -553,9 +558,9 @@ TEST_CASE("run_as accepts portable user names") {
 
 TEST_CASE("run_as refuses root, bad user names and non-strings") {
   CHECK(problems(with_line("run_as: root")) ==
-        Lines{"t.yaml:6:9: run_as must not be root: sessions would keep full privileges"});
+        Lines{"t.yaml:6:9: run_as: must not be root: sessions would keep full privileges"});
   CHECK(problems(with_line("run_as: \"root\"")) ==
-        Lines{"t.yaml:6:9: run_as must not be root: sessions would keep full privileges"});
+        Lines{"t.yaml:6:9: run_as: must not be root: sessions would keep full privileges"});
   for (const auto& bad : Lines{"Xcg", "ROOT", "1xcg", "0", "-xcg", "xcg.gw", "xc g", "xcg$",
                                "x\\u00e9", std::string(33, 'u')}) {
     INFO(bad);
@@ -620,8 +625,12 @@ TEST_CASE("limits must be a mapping of known fields") {
         Lines{"t.yaml:6:9: limits: expected a mapping"});
   CHECK(problems(kHead +
                  "  {}\nlimits:\n  login_grace: 10\n  max_startup: 5\n  Max_auth_tries: 3\n") ==
-        Lines{"t.yaml:8:3: unknown field 'max_startup'",
-              "t.yaml:9:3: unknown field 'Max_auth_tries'"});
+        Lines{"t.yaml:8:3: unknown field 'max_startup': expected login_grace, max_auth_tries, max_key_offers, "
+              "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
+              "max_sessions_per_domain, max_actions or idle_timeout",
+              "t.yaml:9:3: unknown field 'Max_auth_tries': expected login_grace, max_auth_tries, max_key_offers, "
+              "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
+              "max_sessions_per_domain, max_actions or idle_timeout"});
   CHECK(problems(kHead + "  {}\nlimits:\n  max_auth_tries: 3\n  max_auth_tries: 4\n") ==
         Lines{"t.yaml:8:3: duplicate key 'max_auth_tries' (first at t.yaml:7:3)"});
 }
@@ -855,10 +864,12 @@ TEST_CASE("confinement problems are all reported, in file order, with their posi
               "got '10:30'",
               "t.yaml:3:16: login_grace: expected seconds, or a number with unit s, m or h (30, "
               "30s, 2m, 1h), got '30x'",
-              "t.yaml:4:3: unknown field 'colour'",
+              "t.yaml:4:3: unknown field 'colour': expected login_grace, max_auth_tries, max_key_offers, "
+              "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
+              "max_sessions_per_domain, max_actions or idle_timeout",
               "t.yaml:5:17: idle_timeout: expected off, or seconds, or a number with unit s, m or "
               "h (30, 30s, 2m, 1h), got '8d'",
-              "t.yaml:7:9: run_as must not be root: sessions would keep full privileges",
+              "t.yaml:7:9: run_as: must not be root: sessions would keep full privileges",
               "t.yaml:9:13: chroot_dir: must be an absolute path, got 'var/empty'"});
 }
 
@@ -934,7 +945,7 @@ TEST_CASE("key mappings: key is required, readonly is a bool, nothing else") {
         Lines{"t.yaml:7:9: missing required field 'key'",
               "t.yaml:8:9: missing required field 'key'",
               "t.yaml:10:19: readonly: expected true or false, got 'yes'",
-              "t.yaml:11:9: unknown field 'comment'",
+              "t.yaml:11:9: unknown field 'comment': expected key or readonly",
               "t.yaml:12:14: key: expected a string",
               "t.yaml:13:9: key: expected a string",
               "t.yaml:14:14: bad public key: key data is not valid base64",
@@ -1055,7 +1066,8 @@ TEST_CASE("console must be a mapping of known fields") {
   CHECK(problems(with_line("console: [scrollback]")) ==
         Lines{"t.yaml:6:10: console: expected a mapping"});
   CHECK(problems(kHead + "  {}\nconsole:\n  scrollbak: 1M\n  log_max: 1M\n  log_max: 2M\n") ==
-        Lines{"t.yaml:7:3: unknown field 'scrollbak'",
+        Lines{"t.yaml:7:3: unknown field 'scrollbak': expected scrollback, replay, log_dir or "
+              "log_max",
               "t.yaml:9:3: duplicate key 'log_max' (first at t.yaml:8:3)"});
 }
 
@@ -1281,7 +1293,7 @@ TEST_CASE("xen: bad settings are reported where they are") {
         Lines{"t.yaml:6:14: toolstack: must be an absolute path, got 'xl'",
               "t.yaml:7:12: timeout: expected a duration from 1 to 600 seconds, got '0'",
               "t.yaml:8:13: lock_dir: expected a string",
-              "t.yaml:9:3: unknown field 'pool'"});
+              "t.yaml:9:3: unknown field 'pool': expected toolstack, timeout or lock_dir"});
   CHECK(problems(kHead + "xen:\n  timeout: 11m\n") ==
         Lines{"t.yaml:6:12: timeout: expected a duration from 1 to 600 seconds, got '11m' (660 seconds)"});
   CHECK(problems(kHead + "xen: [xl]\n") == Lines{"t.yaml:5:6: xen: expected a mapping"});

@@ -238,7 +238,8 @@ TEST_CASE("include: an included file holds only domains") {
                                    "  bad/name: {}\n");
     CHECK(problems_of(main) ==
           Lines{x + ":3:12: vcpus: expected an integer from 1 to 512, got '0'",
-                x + ":4:5: unknown field 'colour'",
+                x + ":4:5: unknown field 'colour': expected actions, on_login, memory, vcpus, "
+                    "keys, config_file or console",
                 x + ":5:3: bad domain name 'bad/name': expected 1 to 64 letters, digits, '_', "
                     "'.' or '-', starting with a letter or digit"});
   }
@@ -315,7 +316,7 @@ TEST_CASE("include: problems in every file are reported together, files in readi
   auto z = dir.write("z.yaml", "domains:\n  web2:\n    vcpus: 0\n");
   auto a = dir.write("d/a.yaml", "domains:\n  web3: {actions: [fly]}\n");
   CHECK(problems_of(main) ==
-        Lines{main + ":1:9: run_as must not be root: sessions would keep full privileges",
+        Lines{main + ":1:9: run_as: must not be root: sessions would keep full privileges",
               z + ":3:12: vcpus: expected an integer from 1 to 512, got '0'",
               a + ":2:20: unknown action 'fly': expected console, start, shutdown, reboot, "
                   "destroy or sysrq"});
