@@ -19,21 +19,6 @@ namespace {
 
 constexpr auto kPauseBetweenLogins = std::chrono::milliseconds(30);
 
-const char* state_name(Conn::State s) {
-  switch (s) {
-    case Conn::State::idle: return "idle";
-    case Conn::State::connecting: return "tcp connect";
-    case Conn::State::handshaking: return "key exchange";
-    case Conn::State::authenticating: return "auth";
-    case Conn::State::opening: return "channel open";
-    case Conn::State::starting: return "shell request";
-    case Conn::State::attaching: return "waiting for the console";
-    case Conn::State::attached: return "attached";
-    case Conn::State::ended: return "ended";
-  }
-  return "?";
-}
-
 }  // namespace
 
 int run_latency(const Options& o) {
@@ -47,16 +32,16 @@ int run_latency(const Options& o) {
     Conn conn(loop, t, make_token(), {[&](Conn&) { finished = true; }, nullptr, [&](Conn&) { finished = true; }});
     conn.start();
     loop.run_until([&] { return finished; }, std::chrono::seconds(o.timeout_s));
-    if (conn.state() != Conn::State::attached) {
-      ++failures[conn.alive() ? fmt::format("timeout in {}", state_name(conn.state())) : conn.error()];
+    if (!conn.attached()) {
+      ++failures[conn.alive() ? fmt::format("timeout in {}", conn.stage()) : conn.error()];
       continue;
     }
-    const LoginTimes& lt = conn.times();
+    const ssh_client::Timings& lt = conn.times();
     connected.add(ms_between(lt.start, lt.connected));
     authed.add(ms_between(lt.start, lt.authed));
-    shell.add(ms_between(lt.start, lt.shell));
+    shell.add(ms_between(lt.start, lt.started));
     first_byte.add(ms_between(lt.start, lt.first_byte));
-    attached.add(ms_between(lt.start, lt.attached));
+    attached.add(ms_between(lt.start, conn.attached_at()));
     conn.close();
     // Let the server tear the login down before the next one is timed.
     loop.run_until([] { return false; }, kPauseBetweenLogins);
@@ -94,7 +79,7 @@ class RateWorker {
       graveyard_.clear();
       launch();
     }
-    for (auto& [conn, entry] : live_) ++failures[fmt::format("unfinished in {}", state_name(conn->state()))];
+    for (auto& [conn, entry] : live_) ++failures[fmt::format("unfinished in {}", conn->stage())];
     live_.clear();
   }
 
@@ -147,7 +132,7 @@ class RateWorker {
   }
 
   void on_attached(Conn& c) {
-    auto done = c.times().attached;
+    auto done = c.attached_at();
     if (done <= end_) {
       ++ok;
       latency.add(ms_between(c.times().start, done));
@@ -163,7 +148,7 @@ class RateWorker {
   }
 
   void on_timeout(Conn* c) {
-    ++failures[fmt::format("timeout in {}", state_name(c->state()))];
+    ++failures[fmt::format("timeout in {}", c->stage())];
     retire(c, false);
   }
 

@@ -9,7 +9,6 @@
 //     throughput --seq N                guest → client bytes of `seq N`
 //     hold       [--concurrency C]      keeps sessions open; commands on stdin (see hold.cc)
 // Every mode prints one JSON object per line on stdout.
-#include <libssh/libssh.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -21,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "bench/loadgen/options.h"
+#include "tests/load/ssh_client/handles.h"
 
 namespace xcg::bench {
 namespace {
@@ -28,15 +28,14 @@ namespace {
 int keygen(const Options& o) {
   for (unsigned i = o.first; i < o.first + o.count; ++i) {
     std::string path = fmt::format("{}/{}{:04}", o.keys_dir, o.prefix, i);
-    ssh_key key = nullptr;
-    if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
+    ssh_client::Key key = ssh_client::generate_ed25519_key();
+    if (!key) {
       std::fprintf(stderr, "xcg-loadgen: cannot generate a key\n");
       return 1;
     }
-    int rc = ssh_pki_export_privkey_file(key, nullptr, nullptr, nullptr, path.c_str());
+    int rc = ssh_pki_export_privkey_file(key.get(), nullptr, nullptr, nullptr, path.c_str());
     if (rc == SSH_OK && ::chmod(path.c_str(), 0600) != 0) rc = SSH_ERROR;  // libssh follows the umask
-    if (rc == SSH_OK) rc = ssh_pki_export_pubkey_file(key, (path + ".pub").c_str());
-    ssh_key_free(key);
+    if (rc == SSH_OK) rc = ssh_pki_export_pubkey_file(key.get(), (path + ".pub").c_str());
     if (rc != SSH_OK) {
       std::fprintf(stderr, "xcg-loadgen: cannot write %s\n", path.c_str());
       return 1;
@@ -84,7 +83,8 @@ int main(int argc, char** argv) {
                          "(see bench/loadgen/main.cc)\n");
     return 2;
   }
-  if (ssh_init() != SSH_OK) {
+  xcg::ssh_client::Libssh libssh;
+  if (!libssh.ok()) {
     std::fprintf(stderr, "xcg-loadgen: ssh_init failed\n");
     return 1;
   }
@@ -102,6 +102,5 @@ int main(int argc, char** argv) {
     rc = 1;
   }
   std::fflush(stdout);
-  ssh_finalize();
   return rc;
 }

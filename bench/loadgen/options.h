@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bench/loadgen/conn.h"
+#include "tests/load/ssh_client/handles.h"
 
 namespace xcg::bench {
 
@@ -28,10 +29,9 @@ struct Options {
   unsigned timeout_s = 20;     // per login or per wait
 };
 
-// Owns the loaded private keys.
 struct Targets {
   std::vector<Target> list;
-  ~Targets();
+  std::vector<ssh_client::Key> keys;  // what the targets' keys point to
 };
 
 // Loads <keys_dir>/<domain> for each domain of the range; throws on a missing key.

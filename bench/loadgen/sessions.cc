@@ -65,9 +65,8 @@ std::unique_ptr<Attached> attach(const Target& t, const Options& o) {
                                    Conn::Handlers{nullptr, [s](Conn&, std::string_view d) { s->stream.take(d); },
                                                   [s](Conn&) { s->ended = true; }});
   a->conn->start();
-  a->loop.run_until([s] { return s->ended || s->conn->state() == Conn::State::attached; },
-                    std::chrono::seconds(o.timeout_s));
-  if (a->conn->state() != Conn::State::attached)
+  a->loop.run_until([s] { return s->ended || s->conn->attached(); }, std::chrono::seconds(o.timeout_s));
+  if (!a->conn->attached())
     throw std::runtime_error(fmt::format("cannot attach to {}: {}", t.domain,
                                          a->ended ? a->conn->error() : "timeout"));
   a->loop.run_until([s] { return Clock::now() - s->stream.last_data > kQuiet; }, std::chrono::seconds(3));

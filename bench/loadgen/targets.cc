@@ -8,10 +8,6 @@
 
 namespace xcg::bench {
 
-Targets::~Targets() {
-  for (auto& t : list) ssh_key_free(t.key);
-}
-
 std::unique_ptr<Targets> load_targets(const Options& o) {
   auto targets = std::make_unique<Targets>();
   for (unsigned i = o.first; i < o.first + o.count; ++i) {
@@ -21,8 +17,10 @@ std::unique_ptr<Targets> load_targets(const Options& o) {
     t.domain = fmt::format("{}{:04}", o.prefix, i);
     t.user = o.user.empty() ? t.domain : o.user;
     std::string path = o.keys_dir + "/" + t.domain;
-    if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &t.key) != SSH_OK)
-      throw std::runtime_error("cannot load the key " + path);
+    ssh_client::Key key = ssh_client::load_private_key(path);
+    if (!key) throw std::runtime_error("cannot load the key " + path);
+    t.key = key.get();
+    targets->keys.push_back(std::move(key));
     targets->list.push_back(std::move(t));
   }
   return targets;

@@ -20,12 +20,14 @@
 #include <fmt/format.h>
 
 #include "tests/load/console_check.h"
-#include "tests/load/ssh_client.h"
+#include "tests/load/ssh_client/client.h"
+#include "tests/load/ssh_client/handles.h"
 
 namespace xcg::load {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using ssh_client::Client;
+using Clock = ssh_client::Clock;
 using Seconds = std::chrono::duration<double>;
 
 constexpr auto kPollStep = std::chrono::milliseconds(10);
@@ -93,7 +95,7 @@ struct Task {
   unsigned id;
   std::string domain;
   ConsoleCheck check;
-  std::unique_ptr<SshClient> client;
+  std::unique_ptr<Client> client;
   Clock::time_point started{};
   std::optional<Clock::time_point> running_since;
   std::optional<Clock::time_point> attached_at;  // when the session's hint arrived
@@ -108,9 +110,6 @@ class Worker {
  public:
   Worker(const LoadSettings& settings, unsigned index, Shared& shared)
       : settings_(settings), index_(index), shared_(shared), next_viewer_(index), next_churn_(index) {}
-  ~Worker() {
-    for (auto& [domain, key] : keys_) ssh_key_free(key);
-  }
 
   void run();
 
@@ -130,7 +129,7 @@ class Worker {
   const LoadSettings& settings_;
   unsigned index_;
   Shared& shared_;
-  std::map<std::string, ssh_key> keys_;
+  std::map<std::string, ssh_client::Key> keys_;
   std::vector<std::unique_ptr<Task>> tasks_;
   unsigned next_viewer_;
   unsigned next_churn_;
@@ -141,13 +140,13 @@ class Worker {
 
 bool Worker::load_keys() {
   for (const auto& domain : settings_.domains) {
-    ssh_key key = nullptr;
     std::string path = settings_.key_dir + "/" + domain;
-    if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK) {
+    ssh_client::Key key = ssh_client::load_private_key(path);
+    if (!key) {
       shared_.record_failure(fmt::format("cannot load the key {}", path));
       return false;
     }
-    keys_[domain] = key;
+    keys_[domain] = std::move(key);
   }
   return true;
 }
@@ -190,8 +189,9 @@ void Worker::launch_due(double t) {
 void Worker::launch(Kind kind, unsigned id, const std::string& domain) {
   auto task = std::make_unique<Task>(kind, id, domain);
   Task* raw = task.get();
-  SshClient::Options options{settings_.port, domain, keys_.at(domain), std::string(command_of(kind))};
-  task->client = std::make_unique<SshClient>(options, [this, raw](std::string_view b) { on_output(*raw, b); });
+  ssh_client::Options options{
+      .port = settings_.port, .user = domain, .key = keys_.at(domain).get(), .command = std::string(command_of(kind))};
+  task->client = std::make_unique<Client>(options, [this, raw](std::string_view b) { on_output(*raw, b); });
   task->started = Clock::now();
   tasks_.push_back(std::move(task));
 }
@@ -213,8 +213,8 @@ void Worker::step(Task& task, Clock::time_point now) {
 }
 
 void Worker::after_step(Task& task, Clock::time_point now) {
-  SshClient& c = *task.client;
-  if (c.phase() == SshClient::Phase::running && !task.running_since) {
+  Client& c = *task.client;
+  if (c.phase() == Client::Phase::running && !task.running_since) {
     task.running_since = now;
     if (task.kind == Kind::viewer) ++shared_.viewers_running;
   }
@@ -243,7 +243,7 @@ void Worker::fail(const Task& task, std::string_view what) {
 
 // Records the outcome of a finished task; true if it is over.
 bool Worker::finish(Task& task) {
-  SshClient& c = *task.client;
+  Client& c = *task.client;
   auto now = Clock::now();
   bool timed_out = !task.running_since && now - task.started > Seconds(settings_.login_timeout_s);
   bool brief_too_long = task.kind != Kind::viewer && now - task.started > Seconds(2 * settings_.login_timeout_s);
@@ -251,17 +251,17 @@ bool Worker::finish(Task& task) {
   if (!task.check.ok()) fail(task, task.check.error());
   if (auto first = task.check.first_number())
     ++(*first == 1 ? shared_.replays_from_boot : shared_.replays_cut);
-  if (c.phase() == SshClient::Phase::failed) {
+  if (c.phase() == Client::Phase::failed) {
     fail(task, c.error());
     return true;
   }
   if (timed_out) {
-    fail(task, fmt::format("not running after {}s (still {})", settings_.login_timeout_s, phase_name(c.phase())));
+    fail(task, fmt::format("not running after {}s (still {})", settings_.login_timeout_s, c.phase_name()));
     return true;
   }
   if (brief_too_long) {
     fail(task, fmt::format("not over after {}s (still {}, {} numbers seen)", 2 * settings_.login_timeout_s,
-                           phase_name(c.phase()), task.check.numbers_seen()));
+                           c.phase_name(), task.check.numbers_seen()));
     return true;
   }
   switch (task.kind) {
@@ -379,7 +379,8 @@ void Worker::run() {
     }
     for (auto& task : tasks_) {
       auto phase = task->client->phase();
-      bool setting_up = phase == SshClient::Phase::connecting || phase == SshClient::Phase::authenticating;
+      bool setting_up = phase == Client::Phase::connecting || phase == Client::Phase::handshaking ||
+                        phase == Client::Phase::authenticating;
       if (sweep || setting_up || task->client->fd() < 0) step(*task, now);
     }
     std::erase_if(tasks_, [this](const auto& task) { return finish(*task); });

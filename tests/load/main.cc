@@ -27,11 +27,10 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <libssh/libssh.h>
-
 #include "tests/load/console_check.h"
 #include "tests/load/count_guest.h"
 #include "tests/load/load_run.h"
+#include "tests/load/ssh_client/handles.h"
 
 namespace {
 
@@ -165,13 +164,12 @@ int run(int argc, char** argv) {
   if (s.ramp_s >= s.duration_s || (!s.reboot_domain.empty() && s.reboot_at_s >= s.duration_s))
     return usage("the ramp and the reboot must fall within the duration");
   raise_fd_limit();
-  if (ssh_init() != SSH_OK) {
+  xcg::ssh_client::Libssh libssh;
+  if (!libssh.ok()) {
     fmt::print(stderr, "xcg_load: ssh_init failed\n");
     return 1;
   }
-  int status = xcg::load::run_load(s);
-  ssh_finalize();
-  return status;
+  return xcg::load::run_load(s);
 }
 
 }  // namespace
