@@ -26,6 +26,15 @@ bool allowed_key_type(ssh_keytypes_e t) {
   }
 }
 
+// The public key blob, base64 as in authorized_keys.
+std::optional<std::string> key_base64(ssh_key key) {
+  char* b64 = nullptr;
+  if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) return std::nullopt;
+  std::string base64(b64);
+  std::free(b64);
+  return base64;
+}
+
 // Every libssh callback is a noexcept trampoline: an exception must never unwind into C.
 template <class F, class R>
 R guarded(R on_error, F&& f) noexcept {
@@ -59,6 +68,16 @@ void SshConnection::install() {
 
 void SshConnection::install_server_callbacks() {
   server_cb_.userdata = this;
+  set_auth_callbacks();
+  server_cb_.channel_open_request_session_function = [](ssh_session, void* ud) -> ssh_channel {
+    return guarded(static_cast<ssh_channel>(nullptr), [&] { return self(ud)->on_channel_open(); });
+  };
+  ssh_callbacks_init(&server_cb_);
+  ssh_set_server_callbacks(session_, &server_cb_);
+  refuse_other_auth_methods();
+}
+
+void SshConnection::set_auth_callbacks() {
   // "none" and "password" are never accepted, but each try counts like a refused key, so a
   // client cannot probe forever within the login grace time.
   server_cb_.auth_none_function = [](ssh_session, const char*, void* ud) -> int {
@@ -75,10 +94,7 @@ void SshConnection::install_server_callbacks() {
     return guarded(static_cast<int>(SSH_AUTH_DENIED),
                    [&] { return self(ud)->on_auth_pubkey(user, key, state); });
   };
-  server_cb_.channel_open_request_session_function = [](ssh_session, void* ud) -> ssh_channel {
-    return guarded(static_cast<ssh_channel>(nullptr), [&] { return self(ud)->on_channel_open(); });
-  };
-  // libssh answers gssapi-with-mic itself, past the message callback below, unless this is
+  // libssh answers gssapi-with-mic itself, past the message callback, unless this is
   // set: refuse (no mechanism chosen) and count it.
   server_cb_.gssapi_select_oid_function = [](ssh_session, const char*, int, ssh_string*, void* ud) -> ssh_string {
     return guarded(static_cast<ssh_string>(nullptr), [&] {
@@ -86,9 +102,10 @@ void SshConnection::install_server_callbacks() {
       return static_cast<ssh_string>(nullptr);
     });
   };
-  ssh_callbacks_init(&server_cb_);
-  ssh_set_server_callbacks(session_, &server_cb_);
-  // libssh hands here what no callback above took. For authentication that is
+}
+
+void SshConnection::refuse_other_auth_methods() {
+  // libssh hands here what no server callback took. For authentication that is
   // keyboard-interactive and hostbased: refused like the rest, and counted,
   // or a client could try them for the whole login grace time. Returning 1 lets libssh send
   // its default refusal.
@@ -146,33 +163,24 @@ int SshConnection::on_broker_readable(socket_t, int, void* userdata) {
 
 int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_state) {
   if (customer_ || done_) return SSH_AUTH_DENIED;
-  bool denied = signature_state != SSH_PUBLICKEY_STATE_NONE && signature_state != SSH_PUBLICKEY_STATE_VALID;
-  if (!denied && !allowed_key_type(ssh_key_type(key))) denied = true;
-
+  bool signed_ok = signature_state == SSH_PUBLICKEY_STATE_VALID;
   std::optional<ipc::AuthorizeAns> answer;
-  if (!denied) {
-    char* b64 = nullptr;
-    if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) return SSH_AUTH_DENIED;
-    std::string base64(b64);
-    std::free(b64);
-    ipc::AuthorizeReq req{std::string(user ? user : "").substr(0, 256),
-                          ssh_key_type_to_char(ssh_key_type(key)), std::move(base64),
-                          signature_state == SSH_PUBLICKEY_STATE_VALID};
-    auto r = broker_.authorize(req);
+  if ((signature_state == SSH_PUBLICKEY_STATE_NONE || signed_ok) && allowed_key_type(ssh_key_type(key))) {
+    auto base64 = key_base64(key);
+    if (!base64) return SSH_AUTH_DENIED;
+    auto r = broker_.authorize({std::string(user ? user : "").substr(0, 256),
+                                ssh_key_type_to_char(ssh_key_type(key)), std::move(*base64), signed_ok});
     if (!r) {
       log::error("authorize: {}", r.error().message);
       done_ = true;
       return SSH_AUTH_DENIED;
     }
-    answer = *r;
+    answer = std::move(*r);
   }
-  if (!answer || !answer->ok) {
+  if (!answer || !answer->ok)
     return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
-  }
-  if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
-    // Bind the identity only now, to the key whose signature libssh just checked.
-    customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly};
-  }
+  // Bind the identity only on a signed request, to the key whose signature libssh just checked.
+  if (signed_ok) customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly};
   return SSH_AUTH_SUCCESS;
 }
 

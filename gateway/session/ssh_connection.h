@@ -47,6 +47,8 @@ class SshConnection final : public Terminal {
 
  private:
   void install_server_callbacks();
+  void set_auth_callbacks();
+  void refuse_other_auth_methods();
   void install_channel_callbacks();
 
   // libssh callbacks (static trampolines in the .cc call these).
