@@ -59,7 +59,7 @@ void CustomerSession::step(Clock::time_point now) {
   start_pending();
   handle_input();
   if (console_) console_->send({});  // what the hub could not take before
-  if (hung_up_ && mode_ != Mode::finishing && mode_ != Mode::over) {
+  if (hung_up_ && !ending()) {
     detach_console();
     mode_ = Mode::over;
   }
@@ -87,7 +87,7 @@ void CustomerSession::handle_input() {
 }
 
 void CustomerSession::check_idle(Clock::time_point now) {
-  if (idle_timeout_s_ == 0 || mode_ == Mode::idle || mode_ == Mode::finishing || mode_ == Mode::over) return;
+  if (idle_timeout_s_ == 0 || mode_ == Mode::idle || ending()) return;
   if (now - last_input_ < std::chrono::seconds(idle_timeout_s_)) return;
   std::string why = fmt::format("idle for {} s; closing the session", idle_timeout_s_);
   out("\r\n[xcg: " + why + "]\r\n");
@@ -95,7 +95,7 @@ void CustomerSession::check_idle(Clock::time_point now) {
 }
 
 void CustomerSession::check_revoked() {
-  if (!broker_.revoked() || mode_ == Mode::finishing || mode_ == Mode::over) return;
+  if (!broker_.revoked() || ending()) return;
   detach_console();
   std::string why = printable(*broker_.revoked());
   out("\r\n[xcg: " + why + "]\r\n");

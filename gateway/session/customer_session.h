@@ -1,6 +1,10 @@
 // What a session does once the customer is in, whatever carries it (terminal.h): the menu,
 // the exec commands, the console, and the rules around them (read-only keys, revocation, the
 // idle timeout). It is driven by events; the transport calls step() after each wake-up.
+//
+// The transport owns the event loop: it watches console_to_watch() and the broker's socket,
+// where it calls BrokerClient::take_unsolicited(); a revocation found there ends the session
+// at the next step. The broker calls block for milliseconds (broker_client.h).
 #pragma once
 
 #include <chrono>
@@ -59,6 +63,7 @@ class CustomerSession {
 
  private:
   enum class Mode { idle, menu, console, finishing, over };
+  bool ending() const { return mode_ == Mode::finishing || mode_ == Mode::over; }
   enum class Start { none, shell, exec };
 
   void start_pending();
