@@ -13,7 +13,7 @@
 #include "base/log.h"
 #include "base/wipe.h"
 #include "gateway/session/broker_client.h"
-#include "gateway/session/connection.h"
+#include "gateway/session/ssh_connection.h"
 #include "gateway/session/sandbox.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/session/ssh_options.h"
@@ -81,7 +81,7 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) 
 
   SshEvent event(ssh_event_new());
   if (!event) throw std::runtime_error("ssh_event_new failed");
-  Connection conn(session.get(), event.get(), broker, Connection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
+  SshConnection conn(session.get(), event.get(), broker, SshConnection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
   conn.install();
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};
