@@ -289,8 +289,8 @@ TEST_CASE("blob structure errors are refused") {
   }
 }
 
-// bob's nistp256 key with one coordinate changed by one: the right size and form, but (as a
-// P-256 point has at most two y for an x, y and p - y) no longer on the curve.
+// bob's nistp256 key with one coordinate changed: still 65 bytes and uncompressed, but no
+// longer a point on the curve. The length-only check of old let such a point through.
 TEST_CASE("an ECDSA point that is not on its curve is refused") {
   const std::string blob = blob_of(kVectors[3].line);
   REQUIRE(blob.size() == 4 + 19 + 4 + 8 + 4 + 65);
