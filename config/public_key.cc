@@ -4,16 +4,22 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 
+#include "base/ssh_handles.h"
 #include "base/text.h"
+
+// The line's syntax, the accepted types and the messages are ours; the key material is
+// decoded and checked by libssh (with OpenSSL 3 it refuses an ECDSA point off its curve).
 namespace xcg::config {
 namespace {
 
 constexpr std::string_view kSpace = " \t\r\n";
+constexpr unsigned kMinRsaBits = 2048;
 
 tl::unexpected<Error> bad(std::string message) {
   return fail(Errc::invalid_input, std::move(message));
@@ -27,7 +33,6 @@ std::string_view next_word(std::string_view& s) {
   s = end == std::string_view::npos ? std::string_view{} : s.substr(end);
   return word;
 }
-
 
 bool is_base64_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
@@ -60,27 +65,16 @@ std::string encode_base64(std::string_view data) {
   return out;
 }
 
-// Reads RFC 4251 "string" fields from a key blob.
-class BlobReader {
- public:
-  explicit BlobReader(std::string_view blob) : rest_(blob) {}
-
-  std::optional<std::string_view> string() {
-    if (rest_.size() < 4) return std::nullopt;
-    auto b = reinterpret_cast<const unsigned char*>(rest_.data());
-    uint32_t len = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
-    if (rest_.size() - 4 < len) return std::nullopt;
-    auto field = rest_.substr(4, len);
-    rest_.remove_prefix(4 + len);
-    return field;
-  }
-  bool at_end() const { return rest_.empty(); }
-
- private:
-  std::string_view rest_;
-};
-
-constexpr char kTruncated[] = "key data is truncated";
+// Splits off one RFC 4251 "string" (32-bit big-endian length, then the bytes) from `rest`.
+std::optional<std::string_view> next_string(std::string_view& rest) {
+  if (rest.size() < 4) return std::nullopt;
+  auto b = reinterpret_cast<const unsigned char*>(rest.data());
+  uint32_t len = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+  if (rest.size() - 4 < len) return std::nullopt;
+  auto field = rest.substr(4, len);
+  rest.remove_prefix(4 + len);
+  return field;
+}
 
 unsigned bit_length(std::string_view magnitude) {
   size_t i = 0;
@@ -91,63 +85,26 @@ unsigned bit_length(std::string_view magnitude) {
   return bits;
 }
 
-// RFC 4251 mpint: two's complement, so a set top bit means a negative number.
-bool is_positive_mpint(std::string_view m) {
-  return !m.empty() && (static_cast<unsigned char>(m[0]) & 0x80) == 0 && bit_length(m) > 0;
-}
-
-Result<unsigned> check_ed25519(BlobReader& r) {
-  auto key = r.string();
-  if (!key) return bad(kTruncated);
-  if (key->size() != 32)
-    return bad(fmt::format("ed25519 key is {} bytes; expected 32", key->size()));
-  return 256;
-}
-
-struct Curve {
-  std::string_view type;
-  std::string_view name;
-  size_t point_size;
-  unsigned bits;
+struct KeyType {
+  const char* name;
+  unsigned bits;          // 0: the RSA modulus decides
+  std::string_view must;  // what valid key data holds, for the message when it does not
 };
-constexpr std::array<Curve, 3> kCurves = {{
-    {"ecdsa-sha2-nistp256", "nistp256", 65, 256},
-    {"ecdsa-sha2-nistp384", "nistp384", 97, 384},
-    {"ecdsa-sha2-nistp521", "nistp521", 133, 521},
+constexpr std::array<KeyType, 5> kKeyTypes = {{
+    {"ssh-ed25519", 256, "one 32-byte key"},
+    {"ecdsa-sha2-nistp256", 256, "the curve name nistp256 and an uncompressed point on that curve"},
+    {"ecdsa-sha2-nistp384", 384, "the curve name nistp384 and an uncompressed point on that curve"},
+    {"ecdsa-sha2-nistp521", 521, "the curve name nistp521 and an uncompressed point on that curve"},
+    {"ssh-rsa", 0, "a positive exponent and modulus"},
 }};
 
-Result<unsigned> check_ecdsa(const Curve& curve, BlobReader& r) {
-  auto name = r.string();
-  if (!name) return bad(kTruncated);
-  if (*name != curve.name)
-    return bad(fmt::format("ECDSA curve '{}' does not match key type '{}'", *name, curve.type));
-  auto point = r.string();
-  if (!point) return bad(kTruncated);
-  if (point->size() != curve.point_size || (*point)[0] != '\x04')
-    return bad(fmt::format("ECDSA point is not an uncompressed {}-byte {} point", curve.point_size,
-                           curve.name));
-  return curve.bits;
+const KeyType* find_type(std::string_view name) {
+  for (const auto& t : kKeyTypes)
+    if (name == t.name) return &t;
+  return nullptr;
 }
 
-Result<unsigned> check_rsa(BlobReader& r) {
-  auto e = r.string();
-  auto n = e ? r.string() : std::nullopt;
-  if (!n) return bad(kTruncated);
-  if (!is_positive_mpint(*e) || !is_positive_mpint(*n))
-    return bad("RSA key has a zero or negative exponent or modulus");
-  unsigned bits = bit_length(*n);
-  if (bits < 2048) return bad(fmt::format("RSA key has {} bits; at least 2048 are required", bits));
-  return bits;
-}
-
-// Checks what follows the type name in the blob; returns the key size in bits.
-Result<unsigned> check_type_specific(std::string_view type, BlobReader& r) {
-  if (type == "ssh-ed25519") return check_ed25519(r);
-  if (type == "ssh-rsa") return check_rsa(r);
-  for (const auto& c : kCurves)
-    if (c.type == type) return check_ecdsa(c, r);
-  return bad(fmt::format("unknown key type '{}'", type));
-}
+bool is_ecdsa(const KeyType& t) { return std::string_view(t.name).starts_with("ecdsa-sha2-"); }
 
 // Key types we know but refuse, with the reason an operator needs to fix the line.
 std::optional<std::string> refused_type_reason(std::string_view type) {
@@ -158,23 +115,16 @@ std::optional<std::string> refused_type_reason(std::string_view type) {
   return std::nullopt;
 }
 
-bool is_accepted_type(std::string_view type) {
-  if (type == "ssh-ed25519" || type == "ssh-rsa") return true;
-  for (const auto& c : kCurves)
-    if (c.type == type) return true;
-  return false;
-}
-
-// Why `type` is not accepted, or nothing if it is.
-std::optional<std::string> type_problem(std::string_view type) {
+// The accepted type named `type`, or why it is not accepted.
+Result<const KeyType*> accepted_type(std::string_view type) {
   if (auto reason = refused_type_reason(type))
-    return fmt::format("unsupported key type '{}': {}", type, *reason);
-  if (!is_accepted_type(type)) return fmt::format("unknown key type '{}'", type);
-  return std::nullopt;
+    return bad(fmt::format("unsupported key type '{}': {}", type, *reason));
+  if (auto t = find_type(type)) return t;
+  return bad(fmt::format("unknown key type '{}'", type));
 }
 
 bool looks_like_key_type(std::string_view word) {
-  return is_accepted_type(word) || refused_type_reason(word).has_value() ||
+  return find_type(word) || refused_type_reason(word).has_value() ||
          word.starts_with("ecdsa-sha2-");
 }
 
@@ -188,9 +138,81 @@ bool starts_with_options(std::string_view first, std::string_view rest) {
   return false;
 }
 
-}  // namespace
+tl::unexpected<Error> invalid_key_data(const KeyType& t) {
+  return bad(fmt::format("key data is not a valid {} key: it must hold {}", t.name, t.must));
+}
 
-namespace {
+// libssh's base64 import skips the type name inside the blob, so it is compared here.
+std::optional<std::string> inner_type_problem(std::string_view type, std::string_view blob) {
+  auto inner = next_string(blob);
+  if (!inner) return "key data is truncated";
+  if (*inner == type) return std::nullopt;
+  return fmt::format("key data is of type '{}', not '{}'", printable(*inner, 64), type);
+}
+
+// libssh decodes the key material and checks it (sizes, and that an ECDSA point is on the
+// curve) as it builds the key.
+Result<SshKey> import_key(const KeyType& t, std::string_view blob) {
+  ssh_key raw = nullptr;
+  int rc = ssh_pki_import_pubkey_base64(encode_base64(blob).c_str(),
+                                        ssh_key_type_from_name(t.name), &raw);
+  SshKey key(raw);
+  if (rc != SSH_OK || !key) return invalid_key_data(t);
+  return key;
+}
+
+// libssh takes the curve from the blob's curve name, whatever the type said.
+std::optional<std::string> curve_problem(const KeyType& t, const SshKey& key) {
+  if (!is_ecdsa(t)) return std::nullopt;
+  const char* name = ssh_pki_key_ecdsa_name(key.get());
+  std::string_view curve_type = name ? name : "";
+  if (curve_type == t.name) return std::nullopt;
+  curve_type.remove_prefix(std::min(curve_type.size(), std::string_view("ecdsa-sha2-").size()));
+  return fmt::format("ECDSA curve '{}' does not match key type '{}'", curve_type, t.name);
+}
+
+// libssh's own encoding of `key`: what ssh-keygen writes for the same key.
+Result<std::string> canonical_blob(const KeyType& t, const SshKey& key) {
+  char* raw = nullptr;
+  int rc = ssh_pki_export_pubkey_base64(key.get(), &raw);
+  SshString text(raw);  // a zero RSA exponent or modulus imports, but does not export
+  if (rc != SSH_OK || !text) return invalid_key_data(t);
+  auto blob = decode_base64(text.get());
+  if (!blob) return invalid_key_data(t);
+  return std::move(*blob);
+}
+
+// The size of the key in `canonical`, libssh's encoding: there an RSA modulus (type name,
+// exponent, modulus) has no leading zero bytes beyond the one a set top bit needs.
+unsigned key_bits(const KeyType& t, std::string_view canonical) {
+  if (t.bits != 0) return t.bits;
+  std::optional<std::string_view> modulus;
+  for (int i = 0; i < 3; ++i) modulus = next_string(canonical);
+  return modulus ? bit_length(*modulus) : 0;
+}
+
+// The blob as given must be the canonical one: the fingerprint is of the bytes as given,
+// and a key listed twice in two encodings must still be one key.
+std::optional<std::string> encoding_problem(std::string_view blob, std::string_view canonical) {
+  if (blob == canonical) return std::nullopt;
+  if (blob.starts_with(canonical)) return "key data has trailing bytes";
+  return "key data is not in canonical form: a number is negative or has leading zero bytes";
+}
+
+// Checks the key material of a blob whose type is `t`; returns the key size in bits.
+Result<unsigned> check_key_data(const KeyType& t, std::string_view blob) {
+  if (auto problem = inner_type_problem(t.name, blob)) return bad(*problem);
+  auto key = import_key(t, blob);
+  if (!key) return tl::unexpected(key.error());
+  if (auto problem = curve_problem(t, *key)) return bad(*problem);
+  auto canonical = canonical_blob(t, *key);
+  if (!canonical) return tl::unexpected(canonical.error());
+  unsigned bits = key_bits(t, *canonical);
+  if (t.bits == 0 && bits < kMinRsaBits)
+    return bad(fmt::format("RSA key has {} bits; at least {} are required", bits, kMinRsaBits));
+  if (auto problem = encoding_problem(blob, *canonical)) return bad(*problem);
+  return bits;
+}
 
 std::string sha256_of(std::string_view data) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
@@ -219,17 +241,10 @@ std::string PublicKey::fingerprint() const { return fingerprint_of_blob(blob); }
 std::string PublicKey::openssh_line() const { return type + " " + encode_base64(blob); }
 
 Result<PublicKey> public_key_from_blob(std::string_view type, std::string_view blob) {
-  if (auto problem = type_problem(type)) return bad(*problem);
-
-  BlobReader r(blob);
-  auto inner = r.string();
-  if (!inner) return bad(kTruncated);
-  if (*inner != type)
-    return bad(fmt::format("key data is of type '{}', not '{}'", printable(*inner, 64), type));
-
-  auto bits = check_type_specific(type, r);
+  auto t = accepted_type(type);
+  if (!t) return tl::unexpected(t.error());
+  auto bits = check_key_data(**t, blob);
   if (!bits) return tl::unexpected(bits.error());
-  if (!r.at_end()) return bad("key data has trailing bytes");
   return PublicKey{std::string(type), std::string(blob), "", *bits};
 }
 
@@ -239,7 +254,7 @@ Result<PublicKey> parse_public_key(std::string_view line) {
   if (type.empty()) return bad("empty key line");
   if (!looks_like_key_type(type) && starts_with_options(type, rest))
     return bad("key options are not supported (the line must start with the key type)");
-  if (auto problem = type_problem(type)) return bad(*problem);
+  if (auto t = accepted_type(type); !t) return tl::unexpected(t.error());
 
   auto data = next_word(rest);
   if (data.empty()) return bad(fmt::format("key data is missing after '{}'", type));

@@ -21,8 +21,10 @@ struct PublicKey {
 };
 
 // Parses one authorized_keys-style line (no options prefix). Accepted types: ssh-ed25519,
-// ecdsa-sha2-nistp256/384/521, ssh-rsa (modulus >= 2048 bits). The error message says what
-// is wrong ("unknown key type 'ssh-dss'", "RSA key has 1024 bits; at least 2048 required").
+// ecdsa-sha2-nistp256/384/521, ssh-rsa (modulus >= 2048 bits). libssh decodes and checks
+// the key material (an ECDSA point must be on its curve); the blob must be in the canonical
+// encoding. The error message says what is wrong ("unknown key type 'ssh-foo'", "RSA key
+// has 1024 bits; at least 2048 are required").
 Result<PublicKey> parse_public_key(std::string_view line);
 
 // Same checks for a key that arrives as a type name and a raw blob (from the SSH layer).

@@ -1,4 +1,4 @@
-// RAII owners for libssh handles.
+// RAII owners for libssh's server handles; keys and strings are in base/ssh_handles.h.
 #pragma once
 
 #include <memory>
@@ -6,25 +6,16 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "base/ssh_handles.h"
+
 namespace xcg::gateway {
 
-template <auto Free>
-struct CDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    if (p) Free(p);
-  }
-};
+using xcg::CDeleter;
+using xcg::SshKey;
+using xcg::SshString;
 
 using SshBind = std::unique_ptr<ssh_bind_struct, CDeleter<ssh_bind_free>>;
 using SshSession = std::unique_ptr<ssh_session_struct, CDeleter<ssh_free>>;
 using SshEvent = std::unique_ptr<ssh_event_struct, CDeleter<ssh_event_free>>;
-using SshKey = std::unique_ptr<ssh_key_struct, CDeleter<ssh_key_free>>;
-
-// libssh allocates these strings with malloc.
-struct SshStringFree {
-  void operator()(char* p) const noexcept { ssh_string_free_char(p); }
-};
-using SshString = std::unique_ptr<char, SshStringFree>;
 
 }  // namespace xcg::gateway

@@ -16,12 +16,12 @@ cd "$(dirname "$(readlink -f "$0")")/../.."
 FUZZ=tests/fuzz
 OUT=build/fuzz
 CXX=clang++-14
-PACKAGES=(clang-14 libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libssl-dev libexpected-dev)
+PACKAGES=(clang-14 libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libssl-dev libssh-dev libexpected-dev)
 # fuzzer-no-link: coverage instrumentation everywhere, libFuzzer's main() only in the link.
 CXXFLAGS=(-std=gnu++20 -g -O1 -I. -fno-omit-frame-pointer
           -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined)
 LDFLAGS=(-fsanitize=fuzzer,address,undefined)
-LIBS=(-lyaml-cpp -lcrypto -lfmt)
+LIBS=(-lyaml-cpp -lssh -lcrypto -lfmt)
 # The code under test, linked into every target.
 SOURCES=(gateway/ipc/ipc.cc base/*.cc config/*.cc menu/*.cc)
 
