@@ -126,30 +126,25 @@ struct Toolstack::Child {
   Spawned process;
   std::string err;
   bool timed_out = false;
-  EventLoop::TimerId timer = 0;
   Done done;
+  // After `process`: they end before its descriptors close, and with the Child they refer to.
+  EventLoop::Watch exit_watch;
+  EventLoop::Watch err_watch;
+  EventLoop::Timer timer;
 };
 
 Toolstack::Toolstack(EventLoop& loop, std::string program, std::chrono::milliseconds timeout)
     : loop_(loop), program_(std::move(program)), timeout_(timeout) {}
 
+// The children's registrations end with them (their `done` is not called).
 Toolstack::~Toolstack() {
-  for (auto& [id, child] : children_) {
-    loop_.remove(child->process.pidfd.get());
-    if (child->process.err) loop_.remove(child->process.err.get());
-    loop_.cancel_timer(child->timer);
+  for (auto& [id, child] : children_)
     log::warn("xen: leaving {} (pid {}) to finish on its own", child->what, child->process.pid);
-  }
 }
 
 void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
   auto spawned = spawn(program_, args);
-  if (!spawned) {
-    // Still from the loop, as promised.
-    loop_.add_timer(std::chrono::milliseconds(0), "toolstack failed to start",
-                    [done, e = spawned.error()] { done(tl::unexpected(e)); });
-    return;
-  }
+  if (!spawned) return report_failed_start(spawned.error(), std::move(done));
   uint64_t id = next_id_++;
   auto child = std::make_unique<Child>();
   child->what = what_ran(program_, args);
@@ -157,14 +152,27 @@ void Toolstack::run_async(const std::vector<std::string>& args, Done done) {
   child->done = std::move(done);
   Child& c = *child;
   children_.emplace(id, std::move(child));
-  loop_.add(c.process.pidfd.get(), EPOLLIN, c.what + " exit", [this, id](uint32_t) { on_exit(id); });
-  loop_.add(c.process.err.get(), EPOLLIN, c.what + " stderr", [this, &c](uint32_t) {
+  watch_child(id, c);
+}
+
+// Still from the loop, as promised.
+void Toolstack::report_failed_start(Error error, Done done) {
+  uint64_t id = next_id_++;
+  failed_starts_[id] = loop_.timer(std::chrono::milliseconds(0), "toolstack failed to start",
+                                   [this, id, done = std::move(done), e = std::move(error)] {
+                                     failed_starts_.erase(id);
+                                     done(tl::unexpected(e));
+                                   });
+}
+
+void Toolstack::watch_child(uint64_t id, Child& c) {
+  c.exit_watch = loop_.watch(c.process.pidfd.get(), EPOLLIN, c.what + " exit", [this, id](uint32_t) { on_exit(id); });
+  c.err_watch = loop_.watch(c.process.err.get(), EPOLLIN, c.what + " stderr", [&c](uint32_t) {
     if (drain(c.process.err.get(), c.err)) return;
-    loop_.remove(c.process.err.get());  // closed: a hung-up pipe would wake the loop forever
+    c.err_watch.reset();  // closed: a hung-up pipe would wake the loop forever
     c.process.err.reset();
   });
-  c.timer = loop_.add_timer(timeout_, c.what + " timeout", [this, &c] {
-    c.timer = 0;
+  c.timer = loop_.timer(timeout_, c.what + " timeout", [&c] {
     c.timed_out = true;
     if (::kill(c.process.pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", c.process.pid, std::strerror(errno));
   });
@@ -176,15 +184,10 @@ void Toolstack::on_exit(uint64_t id) {
   Child& c = *it->second;
   auto info = wait_child(c.process.pidfd.get(), false);
   if (info && info->si_pid == 0) return;  // not exited after all
-  if (c.process.err) {
-    drain(c.process.err.get(), c.err);
-    loop_.remove(c.process.err.get());
-  }
-  loop_.remove(c.process.pidfd.get());
-  if (c.timer) loop_.cancel_timer(c.timer);
+  if (c.process.err) drain(c.process.err.get(), c.err);
   Result<void> result = info ? outcome(c.what, *info, c.err, c.timed_out, timeout_) : tl::unexpected(info.error());
   Done done = std::move(c.done);
-  children_.erase(it);
+  children_.erase(it);  // its registrations end with it
   done(std::move(result));
 }
 

@@ -27,7 +27,8 @@ class Toolstack {
 
   Toolstack(EventLoop& loop, std::string program, std::chrono::milliseconds timeout);
   // Runs still going are left to finish (killing `xl create` half-way would leave a half-built
-  // domain); their `done` is not called.
+  // domain); their `done` is not called, nor that of a run whose failure to start is not
+  // reported yet.
   ~Toolstack();
   Toolstack(const Toolstack&) = delete;
   Toolstack& operator=(const Toolstack&) = delete;
@@ -45,11 +46,15 @@ class Toolstack {
  private:
   struct Child;
   void on_exit(uint64_t id);
+  void report_failed_start(Error error, Done done);
+  void watch_child(uint64_t id, Child& c);
 
   EventLoop& loop_;
   std::string program_;
   std::chrono::milliseconds timeout_;
   std::map<uint64_t, std::unique_ptr<Child>> children_;
+  // Runs that could not start, each reported from the loop by its timer.
+  std::map<uint64_t, EventLoop::Timer> failed_starts_;
   uint64_t next_id_ = 1;
 };
 

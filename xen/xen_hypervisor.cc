@@ -68,7 +68,7 @@ struct XenHypervisor::Domain {
   Seen seen;
   std::vector<std::string> watched;  // the tty nodes watched for seen.domid
   ConsoleLock lock;                  // held from open_console until the domid goes away
-  std::optional<EventLoop::TimerId> retry;
+  EventLoop::Timer retry;  // refers to this Domain, so it ends with it
   bool lock_busy = false;  // said so in the log already
 };
 
@@ -104,15 +104,11 @@ XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, X
   for (const char* path : {kIntroduce, kRelease}) {
     if (auto w = store_.watch(path, kToken); !w) throw std::runtime_error("hypervisor xen: " + w.error().message);
   }
-  loop_.add(store_.fd(), EPOLLIN, "xenstore watch", [this](uint32_t) { on_watch_event(); });
+  store_watch_ = loop_.watch(store_.fd(), EPOLLIN, "xenstore watch", [this](uint32_t) { on_watch_event(); });
   refresh();
 }
 
-XenHypervisor::~XenHypervisor() {
-  loop_.remove(store_.fd());
-  for (auto& [name, d] : domains_)
-    if (d->retry) loop_.cancel_timer(*d->retry);
-}
+XenHypervisor::~XenHypervisor() = default;  // the registrations end with the members
 
 std::vector<std::string> XenHypervisor::domains() const {
   std::vector<std::string> names;
@@ -151,8 +147,7 @@ Result<void> XenHypervisor::remove_domain(const std::string& domain) {
   if (it == domains_.end()) return fail(Errc::not_found, "no such domain '" + domain + "'");
   Domain& d = *it->second;
   watch_ttys(d, {});
-  if (d.retry) loop_.cancel_timer(*d.retry);
-  domains_.erase(it);  // lets go of its console lock
+  domains_.erase(it);  // lets go of its console lock and its retry timer
   log::info("xen: {} is no longer followed", domain);
   return {};
 }
@@ -418,7 +413,7 @@ void XenHypervisor::on_watch_event() {
     auto event = store_.next_event();
     if (!event) {
       log::error("xen: {}; domains are no longer followed", event.error().message);
-      loop_.remove(store_.fd());
+      store_watch_.reset();
       names_.reset();  // no watch keeps it current any more: every lookup scans
       break;
     }
@@ -496,7 +491,7 @@ void XenHypervisor::retry_console_later(Domain& d) {
     log::warn("xen: the console of {} is locked by another program (xl console?); retrying every {} ms",
               d.spec.name, options_.lock_retry.count());
   d.lock_busy = true;
-  d.retry = loop_.add_timer(options_.lock_retry, "console lock retry " + d.spec.name, [this, &d] {
+  d.retry = loop_.timer(options_.lock_retry, "console lock retry " + d.spec.name, [this, &d] {
     d.retry.reset();
     notify_console_changed(d.spec.name);
   });

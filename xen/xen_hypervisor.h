@@ -120,6 +120,8 @@ class XenHypervisor final : public Hypervisor {
   std::map<std::string, std::unique_ptr<Domain>> domains_;
   // The last scan; nullopt until one succeeds, and again once the watches are lost.
   std::optional<Names> names_;
+  // Last: it ends first, before store_'s descriptor closes and before what it calls back into.
+  EventLoop::Watch store_watch_;
 };
 
 }  // namespace xcg::xen

@@ -54,14 +54,11 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler)
   ::umask(old);
   if (rc != 0) throw std::system_error(errno, std::generic_category(), "bind control socket " + path_);
   if (::listen(listen_.get(), 16) != 0) throw std::system_error(errno, std::generic_category(), "listen " + path_);
-  loop_.add(listen_.get(), EPOLLIN, "control socket", [this](uint32_t) { on_accept(); });
+  listen_watch_ = loop_.watch(listen_.get(), EPOLLIN, "control socket", [this](uint32_t) { on_accept(); });
 }
 
-ControlServer::~ControlServer() {
-  while (!clients_.empty()) close_client(clients_.begin()->first);
-  loop_.remove(listen_.get());
-  ::unlink(path_.c_str());
-}
+// The clients' and the socket's registrations end with the members.
+ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 
 void ControlServer::on_accept() {
   for (;;) {
@@ -72,12 +69,11 @@ void ControlServer::on_accept() {
       continue;
     }
     int raw = fd.get();
-    Client c{std::move(fd), {}, {}, 0};
-    c.deadline = loop_.add_timer(kClientTimeout, "control client timeout",
-                                 [this, raw] { close_client(raw); });
-    clients_.emplace(raw, std::move(c));
-    loop_.add(raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
-              [this, raw] { close_client(raw); });
+    Client& c = clients_[raw];
+    c.fd = std::move(fd);
+    c.deadline = loop_.timer(kClientTimeout, "control client timeout", [this, raw] { close_client(raw); });
+    c.watch = loop_.watch(raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
+                          [this, raw] { close_client(raw); });
   }
 }
 
@@ -108,13 +104,7 @@ void ControlServer::on_client(int fd, uint32_t events) {
   }
 }
 
-void ControlServer::close_client(int fd) {
-  auto it = clients_.find(fd);
-  if (it == clients_.end()) return;
-  loop_.remove(fd);
-  if (it->second.deadline) loop_.cancel_timer(it->second.deadline);
-  clients_.erase(it);
-}
+void ControlServer::close_client(int fd) { clients_.erase(fd); }  // its registrations end with it
 
 int run_control_client(const std::string& socket_path, const std::vector<std::string>& words) {
   std::string request;

@@ -30,7 +30,9 @@ class ControlServer {
     UniqueFd fd;
     std::string in;
     std::string out;
-    EventLoop::TimerId deadline = 0;
+    // After `fd`: they end before the socket closes, and with the client they call back into.
+    EventLoop::Watch watch;
+    EventLoop::Timer deadline;
   };
   void on_accept();
   void on_client(int fd, uint32_t events);
@@ -40,6 +42,7 @@ class ControlServer {
   std::string path_;
   Handler handler_;
   UniqueFd listen_;
+  EventLoop::Watch listen_watch_;  // after listen_, so that it ends before the socket closes
   std::map<int, Client> clients_;
 };
 

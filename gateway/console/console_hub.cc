@@ -50,13 +50,13 @@ void ConsoleHub::set_console(UniqueFd console) {
   console_ = std::move(console);
   if (!console_) return;
   console_wants_out_ = false;
-  loop_.add(console_.get(), EPOLLIN, "hub " + domain_, [this](uint32_t events) { on_console_event(events); },
-            [this] { drop_console(); });
+  console_watch_ = loop_.watch(console_.get(), EPOLLIN, "hub " + domain_,
+                               [this](uint32_t events) { on_console_event(events); }, [this] { drop_console(); });
 }
 
 void ConsoleHub::drop_console() {
   if (!console_) return;
-  loop_.remove(console_.get());
+  console_watch_.reset();
   console_.reset();
   console_input_.clear();  // typed-ahead input for a console that is gone is meaningless
 }
@@ -118,8 +118,8 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
   // The replay is queued now, in this loop step; live output can only follow it.
   v.backlog = scrollback_.replay(settings_.replay_bytes);
   v.wants_out = !v.backlog.empty();
-  loop_.add(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
-            [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
+  v.watch = loop_.watch(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
+                        [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
   return id;
 }
 
@@ -173,12 +173,8 @@ size_t ConsoleHub::detach_session(uint64_t session_id, std::string_view text) {
 void ConsoleHub::close_after_flush(ViewerId id, Viewer& v) {
   if (!flush_viewer(v) || v.backlog.empty()) return detach(id);
   if (v.close_timer) return;
-  v.close_timer = loop_.add_timer(kDetachGrace, fmt::format("hub {} viewer {} closing", domain_, id), [this, id] {
-    if (auto it = viewers_.find(id); it != viewers_.end()) {
-      it->second.close_timer = 0;
-      detach(id);
-    }
-  });
+  v.close_timer = loop_.timer(kDetachGrace, fmt::format("hub {} viewer {} closing", domain_, id),
+                              [this, id] { detach(id); });
 }
 
 void ConsoleHub::record(std::string_view bytes) {
@@ -266,10 +262,8 @@ bool ConsoleHub::read_viewer(Viewer& v) {
 void ConsoleHub::detach(ViewerId id) {
   auto it = viewers_.find(id);
   if (it == viewers_.end()) return;
-  loop_.remove(it->second.fd.get());
-  if (it->second.close_timer) loop_.cancel_timer(it->second.close_timer);
   auto on_detach = std::move(it->second.on_detach);
-  viewers_.erase(it);
+  viewers_.erase(it);  // its watch and close timer end with it
   if (on_detach) on_detach();
 }
 

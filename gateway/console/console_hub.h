@@ -90,7 +90,9 @@ class ConsoleHub {
     std::function<void()> on_detach;
     bool wants_out = false;  // EPOLLOUT is in the viewer's epoll interest
     bool closing = false;    // detach_session: sending its last line, then closed
-    EventLoop::TimerId close_timer = 0;
+    // After `fd`: they end before the socket closes, and with the viewer they call back into.
+    EventLoop::Watch watch;
+    EventLoop::Timer close_timer;
   };
 
   void on_console_event(uint32_t events);
@@ -116,6 +118,7 @@ class ConsoleHub {
   Scrollback scrollback_;
   ConsoleLog log_;
   UniqueFd console_;
+  EventLoop::Watch console_watch_;  // after console_, so that it ends before the pty closes
   std::string console_input_;
   bool console_wants_out_ = false;  // EPOLLOUT is in the console's epoll interest
   std::map<ViewerId, Viewer> viewers_;

@@ -1,10 +1,13 @@
 // Toolstack: how `xl` is run, with shell scripts standing in for it.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +44,27 @@ Result<void> run(EventLoop& loop, Toolstack& xl, const std::vector<std::string>&
   REQUIRE(loop.run_until([&] { return result.has_value(); }, 15s));
   return std::move(*result);
 }
+
+// While it lives, no descriptor can be opened: the limit is the lowest free descriptor number,
+// so every number below it is taken (those above stay usable).
+class NoFreeDescriptors {
+ public:
+  NoFreeDescriptors() {
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved_) == 0);
+    int lowest = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(lowest >= 0);
+    ::close(lowest);
+    rlimit tight = saved_;
+    tight.rlim_cur = static_cast<rlim_t>(lowest);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  }
+  ~NoFreeDescriptors() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  NoFreeDescriptors(const NoFreeDescriptors&) = delete;
+  NoFreeDescriptors& operator=(const NoFreeDescriptors&) = delete;
+
+ private:
+  rlimit saved_{};
+};
 
 bool process_gone(const std::string& pid_text) {
   std::string pid = pid_text.substr(0, pid_text.find('\n'));
@@ -162,6 +186,27 @@ TEST_CASE("run_async kills at the timeout too") {
   REQUIRE_FALSE(*result);
   CHECK(result->error().code == Errc::timeout);
   CHECK(process_gone(slurp(dir / "pid")));
+}
+
+TEST_CASE("a run that cannot start is reported from the loop, and not once the toolstack is gone") {
+  EventLoop loop;
+  std::optional<Result<void>> result;
+  auto xl = std::make_unique<Toolstack>(loop, "/bin/true", 5s);
+  {
+    NoFreeDescriptors none;
+    xl->run_async({}, [&](Result<void> r) { result = std::move(r); });
+  }
+  CHECK_FALSE(result.has_value());  // not before run_async returns
+  SECTION("while it lives") {
+    loop.run_once(0ms);  // the report is due at once
+    REQUIRE(result.has_value());
+    CHECK_FALSE(*result);
+  }
+  SECTION("after it is destroyed") {
+    xl.reset();  // its `done` refers to what owned the toolstack: it must not run now
+    loop.run_once(0ms);
+    CHECK_FALSE(result.has_value());
+  }
 }
 
 TEST_CASE("summarize_stderr: one printable line worth showing") {

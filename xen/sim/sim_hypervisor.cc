@@ -34,7 +34,9 @@ struct SimHypervisor::Domain {
   EventLoop::Clock::time_point started{};
   // What was asked of the running guest; decides what its exit means.
   std::optional<Lifecycle> pending;
-  std::optional<EventLoop::TimerId> kill_timer;
+  // After `pidfd`: they end before it closes, and with the Domain they refer to.
+  EventLoop::Watch exit_watch;
+  EventLoop::Timer kill_timer;
 };
 
 namespace {
@@ -323,7 +325,7 @@ Result<void> SimHypervisor::spawn(Domain& d) {
   pid_t pid = child->pid;
   UniqueFd pidfd = std::move(child->pidfd);
   try {
-    loop_.add(pidfd.get(), EPOLLIN, "guest " + d.spec.name, [this, &d](uint32_t) { on_guest_exit(d); });
+    d.exit_watch = loop_.watch(pidfd.get(), EPOLLIN, "guest " + d.spec.name, [this, &d](uint32_t) { on_guest_exit(d); });
   } catch (const std::system_error& e) {
     kill_and_reap(pid);
     return fail(Errc::system, e.what());
@@ -351,8 +353,7 @@ Result<void> SimHypervisor::stop(Domain& d, Lifecycle action) {
   d.state = DomainState::shutting_down;
   d.pending = action;
   pid_t pid = d.pid;
-  d.kill_timer = loop_.add_timer(options_.shutdown_grace, "guest " + d.spec.name + " kill", [this, &d, pid] {
-    d.kill_timer.reset();
+  d.kill_timer = loop_.timer(options_.shutdown_grace, "guest " + d.spec.name + " kill", [this, &d, pid] {
     if (d.pid != pid) return;
     log::warn("sim: {} ignored the {} request for {} ms; killing it", d.spec.name,
               lifecycle_name(*d.pending), options_.shutdown_grace.count());
@@ -369,7 +370,6 @@ Result<void> SimHypervisor::destroy(Domain& d) {
     return {};
   }
   signal_guest(d.pid, SIGKILL);
-  if (d.kill_timer) loop_.cancel_timer(*d.kill_timer);
   d.kill_timer.reset();
   d.pending = Lifecycle::destroy;
   d.state = DomainState::shutting_down;  // until the pidfd reports the exit
@@ -398,9 +398,8 @@ void SimHypervisor::on_guest_exit(Domain& d) {
 }
 
 void SimHypervisor::forget_process(Domain& d) {
-  if (d.kill_timer) loop_.cancel_timer(*d.kill_timer);
   d.kill_timer.reset();
-  if (d.pidfd) loop_.remove(d.pidfd.get());
+  d.exit_watch.reset();
   d.pidfd.reset();
   d.master.reset();
   d.pid = 0;

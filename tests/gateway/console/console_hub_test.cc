@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
+
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -384,4 +386,36 @@ TEST_CASE("detach_session closes a viewer that does not read after a grace time"
   CHECK(f.loop.run_until([&] { return detached == 1; }, 10s));
   CHECK(std::chrono::steady_clock::now() - start >= ConsoleHub::kDetachGrace - 100ms);
   CHECK(f.hub.viewer_count() == 0);
+}
+
+TEST_CASE("a destroyed hub leaves nothing in the loop, not even a closing viewer's timer") {
+  EventLoop loop;
+  auto hub = std::make_unique<ConsoleHub>(loop, "web1");
+  auto [hub_console, guest] = stream_pair();
+  int console_fd = hub_console.get();
+  hub->set_console(std::move(hub_console));
+  auto [hub_a, a] = stream_pair();
+  auto [hub_b, b] = stream_pair();
+  int viewer_fds[] = {hub_a.get(), hub_b.get()};
+  int small = 4096;  // the socket fills at once: the closing line must wait for its timer
+  REQUIRE(::setsockopt(hub_a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  int detached = 0;
+  hub->attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, [&] { ++detached; });
+  hub->attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, [&] { ++detached; });
+  write_all(guest.get(), std::string(64 * 1024, 'x'));
+  REQUIRE(loop.run_until([&] {
+    int unread = 0;
+    return ::ioctl(guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
+  }, 5s));
+  REQUIRE(hub->detach_session(7, "detached") == 1);  // viewer a now waits for its close timer
+  REQUIRE(loop.watching(viewer_fds[0]));
+
+  hub.reset();
+  CHECK(detached == 2);
+  CHECK_FALSE(loop.watching(console_fd));
+  CHECK_FALSE(loop.watching(viewer_fds[0]));
+  CHECK_FALSE(loop.watching(viewer_fds[1]));
+  // Past the grace time nothing fires: the timer would call into the destroyed hub.
+  loop.run_until([] { return false; }, ConsoleHub::kDetachGrace + 300ms);
+  CHECK(detached == 2);
 }
