@@ -1,6 +1,8 @@
 #include "base/child.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -33,6 +35,42 @@ Result<Child> start_child(const std::function<void()>& in_child) {
     return tl::unexpected(error);
   }
   return child;
+}
+
+void fail_in_child(const ExecSpec& spec, const char* step, int err) noexcept {
+  if (spec.failure_prefix != nullptr && spec.fd_count > 2) {
+    const char* reason = strerrordesc_np(err);
+    const char* parts[] = {spec.failure_prefix, step, ": ", reason ? reason : "?", spec.line_end};
+    for (const char* p : parts)
+      if (::write(2, p, std::strlen(p)) < 0) break;  // nowhere left to report
+  }
+  ::_exit(spec.failure_status);
+}
+
+namespace {
+
+// Each source is first lifted above the layout, so that laying one out never overwrites
+// another still to come (a source may sit on 0..2 when the parent had those closed). dup2
+// onto another number leaves the copy inheritable.
+int lay_out(const ExecSpec& spec) noexcept {
+  int lifted[ExecSpec::kMaxFds];
+  int floor = static_cast<int>(spec.fd_count);
+  for (size_t i = 0; i < spec.fd_count; ++i)
+    if ((lifted[i] = ::fcntl(spec.fds[i], F_DUPFD, floor)) < 0) return errno;
+  for (size_t i = 0; i < spec.fd_count; ++i)
+    if (::dup2(lifted[i], static_cast<int>(i)) < 0) return errno;
+  if (::close_range(static_cast<unsigned>(floor), ~0U, 0) < 0) return errno;
+  return 0;
+}
+
+}  // namespace
+
+void exec_child(const ExecSpec& spec) noexcept {
+  if (spec.fd_count > ExecSpec::kMaxFds) ::_exit(spec.failure_status);
+  if (int err = lay_out(spec); err != 0) fail_in_child(spec, "laying out descriptors", err);
+  if (int err = reset_signals_in_child(); err != 0) fail_in_child(spec, "resetting signals", err);
+  ::execve(spec.path, spec.argv, spec.envp);
+  fail_in_child(spec, spec.path, errno);
 }
 
 int reset_signals_in_child() noexcept {

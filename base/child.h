@@ -26,6 +26,32 @@ Result<Child> start_child(const std::function<void()>& in_child);
 // step that failed.
 int reset_signals_in_child() noexcept;
 
+// What the child of start_child execs, and with which descriptors. Built in the parent: the
+// child may not allocate.
+struct ExecSpec {
+  static constexpr size_t kMaxFds = 8;
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  // fds[i] becomes descriptor i, inheritable; every other descriptor is closed. The same
+  // descriptor may be given for several.
+  const int* fds = nullptr;
+  size_t fd_count = 0;
+  // A failed step is reported on the new descriptor 2 (when there is one) as
+  // "<failure_prefix><step>: <reason><line_end>" (not at all without a prefix: descriptor 2
+  // may be a channel that expects something else), and the child exits with failure_status.
+  const char* failure_prefix = nullptr;
+  const char* line_end = "\n";
+  int failure_status = 127;
+};
+
+// The child's side of fork-and-exec, async-signal-safe: lays out the descriptors, closes the
+// rest, resets the signals (reset_signals_in_child) and execs. Returns only by _exit.
+[[noreturn]] void exec_child(const ExecSpec& spec) noexcept;
+// Reports `step` failing with `err` as exec_child does, and exits; for a caller's own steps
+// before exec_child.
+[[noreturn]] void fail_in_child(const ExecSpec& spec, const char* step, int err) noexcept;
+
 // Collects the exit of the child behind `pidfd`. Without `block`, info.si_pid is 0 while it has
 // not exited yet.
 Result<siginfo_t> wait_child(int pidfd, bool block);

@@ -43,21 +43,13 @@ struct ExecPlan {
   char* envp[2] = {nullptr, nullptr};
 };
 
-// Only async-signal-safe calls from here on: the child of fork.
+// The child gets /dev/null as stdin and stdout and the pipe as stderr, where a failed exec
+// says why in the words outcome() looks for.
 [[noreturn]] void run_child(const ExecPlan& plan, int null_fd, int err_fd) {
-  // Lifted above 2 first: either may sit on 0..2 when the parent had those closed.
-  int null_hi = ::fcntl(null_fd, F_DUPFD, 3);
-  int err_hi = ::fcntl(err_fd, F_DUPFD, 3);
-  if (null_hi < 0 || err_hi < 0) ::_exit(kExecFailed);
-  if (::dup2(null_hi, 0) < 0 || ::dup2(null_hi, 1) < 0 || ::dup2(err_hi, 2) < 0) ::_exit(kExecFailed);
-  ::close_range(3, ~0U, 0);
-  if (reset_signals_in_child() != 0) ::_exit(kExecFailed);
-  ::execve(plan.argv[0], plan.argv.data(), plan.envp);
-  const char* reason = strerrordesc_np(errno);
-  const char* parts[] = {kExecFailedPrefix.data(), plan.argv[0], ": ", reason ? reason : "?", "\n"};
-  for (const char* p : parts)
-    if (::write(2, p, std::strlen(p)) < 0) break;
-  ::_exit(kExecFailed);
+  const int fds[] = {null_fd, null_fd, err_fd};
+  ExecSpec spec{.path = plan.argv[0], .argv = plan.argv.data(), .envp = plan.envp, .fds = fds, .fd_count = 3,
+                .failure_prefix = kExecFailedPrefix.data(), .failure_status = kExecFailed};
+  exec_child(spec);
 }
 
 struct Spawned {

@@ -63,31 +63,23 @@ std::string format_audit_line(const AuditEvent& e, std::string_view time) {
   return line;
 }
 
-AuditLog::AuditLog(const std::string& path) {
-  if (path == "-") {
-    file_ = stderr;
-    return;
-  }
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open audit log " + path);
-  file_ = ::fdopen(fd, "a");
-  if (file_ == nullptr) {
-    int err = errno;
-    ::close(fd);
-    throw std::system_error(err, std::generic_category(), "fdopen audit log " + path);
-  }
-  owned_ = true;
+// "-" is a copy of stderr, so that the log owns its descriptor either way.
+AuditLog::AuditLog(const std::string& path)
+    : fd_(path == "-" ? ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
+                      : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) {
+  if (!fd_) throw std::system_error(errno, std::generic_category(), "open audit log " + path);
 }
 
-AuditLog::~AuditLog() {
-  if (owned_) std::fclose(file_);
-}
-
+// One write(2) per record on an O_APPEND file: a line is whole in the file or absent, and
+// never interleaved with another writer's.
 void AuditLog::write(const AuditEvent& e) {
   std::string line = format_audit_line(e, utc_timestamp(std::chrono::system_clock::now(), true));
-  // One fwrite + fflush per record: a line is either whole in the file or absent.
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
-    log::error("audit log write failed: {}", std::strerror(errno));
+  ssize_t n;
+  do {
+    n = ::write(fd_.get(), line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return log::error("audit log write failed: {}", std::strerror(errno));
+  if (static_cast<size_t>(n) != line.size()) log::error("audit log write cut short ({} of {} bytes)", n, line.size());
 }
 
 }  // namespace xcg::gateway

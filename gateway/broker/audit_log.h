@@ -1,11 +1,12 @@
 // The audit log: one JSON object per line, for operators and their tools.
 #pragma once
 
-#include <cstdio>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "base/unique_fd.h"
 
 namespace xcg::gateway {
 
@@ -27,15 +28,11 @@ class AuditLog {
  public:
   // "-" writes to stderr. Throws std::system_error if the file can't be opened for append.
   explicit AuditLog(const std::string& path);
-  ~AuditLog();
-  AuditLog(const AuditLog&) = delete;
-  AuditLog& operator=(const AuditLog&) = delete;
 
   void write(const AuditEvent& e);
 
  private:
-  FILE* file_ = nullptr;
-  bool owned_ = false;
+  UniqueFd fd_;
 };
 
 }  // namespace xcg::gateway

@@ -19,27 +19,20 @@
 namespace xcg::gateway {
 namespace {
 
-// In the forked child: lay out the descriptors a session process expects, then exec it.
+// In the forked child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3.
 [[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[], pid_t broker) {
-  // Move both out of the way first: either may already sit on 0..3.
-  int tcp_hi = ::fcntl(tcp, F_DUPFD, 10);
-  int ipc_hi = ::fcntl(ipc, F_DUPFD, 10);
-  if (tcp_hi < 0 || ipc_hi < 0) ::_exit(126);
-  if (::dup2(tcp_hi, kSessionTcpFd) < 0 || ::dup2(tcp_hi, 1) < 0 || ::dup2(ipc_hi, 2) < 0 ||
-      ::dup2(ipc_hi, kSessionIpcFd) < 0)
-    ::_exit(126);
-  ::close_range(kSessionIpcFd + 1, ~0U, 0);
-  // The broker blocks the signals it reads through signalfd; the session starts clean.
-  if (reset_signals_in_child() != 0) ::_exit(126);
+  static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3, "the layout below");
+  const int fds[] = {tcp, tcp, ipc, ipc};
+  static char arg0[] = "xcg-session";
+  char* argv[] = {arg0, nullptr};
+  ExecSpec spec{.path = program.c_str(), .argv = argv, .envp = envp, .fds = fds, .fd_count = 4,
+                .failure_status = 126};
   // A session must never outlive its broker; if the broker died before the prctl, the signal
   // will never come.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != broker) ::_exit(126);
   // A storm of handshakes must not starve the broker, which serves every console.
   (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
-  char arg0[] = "xcg-session";
-  char* argv[] = {arg0, nullptr};
-  ::execve(program.c_str(), argv, envp);
-  ::_exit(127);
+  exec_child(spec);
 }
 
 // Found missing at start-up rather than by every connection's exec.

@@ -82,30 +82,17 @@ ExecPlan make_exec_plan(const SimOptions& options, const std::string& name, uint
   return plan;
 }
 
-// Only async-signal-safe calls from here on: the child of fork.
-[[noreturn]] void child_fail(const char* step, int err) {
-  const char* reason = strerrordesc_np(err);
-  const char* parts[] = {"xcg-sim: cannot start guest: ", step, ": ", reason ? reason : "?", "\r\n"};
-  for (const char* p : parts) {
-    if (::write(STDERR_FILENO, p, std::strlen(p)) < 0) break;  // nowhere left to report
-  }
-  ::_exit(127);
-}
-
+// Only async-signal-safe calls from here on: the child of fork. The guest's pty becomes its
+// controlling terminal and its stdin, stdout and stderr, where a failure says why.
 [[noreturn]] void run_child(int slave, const ExecPlan& plan) {
-  if (::setsid() < 0) child_fail("setsid", errno);
+  const int fds[] = {slave, slave, slave};
+  ExecSpec spec{.path = plan.path.c_str(), .argv = plan.argv.data(), .envp = plan.envp.data(), .fds = fds,
+                .fd_count = 3, .failure_prefix = "xcg-sim: cannot start guest: ", .line_end = "\r\n"};
+  if (::setsid() < 0) fail_in_child(spec, "setsid", errno);
   // Simulated domains exist only for their broker: they must not outlive it, even SIGKILLed.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail("prctl", errno);
-  if (::ioctl(slave, TIOCSCTTY, 0) < 0) child_fail("TIOCSCTTY", errno);
-  for (int fd = 0; fd < 3; ++fd) {
-    if (::dup2(slave, fd) < 0) child_fail("dup2", errno);
-    // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly.
-    if (::fcntl(fd, F_SETFD, 0) < 0) child_fail("fcntl", errno);
-  }
-  if (::close_range(3, ~0U, 0) < 0) child_fail("close_range", errno);
-  if (int err = reset_signals_in_child(); err != 0) child_fail("resetting signals", err);
-  ::execve(plan.path.c_str(), plan.argv.data(), plan.envp.data());
-  child_fail(plan.path.c_str(), errno);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail_in_child(spec, "prctl", errno);
+  if (::ioctl(slave, TIOCSCTTY, 0) < 0) fail_in_child(spec, "TIOCSCTTY", errno);
+  exec_child(spec);
 }
 
 // A pty set up as xenconsoled does: raw, 80x24; the master is non-blocking.
