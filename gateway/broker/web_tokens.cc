@@ -77,11 +77,11 @@ std::optional<std::string> decode_base64url(std::string_view text) {
   return out;
 }
 
-std::string sha256(std::string_view data) {
+Result<std::string> sha256(std::string_view data) {
   Digest d{};
   unsigned len = 0;
   if (EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 failed");
+    return refuse(Errc::system, "SHA-256 failed");
   return std::string(reinterpret_cast<const char*>(d.data()), len);
 }
 
@@ -189,9 +189,11 @@ Result<std::string> WebTokens::mint(std::string_view domain, bool readonly,
   std::string raw(kLinkBytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), kLinkBytes) != 1)
     return refuse(Errc::system, "no random bytes for a link");
-  links_.insert(sha256(raw), {clock_() + ttl, Grant{std::string(domain), readonly}});
+  auto digest = sha256(raw);
   auto token = base64url(raw);
   wipe(raw);
+  if (!digest) return tl::unexpected(digest.error());
+  links_.insert(std::move(*digest), {clock_() + ttl, Grant{std::string(domain), readonly}});
   return token;
 }
 
@@ -206,8 +208,10 @@ Result<Grant> WebTokens::redeem(std::string_view token) {
 Result<Grant> WebTokens::redeem_link(std::string_view token) {
   auto raw = decode_base64url(token);
   if (!raw || raw->size() != kLinkBytes) return refuse(Errc::invalid_input, "malformed token");
-  auto entry = links_.take(sha256(*raw));
+  auto digest = sha256(*raw);
   wipe(*raw);
+  if (!digest) return tl::unexpected(digest.error());
+  auto entry = links_.take(*digest);
   if (!entry) return refuse(Errc::not_allowed, "unknown, used or expired link");
   return entry->grant;
 }
