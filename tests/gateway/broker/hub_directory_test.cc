@@ -154,7 +154,7 @@ TEST_CASE("domains come and go: an added one quietly, a removed one's hub closes
   CHECK(f.hubs->find("db1") != nullptr);
   f.hubs->remove_domain("web1");
   CHECK(f.hubs->find("web1") == nullptr);
-  std::string before_close = f.output(10ms);
+  f.output(10ms);
   char c;
   CHECK(::read(f.viewer.get(), &c, 1) < 0);  // still open during the grace
   f.output(200ms);
