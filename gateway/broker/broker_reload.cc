@@ -103,15 +103,21 @@ std::string Broker::apply_domain_changes() {
 
 // A domain without `console` loses its viewers (the session and its menu stay); a key made
 // read-only stops typing at once.
+// The session is told too, so that its menu stops offering what it may no longer do.
 void Broker::narrow_rights(SessionRecord& s, const RightsChange& change) {
   ConsoleHub* hub = hubs_->find(s.domain);
-  if (change.withdraw_console && hub != nullptr &&
-      hub->detach_session(s.id, fmt::format("console access to {} was withdrawn; detached", s.domain)) > 0)
-    audit(s, "rights_narrowed", {{"change", "console withdrawn"}});
+  if (change.withdraw_console) {
+    std::string text = fmt::format("console access to {} was withdrawn", s.domain);
+    if (hub != nullptr && hub->detach_session(s.id, text + "; detached") > 0)
+      audit(s, "rights_narrowed", {{"change", "console withdrawn"}});
+    send(s, ipc::Narrowed{.console_withdrawn = true, .text = text});
+  }
   if (!change.make_readonly) return;
   s.readonly = true;
-  if (hub != nullptr) hub->make_readonly(s.id, fmt::format("your access to {} is now read-only", s.domain));
+  std::string text = fmt::format("your access to {} is now read-only", s.domain);
+  if (hub != nullptr) hub->make_readonly(s.id, text);
   audit(s, "rights_narrowed", {{"change", "read-only"}});
+  send(s, ipc::Narrowed{.readonly = true, .text = text});
 }
 
 // Told first, so that the customer learns why; killed kRevokeGrace later if still there.

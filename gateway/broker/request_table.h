@@ -65,6 +65,7 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::who_ans,         rules::X,  rules::X,   rules::X},
     {ipc::Type::sysrq_req,       rules::X,  rules::H,   rules::R},
     {ipc::Type::revoke,          rules::X,  rules::X,   rules::X},
+    {ipc::Type::narrowed,        rules::X,  rules::X,   rules::X},
 };
 
 constexpr bool rules_match_messages() {

@@ -51,6 +51,7 @@ enum class Type : uint8_t {
   who_ans = 15,
   sysrq_req = 16,     // SysRq key (or NMI); answered with action_ans
   revoke = 17,        // broker -> session, unsolicited: say `text` to the customer and end
+  narrowed = 19,      // broker -> session, unsolicited: the key's rights shrank (a reload)
 };
 
 struct Hello {
@@ -195,9 +196,22 @@ struct Revoke {
   bool operator==(const Revoke&) const = default;
 };
 
+// What a reload took away from a logged-in session, at once: the broker already enforces it
+// (the hub drops a read-only viewer's input, detaches a withdrawn console); the session stops
+// offering it.
+struct Narrowed {
+  bool readonly = false;           // the key may now only watch
+  bool console_withdrawn = false;  // the domain no longer allows `console`
+  std::string text;                // "your access to web1 is now read-only"
+  static constexpr Type type = Type::narrowed;
+  static constexpr std::string_view name = "narrowed";
+  static constexpr auto fields = std::tuple{&Narrowed::readonly, &Narrowed::console_withdrawn, &Narrowed::text};
+  bool operator==(const Narrowed&) const = default;
+};
+
 using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns,
                              ActionReq, ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq,
-                             WhoAns, SysrqReq, Revoke>;
+                             WhoAns, SysrqReq, Revoke, Narrowed>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

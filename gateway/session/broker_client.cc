@@ -32,10 +32,7 @@ Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer) {
     if (n == 0) return fail(Errc::timeout, "the broker did not answer");
     auto r = ipc::receive(fd_);
     if (!r) return r;
-    if (auto* revoke = std::get_if<ipc::Revoke>(&r->message)) {
-      revoked_ = revoke->text;  // the session ends at its next step; keep waiting for our answer
-      continue;
-    }
+    if (keep_unsolicited(r->message)) continue;  // acted on at the next step; our answer follows
     if (ipc::type_of(r->message) != answer)
       return fail(Errc::invalid_input, "unexpected message from the broker");
     return r;
@@ -51,13 +48,25 @@ void BrokerClient::take_unsolicited() {
       revoked_ = r.error().code == Errc::peer_closed ? "the gateway is shutting down" : "internal error";
       return;
     }
-    if (auto* revoke = std::get_if<ipc::Revoke>(&r->message)) {
-      revoked_ = revoke->text;
-    } else {
+    if (!keep_unsolicited(r->message)) {
       revoked_ = "internal error";  // an answer nobody asked for
       return;
     }
   }
+}
+
+bool BrokerClient::keep_unsolicited(const ipc::Message& m) {
+  if (auto* revoke = std::get_if<ipc::Revoke>(&m)) {
+    revoked_ = revoke->text;  // the session ends at its next step
+    return true;
+  }
+  auto* narrowed = std::get_if<ipc::Narrowed>(&m);
+  if (narrowed == nullptr) return false;
+  if (!narrowed_) narrowed_.emplace();
+  narrowed_->readonly |= narrowed->readonly;
+  narrowed_->console_withdrawn |= narrowed->console_withdrawn;
+  narrowed_->text += (narrowed_->text.empty() ? "" : "; ") + narrowed->text;
+  return true;
 }
 
 Result<ipc::Received> BrokerClient::call(const ipc::Message& request, ipc::Type answer) {

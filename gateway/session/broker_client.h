@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "base/error.h"
 #include "gateway/ipc/ipc.h"
@@ -28,19 +29,25 @@ class BrokerClient {
   Result<ipc::ActionAns> sysrq(char key);
   void log(int level, std::string_view text) noexcept;
 
-  // The broker may speak first, to end the session (revoked key, operator's kick). Such a
-  // message can arrive at any time, also while a call waits for its answer; it is kept here.
-  // Call when the descriptor is readable; never blocks.
+  // The broker may speak first, to end the session (revoked key, operator's kick) or to say
+  // that a reload narrowed its rights. Such a message can arrive at any time, also while a
+  // call waits for its answer; it is kept here. Call when the descriptor is readable; never
+  // blocks.
   void take_unsolicited();
   const std::optional<std::string>& revoked() const { return revoked_; }
+  // The rights taken away since the last call, if any.
+  std::optional<ipc::Narrowed> take_narrowed() { return std::exchange(narrowed_, std::nullopt); }
   int fd() const { return fd_; }
 
  private:
   Result<ipc::Received> call(const ipc::Message& request, ipc::Type answer);
   Result<ipc::Received> wait_for(ipc::Type answer);
+  // Keeps a revoke or narrowed message; false for anything else.
+  bool keep_unsolicited(const ipc::Message& m);
 
   int fd_;
   std::optional<std::string> revoked_;
+  std::optional<ipc::Narrowed> narrowed_;  // accumulated until taken
 };
 
 }  // namespace xcg::gateway

@@ -56,6 +56,7 @@ void CustomerSession::hung_up() { hung_up_ = true; }
 
 void CustomerSession::step(Clock::time_point now) {
   check_revoked();
+  check_narrowed();
   start_pending();
   handle_input();
   if (console_) console_->send({});  // what the hub could not take before
@@ -100,6 +101,21 @@ void CustomerSession::check_revoked() {
   std::string why = printable(*broker_.revoked());
   out("\r\n[xcg: " + why + "]\r\n");
   finish(1, why);
+}
+
+// A reload took rights away. The broker enforces it already (and the hub told an attached
+// viewer); from now on the menu no longer offers them.
+void CustomerSession::check_narrowed() {
+  auto narrowed = broker_.take_narrowed();
+  if (!narrowed || ending()) return;
+  customer_.readonly |= narrowed->readonly;
+  if (narrowed->console_withdrawn) std::erase(customer_.actions, config::Action::console);
+  if (!menu_) return;
+  menu_.emplace(customer_.domain, customer_.actions, customer_.readonly);
+  if (mode_ != Mode::menu) return;  // shown when the customer is back in the menu
+  out("\r\n[xcg: " + printable(narrowed->text) + "]\r\n");
+  menu_->show_status(screen_status());
+  send_menu_output();
 }
 
 // --- the console -------------------------------------------------------------------------------

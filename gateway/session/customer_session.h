@@ -70,6 +70,7 @@ class CustomerSession {
   void handle_input();
   void check_idle(Clock::time_point now);
   void check_revoked();
+  void check_narrowed();
   void start_menu();
   void handle_menu_request(menu::Request r);
   void run_exec(const std::string& command);

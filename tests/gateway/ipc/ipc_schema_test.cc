@@ -36,6 +36,7 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
       ipc::WhoAns{{"alice@laptop, since 10:02:11 UTC", "bob"}},
       ipc::SysrqReq{'z'},
       ipc::Revoke{"access to web1 was revoked"},
+      ipc::Narrowed{true, true, "your access to web1 is now read-only"},
   };
 }
 
@@ -72,6 +73,7 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
       {ipc::SysrqReq{'h'}, "\x10\x68"s},
       {ipc::StatusReq{}, "\x06"s},
       {ipc::LogRecord{3, "hi"}, "\x02\x03\x00\x00\x00\x02\x68\x69"s},
+      {ipc::Narrowed{true, false, "ro"}, "\x13\x01\x00\x00\x00\x00\x02\x72\x6f"s},
   };
   for (const auto& c : cases) {
     CAPTURE(ipc::type_name(ipc::type_of(c.message)));
@@ -85,6 +87,7 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
 TEST_CASE("type numbers and names are the protocol's", "[ipc]") {
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Hello>) == 1);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Revoke>) == 17);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::Narrowed>) == 19);
   CHECK(ipc::type_name(ipc::Type::authorize_req) == "authorize_req");
   CHECK(ipc::type_name(ipc::Type::who_ans) == "who_ans");
   CHECK(ipc::type_name(static_cast<ipc::Type>(3)) == "unknown");
