@@ -28,10 +28,10 @@
 namespace xcg::gateway::ipc {
 
 inline constexpr size_t kMaxFrame = 64 * 1024;
-// Raised whenever a message's fields change. The hello carries it first, so that a session
+// Raised whenever a message's fields change or a message is added. The hello carries it first, so that a session
 // program newer or older than the broker (a package upgraded, the service not yet restarted)
 // stops with a clear reason instead of misreading the fields.
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
