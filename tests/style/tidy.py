@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Runs clang-tidy (the checks of .clang-tidy) over the build's translation units and fails on
+any finding.
+
+A run over every unit takes over ten minutes on two cores, so by default only the units that a
+change can affect are checked: those whose source, or any project header they include (from the
+build's dependency files), differs from the base. The base is the merge-base with main, or, on
+main itself, the previous commit; uncommitted and untracked files count as changed.
+
+usage: tests/style/tidy.py [--all | --since REF] [--build DIR] [--jobs N]
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLANG_TIDY = os.environ.get("CLANG_TIDY", "clang-tidy")
+FINDING = re.compile(r"^(\S+?):(\d+):(\d+): (warning|error): (.*)$")
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", ROOT, *args], check=True, capture_output=True, text=True).stdout
+
+
+def default_base():
+    head = git("rev-parse", "HEAD").strip()
+    main = os.environ.get("XCG_TIDY_BASE", "main")
+    try:
+        base = git("merge-base", "HEAD", main).strip()
+    except subprocess.CalledProcessError:
+        base = head
+    if base == head:  # on main: what the last commit (a merge, say) brought in
+        try:
+            base = git("rev-parse", "HEAD~1").strip()
+        except subprocess.CalledProcessError:
+            return None  # a single commit: check everything
+    return base
+
+
+def changed_files(base):
+    names = git("diff", "--name-only", base).split() + git("ls-files", "--others", "--exclude-standard").split()
+    return {os.path.join(ROOT, n) for n in names}
+
+
+def dependencies(entry):
+    """The files a unit includes, from the dependency file the compiler wrote; None before a build."""
+    words = shlex.split(entry["command"]) if "command" in entry else entry["arguments"]
+    if "-MF" not in words:
+        return None
+    path = os.path.join(entry["directory"], words[words.index("-MF") + 1])
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        text = f.read().replace("\\\n", " ")
+    targets_end = text.index(": ") + 2
+    return {os.path.realpath(os.path.join(entry["directory"], w)) for w in text[targets_end:].split()}
+
+
+def affected(entry, changed):
+    source = os.path.realpath(os.path.join(entry["directory"], entry["file"]))
+    if source in changed:
+        return True
+    deps = dependencies(entry)
+    headers = {c for c in changed if c.endswith(".h")}
+    return bool(headers & deps) if deps is not None else bool(headers)
+
+
+def run_one(build, entry):
+    source = os.path.realpath(os.path.join(entry["directory"], entry["file"]))
+    done = subprocess.run([CLANG_TIDY, "-p", build, "--quiet", "--extra-arg=-fno-color-diagnostics", source],
+                          capture_output=True, text=True)
+    return source, done.returncode, done.stdout + done.stderr
+
+
+def findings(output):
+    """The diagnostics (with their notes and code lines) of one unit's output, by first line."""
+    found, current = {}, None
+    for line in output.splitlines():
+        m = FINDING.match(line)
+        if m:
+            key = (os.path.realpath(m.group(1)), m.group(2), m.group(3), m.group(5))
+            current = found.setdefault(key, [])
+        elif current is not None and not re.match(r"^\d+ warnings? (and \d+ errors? )?generated", line):
+            current.append(line)
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="check every unit")
+    parser.add_argument("--since", metavar="REF", help="check the units affected by changes since REF")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    build = os.path.realpath(args.build)
+    with open(os.path.join(build, "compile_commands.json")) as f:
+        entries = json.load(f)
+    base = None if args.all else (args.since or default_base())
+    if base is not None:
+        changed = changed_files(base)
+        entries = [e for e in entries if affected(e, changed)]
+    scope = "every unit" if base is None else f"units affected by changes since {base[:12]}"
+    print(f"tidy: checking {len(entries)} {scope}", flush=True)
+    started = time.monotonic()
+    all_found, failed = {}, []
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for source, rc, output in pool.map(lambda e: run_one(build, e), entries):
+            new = {k: v for k, v in findings(output).items() if k not in all_found}
+            for (path, line, col, message), detail in new.items():
+                print(f"{os.path.relpath(path, ROOT)}:{line}:{col}: {message}")
+                print("\n".join(detail))
+            all_found.update(new)
+            if rc != 0 and not new:
+                failed.append(source)
+                print(output)
+    print(f"tidy: {len(entries)} units in {time.monotonic() - started:.0f} s: {len(all_found)} findings"
+          + (f", clang-tidy failed on {len(failed)}" if failed else ""))
+    return 1 if all_found or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
