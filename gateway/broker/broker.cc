@@ -448,7 +448,7 @@ void Broker::remove_domain(const std::string& domain) {
 // there), it does not slide or reopen, so a domain that never comes back is announced once it
 // closes. It is forgotten when the domain runs again or the customer acts on it.
 void Broker::expect_reboot(const std::string& domain) {
-  if (reboot_windows_.count(domain)) return;
+  if (reboot_windows_.contains(domain)) return;
   auto timer = loop_.add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kRebootWindow) +
                                    std::chrono::milliseconds(10),
                                "reboot window " + domain, [this, domain] { sync_hub(domain); });

@@ -102,7 +102,7 @@ class Broker {
   void dispatch(Session& s, ipc::Received& received);
   void reply(Session& s, const ipc::Message& answer, int pass_fd = -1);
   void write_session_log(Session& s, const ipc::LogRecord& record);
-  static void report_dropped_log_records(Session& s);
+  void report_dropped_log_records(Session& s);
   void handle_authorize(Session& s, const ipc::AuthorizeReq& req);
   void audit_refused_offers(Session& s);
   // What a session's requests left to write when it ends (broker.cc calls it).

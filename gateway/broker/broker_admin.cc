@@ -137,12 +137,12 @@ std::string Broker::apply_domain_changes() {
   std::vector<std::string> added, removed;
   std::string failures;
   for (const auto& name : served) {
-    if (config_->domains.count(name)) continue;
+    if (config_->domains.contains(name)) continue;
     remove_domain(name);
     removed.push_back(name);
   }
   for (const auto& [name, d] : config_->domains) {
-    if (served.count(name)) continue;
+    if (served.contains(name)) continue;
     if (auto r = add_domain(d); !r) {
       log::error("reload: cannot add domain {}: {}", name, r.error().message);
       failures += fmt::format("; cannot add domain {}: {}", name, r.error().message);
@@ -294,7 +294,7 @@ void Broker::on_config_change() {
       std::string name = ev->len ? ev->name : "";
       // YAML files, the files and directories the config names; editors' swap and backup
       // files are ignored.
-      if (name.ends_with(".yaml") || name.ends_with(".yml") || watched_names_.count(name)) relevant = true;
+      if (name.ends_with(".yaml") || name.ends_with(".yml") || watched_names_.contains(name)) relevant = true;
       p += sizeof(inotify_event) + ev->len;
     }
   }

@@ -165,8 +165,8 @@ TEST_CASE("run_async kills at the timeout too") {
 }
 
 TEST_CASE("summarize_stderr: one printable line worth showing") {
-  CHECK(summarize_stderr("") == "");
-  CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n") == "");
+  CHECK(summarize_stderr("").empty());
+  CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n").empty());
   CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n"
                          "Failed to read config file: /etc/xen/x.cfg: No such file or directory\n") ==
         "Failed to read config file: /etc/xen/x.cfg: No such file or directory");

@@ -264,7 +264,7 @@ void SimHypervisor::act_async(const std::string& domain, Lifecycle action, ActDo
 }
 
 // The argv the Xen backend gives xl, refused beforehand in the same cases.
-Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, Lifecycle action) {
+Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, Lifecycle action) const {
   const std::string& name = d.spec.name;
   std::string domid = std::to_string(d.domid);
   switch (action) {

@@ -62,7 +62,7 @@ class SimHypervisor final : public Hypervisor {
   Result<void> destroy(Domain& d);
   void on_guest_exit(Domain& d);
   void forget_process(Domain& d);
-  static Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action);
+  Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
   Result<void> signal_sysrq(const std::string& domain, char key);
 
   std::unique_ptr<Toolstack> toolstack_;  // null: no toolstack, act at once
