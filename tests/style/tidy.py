@@ -4,10 +4,12 @@ any finding.
 
 A run over every unit takes over ten minutes on two cores, so by default only the units that a
 change can affect are checked: those whose source, or any project header they include (from the
-build's dependency files), differs from the base. The base is the merge-base with main, or, on
+build's dependency files), differs from the base, and only the findings in changed files count
+(the rest is older code's, for a run with --all). The base is the merge-base with main, or, on
 main itself, the previous commit; uncommitted and untracked files count as changed.
 
-usage: tests/style/tidy.py [--all | --since REF] [--build DIR] [--jobs N]
+usage: tests/style/tidy.py [--all | --since REF] [--build DIR] [--jobs N] [FILE.cc ...]
+(FILEs: check just those units, every finding counting)
 """
 import argparse
 import concurrent.futures
@@ -91,32 +93,45 @@ def findings(output):
     return found
 
 
+def counts(finding, changed):
+    """Whether a finding fails the run: any in a full run; else those in changed files, and code
+    that clang cannot compile wherever it is (nothing in that unit was checked)."""
+    path, _, _, message = finding
+    return changed is None or path in changed or "[clang-diagnostic-error" in message
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="check every unit")
     parser.add_argument("--since", metavar="REF", help="check the units affected by changes since REF")
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("files", nargs="*", help="check just these units")
     args = parser.parse_args()
     build = os.path.realpath(args.build)
     with open(os.path.join(build, "compile_commands.json")) as f:
         entries = json.load(f)
-    base = None if args.all else (args.since or default_base())
-    if base is not None:
+    base = None if args.all or args.files else (args.since or default_base())
+    changed = None
+    if args.files:
+        wanted = {os.path.realpath(f) for f in args.files}
+        entries = [e for e in entries if os.path.realpath(os.path.join(e["directory"], e["file"])) in wanted]
+    elif base is not None:
         changed = changed_files(base)
         entries = [e for e in entries if affected(e, changed)]
-    scope = "every unit" if base is None else f"units affected by changes since {base[:12]}"
+    scope = f"units affected by changes since {base[:12]}" if base else "units"
     print(f"tidy: checking {len(entries)} {scope}", flush=True)
     started = time.monotonic()
     all_found, failed = {}, []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for source, rc, output in pool.map(lambda e: run_one(build, e), entries):
-            new = {k: v for k, v in findings(output).items() if k not in all_found}
+            found = findings(output)
+            new = {k: v for k, v in found.items() if k not in all_found and counts(k, changed)}
             for (path, line, col, message), detail in new.items():
                 print(f"{os.path.relpath(path, ROOT)}:{line}:{col}: {message}")
                 print("\n".join(detail))
             all_found.update(new)
-            if rc != 0 and not new:
+            if rc != 0 and not found:  # a crash, say
                 failed.append(source)
                 print(output)
     print(f"tidy: {len(entries)} units in {time.monotonic() - started:.0f} s: {len(all_found)} findings"
