@@ -50,7 +50,10 @@ VISITOR = ctypes.CFUNCTYPE(ctypes.c_int, Cursor, Cursor, ctypes.py_object)
 
 
 def load_libclang():
-    lib = ctypes.CDLL(LIBCLANG)
+    try:
+        lib = ctypes.CDLL(LIBCLANG)
+    except OSError as e:
+        raise SystemExit(f"function size: {e}; install libclang1-14") from e
     signatures = {
         "clang_createIndex": ([ctypes.c_int, ctypes.c_int], ctypes.c_void_p),
         "clang_parseTranslationUnit": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p),
