@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
@@ -50,25 +49,25 @@ def changed_files(base):
     return {os.path.join(ROOT, n) for n in names}
 
 
-def dependencies(entry):
-    """The files a unit includes, from the dependency file the compiler wrote; None before a build."""
-    words = shlex.split(entry["command"]) if "command" in entry else entry["arguments"]
-    if "-MF" not in words:
-        return None
-    path = os.path.join(entry["directory"], words[words.index("-MF") + 1])
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        text = f.read().replace("\\\n", " ")
-    targets_end = text.index(": ") + 2
-    return {os.path.realpath(os.path.join(entry["directory"], w)) for w in text[targets_end:].split()}
+def dependencies(build):
+    """The files each object's unit includes, as ninja recorded them from the compiler (the
+    objects not built yet have none)."""
+    text = subprocess.run(["ninja", "-C", build, "-t", "deps"], check=True, capture_output=True,
+                          text=True).stdout
+    deps, current = {}, None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = deps.setdefault(line.split(":")[0], set())
+        elif line.strip() and current is not None:
+            current.add(os.path.realpath(os.path.join(build, line.strip())))
+    return deps
 
 
-def affected(entry, changed):
+def affected(entry, changed, all_deps):
     source = os.path.realpath(os.path.join(entry["directory"], entry["file"]))
     if source in changed:
         return True
-    deps = dependencies(entry)
+    deps = all_deps.get(entry.get("output", ""))
     headers = {c for c in changed if c.endswith(".h")}
     return bool(headers & deps) if deps is not None else bool(headers)
 
@@ -118,7 +117,8 @@ def main():
         entries = [e for e in entries if os.path.realpath(os.path.join(e["directory"], e["file"])) in wanted]
     elif base is not None:
         changed = changed_files(base)
-        entries = [e for e in entries if affected(e, changed)]
+        all_deps = dependencies(build)
+        entries = [e for e in entries if affected(e, changed, all_deps)]
     scope = f"units affected by changes since {base[:12]}" if base else "units"
     print(f"tidy: checking {len(entries)} {scope}", flush=True)
     started = time.monotonic()
@@ -128,8 +128,8 @@ def main():
             found = findings(output)
             new = {k: v for k, v in found.items() if k not in all_found and counts(k, changed)}
             for (path, line, col, message), detail in new.items():
-                print(f"{os.path.relpath(path, ROOT)}:{line}:{col}: {message}")
-                print("\n".join(detail))
+                print(f"{os.path.relpath(path, ROOT)}:{line}:{col}: {message}", flush=True)
+                print("\n".join(detail), flush=True)
             all_found.update(new)
             if rc != 0 and not found:  # a crash, say
                 failed.append(source)
