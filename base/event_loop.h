@@ -48,7 +48,7 @@ class EventLoop {
   void add(int fd, uint32_t events, std::string name, FdHandler handler, OnFailure on_failure = {});
   void modify(int fd, uint32_t events);
   void remove(int fd) noexcept;
-  bool watching(int fd) const { return handlers_.count(fd) != 0; }
+  bool watching(int fd) const { return handlers_.contains(fd); }
 
   TimerId add_timer(std::chrono::milliseconds delay, std::string name, std::function<void()> fn,
                     OnFailure on_failure = {});

@@ -26,7 +26,7 @@ Result<void> reloading();
 // "STOPPING=1".
 Result<void> stopping();
 // "STATUS=status": a one-line state for `systemctl status`.
-Result<void> status(std::string_view status);
+Result<void> status(std::string_view text);
 
 // The STATUS= value with line breaks replaced by spaces: a newline in it would start a
 // new assignment (a domain name can't hold one, but an error message might).

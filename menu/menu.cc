@@ -21,7 +21,7 @@ bool is_refresh_key(char c) { return c == '\r' || c == '\n' || c == 'r' || c == 
 
 }  // namespace
 
-Menu::Menu(std::string domain, std::vector<config::Action> allowed, bool readonly)
+Menu::Menu(const std::string& domain, const std::vector<config::Action>& allowed, bool readonly)
     : domain_(printable(domain)), readonly_(readonly) {
   for (config::Action a : config::kAllActions) {
     if (!config::allows(allowed, a)) continue;

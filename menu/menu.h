@@ -40,7 +40,7 @@ class Menu {
 
   // `allowed`: the domain's actions; items not in it are neither shown nor selectable. A
   // `readonly` key gets only the console (to watch), the log and exit.
-  Menu(std::string domain, std::vector<config::Action> allowed, bool readonly = false);
+  Menu(const std::string& domain, const std::vector<config::Action>& allowed, bool readonly = false);
 
   // Renders the main screen with this status line (e.g. "web1: running, domid 3, ...").
   void show_status(std::string_view status_line);

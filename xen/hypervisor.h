@@ -87,6 +87,7 @@ class Hypervisor {
   virtual Result<UniqueFd> open_console(const std::string& domain) = 0;
   // Sends a magic SysRq key ([0-9a-z]) to the running guest, or an NMI when `key` is 0; `done`
   // as for act_async (Xen's NMI is an `xl trigger` run, so it comes later).
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): the interface's; overriders move `done`
   virtual void send_sysrq(const std::string& domain, char key, ActDone done) {
     (void)domain;
     (void)key;

@@ -164,7 +164,7 @@ Result<XenHypervisor::Names> XenHypervisor::scan() const {
     if (!domid || *domid == 0) continue;
     auto name = store_.read(fmt::format("/local/domain/{}/name", *domid));
     if (!name) return tl::unexpected(name.error());
-    if (*name && domains_.count(**name)) found[**name].push_back(*domid);
+    if (*name && domains_.contains(**name)) found[**name].push_back(*domid);
   }
   return found;
 }

@@ -209,7 +209,7 @@ void Broker::run_action(SessionRecord& s, const std::string& name, Act act, Answ
   AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
   auto job = [this, id, record = std::move(record), act = std::move(act),
               answer = std::move(answer)](ActionQueue::Finished finished) mutable {
-    act([this, id, record, answer, finished](Result<void> done) mutable {
+    act([this, id, record, answer, finished = std::move(finished)](Result<void> done) mutable {
       record.extra.emplace_back("result", done ? "ok" : "error");
       if (!done) record.extra.emplace_back("reason", done.error().message);
       audit_.write(record);

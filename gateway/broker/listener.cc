@@ -81,6 +81,7 @@ Listener open_one(const config::ListenAddress& a) {
 
 std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses) {
   std::vector<Listener> out;
+  out.reserve(addresses.size());
   for (const auto& a : addresses) out.push_back(open_one(a));
   return out;
 }

@@ -42,7 +42,7 @@ SshBind make_bind(const std::vector<std::string>& host_keys_pem) {
     SshKey key(raw);
     if (ssh_bind_options_set(bind.get(), SSH_BIND_OPTIONS_IMPORT_KEY, key.get()) != SSH_OK)
       throw std::runtime_error("cannot use a host key");
-    key.release();  // the bind owns it now
+    static_cast<void>(key.release());  // the bind owns it now
   }
   return bind;
 }

@@ -83,14 +83,14 @@ Outcome plaintext_garbage_packets(const Env& env, bool unassigned_types_only) {
                                   c->unimplemented_count()));
 }
 
-Outcome framing(const Env& env, std::string bytes, const std::string& what, bool after_kex) {
+Outcome framing(const Env& env, const std::string& bytes, const std::string& what, bool after_kex) {
   auto deadline = after(10);
   auto c = after_kex ? Result<Client>(ready_for_auth(env, deadline)) : after_versions(env, deadline);
   if (!c) return tl::unexpected(c.error());
   return send_then_expect_closed(*c, bytes, what);
 }
 
-Outcome refused_offer(const Env& env, KexOptions options, const std::string& what) {
+Outcome refused_offer(const Env& env, const KexOptions& options, const std::string& what) {
   auto deadline = after(10);
   auto c = after_versions(env, deadline);
   if (!c) return tl::unexpected(c.error());
@@ -107,7 +107,7 @@ Outcome refused_offer(const Env& env, KexOptions options, const std::string& wha
   return fmt::format("{}: refused ({})", what, reply.error().message);
 }
 
-Outcome bad_ecdh_point(const Env& env, std::string point, const std::string& what) {
+Outcome bad_ecdh_point(const Env& env, const std::string& point, const std::string& what) {
   auto deadline = after(10);
   auto c = kexinit_exchanged(env, deadline);
   if (!c) return tl::unexpected(c.error());

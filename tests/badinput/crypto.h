@@ -55,7 +55,7 @@ class GcmDirection {
  public:
   GcmDirection(std::string key, std::string iv);
   Result<std::string> seal(std::string_view length_field, std::string_view plain);  // cipher + tag
-  Result<std::string> open(std::string_view length_field, std::string_view cipher_and_tag);
+  Result<std::string> open(std::string_view length_field, std::string_view sealed);
   static constexpr size_t kTagSize = 16;
 
  private:

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
     if (a == "--list") {
       for (const auto& c : cases) fmt::print("{}\t{}\n", c.name, c.what);
       return 0;
-    } else if (a == "--port" && has_value) {
+    }
+    if (a == "--port" && has_value) {
       env.port = static_cast<uint16_t>(std::atoi(argv[++i]));
     } else if (a == "--user" && has_value) {
       env.user = argv[++i];

@@ -216,5 +216,5 @@ TEST_CASE("stderr is the journal only when JOURNAL_STREAM names fd 2") {
 
 TEST_CASE("one_line replaces every line break") {
   CHECK(sd::one_line("a\nb\r\nc") == "a b  c");
-  CHECK(sd::one_line("") == "");
+  CHECK(sd::one_line("").empty());
 }

@@ -40,6 +40,7 @@ TEST_CASE("wipe zeroes a string held in the small-string buffer") {
 TEST_CASE("wipe of a list wipes every string") {
   std::vector<std::string> keys{std::string(500, 'a'), std::string(600, 'b')};
   std::vector<std::pair<const char*, size_t>> buffers;
+  buffers.reserve(keys.size());
   for (auto& k : keys) buffers.emplace_back(k.data(), k.capacity());
   xcg::wipe(keys);
   REQUIRE(keys.size() == 2);

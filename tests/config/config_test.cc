@@ -470,7 +470,7 @@ std::string at_limit_value(const std::string& field) {
 Limits limits_with(const std::string& field, const std::string& value) {
   auto text = with_limit(field, value);
   INFO(text);
-  REQUIRE(problems(text) == Lines{});
+  REQUIRE(problems(text).empty());
   return parse_config(text, "t.yaml")->limits;
 }
 
@@ -551,7 +551,7 @@ TEST_CASE("run_as accepts portable user names") {
   for (const auto& name : Lines{"xcg", "_xcg", "x", "xcg-gw_2", "xcg-", std::string(32, 'u')}) {
     INFO(name);
     auto text = with_line("run_as: " + name);
-    REQUIRE(problems(text) == Lines{});
+    REQUIRE(problems(text).empty());
     CHECK(parse_config(text, "t.yaml")->run_as == name);
   }
 }
@@ -589,7 +589,7 @@ TEST_CASE("chroot_dir is kept in a normal form") {
         std::pair{"/a...b/.x", "/a...b/.x"}}) {
     INFO(written);
     auto text = with_line(std::string("chroot_dir: \"") + written + "\"");
-    REQUIRE(problems(text) == Lines{});
+    REQUIRE(problems(text).empty());
     CHECK(parse_config(text, "t.yaml")->chroot_dir == kept);
   }
 }
@@ -768,7 +768,7 @@ TEST_CASE("source_prefix_v4: 1 to 32, source_prefix_v6: 1 to 128") {
   };
   for (const auto& [field, max] : {Case{"source_prefix_v4", 32}, Case{"source_prefix_v6", 128}}) {
     INFO(field);
-    auto read = [&](const std::string& value) {
+    auto read = [&, &field = field](const std::string& value) {
       auto l = limits_with(field, value);
       return field == "source_prefix_v4" ? l.source_prefix_v4 : l.source_prefix_v6;
     };
@@ -978,7 +978,7 @@ std::string with_console(const std::string& field, const std::string& value) {
 
 ConsoleSettings console_of(const std::string& text) {
   INFO(text);
-  REQUIRE(problems(text) == Lines{});
+  REQUIRE(problems(text).empty());
   return parse_config(text, "conf/xcg.yaml")->console;
 }
 

@@ -260,7 +260,7 @@ TEST_CASE("blob structure errors are refused") {
         kBadNistp256);
   }
   SECTION("ECDSA point must be uncompressed and of the curve's size") {
-    auto with_point = [](std::string point) {
+    auto with_point = [](const std::string& point) {
       return line_for("ecdsa-sha2-nistp256", ssh_string("ecdsa-sha2-nistp256") +
                                                  ssh_string("nistp256") + ssh_string(point));
     };
@@ -272,7 +272,7 @@ TEST_CASE("blob structure errors are refused") {
   SECTION("RSA exponent and modulus must be positive") {
     const std::string kE65537("\x01\x00\x01", 3);
     std::string modulus = std::string(1, '\0') + std::string(256, '\xff');  // 2048 bits
-    auto rsa = [](std::string e, std::string n) {
+    auto rsa = [](const std::string& e, const std::string& n) {
       return line_for("ssh-rsa", ssh_string("ssh-rsa") + ssh_string(e) + ssh_string(n));
     };
     auto ok = parse_public_key(rsa(kE65537, modulus));

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -109,7 +110,7 @@ TEST_CASE("summary: the weak-RSA line is at 3072 bits, and only for RSA") {
     Domain& d = c.domains["web1"];
     d.name = "web1";
     d.actions = {Action::console};
-    d.keys.push_back(DomainKey{PublicKey{type, "blob", "someone", bits}, {}, false});
+    d.keys.push_back(DomainKey{PublicKey{std::move(type), "blob", "someone", bits}, {}, false});
     return summary_of(c).warnings.size();
   };
   CHECK(with_key("ssh-rsa", 3071) == 1);

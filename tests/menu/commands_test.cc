@@ -299,6 +299,7 @@ TEST_CASE("viewers_line joins the viewers on one line") {
   CHECK(viewers_line({"eve\x1b[2J\r\n"}) == "viewers: eve?[2J??");
 
   std::vector<std::string> many;
+  many.reserve(40);
   for (int i = 0; i < 40; ++i) many.push_back("viewer" + std::to_string(i) + ", since 10:00:00 UTC");
   std::string line = viewers_line(many);
   CHECK(one_printable_line(line));

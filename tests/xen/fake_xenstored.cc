@@ -54,7 +54,7 @@ std::string parent_of(std::string_view p) {
 }
 
 void write_node(Nodes& nodes, const std::string& path, std::string value) {
-  for (std::string p = path; p != "/" && !nodes.count(p = parent_of(p));) nodes.emplace(p, "");
+  for (std::string p = path; p != "/" && !nodes.contains(p = parent_of(p));) nodes.emplace(p, "");
   nodes[path] = std::move(value);
 }
 
@@ -136,7 +136,7 @@ struct FakeXenstored::Impl {
   void handle_tree(Conn& c, const xsd_sockmsg& hdr, const std::vector<std::string>& args, std::string_view payload);
   void reply(Conn& c, const xsd_sockmsg& hdr, std::string_view payload);
   void error(Conn& c, const xsd_sockmsg& hdr, const char* name) { reply_as(c, XS_ERROR, hdr, std::string(name) + '\0'); }
-  void ack(Conn& c, const xsd_sockmsg& hdr) { reply(c, hdr, std::string_view("OK", 3)); }
+  void ack(Conn& c, const xsd_sockmsg& hdr) { reply(c, hdr, std::string_view("OK\0", 3)); }
   void reply_as(Conn& c, uint32_t type, const xsd_sockmsg& hdr, std::string_view payload);
   void event(Conn& c, const std::string& path, const std::string& token);
   void fire(const Change& change);
@@ -379,7 +379,7 @@ void FakeXenstored::Impl::handle(Conn& c, const xsd_sockmsg& hdr, std::string_vi
       return reply(c, hdr, "/local/domain/" + args[0] + '\0');
     case XS_GET_PERMS: {
       if (args.empty() || !valid_path(args[0])) return error(c, hdr, "EINVAL");
-      if (!nodes.count(args[0])) return error(c, hdr, "ENOENT");
+      if (!nodes.contains(args[0])) return error(c, hdr, "ENOENT");
       auto owner = owners.find(args[0]);
       // The owner first, with its default for everyone else: "n" (no access).
       return reply(c, hdr, "n" + std::to_string(owner == owners.end() ? 0 : owner->second) + '\0');
@@ -418,7 +418,7 @@ void FakeXenstored::Impl::handle_tree(Conn& c, const xsd_sockmsg& hdr, const std
       return reply(c, hdr, it->second);
     }
     case XS_DIRECTORY:
-      if (!tree.count(path)) return error(c, hdr, "ENOENT");
+      if (!tree.contains(path)) return error(c, hdr, "ENOENT");
       return reply(c, hdr, children_of(tree, path));
     case XS_WRITE: {
       size_t nul = payload.find('\0');  // the value is everything after the path's NUL
@@ -428,14 +428,14 @@ void FakeXenstored::Impl::handle_tree(Conn& c, const xsd_sockmsg& hdr, const std
       return ack(c, hdr);
     }
     case XS_MKDIR:
-      if (!tree.count(path)) write_node(tree, path, "");
+      if (!tree.contains(path)) write_node(tree, path, "");
       changed({path});
       return ack(c, hdr);
     default:  // XS_RM
       if (path == "/") return error(c, hdr, "EINVAL");
-      if (!tree.count(path)) {
+      if (!tree.contains(path)) {
         // Gone already: fine, if its parent is there.
-        if (!tree.count(parent_of(path))) return error(c, hdr, "ENOENT");
+        if (!tree.contains(parent_of(path))) return error(c, hdr, "ENOENT");
         return ack(c, hdr);
       }
       remove_node(tree, path);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -57,7 +58,7 @@ struct Xen {
                                           std::move(fake));
     xen->set_console_changed([this](const std::string& name) { changes.push_back(name); });
   }
-  void start_web1_db1(XenOptions options = {}) { start({{.name = "web1"}, {.name = "db1"}}, options); }
+  void start_web1_db1(XenOptions options = {}) { start({{.name = "web1"}, {.name = "db1"}}, std::move(options)); }
 
   // What libxl and xenconsoled leave in xenstore for a domain (xenconsoled's tty may come later).
   void create(uint32_t domid, const std::string& name, const std::string& tty = "", DomainInfo domain_info = {}) {
@@ -400,7 +401,7 @@ TEST_CASE("a console tty is opened only if it is a pty slave") {
   TempDir dir;
   write_file(dir / "regular", "not a tty\n", fs::perms::owner_read | fs::perms::owner_write);
   // /dev/ptmx is a tty (tcgetattr works on the master it opens), but no pty slave.
-  for (std::string path : {std::string("/dev/null"), dir / "regular", std::string("/dev/ptmx")}) {
+  for (const std::string& path : {std::string("/dev/null"), dir / "regular", std::string("/dev/ptmx")}) {
     CAPTURE(path);
     auto fd = open_raw_tty(path);
     REQUIRE_FALSE(fd);

@@ -210,8 +210,8 @@ TEST_CASE("a run that cannot start is reported from the loop, and not once the t
 }
 
 TEST_CASE("summarize_stderr: one printable line worth showing") {
-  CHECK(summarize_stderr("") == "");
-  CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n") == "");
+  CHECK(summarize_stderr("").empty());
+  CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n").empty());
   CHECK(summarize_stderr("Parsing config from /etc/xen/x.cfg\n"
                          "Failed to read config file: /etc/xen/x.cfg: No such file or directory\n") ==
         "Failed to read config file: /etc/xen/x.cfg: No such file or directory");

@@ -20,8 +20,6 @@
 #include "base/child.h"
 #include "base/log.h"
 
-extern char** environ;
-
 namespace xcg::xen {
 
 struct SimHypervisor::Domain {
@@ -294,7 +292,7 @@ Result<void> SimHypervisor::signal_sysrq(const std::string& domain, char key) {
     return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(d->state)));
   // The fake guest reads these from its signalfd: SIGUSR1 carries the key, SIGUSR2 is an NMI.
   sigval value{};
-  value.sival_int = key;
+  value.sival_int = static_cast<unsigned char>(key);
   if (::sigqueue(d->pid, key == 0 ? SIGUSR2 : SIGUSR1, value) != 0) return fail_errno("sysrq to " + domain);
   return {};
 }
@@ -306,7 +304,7 @@ Result<void> SimHypervisor::spawn(Domain& d) {
   uint32_t domid = next_domid_++;
   ExecPlan plan = make_exec_plan(options_, d.spec.name, domid);
 
-  auto child = start_child([&] { run_child(slave.get(), plan); });
+  auto child = start_child([&, &slave = slave] { run_child(slave.get(), plan); });
   slave.reset();
   if (!child) return tl::unexpected(child.error());
   pid_t pid = child->pid;

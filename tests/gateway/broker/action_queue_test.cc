@@ -75,7 +75,7 @@ TEST_CASE("jobs that finish before they return let the next ones start", "[actio
   ActionQueue queue{[&] { return limit; }};
   int ran = 0;
   for (int i = 0; i < 100; ++i)
-    queue.submit("web1", 0, [&](ActionQueue::Finished done) {
+    queue.submit("web1", 0, [&](const ActionQueue::Finished& done) {
       ++ran;
       done();
       done();  // a second call changes nothing

@@ -133,7 +133,7 @@ TEST_CASE("a viewer that stops reading never blocks the others, and learns what 
   const size_t total = 4 * 1024 * 1024;
   std::string fast_seen;
   size_t written = 0;
-  CHECK(f.loop.run_until([&] {
+  CHECK(f.loop.run_until([&, &fast = fast] {
     if (written < total) {
       ssize_t n = ::write(f.guest.get(), chunk.data(), chunk.size());
       if (n > 0) written += static_cast<size_t>(n);
@@ -210,14 +210,14 @@ TEST_CASE("the replay is bounded and starts at a line boundary") {
   for (int i = 0; i < 500; ++i) text += fmt::format("message {:04}\r\n", i);
   write_all(guest.get(), text);
   std::string probed;
-  CHECK(loop.run_until([&] {
+  CHECK(loop.run_until([&, &probe = probe] {
     drain(probe.get(), probed);
     return probed.find("message 0499\r\n") != std::string::npos;
   }, 5s));
   auto [viewer_end, viewer] = stream_pair();
   hub.attach(std::move(viewer_end), {}, {});
   std::string seen;
-  CHECK(loop.run_until([&] {
+  CHECK(loop.run_until([&, &viewer = viewer] {
     drain(viewer.get(), seen);
     return seen.find("message 0499\r\n") != std::string::npos;
   }, 5s));
@@ -284,7 +284,7 @@ TEST_CASE("console output read in many small pieces goes to a viewer in one send
   }
   std::vector<std::string> packets;
   size_t received = 0;
-  CHECK(loop.run_until([&] {
+  CHECK(loop.run_until([&, &viewer = viewer] {
     std::string buf(128 * 1024, '\0');
     ssize_t n;
     while ((n = ::recv(viewer.get(), buf.data(), buf.size(), 0)) > 0) {
@@ -348,7 +348,7 @@ TEST_CASE("detach_session sends its viewers one line, then closes them; others s
   CHECK(f.hub.detach_session(7, "console access to web1 was withdrawn; detached") == 1);
   std::string seen_a;
   bool open = true;
-  CHECK(f.loop.run_until([&] { return !(open = drain(a.get(), seen_a)); }, 5s));
+  CHECK(f.loop.run_until([&, &a = a] { return !(open = drain(a.get(), seen_a)); }, 5s));
   CHECK(seen_a == "\r\n[xcg: console access to web1 was withdrawn; detached]\r\n");
   CHECK(detached == 1);
   CHECK(f.hub.viewer_count() == 1);
