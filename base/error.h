@@ -9,14 +9,14 @@
 namespace xcg {
 
 enum class Errc {
-  system,          // a system call failed; sys_errno says why
-  not_found,       // no such domain, file, ...
-  wrong_state,     // e.g. starting a running domain
-  not_allowed,     // the operator did not grant this action
-  invalid_input,   // malformed message, bad argument
+  system,         // a system call failed; sys_errno says why
+  not_found,      // no such domain, file, ...
+  wrong_state,    // e.g. starting a running domain
+  not_allowed,    // the operator did not grant this action
+  invalid_input,  // malformed message, bad argument
   timeout,
-  unavailable,     // hypervisor or toolstack not reachable
-  peer_closed,     // the other end of a socket closed it
+  unavailable,  // hypervisor or toolstack not reachable
+  peer_closed,  // the other end of a socket closed it
 };
 
 struct Error {

@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -70,7 +70,8 @@ void EventLoop::add(int fd, uint32_t events, std::string name, FdHandler handler
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl add");
-  handlers_[fd] = std::make_shared<Entry>(Entry{next_registration_++, std::move(name), std::move(handler), std::move(on_failure)});
+  handlers_[fd] = std::make_shared<Entry>(
+      Entry{next_registration_++, std::move(name), std::move(handler), std::move(on_failure)});
 }
 
 void EventLoop::modify(int fd, uint32_t events) {
@@ -181,7 +182,8 @@ void EventLoop::fire_due_timers() {
     if (auto failed = contained([&] {
           test_hook(timer.name);
           timer.fn();
-        })) report_failure(timer.name, *failed, timer.on_failure);
+        }))
+      report_failure(timer.name, *failed, timer.on_failure);
   }
 }
 

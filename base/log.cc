@@ -3,9 +3,9 @@
 #include "base/sd_notify.h"
 #include "base/text.h"
 
+#include <sys/time.h>
 #include <cstdio>
 #include <ctime>
-#include <sys/time.h>
 
 namespace xcg::log {
 namespace {
@@ -27,7 +27,8 @@ void write_stderr(Level level, std::string_view message) {
   // Under systemd the journal timestamps each line itself and takes the priority from a prefix.
   static const bool journal = sd_notify::stderr_is_journal();
   if (journal) {
-    std::fprintf(stderr, "<%d>%.*s\n", journal_priority(level), static_cast<int>(message.size()), message.data());
+    std::fprintf(stderr, "<%d>%.*s\n", journal_priority(level), static_cast<int>(message.size()),
+                 message.data());
     std::fflush(stderr);
     return;
   }

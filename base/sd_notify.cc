@@ -35,8 +35,7 @@ Result<SocketAddress> parse_address(std::string_view name) {
   std::memcpy(a.addr.sun_path, name.data(), name.size());
   if (name[0] == '@') a.addr.sun_path[0] = '\0';
   // An abstract name is exactly its bytes; a path also counts its terminating NUL.
-  a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() +
-                                    (name[0] == '/' ? 1 : 0));
+  a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (name[0] == '/' ? 1 : 0));
   return a;
 }
 

@@ -8,8 +8,7 @@
 namespace xcg::config {
 namespace {
 
-constexpr std::string_view kActionNames[] = {"console", "start",   "shutdown",
-                                             "reboot",  "destroy", "sysrq"};
+constexpr std::string_view kActionNames[] = {"console", "start", "shutdown", "reboot", "destroy", "sysrq"};
 static_assert(std::size(kActionNames) == std::size(kAllActions));
 
 bool is_name_char(char c, bool first) {

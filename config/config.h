@@ -31,8 +31,8 @@ enum class XenConsole { automatic, pv, serial };
 enum class HypervisorKind { sim, xen };
 
 struct ListenAddress {
-  std::string host;  // numeric IPv4 or IPv6 (without brackets)
-  uint16_t port = 0; // 0 = any free port (for tests)
+  std::string host;   // numeric IPv4 or IPv6 (without brackets)
+  uint16_t port = 0;  // 0 = any free port (for tests)
   bool ipv6 = false;
   std::string text;  // as written, for messages
 };
@@ -68,10 +68,10 @@ struct Domain {
 
 // The console hub: scrollback ring, replay on attach, persistent per-domain console log.
 struct ConsoleSettings {
-  size_t scrollback_bytes = 256 * 1024;  // per domain ring; 4 KiB .. 64 MiB
-  size_t replay_bytes = 64 * 1024;       // at most this much is replayed on attach; 0 .. scrollback
+  size_t scrollback_bytes = 256 * 1024;          // per domain ring; 4 KiB .. 64 MiB
+  size_t replay_bytes = 64 * 1024;               // at most this much is replayed on attach; 0 .. scrollback
   std::string log_dir = "/var/log/xcg/console";  // "<log_dir>/<domain>.log"; "" = no log
-  size_t log_max_bytes = 1024 * 1024;    // rotate to .1 past this; 4 KiB .. 1 GiB
+  size_t log_max_bytes = 1024 * 1024;            // rotate to .1 past this; 4 KiB .. 1 GiB
 };
 
 // hypervisor: xen (the `xen:` section).
@@ -92,33 +92,33 @@ struct SimSettings {
 
 // Pre-authentication and session limits (OpenSSH's LoginGraceTime, MaxStartups, MaxAuthTries).
 struct Limits {
-  unsigned login_grace_s = 30;           // 1..3600: time from TCP accept to authenticated
-  unsigned max_auth_tries = 6;           // 1..100: failed logins per connection before disconnect
+  unsigned login_grace_s = 30;  // 1..3600: time from TCP accept to authenticated
+  unsigned max_auth_tries = 6;  // 1..100: failed logins per connection before disconnect
   // 1..1000: refused key offers ("would you accept this key?", no signature) per connection.
   // Counted apart from max_auth_tries because an agent offers all its keys in turn.
   unsigned max_key_offers = 32;
   // MaxStartups "start:rate:full": with `start` unauthenticated connections open, new ones are
   // dropped with probability rate% rising linearly to 100% at `full`.
-  unsigned startups_begin = 10;          // 1..10000
-  unsigned startups_rate = 30;           // 1..100 (percent)
-  unsigned startups_full = 100;          // >= startups_begin, <= 10000
-  unsigned max_startups_per_source = 10; // 1..10000 unauthenticated per source (network)
+  unsigned startups_begin = 10;           // 1..10000
+  unsigned startups_rate = 30;            // 1..100 (percent)
+  unsigned startups_full = 100;           // >= startups_begin, <= 10000
+  unsigned max_startups_per_source = 10;  // 1..10000 unauthenticated per source (network)
   // A source is the remote address cut to this prefix: one IPv6 customer holds a /64, and
   // anyone with one can change address within it at will.
-  unsigned source_prefix_v4 = 32;        // 1..32
-  unsigned source_prefix_v6 = 64;        // 1..128
-  unsigned max_sessions_per_domain = 32; // 1..10000 authenticated sessions per domain
+  unsigned source_prefix_v4 = 32;         // 1..32
+  unsigned source_prefix_v6 = 64;         // 1..128
+  unsigned max_sessions_per_domain = 32;  // 1..10000 authenticated sessions per domain
   // 1..64: lifecycle and SysRq actions (each a root `xl` on Xen) running at once; more wait
   // their turn. Each session has at most one action in flight, each domain one running.
   unsigned max_actions = 8;
-  unsigned idle_timeout_s = 0;           // 0 = off; else 1..604800: an attached viewer silent this long is closed
+  unsigned idle_timeout_s = 0;  // 0 = off; else 1..604800: an attached viewer silent this long is closed
 };
 
 struct Config {
   std::string path;
-  std::vector<std::string> source_files;  // every file read (main + included), absolute
-  std::vector<std::string> watch_dirs;    // directories of include patterns, for reloads
-  std::string run_as = "xcg";            // user for session processes
+  std::vector<std::string> source_files;      // every file read (main + included), absolute
+  std::vector<std::string> watch_dirs;        // directories of include patterns, for reloads
+  std::string run_as = "xcg";                 // user for session processes
   std::string chroot_dir = "/run/xcg/empty";  // empty directory sessions chroot into
   Limits limits;
   ConsoleSettings console;

@@ -117,8 +117,7 @@ std::string file_identity(const std::string& path) {
   return ec ? absolute_path(path) : canonical.string();
 }
 
-Result<IncludeTarget> expand_include(const std::string& written,
-                                     const std::filesystem::path& base_dir) {
+Result<IncludeTarget> expand_include(const std::string& written, const std::filesystem::path& base_dir) {
   std::filesystem::path path(written);
   // The including file's directory is a name, not a pattern, whatever characters it has.
   auto dir = path.is_absolute() ? std::filesystem::path() : base_dir;

@@ -27,7 +27,6 @@ struct IncludeTarget {
   std::vector<std::string> files;
 };
 // `written` is relative to `base_dir` unless absolute; not empty.
-Result<IncludeTarget> expand_include(const std::string& written,
-                                     const std::filesystem::path& base_dir);
+Result<IncludeTarget> expand_include(const std::string& written, const std::filesystem::path& base_dir);
 
 }  // namespace xcg::config

@@ -47,9 +47,8 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
   if (!is_numeric_host(out.host, out.ipv6 ? AF_INET6 : AF_INET)) return bad_address();
   auto number = parse_port(port);
   if (!number)
-    return fail(
-        Errc::invalid_input,
-        fmt::format("bad port '{}' in listen address '{}': expected 0 to 65535", port, text));
+    return fail(Errc::invalid_input,
+                fmt::format("bad port '{}' in listen address '{}': expected 0 to 65535", port, text));
   out.port = *number;
   return out;
 }

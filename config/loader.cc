@@ -28,9 +28,11 @@ class IgnoreEvents : public YAML::EventHandler {
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
   void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
   void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
   void OnMapEnd() override {}
 };
 
@@ -73,8 +75,7 @@ std::shared_ptr<const Config> Loader::load(const std::string& text) {
 void Loader::sort_problems() {
   auto position = [this](const Problem& p) {
     auto rank = file_ranks_.find(p.where.file);
-    return std::tuple(rank == file_ranks_.end() ? 0 : rank->second, p.where.line,
-                      p.where.column);
+    return std::tuple(rank == file_ranks_.end() ? 0 : rank->second, p.where.line, p.where.column);
   };
   std::stable_sort(problems_.begin(), problems_.end(),
                    [&](const auto& a, const auto& b) { return position(a) < position(b); });
@@ -127,13 +128,11 @@ Entries Loader::entries(const YAML::Node& map) {
       report(key.Mark(), "expected a plain name as a mapping key");
       continue;
     }
-    auto first = std::find_if(out.begin(), out.end(),
-                              [&](const auto& e) { return e.first == key.Scalar(); });
+    auto first = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == key.Scalar(); });
     if (first != out.end())
       report(key.Mark(), fmt::format("duplicate key '{}' (first at {})", key.Scalar(),
                                      where(first->second.key.Mark()).str()));
-    else
-      out.emplace_back(key.Scalar(), Field{key, it->second});
+    else out.emplace_back(key.Scalar(), Field{key, it->second});
   }
   return out;
 }
@@ -164,8 +163,7 @@ void Loader::read_included(const std::string& path, const YAML::Node& from) {
   if (auto text = read_file(path); !text)
     report(YAML::Mark::null_mark(),
            fmt::format("{} (included from {})", text.error().message, from_place.str()));
-  else if (auto root = parse_yaml(*text, kIncludedTop))
-    config::read_included(*this, *root);
+  else if (auto root = parse_yaml(*text, kIncludedTop)) config::read_included(*this, *root);
   file_ = std::move(main_file);
   base_dir_ = std::move(main_dir);
 }
@@ -180,9 +178,8 @@ void Loader::add_key(const YAML::Node& line, bool readonly, Domain& d) {
   auto [owner, inserted] = key_owners_.try_emplace(key->blob, KeyOwner{d.name, where(line.Mark())});
   if (!inserted) {
     auto comment = key->comment.empty() ? "" : fmt::format(" ({})", key->comment);
-    report(line.Mark(),
-           fmt::format("key {}{} is already listed for domain '{}' at {}", key->fingerprint(),
-                       comment, owner->second.domain, owner->second.where.str()));
+    report(line.Mark(), fmt::format("key {}{} is already listed for domain '{}' at {}", key->fingerprint(),
+                                    comment, owner->second.domain, owner->second.where.str()));
     return;
   }
   d.keys.push_back(DomainKey{std::move(*key), where(line.Mark()), readonly});

@@ -21,9 +21,7 @@ namespace {
 constexpr std::string_view kSpace = " \t\r\n";
 constexpr unsigned kMinRsaBits = 2048;
 
-tl::unexpected<Error> bad(std::string message) {
-  return fail(Errc::invalid_input, std::move(message));
-}
+tl::unexpected<Error> bad(std::string message) { return fail(Errc::invalid_input, std::move(message)); }
 
 // Splits off the first whitespace-separated word of `s`.
 std::string_view next_word(std::string_view& s) {
@@ -35,8 +33,7 @@ std::string_view next_word(std::string_view& s) {
 }
 
 bool is_base64_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 // EVP_DecodeBlock accepts '=' anywhere in the last quantum and keeps the padding bytes, so
@@ -49,8 +46,7 @@ std::optional<std::string> decode_base64(std::string_view text) {
     if (!is_base64_char(text[i])) return std::nullopt;
   std::string out(text.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
+                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0 || static_cast<size_t>(n) != out.size()) return std::nullopt;
   out.resize(out.size() - padding);
   return out;
@@ -59,8 +55,7 @@ std::optional<std::string> decode_base64(std::string_view text) {
 std::string encode_base64(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
+                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -124,8 +119,7 @@ Result<const KeyType*> accepted_type(std::string_view type) {
 }
 
 bool looks_like_key_type(std::string_view word) {
-  return find_type(word) || refused_type_reason(word).has_value() ||
-         word.starts_with("ecdsa-sha2-");
+  return find_type(word) || refused_type_reason(word).has_value() || word.starts_with("ecdsa-sha2-");
 }
 
 // authorized_keys lines may start with options ("command=...", "no-pty,restrict"): the
@@ -154,8 +148,7 @@ std::optional<std::string> inner_type_problem(std::string_view type, std::string
 // curve) as it builds the key.
 Result<SshKey> import_key(const KeyType& t, std::string_view blob) {
   ssh_key raw = nullptr;
-  int rc = ssh_pki_import_pubkey_base64(encode_base64(blob).c_str(),
-                                        ssh_key_type_from_name(t.name), &raw);
+  int rc = ssh_pki_import_pubkey_base64(encode_base64(blob).c_str(), ssh_key_type_from_name(t.name), &raw);
   SshKey key(raw);
   if (rc != SSH_OK || !key) return invalid_key_data(t);
   return key;

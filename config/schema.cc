@@ -61,8 +61,7 @@ void read_key(Loader& in, const std::string& keys, const YAML::Node& item, Domai
 bool read_keys(Loader& in, const Field& f, Domain& d) {
   if (f.value.IsNull()) return true;  // "keys:" with none yet
   if (!f.value.IsSequence()) {
-    in.report(mark_of(f), fmt::format("{}: expected a list of keys, got {}", name_of(f),
-                                      describe(f.value)));
+    in.report(mark_of(f), fmt::format("{}: expected a list of keys, got {}", name_of(f), describe(f.value)));
     return false;
   }
   for (const auto& item : f.value) read_key(in, name_of(f), item, d);
@@ -110,18 +109,17 @@ const Table<Domain>& domain_table() {
   static const Table<Domain> table{
       {
           custom("actions", read_actions),
-          field("on_login",
-                Choice<OnLogin>{{{"menu", OnLogin::menu}, {"console", OnLogin::console}}},
+          field("on_login", Choice<OnLogin>{{{"menu", OnLogin::menu}, {"console", OnLogin::console}}},
                 &Domain::on_login),
           field("memory", Integer{1, 16 * 1024 * 1024}, &Domain::memory_mib),
           field("vcpus", Integer{1, 512}, &Domain::vcpus),
           custom("keys", read_keys, key_table),
           field("config_file", Path{}, &Domain::config_file),
-          field("console",
-                Choice<XenConsole>{{{"pv", XenConsole::pv},
-                                    {"serial", XenConsole::serial},
-                                    {"auto", XenConsole::automatic}}},
-                &Domain::xen_console),
+          field(
+              "console",
+              Choice<XenConsole>{
+                  {{"pv", XenConsole::pv}, {"serial", XenConsole::serial}, {"auto", XenConsole::automatic}}},
+              &Domain::xen_console),
       },
       check_on_login};
   return table;
@@ -138,19 +136,17 @@ void read_domain(Loader& in, const Field& f, Domain& d) {
 void add_domain(Loader& in, const Field& f, Config& c) {
   const auto& name = name_of(f);
   if (!valid_domain_name(name))
-    in.report(f.key.Mark(),
-              fmt::format("bad domain name '{}': expected 1 to 64 letters, digits, '_', '.' or "
-                          "'-', starting with a letter or digit",
-                          name));
+    in.report(f.key.Mark(), fmt::format("bad domain name '{}': expected 1 to 64 letters, digits, '_', '.' or "
+                                        "'-', starting with a letter or digit",
+                                        name));
   Domain domain{.name = name, .where = in.where(f.key.Mark())};
   read_domain(in, f, domain);
   // Within one file, Loader::entries has already reported a second definition.
   auto first = c.domains.find(name);
   if (first != c.domains.end())
-    in.report(f.key.Mark(), fmt::format("domain '{}' is already defined at {}", name,
-                                        first->second.where.str()));
-  else
-    c.domains.emplace(name, std::move(domain));
+    in.report(f.key.Mark(),
+              fmt::format("domain '{}' is already defined at {}", name, first->second.where.str()));
+  else c.domains.emplace(name, std::move(domain));
 }
 
 bool read_domains(Loader& in, const Field& f, Config& c) {
@@ -174,13 +170,11 @@ const Table<Limits>& limits_table() {
       field("max_auth_tries", Integer{1, 100}, &Limits::max_auth_tries),
       field("max_key_offers", Integer{1, 1000}, &Limits::max_key_offers),
       field("max_startups", MaxStartups{}, store_startups),
-      field("max_startups_per_source", Integer{1, kMaxConnections},
-            &Limits::max_startups_per_source),
+      field("max_startups_per_source", Integer{1, kMaxConnections}, &Limits::max_startups_per_source),
       // At least 1: a prefix of 0 would put every address in one bucket, which is max_startups.
       field("source_prefix_v4", Integer{1, 32}, &Limits::source_prefix_v4),
       field("source_prefix_v6", Integer{1, 128}, &Limits::source_prefix_v6),
-      field("max_sessions_per_domain", Integer{1, kMaxConnections},
-            &Limits::max_sessions_per_domain),
+      field("max_sessions_per_domain", Integer{1, kMaxConnections}, &Limits::max_sessions_per_domain),
       field("max_actions", Integer{1, kMaxActions}, &Limits::max_actions),
       field("idle_timeout", Duration{0, kMaxIdleTimeout, true}, &Limits::idle_timeout_s),
   }};
@@ -198,18 +192,16 @@ void check_replay(Loader& in, const Outcome& read, ConsoleSettings& c) {
   if (read.failed.contains("replay") || read.failed.contains("scrollback") ||
       c.replay_bytes <= c.scrollback_bytes)
     return;
-  in.report(mark_of(*replay),
-            fmt::format("replay: must not be more than scrollback ({}{}), got {}",
-                        format_size(c.scrollback_bytes),
-                        find(read.given, "scrollback") ? "" : ", the default",
-                        written_size(replay->value, c.replay_bytes)));
+  in.report(mark_of(*replay), fmt::format("replay: must not be more than scrollback ({}{}), got {}",
+                                          format_size(c.scrollback_bytes),
+                                          find(read.given, "scrollback") ? "" : ", the default",
+                                          written_size(replay->value, c.replay_bytes)));
 }
 
 const Table<ConsoleSettings>& console_table() {
   static const Table<ConsoleSettings> table{
       {
-          field("scrollback", Size{kMinScrollback, kMaxScrollback},
-                &ConsoleSettings::scrollback_bytes),
+          field("scrollback", Size{kMinScrollback, kMaxScrollback}, &ConsoleSettings::scrollback_bytes),
           field("replay", Size{0, kMaxScrollback}, &ConsoleSettings::replay_bytes),
           field("log_dir", DirOrOff{}, &ConsoleSettings::log_dir),
           field("log_max", Size{kMinLogMax, kMaxLogMax}, &ConsoleSettings::log_max_bytes),
@@ -283,10 +275,8 @@ void include_item(Loader& in, const std::string& text, const YAML::Node& node) {
     return;
   }
   auto target = expand_include(text, in.base_dir());
-  if (!target)
-    in.report(node.Mark(), fmt::format("include '{}': {}", text, target.error().message));
-  else
-    in.include(*target, node);
+  if (!target) in.report(node.Mark(), fmt::format("include '{}': {}", text, target.error().message));
+  else in.include(*target, node);
 }
 
 // Paths or glob(3) patterns, relative to the main file's directory. Each is expanded in
@@ -304,8 +294,7 @@ const Table<Config>& main_table() {
       required(custom("listen", read_listen)),
       required(custom("host_keys", read_host_keys)),
       required(field("hypervisor",
-                     Choice<HypervisorKind>{{{"sim", HypervisorKind::sim},
-                                             {"xen", HypervisorKind::xen}}},
+                     Choice<HypervisorKind>{{{"sim", HypervisorKind::sim}, {"xen", HypervisorKind::xen}}},
                      &Config::hypervisor)),
       field("audit_log", Path{.literal = "-"}, &Config::audit_log),
       // With includes, the main file may leave every domain to them.
@@ -334,8 +323,7 @@ void read_included(Loader& in, const YAML::Node& root) {
   auto entries = in.entries(root);
   const Field* domains = nullptr;
   for (const auto& [name, field] : entries) {
-    if (name == "domains")
-      domains = &field;
+    if (name == "domains") domains = &field;
     else if (name == "include")
       in.report(field.key.Mark(), "include: an included file cannot include others");
     else
@@ -344,10 +332,8 @@ void read_included(Loader& in, const YAML::Node& root) {
                                               name));
   }
   // Also catches a file emptied by a writer that has not written it yet.
-  if (!domains)
-    in.report(root.Mark(), "missing required field 'domains'");
-  else
-    read_domains(in, *domains, in.config());
+  if (!domains) in.report(root.Mark(), "missing required field 'domains'");
+  else read_domains(in, *domains, in.config());
 }
 
 }  // namespace xcg::config

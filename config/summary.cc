@@ -20,8 +20,7 @@ std::string describe_key(const PublicKey& key) {
 
 void check_domain(const Domain& d, std::vector<Problem>& out) {
   if (d.keys.empty())
-    out.push_back(
-        {d.where, fmt::format("domain '{}' has no keys: nobody can log in to it", d.name)});
+    out.push_back({d.where, fmt::format("domain '{}' has no keys: nobody can log in to it", d.name)});
   if (d.actions.empty())
     out.push_back({d.where, fmt::format("domain '{}' allows no actions: its users can log in but "
                                         "neither see its console nor start or stop it",
@@ -30,8 +29,7 @@ void check_domain(const Domain& d, std::vector<Problem>& out) {
     if (k.key.type == "ssh-rsa" && k.key.bits < kStrongRsaBits)
       out.push_back({k.where, fmt::format("key {} of domain '{}' is a weak {}-bit RSA key: use "
                                           "{} bits or more, or ssh-ed25519",
-                                          describe_key(k.key), d.name, k.key.bits,
-                                          kStrongRsaBits)});
+                                          describe_key(k.key), d.name, k.key.bits, kStrongRsaBits)});
     if (k.key.comment.empty())
       out.push_back({k.where, fmt::format("key {} of domain '{}' has no comment saying whose it "
                                           "is",
@@ -74,8 +72,8 @@ Summary summary_of(const Config& config) {
   s.files = config.source_files.size();
   for (const auto& [name, d] : config.domains) {
     s.keys += d.keys.size();
-    s.readonly_keys += std::count_if(d.keys.begin(), d.keys.end(),
-                                     [](const DomainKey& k) { return k.readonly; });
+    s.readonly_keys +=
+        std::count_if(d.keys.begin(), d.keys.end(), [](const DomainKey& k) { return k.readonly; });
     check_domain(d, s.warnings);
   }
   sort_by_position(config, s.warnings);

@@ -11,12 +11,10 @@ const Field* Outcome::ok(std::string_view name) const {
 Fields known_fields(Loader& in, const Entries& entries, const std::vector<std::string_view>& names) {
   Fields out;
   for (const auto& [name, field] : entries) {
-    if (std::find(names.begin(), names.end(), name) != names.end())
-      out.emplace(name, field);
+    if (std::find(names.begin(), names.end(), name) != names.end()) out.emplace(name, field);
     else
-      in.report(field.key.Mark(),
-                fmt::format("unknown field '{}': expected {}", name,
-                            one_of(std::vector<std::string>(names.begin(), names.end()))));
+      in.report(field.key.Mark(), fmt::format("unknown field '{}': expected {}", name,
+                                              one_of(std::vector<std::string>(names.begin(), names.end()))));
   }
   return out;
 }

@@ -68,8 +68,8 @@ using Strings = std::vector<std::pair<std::string, YAML::Node>>;
 std::optional<Strings> read_strings(Loader& in, const Field& f, bool nonempty);
 
 template <class Target>
-Outcome read_table(Loader& in, const Entries& entries, const YAML::Node& map,
-                   const Table<Target>& table, Target& target) {
+Outcome read_table(Loader& in, const Entries& entries, const YAML::Node& map, const Table<Target>& table,
+                   Target& target) {
   std::vector<std::string_view> names;
   for (const auto& row : table.rows) names.push_back(row.name);
   Outcome out{known_fields(in, entries, names), {}};
@@ -87,11 +87,9 @@ Outcome read_table(Loader& in, const Entries& entries, const YAML::Node& map,
 template <class Read>
 auto read_value(Loader& in, const Field& f, const Read& read) {
   auto value = [&] {
-    if constexpr (std::is_invocable_v<const Read&, const YAML::Node&,
-                                      const std::filesystem::path&>)
+    if constexpr (std::is_invocable_v<const Read&, const YAML::Node&, const std::filesystem::path&>)
       return read(f.value, in.base_dir());
-    else
-      return read(f.value);
+    else return read(f.value);
   }();
   if (!value) in.report(mark_of(f), fmt::format("{}: {}", name_of(f), value.error().message));
   return value;
@@ -132,15 +130,15 @@ Row<Target> custom(std::string_view name, bool (*read)(Loader&, const Field&, Ta
 
 // A mapping field read by a table of its own into a member of the target.
 template <class Target, class Member>
-Row<Target> section(std::string_view name, const Table<Member>& (*table)(),
-                    Member Target::*member) {
+Row<Target> section(std::string_view name, const Table<Member>& (*table)(), Member Target::*member) {
   return {.name = name,
-          .read = [table, member](Loader& in, const Field& f, Target& target) {
-            auto entries = in.entries(f);
-            if (!entries) return false;
-            auto out = read_table(in, *entries, f.value, table(), target.*member);
-            return out.failed.empty();
-          },
+          .read =
+              [table, member](Loader& in, const Field& f, Target& target) {
+                auto entries = in.entries(f);
+                if (!entries) return false;
+                auto out = read_table(in, *entries, f.value, table(), target.*member);
+                return out.failed.empty();
+              },
           .nested = [table] { return names_of(table()); }};
 }
 

@@ -11,9 +11,7 @@ namespace {
 
 constexpr std::string_view kStartupsForm = "expected START:RATE:FULL (like 10:30:100) or a number";
 
-tl::unexpected<Error> bad(std::string message) {
-  return fail(Errc::invalid_input, std::move(message));
-}
+tl::unexpected<Error> bad(std::string message) { return fail(Errc::invalid_input, std::move(message)); }
 
 // Plain (unquoted, untagged) scalars are the only ones YAML would read as numbers or bools.
 bool is_plain_scalar(const YAML::Node& n) { return n.IsScalar() && n.Tag() == "?"; }
@@ -71,8 +69,7 @@ Result<Startups> startups_of_three(long long begin, long long rate, long long fu
     return bad(fmt::format("START must be from 1 to {}, got {}", kMaxConnections, begin));
   if (rate < 1 || rate > 100)
     return bad(fmt::format("RATE must be a percentage from 1 to 100, got {}", rate));
-  if (full < begin)
-    return bad(fmt::format("FULL ({}) must not be less than START ({})", full, begin));
+  if (full < begin) return bad(fmt::format("FULL ({}) must not be less than START ({})", full, begin));
   if (full > kMaxConnections)
     return bad(fmt::format("FULL must be at most {}, got {}", kMaxConnections, full));
   return Startups{unsigned(begin), unsigned(rate), unsigned(full)};
@@ -124,8 +121,7 @@ std::optional<long long> parse_duration(std::string_view text) {
 std::optional<unsigned long long> parse_size(std::string_view text) {
   // "KiB" before "B": the longer suffix first.
   constexpr std::pair<std::string_view, unsigned long long> kUnits[] = {
-      {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}, {"K", kKiB},
-      {"M", kMiB},   {"G", kGiB},   {"B", 1}};
+      {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}, {"K", kKiB}, {"M", kMiB}, {"G", kGiB}, {"B", 1}};
   unsigned long long unit = 1;
   for (auto [suffix, bytes] : kUnits) {
     if (text.ends_with(suffix)) {
@@ -137,8 +133,7 @@ std::optional<unsigned long long> parse_size(std::string_view text) {
   auto value = parse_unsigned(text);
   if (!value) return std::nullopt;
   unsigned long long bytes;
-  if (__builtin_mul_overflow(static_cast<unsigned long long>(*value), unit, &bytes))
-    return kHugeSize;
+  if (__builtin_mul_overflow(static_cast<unsigned long long>(*value), unit, &bytes)) return kHugeSize;
   return bytes;
 }
 
@@ -153,8 +148,7 @@ std::string format_size(unsigned long long bytes) {
 
 std::string written_size(const YAML::Node& value, unsigned long long bytes) {
   auto out = fmt::format("'{}'", value.Scalar());
-  if (bytes != kHugeSize && value.Scalar() != std::to_string(bytes))
-    out += fmt::format(" ({} bytes)", bytes);
+  if (bytes != kHugeSize && value.Scalar() != std::to_string(bytes)) out += fmt::format(" ({} bytes)", bytes);
   return out;
 }
 
@@ -209,9 +203,10 @@ Result<unsigned> Duration::operator()(const YAML::Node& value) const {
   auto seconds = scalar ? parse_duration(value.Scalar()) : std::nullopt;
   auto got = written(value);
   if (!seconds)
-    return bad(fmt::format("expected {}seconds, or a number with unit s, m or h "
-                           "(30, 30s, 2m, 1h), got {}",
-                           off ? "off, or " : "", got));
+    return bad(
+        fmt::format("expected {}seconds, or a number with unit s, m or h "
+                    "(30, 30s, 2m, 1h), got {}",
+                    off ? "off, or " : "", got));
   if (*seconds >= min && *seconds <= max) return unsigned(*seconds);
   if (value.Scalar() != std::to_string(*seconds)) got += fmt::format(" ({} seconds)", *seconds);
   return bad(fmt::format("expected a duration from {} to {} seconds, got {}", min, max, got));
@@ -220,35 +215,32 @@ Result<unsigned> Duration::operator()(const YAML::Node& value) const {
 Result<unsigned long long> Size::operator()(const YAML::Node& value) const {
   auto bytes = value.IsScalar() ? parse_size(value.Scalar()) : std::nullopt;
   if (!bytes)
-    return bad(fmt::format("expected bytes, or a number with unit B, KiB, MiB, GiB, "
-                           "K, M or G (65536, 64KiB, 1MiB), got {}",
-                           written(value)));
+    return bad(
+        fmt::format("expected bytes, or a number with unit B, KiB, MiB, GiB, "
+                    "K, M or G (65536, 64KiB, 1MiB), got {}",
+                    written(value)));
   if (*bytes >= min && *bytes <= max) return *bytes;
-  return bad(fmt::format("expected a size from {} to {} ({} to {} bytes), got {}",
-                         format_size(min), format_size(max), min, max,
-                         written_size(value, *bytes)));
+  return bad(fmt::format("expected a size from {} to {} ({} to {} bytes), got {}", format_size(min),
+                         format_size(max), min, max, written_size(value, *bytes)));
 }
 
 Result<std::string> AbsolutePath::operator()(const YAML::Node& value) const {
   auto s = Text{.nonempty = true}(value);
   if (!s) return s;
-  if (!s->starts_with('/') || has_nul(*s))
-    return bad(fmt::format("must be an absolute path, got '{}'", *s));
+  if (!s->starts_with('/') || has_nul(*s)) return bad(fmt::format("must be an absolute path, got '{}'", *s));
   std::string normal = std::filesystem::path(*s).lexically_normal().string();
   if (normal.size() > 1 && normal.ends_with('/')) normal.pop_back();
   return normal;
 }
 
-Result<std::string> Path::operator()(const YAML::Node& value,
-                                     const std::filesystem::path& base) const {
+Result<std::string> Path::operator()(const YAML::Node& value, const std::filesystem::path& base) const {
   auto s = Text{.nonempty = true}(value);
   if (!s || (!literal.empty() && *s == literal)) return s;
   return resolve_path(base, *s);
 }
 
 // A directory really called "off" can be written "./off".
-Result<std::string> DirOrOff::operator()(const YAML::Node& value,
-                                         const std::filesystem::path& base) const {
+Result<std::string> DirOrOff::operator()(const YAML::Node& value, const std::filesystem::path& base) const {
   if (!value.IsScalar())
     return bad(fmt::format("expected a directory path, or off, got {}", describe(value)));
   const std::string& s = value.Scalar();
@@ -270,9 +262,10 @@ Result<std::string> ChrootDir::operator()(const YAML::Node& value) const {
   if (std::find(components.begin(), components.end(), "..") != components.end())
     return bad(fmt::format("must not contain '..', got '{}'", *s));
   if (components.empty())
-    return bad(fmt::format("must not be the root directory, got '{}': "
-                           "sessions would see the whole file system",
-                           *s));
+    return bad(
+        fmt::format("must not be the root directory, got '{}': "
+                    "sessions would see the whole file system",
+                    *s));
   return "/" + join(components, "/");
 }
 
@@ -281,9 +274,10 @@ Result<std::string> UserName::operator()(const YAML::Node& value) const {
   if (!s) return s;
   if (*s == "root") return bad("must not be root: sessions would keep full privileges");
   if (!valid_user_name(*s))
-    return bad(fmt::format("bad user name '{}': expected 1 to 32 lower-case letters, digits, "
-                           "'_' or '-', starting with a letter or '_'",
-                           *s));
+    return bad(
+        fmt::format("bad user name '{}': expected 1 to 32 lower-case letters, digits, "
+                    "'_' or '-', starting with a letter or '_'",
+                    *s));
   return s;
 }
 

@@ -43,7 +43,7 @@ struct Args {
   std::string session_program;  // tests only; default: default_session_program()
   std::string control_socket = kDefaultControlSocket;
   bool watch_config = true;
-  std::string host;             // hostkeys: the name customers use
+  std::string host;  // hostkeys: the name customers use
 };
 
 // Returns an empty string on success, otherwise the problem.

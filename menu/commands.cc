@@ -60,8 +60,7 @@ Result<unsigned> parse_line_count(std::string_view text) {
   unsigned n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   bool digits_only = !text.empty() && text.front() != '-' && text.front() != '+';
-  if (!digits_only || ec != std::errc() || end != text.data() + text.size() || n < 1 ||
-      n > kMaxLogLines)
+  if (!digits_only || ec != std::errc() || end != text.data() + text.size() || n < 1 || n > kMaxLogLines)
     return usage_error("log: bad line count " + quoted(text) + ": want a number from 1 to " +
                        std::to_string(kMaxLogLines));
   return n;
@@ -166,8 +165,7 @@ std::string_view action_summary(config::Action a) {
   return "";
 }
 
-std::string help_text(std::string_view domain, const std::vector<config::Action>& allowed,
-                      bool readonly) {
+std::string help_text(std::string_view domain, const std::vector<config::Action>& allowed, bool readonly) {
   std::string name = printable(domain);
   std::string out = "Usage: ssh " + name + "@GATEWAY [COMMAND]\n\n";
   if (readonly) {
@@ -189,8 +187,9 @@ std::string help_text(std::string_view domain, const std::vector<config::Action>
       add_help_line(out, "nmi", "send a non-maskable interrupt (NMI) to the guest");
     }
   }
-  add_help_line(out, "log [-n N]", "show the last N lines of the console log (default " +
-                                       std::to_string(kDefaultLogLines) + ")");
+  add_help_line(
+      out, "log [-n N]",
+      "show the last N lines of the console log (default " + std::to_string(kDefaultLogLines) + ")");
   add_help_line(out, "who", "list who is attached to the console");
   add_help_line(out, "help", "show this text");
   out += "\nWithout a command you get the menu; in the console, Ctrl-] leaves it.\n";

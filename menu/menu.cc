@@ -140,16 +140,12 @@ bool Menu::skip_escape(char key) {
     return false;
   }
   switch (escape_) {
-    case Escape::esc:
-      escape_ = key == '[' ? Escape::csi : key == 'O' ? Escape::ss3 : Escape::none;
-      break;
+    case Escape::esc: escape_ = key == '[' ? Escape::csi : key == 'O' ? Escape::ss3 : Escape::none; break;
     case Escape::csi:
       if (key < 0x20 || key > 0x3f) escape_ = Escape::none;  // the final byte, or garbage
       break;
     case Escape::none:
-    case Escape::ss3:
-      escape_ = Escape::none;
-      break;
+    case Escape::ss3: escape_ = Escape::none; break;
   }
   return true;
 }

@@ -46,8 +46,7 @@ class Menu {
   void show_status(std::string_view status_line);
   // Handles customer keystrokes while the menu (not the console) has the terminal.
   Request feed(std::string_view input);
-  void action_done(config::Action action, bool ok, std::string_view message,
-                   std::string_view status_line);
+  void action_done(config::Action action, bool ok, std::string_view message, std::string_view status_line);
   void attach_failed(std::string_view message, std::string_view status_line);
   void console_detached(std::string_view status_line);
   // Prints the console log (or the reason there is none), then the main screen.

@@ -40,10 +40,11 @@ Result<ConsoleLock> ConsoleLock::take(const std::string& dir, uint32_t domid) {
     if (!fd) return fail_errno("open " + path);
     if (flock_retrying(fd.get()) < 0) {
       if (errno != EWOULDBLOCK) return fail_errno("flock " + path);
-      return tl::unexpected(Error{Errc::unavailable, "the console is in use by another program (xl console?)",
-                                  EWOULDBLOCK});
+      return tl::unexpected(
+          Error{Errc::unavailable, "the console is in use by another program (xl console?)", EWOULDBLOCK});
     }
-    struct stat held {}, named {};
+    struct stat held {
+    }, named{};
     if (::fstat(fd.get(), &held) < 0) return fail_errno("fstat " + path);
     if (::stat(path.c_str(), &named) < 0) {
       if (errno != ENOENT) return fail_errno("stat " + path);

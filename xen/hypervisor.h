@@ -33,19 +33,19 @@ enum class ConsoleType { automatic, pv, serial };
 // A domain the gateway serves, as its config describes it; each backend uses its own fields.
 struct DomainSpec {
   std::string name;
-  uint64_t memory_mib = 512;  // sim: what status reports
-  unsigned vcpus = 1;         // sim
-  std::string config_file;    // xen: for `xl create`; empty: /etc/xen/<name>.cfg
+  uint64_t memory_mib = 512;                     // sim: what status reports
+  unsigned vcpus = 1;                            // sim
+  std::string config_file;                       // xen: for `xl create`; empty: /etc/xen/<name>.cfg
   ConsoleType console = ConsoleType::automatic;  // xen
 };
 
 struct DomainStatus {
   std::string name;
   DomainState state = DomainState::shut_off;
-  std::optional<uint32_t> domid;          // set while the domain exists
+  std::optional<uint32_t> domid;  // set while the domain exists
   uint64_t memory_mib = 0;
   unsigned vcpus = 0;
-  std::chrono::seconds uptime{0};          // zero unless running
+  std::chrono::seconds uptime{0};                // zero unless running
   std::optional<std::chrono::seconds> cpu_time;  // CPU time used, where the hypervisor tells
   // Shut down in order to come back: Xen's shutdown reason "reboot". The toolstack destroys the
   // domain and builds a new one under the same name.

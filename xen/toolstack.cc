@@ -47,8 +47,13 @@ struct ExecPlan {
 // says why in the words outcome() looks for.
 [[noreturn]] void run_child(const ExecPlan& plan, int null_fd, int err_fd) {
   const int fds[] = {null_fd, null_fd, err_fd};
-  ExecSpec spec{.path = plan.argv[0], .argv = plan.argv.data(), .envp = plan.envp, .fds = fds, .fd_count = 3,
-                .failure_prefix = kExecFailedPrefix.data(), .failure_status = kExecFailed};
+  ExecSpec spec{.path = plan.argv[0],
+                .argv = plan.argv.data(),
+                .envp = plan.envp,
+                .fds = fds,
+                .fd_count = 3,
+                .failure_prefix = kExecFailedPrefix.data(),
+                .failure_status = kExecFailed};
   exec_child(spec);
 }
 
@@ -88,14 +93,13 @@ bool drain(int fd, std::string& into) {
   }
 }
 
-
 std::string what_ran(const std::string& program, const std::vector<std::string>& args) {
   std::string name = program.substr(program.rfind('/') + 1);
   return args.empty() ? name : name + " " + args.front();
 }
 
-Result<void> outcome(const std::string& what, const siginfo_t& info, const std::string& err,
-                     bool timed_out, std::chrono::milliseconds timeout) {
+Result<void> outcome(const std::string& what, const siginfo_t& info, const std::string& err, bool timed_out,
+                     std::chrono::milliseconds timeout) {
   if (timed_out) {
     auto ms = timeout.count();
     std::string limit = ms % 1000 ? fmt::format("{} ms", ms) : fmt::format("{} s", ms / 1000);
@@ -106,7 +110,8 @@ Result<void> outcome(const std::string& what, const siginfo_t& info, const std::
   if (info.si_code == CLD_EXITED && info.si_status == kExecFailed && reason.starts_with(kExecFailedPrefix))
     return fail(Errc::unavailable, reason.substr(5));  // without "xcg: "
   if (!reason.empty()) return fail(Errc::system, reason);
-  if (info.si_code == CLD_EXITED) return fail(Errc::system, fmt::format("{} failed (exit status {})", what, info.si_status));
+  if (info.si_code == CLD_EXITED)
+    return fail(Errc::system, fmt::format("{} failed (exit status {})", what, info.si_status));
   const char* sig = sigabbrev_np(info.si_status);
   return fail(Errc::system, fmt::format("{} was killed by SIG{}", what, sig ? sig : "?"));
 }
@@ -158,7 +163,8 @@ void Toolstack::report_failed_start(Error error, Done done) {
 }
 
 void Toolstack::watch_child(uint64_t id, Child& c) {
-  c.exit_watch = loop_.watch(c.process.pidfd.get(), EPOLLIN, c.what + " exit", [this, id](uint32_t) { on_exit(id); });
+  c.exit_watch =
+      loop_.watch(c.process.pidfd.get(), EPOLLIN, c.what + " exit", [this, id](uint32_t) { on_exit(id); });
   c.err_watch = loop_.watch(c.process.err.get(), EPOLLIN, c.what + " stderr", [&c](uint32_t) {
     if (drain(c.process.err.get(), c.err)) return;
     c.err_watch.reset();  // closed: a hung-up pipe would wake the loop forever
@@ -166,7 +172,8 @@ void Toolstack::watch_child(uint64_t id, Child& c) {
   });
   c.timer = loop_.timer(timeout_, c.what + " timeout", [&c] {
     c.timed_out = true;
-    if (::kill(c.process.pid, SIGKILL) < 0) log::warn("xen: kill {}: {}", c.process.pid, std::strerror(errno));
+    if (::kill(c.process.pid, SIGKILL) < 0)
+      log::warn("xen: kill {}: {}", c.process.pid, std::strerror(errno));
   });
 }
 
@@ -177,7 +184,8 @@ void Toolstack::on_exit(uint64_t id) {
   auto info = wait_child(c.process.pidfd.get(), false);
   if (info && info->si_pid == 0) return;  // not exited after all
   if (c.process.err) drain(c.process.err.get(), c.err);
-  Result<void> result = info ? outcome(c.what, *info, c.err, c.timed_out, timeout_) : tl::unexpected(info.error());
+  Result<void> result =
+      info ? outcome(c.what, *info, c.err, c.timed_out, timeout_) : tl::unexpected(info.error());
   Done done = std::move(c.done);
   children_.erase(it);  // its registrations end with it
   done(std::move(result));
@@ -193,10 +201,10 @@ std::string_view strip_libxl_prefix(std::string_view line) {
   size_t colon = line.find(": ");
   if (colon == std::string_view::npos) return line;
   std::string_view position = line.substr(0, colon);
-  if (position.find(".c:") == std::string_view::npos || position.find(' ') != std::string_view::npos) return line;
+  if (position.find(".c:") == std::string_view::npos || position.find(' ') != std::string_view::npos)
+    return line;
   return line.substr(colon + 2);
 }
-
 
 }  // namespace
 

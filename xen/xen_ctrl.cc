@@ -39,10 +39,8 @@ void log_message(xentoollog_logger*, xentoollog_level level, int errnoval, const
   std::vsnprintf(text, sizeof text, format, args);
   std::string line = fmt::format("libxenctrl: {}{}{}", context ? context : "", context ? ": " : "", text);
   if (errnoval >= 0) line += fmt::format(": {}", std::strerror(errnoval));
-  if (level >= XTL_ERROR)
-    log::warn("{}", line);
-  else
-    log::debug("{}", line);
+  if (level >= XTL_ERROR) log::warn("{}", line);
+  else log::debug("{}", line);
 }
 
 void log_progress(xentoollog_logger*, const char*, const char*, int, unsigned long, unsigned long) {}
@@ -55,8 +53,11 @@ class XenCtrl final : public DomainInfoSource {
     logger_.progress = log_progress;
     logger_.destroy = log_destroy;
     xch_ = xc_interface_open(&logger_, &logger_, 0);
-    if (!xch_) throw std::runtime_error(fmt::format("libxenctrl: cannot open the hypervisor interface "
-                                                    "(/dev/xen/privcmd): {}", std::strerror(errno)));
+    if (!xch_)
+      throw std::runtime_error(
+          fmt::format("libxenctrl: cannot open the hypervisor interface "
+                      "(/dev/xen/privcmd): {}",
+                      std::strerror(errno)));
   }
   ~XenCtrl() override {
     if (xc_interface_close(xch_) != 0) log::warn("libxenctrl: closing: {}", std::strerror(errno));
@@ -79,7 +80,8 @@ class XenCtrl final : public DomainInfoSource {
     info.domid = raw.domain;
     info.dying = raw.flags & XEN_DOMINF_dying;
     info.shutdown = raw.flags & XEN_DOMINF_shutdown;
-    info.reason = static_cast<ShutdownReason>((raw.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
+    info.reason =
+        static_cast<ShutdownReason>((raw.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
     info.paused = raw.flags & XEN_DOMINF_paused;
     info.hvm = raw.flags & XEN_DOMINF_hvm_guest;
     info.memory_kib = raw.tot_pages * (XC_PAGE_SIZE / 1024);

@@ -13,7 +13,14 @@
 namespace xcg::xen {
 
 // Xen's SHUTDOWN_* codes (xen/sched.h).
-enum class ShutdownReason : unsigned { poweroff = 0, reboot = 1, suspend = 2, crash = 3, watchdog = 4, soft_reset = 5 };
+enum class ShutdownReason : unsigned {
+  poweroff = 0,
+  reboot = 1,
+  suspend = 2,
+  crash = 3,
+  watchdog = 4,
+  soft_reset = 5
+};
 
 struct DomainInfo {
   uint32_t domid = 0;

@@ -68,16 +68,18 @@ struct XenHypervisor::Domain {
   Seen seen;
   std::vector<std::string> watched;  // the tty nodes watched for seen.domid
   ConsoleLock lock;                  // held from open_console until the domid goes away
-  EventLoop::Timer retry;  // refers to this Domain, so it ends with it
-  bool lock_busy = false;  // said so in the log already
+  EventLoop::Timer retry;            // refers to this Domain, so it ends with it
+  bool lock_busy = false;            // said so in the log already
 };
 
 std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<DomainSpec> domains,
                                                    XenOptions options) {
   std::vector<std::string> missing;
   if (::access(kPrivcmd, F_OK) != 0)
-    missing.push_back(fmt::format("no {} ({}): this is not a Xen dom0, or the xen_privcmd module is "
-                                  "not loaded", kPrivcmd, std::strerror(errno)));
+    missing.push_back(
+        fmt::format("no {} ({}): this is not a Xen dom0, or the xen_privcmd module is "
+                    "not loaded",
+                    kPrivcmd, std::strerror(errno)));
   auto store = XenStore::open();
   if (!store) missing.push_back(store.error().message + " (is xenstored running?)");
   if (::access(options.toolstack.c_str(), X_OK) != 0)
@@ -102,7 +104,8 @@ XenHypervisor::XenHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, X
     if (auto added = insert(std::move(spec)); !added) throw std::invalid_argument(added.error().message);
   }
   for (const char* path : {kIntroduce, kRelease}) {
-    if (auto w = store_.watch(path, kToken); !w) throw std::runtime_error("hypervisor xen: " + w.error().message);
+    if (auto w = store_.watch(path, kToken); !w)
+      throw std::runtime_error("hypervisor xen: " + w.error().message);
   }
   store_watch_ = loop_.watch(store_.fd(), EPOLLIN, "xenstore watch", [this](uint32_t) { on_watch_event(); });
   refresh();
@@ -241,7 +244,8 @@ Result<std::string> XenHypervisor::read_tty(const std::vector<std::string>& path
 
 // The node must be dom0's (libxl makes it read-only for the guest, xenconsoled or QEMU write
 // it): a node the guest could write would let it name any file for the broker to open.
-Result<void> XenHypervisor::check_tty_node(const TtyNode& tty, const std::string& domain, uint32_t domid) const {
+Result<void> XenHypervisor::check_tty_node(const TtyNode& tty, const std::string& domain,
+                                           uint32_t domid) const {
   auto owner = store_.owner(tty.node);
   if (!owner) return fail(Errc::unavailable, owner.error().message);
   if (*owner == 0 && plausible_tty(tty.tty)) return {};
@@ -260,7 +264,8 @@ std::chrono::seconds XenHypervisor::uptime(uint32_t domid) const {
   int64_t seconds = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
   if (ec != std::errc()) return std::chrono::seconds(0);
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   return std::max(now - std::chrono::seconds(seconds), std::chrono::seconds(0));
 }
 
@@ -301,7 +306,8 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
   const Found& f = *running;
   auto tty = read_tty_node(tty_paths(*d, f));
   if (!tty) return fail(Errc::unavailable, tty.error().message);
-  if (tty->tty.empty()) return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
+  if (tty->tty.empty())
+    return fail(Errc::unavailable, fmt::format("the console of {} is not ready yet", domain));
   if (auto usable = check_tty_node(*tty, domain, f.domid); !usable) return tl::unexpected(usable.error());
   if (!d->lock.held() || d->lock.domid() != f.domid) {
     d->lock.release();
@@ -310,7 +316,8 @@ Result<UniqueFd> XenHypervisor::open_console(const std::string& domain) {
       if (lock.error().sys_errno != EWOULDBLOCK)
         return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, lock.error().message));
       retry_console_later(*d);
-      return fail(Errc::unavailable, fmt::format("the console of {} is in use by another program (xl console?)", domain));
+      return fail(Errc::unavailable,
+                  fmt::format("the console of {} is in use by another program (xl console?)", domain));
     }
     d->lock = std::move(*lock);
     d->lock_busy = false;
@@ -335,10 +342,13 @@ void XenHypervisor::send_sysrq(const std::string& domain, char key, ActDone done
   auto domid = sysrq_target(domain, key);
   if (!domid) return done(tl::unexpected(domid.error()));
   if (key != 0) return done(write_sysrq(*domid, key));
-  toolstack_.run_async({"trigger", std::to_string(*domid), "nmi"}, [domain, done = std::move(done)](Result<void> ran) {
-    if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
-    done({});
-  });
+  toolstack_.run_async(
+      {"trigger", std::to_string(*domid), "nmi"}, [domain, done = std::move(done)](Result<void> ran) {
+        if (!ran)
+          return done(fail(ran.error().code,
+                           fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
+        done({});
+      });
 }
 
 Result<uint32_t> XenHypervisor::sysrq_target(const std::string& domain, char key) const {
@@ -370,7 +380,8 @@ Result<std::vector<std::string>> XenHypervisor::toolstack_args(const Domain& d, 
   switch (action) {
     case Lifecycle::start:
       if (state == DomainState::running) return fail(Errc::wrong_state, name + " is already running");
-      if (state == DomainState::shutting_down) return fail(Errc::wrong_state, name + " is still shutting down");
+      if (state == DomainState::shutting_down)
+        return fail(Errc::wrong_state, name + " is still shutting down");
       if (state == DomainState::crashed)
         return fail(Errc::wrong_state, name + " has crashed; destroy it before starting it again");
       return std::vector<std::string>{"create", d.spec.config_file};
@@ -390,14 +401,16 @@ Result<std::vector<std::string>> XenHypervisor::toolstack_args(const Domain& d, 
 Result<void> XenHypervisor::finish(const std::string& name, Lifecycle action, Result<void> ran) {
   if (!ran) {
     log::warn("xen: {} {}: {}", lifecycle_name(action), name, ran.error().message);
-    return fail(ran.error().code, fmt::format("cannot {} {}: {}", lifecycle_name(action), name, ran.error().message));
+    return fail(ran.error().code,
+                fmt::format("cannot {} {}: {}", lifecycle_name(action), name, ran.error().message));
   }
   const Domain* d = find(name);
   if (action == Lifecycle::start && d) {
     auto found = locate(name);
     if (found && !*found) {
-      log::error("xen: `{} create {}` succeeded, but no domain named {} exists; is name=\"{}\" set in that file?",
-                 options_.toolstack, d->spec.config_file, name, name);
+      log::error(
+          "xen: `{} create {}` succeeded, but no domain named {} exists; is name=\"{}\" set in that file?",
+          options_.toolstack, d->spec.config_file, name, name);
       return fail(Errc::system, fmt::format("{} did not start; the gateway's log says why", name));
     }
   }

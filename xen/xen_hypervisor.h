@@ -32,7 +32,7 @@ Result<UniqueFd> open_raw_tty(const std::string& path);
 struct XenOptions {
   std::string toolstack = "/usr/sbin/xl";
   std::chrono::milliseconds timeout{30'000};  // per toolstack run
-  std::string lock_dir = "/var/lock";          // Debian's XEN_LOCK_DIR
+  std::string lock_dir = "/var/lock";         // Debian's XEN_LOCK_DIR
   // How often to try again for a console whose lock someone else (`xl console`) holds.
   std::chrono::milliseconds lock_retry{5'000};
 };

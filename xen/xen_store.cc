@@ -38,8 +38,9 @@ std::string XenStore::socket_path() {
 
 Result<XenStore> XenStore::open() {
   xs_handle* h = xs_open(0);
-  if (!h) return fail(Errc::unavailable, fmt::format("cannot reach xenstored at {}: {}", socket_path(),
-                                                     std::strerror(errno)));
+  if (!h)
+    return fail(Errc::unavailable,
+                fmt::format("cannot reach xenstored at {}: {}", socket_path(), std::strerror(errno)));
   XenStore store(h);
   // Made now, so that fd() is the same descriptor for the whole life of the connection.
   store.fd_ = xs_fileno(h);

@@ -19,7 +19,8 @@ Conn::Conn(EventLoop& loop, Target target, std::string token, Handlers handlers)
 Conn::~Conn() { close(); }
 
 void Conn::start() {
-  ssh_client::Options options{.host = target_.host, .port = target_.port, .user = target_.user, .key = target_.key};
+  ssh_client::Options options{
+      .host = target_.host, .port = target_.port, .user = target_.user, .key = target_.key};
   client_ = std::make_unique<Client>(std::move(options), [this](std::string_view chunk) { take(chunk); });
   advance();
 }

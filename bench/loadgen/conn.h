@@ -23,8 +23,8 @@ using ssh_client::ms_between;
 struct Target {
   std::string host = "127.0.0.1";
   int port = 0;
-  std::string user;    // the domain for xcg, the shared Unix user for the baseline
-  std::string domain;  // the guest this key reaches
+  std::string user;       // the domain for xcg, the shared Unix user for the baseline
+  std::string domain;     // the guest this key reaches
   ssh_key key = nullptr;  // borrowed; the private key
 };
 

@@ -113,11 +113,11 @@ class Holder {
   void start_one() {
     auto h = std::make_unique<Held>();
     Held* raw = h.get();
-    h->conn = std::make_unique<Conn>(
-        loop_, targets_->list[held_.size()], make_token(),
-        Conn::Handlers{[this, raw](Conn&) { on_attached(*raw); },
-                       [this, raw](Conn&, std::string_view d) { on_data(*raw, d); },
-                       [this, raw](Conn& c) { on_ended(*raw, c.error()); }});
+    h->conn =
+        std::make_unique<Conn>(loop_, targets_->list[held_.size()], make_token(),
+                               Conn::Handlers{[this, raw](Conn&) { on_attached(*raw); },
+                                              [this, raw](Conn&, std::string_view d) { on_data(*raw, d); },
+                                              [this, raw](Conn& c) { on_ended(*raw, c.error()); }});
     h->login_timer = loop_.add_timer(std::chrono::seconds(o_.timeout_s), "login timeout", [this, raw] {
       raw->login_timer = 0;
       raw->conn->close();
@@ -182,7 +182,8 @@ class Holder {
     if (!sent && h.attached) h.waiting = false;
   }
 
-  void schedule(Held& h, std::chrono::milliseconds delay, std::chrono::milliseconds period, Clock::time_point end) {
+  void schedule(Held& h, std::chrono::milliseconds delay, std::chrono::milliseconds period,
+                Clock::time_point end) {
     if (Clock::now() + delay >= end) return;
     loop_.add_timer(delay, "typing", [this, &h, period, end] {
       type(h);

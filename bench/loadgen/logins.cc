@@ -29,7 +29,8 @@ int run_latency(const Options& o) {
   for (unsigned i = 0; i < o.logins; ++i) {
     const Target& t = targets->list[i % targets->list.size()];
     bool finished = false;
-    Conn conn(loop, t, make_token(), {[&](Conn&) { finished = true; }, nullptr, [&](Conn&) { finished = true; }});
+    Conn conn(loop, t, make_token(),
+              {[&](Conn&) { finished = true; }, nullptr, [&](Conn&) { finished = true; }});
     conn.start();
     loop.run_until([&] { return finished; }, std::chrono::seconds(o.timeout_s));
     if (!conn.attached()) {
@@ -83,9 +84,9 @@ class RateWorker {
     live_.clear();
   }
 
-  Samples latency;       // connect → console answers, under load
-  uint64_t ok = 0;       // logins attached before the end
-  uint64_t late = 0;     // attached after the end (not counted in the rate)
+  Samples latency;    // connect → console answers, under load
+  uint64_t ok = 0;    // logins attached before the end
+  uint64_t late = 0;  // attached after the end (not counted in the rate)
   std::map<std::string, int> failures;
 
  private:
@@ -99,9 +100,9 @@ class RateWorker {
     while (live_.size() < concurrency_ && Clock::now() < end_) {
       size_t pick = next_free_target();
       if (pick == targets_.size()) return;
-      auto conn = std::make_unique<Conn>(loop_, *targets_[pick], make_token(),
-                                         Conn::Handlers{[this](Conn& c) { on_attached(c); }, nullptr,
-                                                        [this](Conn& c) { on_ended(c); }});
+      auto conn = std::make_unique<Conn>(
+          loop_, *targets_[pick], make_token(),
+          Conn::Handlers{[this](Conn& c) { on_attached(c); }, nullptr, [this](Conn& c) { on_ended(c); }});
       Conn* raw = conn.get();
       Entry e{std::move(conn), 0, pick};
       e.timer = loop_.add_timer(timeout_, "login timeout", [this, raw] { on_timeout(raw); });
@@ -176,7 +177,8 @@ int run_rate(const Options& o) {
   std::vector<std::unique_ptr<RateWorker>> workers;
   for (unsigned t = 0; t < threads; ++t) {
     unsigned c = o.concurrency / threads + (t < o.concurrency % threads ? 1 : 0);
-    workers.push_back(std::make_unique<RateWorker>(shares[t], std::max(1u, c), end, std::chrono::seconds(o.timeout_s)));
+    workers.push_back(
+        std::make_unique<RateWorker>(shares[t], std::max(1u, c), end, std::chrono::seconds(o.timeout_s)));
   }
   std::vector<std::thread> running;
   for (auto& w : workers) running.emplace_back([&w] { w->run(); });

@@ -78,9 +78,10 @@ int main(int argc, char** argv) {
   using namespace xcg::bench;
   Options o;
   if (!parse(argc, argv, o)) {
-    std::fprintf(stderr, "usage: xcg-loadgen keygen|latency|rate|echo|throughput|hold --keys DIR "
-                         "[--port P] [--user U] [--prefix vm] [--first I] [--count N] ... "
-                         "(see bench/loadgen/main.cc)\n");
+    std::fprintf(stderr,
+                 "usage: xcg-loadgen keygen|latency|rate|echo|throughput|hold --keys DIR "
+                 "[--port P] [--user U] [--prefix vm] [--first I] [--count N] ... "
+                 "(see bench/loadgen/main.cc)\n");
     return 2;
   }
   xcg::ssh_client::Libssh libssh;

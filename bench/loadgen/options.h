@@ -15,18 +15,18 @@ struct Options {
   std::string mode;
   std::string host = "127.0.0.1";
   int port = 0;
-  std::string keys_dir;   // <dir>/<domain>: the private key of that domain's customer
-  std::string user;       // the SSH user; empty: the domain name (xcg)
+  std::string keys_dir;  // <dir>/<domain>: the private key of that domain's customer
+  std::string user;      // the SSH user; empty: the domain name (xcg)
   std::string prefix = "vm";
-  unsigned first = 1;     // domains prefix+first .. prefix+(first+count-1)
+  unsigned first = 1;  // domains prefix+first .. prefix+(first+count-1)
   unsigned count = 1;
-  unsigned logins = 50;        // latency
-  double duration_s = 30;      // rate
-  unsigned concurrency = 16;   // rate, hold: logins in flight
-  unsigned threads = 1;        // rate
-  unsigned keystrokes = 500;   // echo
-  uint64_t seq = 1000000;      // throughput: the guest runs `seq N`
-  unsigned timeout_s = 20;     // per login or per wait
+  unsigned logins = 50;       // latency
+  double duration_s = 30;     // rate
+  unsigned concurrency = 16;  // rate, hold: logins in flight
+  unsigned threads = 1;       // rate
+  unsigned keystrokes = 500;  // echo
+  uint64_t seq = 1000000;     // throughput: the guest runs `seq N`
+  unsigned timeout_s = 20;    // per login or per wait
 };
 
 struct Targets {

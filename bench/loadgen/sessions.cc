@@ -61,20 +61,22 @@ struct Attached {
 std::unique_ptr<Attached> attach(const Target& t, const Options& o) {
   auto a = std::make_unique<Attached>();
   Attached* s = a.get();
-  a->conn = std::make_unique<Conn>(a->loop, t, make_token(),
-                                   Conn::Handlers{nullptr, [s](Conn&, std::string_view d) { s->stream.take(d); },
-                                                  [s](Conn&) { s->ended = true; }});
+  a->conn =
+      std::make_unique<Conn>(a->loop, t, make_token(),
+                             Conn::Handlers{nullptr, [s](Conn&, std::string_view d) { s->stream.take(d); },
+                                            [s](Conn&) { s->ended = true; }});
   a->conn->start();
   a->loop.run_until([s] { return s->ended || s->conn->attached(); }, std::chrono::seconds(o.timeout_s));
   if (!a->conn->attached())
-    throw std::runtime_error(fmt::format("cannot attach to {}: {}", t.domain,
-                                         a->ended ? a->conn->error() : "timeout"));
+    throw std::runtime_error(
+        fmt::format("cannot attach to {}: {}", t.domain, a->ended ? a->conn->error() : "timeout"));
   a->loop.run_until([s] { return Clock::now() - s->stream.last_data > kQuiet; }, std::chrono::seconds(3));
   return a;
 }
 
 // Types `keys` and waits until the stream shows `until` (within the timeout).
-bool type_and_wait(Attached& a, std::string_view keys, std::string_view until, std::chrono::milliseconds timeout) {
+bool type_and_wait(Attached& a, std::string_view keys, std::string_view until,
+                   std::chrono::milliseconds timeout) {
   if (!a.conn->send(keys)) return false;
   return a.loop.run_until([&] { return a.ended || a.stream.contains(until); }, timeout) && !a.ended;
 }
@@ -108,7 +110,11 @@ int run_echo(const Options& o) {
     else ++lost;
   }
   Json j;
-  j.str("mode", "echo").integer("keystrokes", o.keystrokes).integer("lost", lost).str("error", a->ended ? a->conn->error() : "").stats("rtt_ms", rtt);
+  j.str("mode", "echo")
+      .integer("keystrokes", o.keystrokes)
+      .integer("lost", lost)
+      .str("error", a->ended ? a->conn->error() : "")
+      .stats("rtt_ms", rtt);
   std::printf("%s\n", j.text().c_str());
   return 0;
 }
@@ -118,7 +124,8 @@ int run_throughput(const Options& o) {
   auto a = attach(targets->list.front(), o);
   std::string mark = make_token();
   // Log in on the guest's console if it is at the login prompt; in its shell this is harmless.
-  if (!type_and_wait(*a, fmt::format("\x03root\recho {}\r", mark), "\r\n" + mark + "\r\n", std::chrono::seconds(o.timeout_s)))
+  if (!type_and_wait(*a, fmt::format("\x03root\recho {}\r", mark), "\r\n" + mark + "\r\n",
+                     std::chrono::seconds(o.timeout_s)))
     throw std::runtime_error("the guest did not answer on " + targets->list.front().domain);
   a->loop.run_until([&] { return Clock::now() - a->stream.last_data > kQuiet; }, std::chrono::seconds(3));
   std::string end_mark = make_token();

@@ -99,7 +99,9 @@ Json& Json::counts(const std::string& k, const std::map<std::string, int>& c) {
 double cpu_seconds() {
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
   return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 

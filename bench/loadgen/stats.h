@@ -29,7 +29,7 @@ class Json {
   Json& integer(const std::string& key, int64_t value);
   Json& str(const std::string& key, const std::string& value);
   Json& raw(const std::string& key, const std::string& json);
-  Json& stats(const std::string& key, const Samples& s);  // count, p50, p95, p99, max, mean
+  Json& stats(const std::string& key, const Samples& s);    // count, p50, p95, p99, max, mean
   Json& samples(const std::string& key, const Samples& s);  // every value
   Json& counts(const std::string& key, const std::map<std::string, int>& c);
   std::string text() const { return "{" + body_ + "}"; }

@@ -30,7 +30,8 @@ std::optional<std::string_view> Admission::refusal(const std::string& source) {
 // From startups_rate percent at `begin` up to all at `full`, as OpenSSH's MaxStartups.
 bool Admission::random_early_drop() {
   unsigned span = std::max(1u, limits_.startups_full - limits_.startups_begin);
-  unsigned p = limits_.startups_rate + (100 - limits_.startups_rate) * (logging_in_ - limits_.startups_begin) / span;
+  unsigned p =
+      limits_.startups_rate + (100 - limits_.startups_rate) * (logging_in_ - limits_.startups_begin) / span;
   return percentile_() < p;
 }
 

@@ -17,7 +17,6 @@
 namespace xcg::gateway {
 namespace {
 
-
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
 size_t utf8_length(std::string_view s, size_t i) {
   auto c = static_cast<unsigned char>(s[i]);
@@ -55,9 +54,9 @@ std::string json_escape(std::string_view s) {
 }
 
 std::string format_audit_line(const AuditEvent& e, std::string_view time) {
-  std::string line = fmt::format(R"({{"time":"{}","event":"{}","remote":"{}","domain":"{}","fingerprint":"{}")",
-                                 json_escape(time), json_escape(e.event), json_escape(e.remote),
-                                 json_escape(e.domain), json_escape(e.fingerprint));
+  std::string line = fmt::format(
+      R"({{"time":"{}","event":"{}","remote":"{}","domain":"{}","fingerprint":"{}")", json_escape(time),
+      json_escape(e.event), json_escape(e.remote), json_escape(e.domain), json_escape(e.fingerprint));
   for (const auto& [k, v] : e.extra) line += fmt::format(R"(,"{}":"{}")", json_escape(k), json_escape(v));
   line += "}\n";
   return line;
@@ -79,7 +78,8 @@ void AuditLog::write(const AuditEvent& e) {
     n = ::write(fd_.get(), line.data(), line.size());
   } while (n < 0 && errno == EINTR);
   if (n < 0) return log::error("audit log write failed: {}", std::strerror(errno));
-  if (static_cast<size_t>(n) != line.size()) log::error("audit log write cut short ({} of {} bytes)", n, line.size());
+  if (static_cast<size_t>(n) != line.size())
+    log::error("audit log write cut short ({} of {} bytes)", n, line.size());
 }
 
 }  // namespace xcg::gateway

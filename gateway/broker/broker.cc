@@ -28,7 +28,9 @@
 namespace xcg::gateway {
 namespace {
 
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
+std::system_error sys_error(const char* what) {
+  return std::system_error(errno, std::generic_category(), what);
+}
 
 std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::Config& config,
                                                  const std::string& self_exe) {
@@ -63,7 +65,8 @@ void prepare_empty_dir(const std::string& path) {
   if (::lstat(path.c_str(), &st) != 0) throw sys_error("stat chroot_dir");
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(fmt::format("chroot_dir {} is not a directory", path));
   if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
-    throw std::runtime_error(fmt::format("chroot_dir {} must be owned by root and not writable by others", path));
+    throw std::runtime_error(
+        fmt::format("chroot_dir {} must be owned by root and not writable by others", path));
   if (!std::filesystem::is_empty(path, ec) || ec)
     throw std::runtime_error(fmt::format("chroot_dir {} must be empty", path));
 }
@@ -125,16 +128,19 @@ void Broker::prepare_sandbox() {
   hello_.host_keys_pem = host_keys_pem_;
   take_session_limits();
   if (::geteuid() != 0) {
-    log::warn("not running as root: session processes keep uid {} and skip the chroot; "
-              "the rest of the sandbox still applies", ::geteuid());
+    log::warn(
+        "not running as root: session processes keep uid {} and skip the chroot; "
+        "the rest of the sandbox still applies",
+        ::geteuid());
     return;
   }
   errno = 0;
   const passwd* pw = ::getpwnam(config_->run_as.c_str());
   if (pw == nullptr)
-    throw std::runtime_error(fmt::format(
-        "run_as user '{}' does not exist; create it with: useradd --system --no-create-home "
-        "--shell /usr/sbin/nologin {}", config_->run_as, config_->run_as));
+    throw std::runtime_error(
+        fmt::format("run_as user '{}' does not exist; create it with: useradd --system --no-create-home "
+                    "--shell /usr/sbin/nologin {}",
+                    config_->run_as, config_->run_as));
   if (pw->pw_uid == 0) throw std::runtime_error("run_as user must not have uid 0");
   hello_.drop_privileges = true;
   hello_.uid = pw->pw_uid;
@@ -160,13 +166,14 @@ void Broker::open_signals() {
 // failure they are watched again, or the broker would stop accepting or could no longer be
 // stopped.
 void Broker::watch_signals() {
-  loop_.add(signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); },
-            [this] { watch_signals(); });
+  loop_.add(
+      signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); }, [this] { watch_signals(); });
 }
 
 void Broker::watch_listener(int fd, const std::string& address) {
-  loop_.add(fd, EPOLLIN, "accept " + address, [this, fd](uint32_t) { on_accept(fd); },
-            [this, fd, address] { watch_listener(fd, address); });
+  loop_.add(
+      fd, EPOLLIN, "accept " + address, [this, fd](uint32_t) { on_accept(fd); },
+      [this, fd, address] { watch_listener(fd, address); });
 }
 
 void Broker::on_signal() {
@@ -247,14 +254,17 @@ void Broker::watch_session(SessionRecord& s) {
   std::string name = fmt::format("session {}", id);
   auto drop = [this, id] { drop_session(id); };
   auto grace = std::chrono::seconds(config_->limits.login_grace_s);
-  s.grace_timer = loop_.timer(grace, name + " login grace", [this, id] {
-    auto it = sessions_.find(id);
-    if (it != sessions_.end() && !it->second.authorized) cut_off(it->second, "login grace time over");
-  }, drop);
-  s.exit_watch = loop_.watch(s.pidfd.get(), EPOLLIN, name + " exit", [this, id](uint32_t) { on_session_exit(id); },
-                             drop);
-  s.ipc_watch = loop_.watch(s.ipc.get(), EPOLLIN, name + " ipc", [this, id](uint32_t) { on_session_message(id); },
-                            drop);
+  s.grace_timer = loop_.timer(
+      grace, name + " login grace",
+      [this, id] {
+        auto it = sessions_.find(id);
+        if (it != sessions_.end() && !it->second.authorized) cut_off(it->second, "login grace time over");
+      },
+      drop);
+  s.exit_watch = loop_.watch(
+      s.pidfd.get(), EPOLLIN, name + " exit", [this, id](uint32_t) { on_session_exit(id); }, drop);
+  s.ipc_watch = loop_.watch(
+      s.ipc.get(), EPOLLIN, name + " ipc", [this, id](uint32_t) { on_session_message(id); }, drop);
 }
 
 void Broker::on_session_exit(uint64_t id) {
@@ -289,11 +299,11 @@ void Broker::drop_session(uint64_t id) {
 void Broker::forget(SessionRecord& s) {
   if (actions_.cancel(s.id))
     audit(s, "action",
-          {{"action", s.action_in_flight}, {"result", "error"}, {"reason", "the session ended before it started"}});
-  if (s.authorized)
-    admission_.session_ended(s.domain);
-  else
-    admission_.login_ended(s.source);
+          {{"action", s.action_in_flight},
+           {"result", "error"},
+           {"reason", "the session ended before it started"}});
+  if (s.authorized) admission_.session_ended(s.domain);
+  else admission_.login_ended(s.source);
 }
 
 void Broker::set_authorized(SessionRecord& s, const std::string& domain) {
@@ -309,7 +319,8 @@ void Broker::cut_off(SessionRecord& s, std::string_view why) {
   s.close_ipc();
 }
 
-void Broker::audit(const SessionRecord& s, std::string event, std::vector<std::pair<std::string, std::string>> extra) {
+void Broker::audit(const SessionRecord& s, std::string event,
+                   std::vector<std::pair<std::string, std::string>> extra) {
   audit_.write(AuditEvent{std::move(event), s.remote, s.domain, s.fingerprint, std::move(extra)});
 }
 

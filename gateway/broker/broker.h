@@ -52,7 +52,9 @@ struct BrokerParts {
   std::function<std::unique_ptr<xen::Hypervisor>(EventLoop&)> make_hypervisor;
   std::vector<Listener> listeners;
   std::unique_ptr<SessionSpawner> spawner;
-  std::function<std::chrono::steady_clock::time_point()> now = [] { return std::chrono::steady_clock::now(); };
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
 };
 
 // The real ones, from the config: the Xen or simulated hypervisor, the configured listeners

@@ -54,10 +54,8 @@ std::string Broker::kick(const std::string& target) {
   for (auto& [id, s] : sessions_) {
     bool match = numeric ? std::to_string(id) == target : (s.authorized && s.domain == target);
     if (!match || s.revoked) continue;
-    if (s.authorized)
-      revoke(s, "disconnected by the operator");
-    else
-      ::kill(s.pid, SIGKILL);
+    if (s.authorized) revoke(s, "disconnected by the operator");
+    else ::kill(s.pid, SIGKILL);
     ++n;
   }
   if (n == 0) return fmt::format("error: no session matches '{}'", target);

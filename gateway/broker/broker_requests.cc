@@ -1,8 +1,8 @@
 // The broker's answers to session processes. Every message from a session is hostile until
 // proven otherwise: it is size-checked and decoded by ipc::receive, permitted only in the right
 // phase, and can only ever concern the domain the session was authorized for.
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,7 +16,6 @@
 
 namespace xcg::gateway {
 namespace {
-
 
 std::string done_text(const std::string& domain, xen::Lifecycle a) {
   switch (a) {
@@ -138,12 +137,15 @@ ipc::Message Broker::answer_authorize(SessionRecord& s, const ipc::AuthorizeReq&
       s.refused_offers.add(req.user, req.key_type, fingerprint);
       return ans;
     }
-    audit_.write(AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint,
-                            {{"stage", "signature"}}});
+    audit_.write(
+        AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint, {{"stage", "signature"}}});
     return ans;
   }
   if (req.signature_ok && !admission_.domain_has_room(domain->name)) {
-    audit_.write(AuditEvent{"auth_failure", s.remote, domain->name, fingerprint,
+    audit_.write(AuditEvent{"auth_failure",
+                            s.remote,
+                            domain->name,
+                            fingerprint,
                             {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
     log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
     return ans;
@@ -168,14 +170,17 @@ void Broker::accept_login(SessionRecord& s, const config::Domain& domain, const 
   s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
   audit_refused_offers(s);  // the agent's other keys, offered first
   set_authorized(s, domain.name);
-  audit(s, "auth_success", {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
+  audit(s, "auth_success",
+        {{"key", entry ? entry->key.comment : ""}, {"readonly", s.readonly ? "yes" : "no"}});
   audit(s, "session_start");
 }
 
 // Why the session may not run `what` now, or "" if it may.
-std::string Broker::action_refusal(const SessionRecord& s, const std::string& what, config::Action needed) const {
+std::string Broker::action_refusal(const SessionRecord& s, const std::string& what,
+                                   config::Action needed) const {
   auto it = config_->domains.find(s.domain);
-  if (s.readonly) return fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
+  if (s.readonly)
+    return fmt::format("{} is not allowed: this key has read-only access to {}", what, s.domain);
   if (it == config_->domains.end() || !it->second.allows(needed))
     return fmt::format("{} is not allowed for {}", config::action_name(needed), s.domain);
   if (!s.action_in_flight.empty()) return std::string(kActionBusy);
@@ -234,7 +239,8 @@ ipc::Message Broker::answer_attach(SessionRecord& s, UniqueFd& pass) {
   if (!status) return ipc::AttachAns{false, status.error().message};
   // While shutting down (a reboot, say) the hub still has the console and follows the domain.
   if (status->state != xen::DomainState::running && status->state != xen::DomainState::shutting_down)
-    return ipc::AttachAns{false, fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
+    return ipc::AttachAns{false,
+                          fmt::format("{} is not running ({})", s.domain, xen::state_name(status->state))};
   ConsoleHub* hub = hubs_->find(s.domain);
   if (hub == nullptr) return ipc::AttachAns{false, "no console hub"};
   int pair[2];
@@ -244,7 +250,8 @@ ipc::Message Broker::answer_attach(SessionRecord& s, UniqueFd& pass) {
   pass.reset(pair[1]);
   // Audit with copies: the session record may be gone by the time the viewer detaches.
   AuditEvent detach{"console_detach", s.remote, s.domain, s.fingerprint, {}};
-  hub->attach(std::move(hub_end), ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
+  hub->attach(std::move(hub_end),
+              ViewerInfo{.label = s.key_label, .readonly = s.readonly, .session_id = s.id},
               [this, detach] { audit_.write(detach); });
   audit(s, "console_attach", {{"readonly", s.readonly ? "yes" : "no"}});
   return ipc::AttachAns{true, ""};

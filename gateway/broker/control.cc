@@ -48,12 +48,13 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler)
   sockaddr_un addr = unix_address(path_);
   listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!listen_) throw std::system_error(errno, std::generic_category(), "control socket");
-  ::unlink(path_.c_str());  // a stale socket from a previous run
+  ::unlink(path_.c_str());     // a stale socket from a previous run
   mode_t old = ::umask(0177);  // created 0600: the socket itself is the first line of defence
   int rc = ::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::umask(old);
   if (rc != 0) throw std::system_error(errno, std::generic_category(), "bind control socket " + path_);
-  if (::listen(listen_.get(), 16) != 0) throw std::system_error(errno, std::generic_category(), "listen " + path_);
+  if (::listen(listen_.get(), 16) != 0)
+    throw std::system_error(errno, std::generic_category(), "listen " + path_);
   listen_watch_ = loop_.watch(listen_.get(), EPOLLIN, "control socket", [this](uint32_t) { on_accept(); });
 }
 
@@ -72,8 +73,9 @@ void ControlServer::on_accept() {
     Client& c = clients_[raw];
     c.fd = std::move(fd);
     c.deadline = loop_.timer(kClientTimeout, "control client timeout", [this, raw] { close_client(raw); });
-    c.watch = loop_.watch(raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
-                          [this, raw] { close_client(raw); });
+    c.watch = loop_.watch(
+        raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
+        [this, raw] { close_client(raw); });
   }
 }
 
@@ -114,8 +116,8 @@ int run_control_client(const std::string& socket_path, const std::vector<std::st
   if (!fd) return std::perror("xcg ctl: socket"), 1;
   sockaddr_un addr = unix_address(socket_path);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    std::fprintf(stderr, "xcg ctl: cannot connect to %s: %s (is xcg serve running?)\n",
-                 socket_path.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "xcg ctl: cannot connect to %s: %s (is xcg serve running?)\n", socket_path.c_str(),
+                 std::strerror(errno));
     return 1;
   }
   if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
@@ -134,7 +136,8 @@ int run_control_client(const std::string& socket_path, const std::vector<std::st
   }
   if (reply.empty()) {
     // The broker hangs up without a word on clients it refuses.
-    std::fprintf(stderr, "xcg ctl: %s closed the connection without an answer (not root?)\n", socket_path.c_str());
+    std::fprintf(stderr, "xcg ctl: %s closed the connection without an answer (not root?)\n",
+                 socket_path.c_str());
     return 1;
   }
   std::fwrite(reply.data(), 1, reply.size(), stdout);

@@ -33,7 +33,8 @@ void generate(const std::string& path) {
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
   }
   ssh_key raw = nullptr;
-  if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &raw) != SSH_OK) throw key_error(path, "key generation failed");
+  if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &raw) != SSH_OK)
+    throw key_error(path, "key generation failed");
   SshKey key(raw);
   char* pem = nullptr;
   if (ssh_pki_export_privkey_base64(key.get(), nullptr, nullptr, nullptr, &pem) != SSH_OK)
@@ -80,7 +81,8 @@ std::string public_line(const std::string& pem, const std::string& path) {
     throw key_error(path, "cannot read the key");
   SshKey priv(raw);
   ssh_key pub_raw = nullptr;
-  if (ssh_pki_export_privkey_to_pubkey(priv.get(), &pub_raw) != SSH_OK) throw key_error(path, "no public key");
+  if (ssh_pki_export_privkey_to_pubkey(priv.get(), &pub_raw) != SSH_OK)
+    throw key_error(path, "no public key");
   SshKey pub(pub_raw);
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(pub.get(), &b64) != SSH_OK) throw key_error(path, "cannot export the key");
@@ -105,8 +107,10 @@ std::vector<std::string> host_key_records(const config::Config& config, std::str
     std::set<uint16_t> ports;
     for (const auto& l : config.listen) ports.insert(l.port);
     for (uint16_t port : ports)
-      known_hosts.push_back(port == 22 ? fmt::format("{} {}", host, line) : fmt::format("[{}]:{} {}", host, port, line));
-    sshfp.push_back(fmt::format("{} IN SSHFP {} 2 {}", host, sshfp_algorithm(key->type), config::sha256_hex_of_blob(key->blob)));
+      known_hosts.push_back(port == 22 ? fmt::format("{} {}", host, line)
+                                       : fmt::format("[{}]:{} {}", host, port, line));
+    sshfp.push_back(fmt::format("{} IN SSHFP {} 2 {}", host, sshfp_algorithm(key->type),
+                                config::sha256_hex_of_blob(key->blob)));
   }
   known_hosts.insert(known_hosts.end(), sshfp.begin(), sshfp.end());
   return known_hosts;

@@ -66,7 +66,8 @@ void HubDirectory::remove_domain(const std::string& domain) {
   if (auto it = hubs_.find(domain); it != hubs_.end()) {
     it->second->set_console({});
     uint64_t key = next_closing_hub_++;
-    auto timer = loop_.timer(timing_.close_grace, "close hub " + domain, [this, key] { closing_hubs_.erase(key); });
+    auto timer =
+        loop_.timer(timing_.close_grace, "close hub " + domain, [this, key] { closing_hubs_.erase(key); });
     closing_hubs_.emplace(key, ClosingHub{std::move(it->second), std::move(timer)});
     hubs_.erase(it);
   }
@@ -92,7 +93,8 @@ void HubDirectory::expect_reboot(const std::string& domain) {
   if (reboot_windows_.count(domain)) return;
   auto timer = loop_.timer(timing_.reboot_window + std::chrono::milliseconds(10), "reboot window " + domain,
                            [this, domain] { sync(domain); });
-  reboot_windows_[domain] = RebootWindow{std::chrono::steady_clock::now() + timing_.reboot_window, std::move(timer)};
+  reboot_windows_[domain] =
+      RebootWindow{std::chrono::steady_clock::now() + timing_.reboot_window, std::move(timer)};
 }
 
 bool HubDirectory::reboot_expected(const std::string& domain) const {
@@ -114,7 +116,8 @@ void HubDirectory::sync(const std::string& domain, bool announce) {
 
 // On Xen a reboot is the old domain going away and a new one coming: say nothing until we
 // know which, so that viewers get one line ("rebooted, new domid 12"), not two.
-void HubDirectory::announce_stop(const std::string& domain, ConsoleHub& hub, const xen::DomainStatus& status) {
+void HubDirectory::announce_stop(const std::string& domain, ConsoleHub& hub,
+                                 const xen::DomainStatus& status) {
   auto& last = last_domid_[domain];
   hub.set_console({});
   if (status.rebooting) expect_reboot(domain);

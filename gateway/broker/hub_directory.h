@@ -59,7 +59,8 @@ class HubDirectory {
   bool reboot_expected(const std::string& domain) const;
   void end_reboot_window(const std::string& domain);
   void announce_stop(const std::string& domain, ConsoleHub& hub, const xen::DomainStatus& status);
-  void follow_console(const std::string& domain, ConsoleHub& hub, const xen::DomainStatus& status, bool announce);
+  void follow_console(const std::string& domain, ConsoleHub& hub, const xen::DomainStatus& status,
+                      bool announce);
 
   struct RebootWindow {
     std::chrono::steady_clock::time_point until;

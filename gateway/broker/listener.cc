@@ -67,7 +67,8 @@ Listener open_one(const config::ListenAddress& a) {
   UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) throw bind_error(a, "socket");
   int one = 1;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) throw bind_error(a, "setsockopt");
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+    throw bind_error(a, "setsockopt");
   // "[::]:22" and "0.0.0.0:22" are separate entries, so v6 sockets never take v4 traffic.
   if (a.ipv6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
     throw bind_error(a, "setsockopt");

@@ -7,7 +7,9 @@
 namespace xcg::gateway {
 namespace {
 
-std::string unpermitted(ipc::Type type) { return fmt::format("unpermitted request {}", ipc::type_name(type)); }
+std::string unpermitted(ipc::Type type) {
+  return fmt::format("unpermitted request {}", ipc::type_name(type));
+}
 
 // Hands each request type to its overload. Broker -> session messages have none: the request
 // table cuts them off before this point, and this one does too, should a row ever say otherwise.
@@ -17,10 +19,8 @@ struct Dispatch {
 
   template <class T>
   void operator()(const T& request) {
-    if constexpr (ipc::is_request_v<T>)
-      handler.on(s, request);
-    else
-      handler.cut_off(s, unpermitted(ipc::type_of_v<T>));
+    if constexpr (ipc::is_request_v<T>) handler.on(s, request);
+    else handler.cut_off(s, unpermitted(ipc::type_of_v<T>));
   }
 };
 

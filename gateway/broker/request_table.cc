@@ -18,7 +18,9 @@ struct Refusal {
   // who has no failure field: the reason takes the place of the viewers.
   std::optional<ipc::Message> operator()(const ipc::WhoReq&) const { return ipc::WhoAns{{text}}; }
   template <class T>
-  std::optional<ipc::Message> operator()(const T&) const { return std::nullopt; }
+  std::optional<ipc::Message> operator()(const T&) const {
+    return std::nullopt;
+  }
 };
 
 std::string joined(const std::vector<std::string>& items) {
@@ -47,7 +49,8 @@ bool TokenBucket::take(Clock::time_point now) {
 void RefusedOffers::add(std::string_view user, std::string_view key_type, const std::string& fingerprint) {
   if (count_++ == 0) first_user_ = printable(user, 64);
   std::string type = printable(key_type, 40);
-  if (key_types_.size() < kMaxKeyTypes && std::find(key_types_.begin(), key_types_.end(), type) == key_types_.end())
+  if (key_types_.size() < kMaxKeyTypes &&
+      std::find(key_types_.begin(), key_types_.end(), type) == key_types_.end())
     key_types_.push_back(std::move(type));
   if (!fingerprint.empty() && fingerprints_.size() < kMaxFingerprints &&
       std::find(fingerprints_.begin(), fingerprints_.end(), fingerprint) == fingerprints_.end())
@@ -55,7 +58,9 @@ void RefusedOffers::add(std::string_view user, std::string_view key_type, const 
 }
 
 std::vector<std::pair<std::string, std::string>> RefusedOffers::audit_fields() const {
-  return {{"stage", "key"}, {"offers", std::to_string(count_)}, {"key_types", joined(key_types_)},
+  return {{"stage", "key"},
+          {"offers", std::to_string(count_)},
+          {"key_types", joined(key_types_)},
           {"fingerprints", joined(fingerprints_)}};
 }
 

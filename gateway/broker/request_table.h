@@ -49,23 +49,23 @@ inline constexpr Verdict H = Verdict::handle, R = Verdict::refuse, X = Verdict::
 // One row per alternative of ipc::Message, in its order (checked below).
 inline constexpr RequestRule kRequestRules[] = {
     //  type                     preauth    authorized  revoked
-    {ipc::Type::hello,           rules::X,  rules::X,   rules::X},
-    {ipc::Type::log,             rules::H,  rules::H,   rules::H},  // rate-limited of its own
-    {ipc::Type::authorize_req,   rules::H,  rules::X,   rules::X},
-    {ipc::Type::authorize_ans,   rules::X,  rules::X,   rules::X},
-    {ipc::Type::status_req,      rules::X,  rules::H,   rules::R},
-    {ipc::Type::status_ans,      rules::X,  rules::X,   rules::X},
-    {ipc::Type::action_req,      rules::X,  rules::H,   rules::R},
-    {ipc::Type::action_ans,      rules::X,  rules::X,   rules::X},
-    {ipc::Type::attach_req,      rules::X,  rules::H,   rules::R},
-    {ipc::Type::attach_ans,      rules::X,  rules::X,   rules::X},
-    {ipc::Type::log_req,         rules::X,  rules::H,   rules::R},
-    {ipc::Type::log_ans,         rules::X,  rules::X,   rules::X},
-    {ipc::Type::who_req,         rules::X,  rules::H,   rules::R},
-    {ipc::Type::who_ans,         rules::X,  rules::X,   rules::X},
-    {ipc::Type::sysrq_req,       rules::X,  rules::H,   rules::R},
-    {ipc::Type::revoke,          rules::X,  rules::X,   rules::X},
-    {ipc::Type::narrowed,        rules::X,  rules::X,   rules::X},
+    {ipc::Type::hello, rules::X, rules::X, rules::X},
+    {ipc::Type::log, rules::H, rules::H, rules::H},  // rate-limited of its own
+    {ipc::Type::authorize_req, rules::H, rules::X, rules::X},
+    {ipc::Type::authorize_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::status_req, rules::X, rules::H, rules::R},
+    {ipc::Type::status_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::action_req, rules::X, rules::H, rules::R},
+    {ipc::Type::action_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::attach_req, rules::X, rules::H, rules::R},
+    {ipc::Type::attach_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::log_req, rules::X, rules::H, rules::R},
+    {ipc::Type::log_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::who_req, rules::X, rules::H, rules::R},
+    {ipc::Type::who_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::sysrq_req, rules::X, rules::H, rules::R},
+    {ipc::Type::revoke, rules::X, rules::X, rules::X},
+    {ipc::Type::narrowed, rules::X, rules::X, rules::X},
 };
 
 constexpr bool rules_match_messages() {

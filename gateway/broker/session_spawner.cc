@@ -20,13 +20,14 @@ namespace xcg::gateway {
 namespace {
 
 // In the forked child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3.
-[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[], pid_t broker) {
+[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[],
+                               pid_t broker) {
   static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3, "the layout below");
   const int fds[] = {tcp, tcp, ipc, ipc};
   static char arg0[] = "xcg-session";
   char* argv[] = {arg0, nullptr};
-  ExecSpec spec{.path = program.c_str(), .argv = argv, .envp = envp, .fds = fds, .fd_count = 4,
-                .failure_status = 126};
+  ExecSpec spec{
+      .path = program.c_str(), .argv = argv, .envp = envp, .fds = fds, .fd_count = 4, .failure_status = 126};
   // A session must never outlive its broker; if the broker died before the prctl, the signal
   // will never come.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != broker) ::_exit(126);

@@ -28,16 +28,11 @@ constexpr size_t kLinkBytes = 32;
 constexpr size_t kMinNonceBytes = 16;
 constexpr size_t kMaxNonceBytes = 32;
 constexpr size_t kMaxExpiryDigits = 12;
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-tl::unexpected<Error> refuse(Errc code, std::string reason) {
-  return fail(code, std::move(reason));
-}
+tl::unexpected<Error> refuse(Errc code, std::string reason) { return fail(code, std::move(reason)); }
 
-const unsigned char* bytes(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 std::string base64url(std::string_view data) {
   std::string out;
@@ -161,8 +156,7 @@ int64_t unix_seconds(system_clock::time_point t) {
 
 void WebTokens::MacFree::operator()(EVP_MAC* mac) const { EVP_MAC_free(mac); }
 
-WebTokens::WebTokens(std::optional<std::string> panel_secret, WebTokenLimits limits,
-                     Clock clock)
+WebTokens::WebTokens(std::optional<std::string> panel_secret, WebTokenLimits limits, Clock clock)
     : secret_(std::move(panel_secret)),
       hmac_(EVP_MAC_fetch(nullptr, "HMAC", nullptr)),
       limits_(limits),
@@ -178,8 +172,7 @@ WebTokens::~WebTokens() {
   if (secret_) wipe(*secret_);
 }
 
-Result<std::string> WebTokens::mint(std::string_view domain, bool readonly,
-                                    std::chrono::seconds ttl) {
+Result<std::string> WebTokens::mint(std::string_view domain, bool readonly, std::chrono::seconds ttl) {
   purge();
   if (!config::valid_domain_name(domain)) return refuse(Errc::invalid_input, "not a domain name");
   if (ttl < std::chrono::seconds(1) || ttl > limits_.max_ttl)
@@ -223,8 +216,7 @@ Result<Grant> WebTokens::redeem_panel(std::string_view token) {
   auto mac = hmac_sha256(hmac_.get(), *secret_, mac_message(*t));
   if (!mac) return tl::unexpected(mac.error());
   auto given = decode_base64url(t->mac);
-  if (!given || given->size() != mac->size() ||
-      CRYPTO_memcmp(given->data(), mac->data(), mac->size()) != 0)
+  if (!given || given->size() != mac->size() || CRYPTO_memcmp(given->data(), mac->data(), mac->size()) != 0)
     return refuse(Errc::not_allowed, "panel token MAC mismatch");
   int64_t expiry = *parse_expiry(t->expiry);
   if (auto ok = check_expiry(expiry); !ok) return tl::unexpected(ok.error());

@@ -50,8 +50,9 @@ void ConsoleHub::set_console(UniqueFd console) {
   console_ = std::move(console);
   if (!console_) return;
   console_wants_out_ = false;
-  console_watch_ = loop_.watch(console_.get(), EPOLLIN, "hub " + domain_,
-                               [this](uint32_t events) { on_console_event(events); }, [this] { drop_console(); });
+  console_watch_ = loop_.watch(
+      console_.get(), EPOLLIN, "hub " + domain_, [this](uint32_t events) { on_console_event(events); },
+      [this] { drop_console(); });
 }
 
 void ConsoleHub::drop_console() {
@@ -118,8 +119,9 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
   // The replay is queued now, in this loop step; live output can only follow it.
   v.backlog = scrollback_.replay(settings_.replay_bytes);
   v.wants_out = !v.backlog.empty();
-  v.watch = loop_.watch(fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
-                        [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
+  v.watch = loop_.watch(
+      fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
+      [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
   return id;
 }
 

@@ -65,8 +65,8 @@ class ConsoleHub {
   // Sends "\r\n[xcg: TEXT]\r\n" to every viewer; it is also recorded like console output.
   void notice(std::string_view text);
   // The session's viewers become read-only at once: whatever the hub reads from them from now
-  // on is discarded, also what they sent before this call. Each is told `text` (only it, not the log). Returns
-  // how many viewers changed.
+  // on is discarded, also what they sent before this call. Each is told `text` (only it, not the log).
+  // Returns how many viewers changed.
   size_t make_readonly(uint64_t session_id, std::string_view text);
   // The session's viewers are told `text` and detached: they get no more output, their input
   // is discarded, and their socket closes once the line is sent (or after kDetachGrace, for a

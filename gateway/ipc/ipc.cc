@@ -144,7 +144,8 @@ bool with_message_type(Type t, F&& f) {
     return ((kMessageTypes[I] == t ? (f(std::type_identity<variant_alternative_t<I, Message>>{}), true)
                                    : false) ||
             ...);
-  }(std::make_index_sequence<std::variant_size_v<Message>>{});
+  }
+  (std::make_index_sequence<std::variant_size_v<Message>>{});
 }
 
 bool known_type(uint8_t t) {

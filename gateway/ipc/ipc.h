@@ -28,9 +28,9 @@
 namespace xcg::gateway::ipc {
 
 inline constexpr size_t kMaxFrame = 64 * 1024;
-// Raised whenever a message's fields change or a message is added. The hello carries it first, so that a session
-// program newer or older than the broker (a package upgraded, the service not yet restarted)
-// stops with a clear reason instead of misreading the fields.
+// Raised whenever a message's fields change or a message is added. The hello carries it first, so that a
+// session program newer or older than the broker (a package upgraded, the service not yet restarted) stops
+// with a clear reason instead of misreading the fields.
 inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr size_t kMaxString = 48 * 1024;
 
@@ -41,17 +41,17 @@ enum class Type : uint8_t {
   authorize_ans = 5,
   status_req = 6,
   status_ans = 7,
-  action_req = 8,     // start / shutdown / reboot / destroy
+  action_req = 8,  // start / shutdown / reboot / destroy
   action_ans = 9,
-  attach_req = 10,    // attach to the console; the answer carries a socket to the hub
+  attach_req = 10,  // attach to the console; the answer carries a socket to the hub
   attach_ans = 11,
-  log_req = 12,       // the recent console log
+  log_req = 12,  // the recent console log
   log_ans = 13,
-  who_req = 14,       // who is attached to this domain's console
+  who_req = 14,  // who is attached to this domain's console
   who_ans = 15,
-  sysrq_req = 16,     // SysRq key (or NMI); answered with action_ans
-  revoke = 17,        // broker -> session, unsolicited: say `text` to the customer and end
-  narrowed = 19,      // broker -> session, unsolicited: the key's rights shrank (a reload)
+  sysrq_req = 16,  // SysRq key (or NMI); answered with action_ans
+  revoke = 17,     // broker -> session, unsolicited: say `text` to the customer and end
+  narrowed = 19,   // broker -> session, unsolicited: the key's rights shrank (a reload)
 };
 
 struct Hello {
@@ -65,13 +65,19 @@ struct Hello {
   uint32_t max_auth_tries = config::Limits{}.max_auth_tries;
   uint32_t max_key_offers = config::Limits{}.max_key_offers;
   uint32_t idle_timeout_s = config::Limits{}.idle_timeout_s;  // 0 = off
-  uint32_t protocol = kProtocolVersion;  // first on the wire (see kProtocolVersion)
+  uint32_t protocol = kProtocolVersion;                       // first on the wire (see kProtocolVersion)
   static constexpr Type type = Type::hello;
   static constexpr std::string_view name = "hello";
-  static constexpr auto fields = std::tuple{
-      &Hello::protocol, &Hello::host_keys_pem, &Hello::drop_privileges, &Hello::uid, &Hello::gid,
-      &Hello::chroot_dir, &Hello::login_grace_s, &Hello::max_auth_tries, &Hello::max_key_offers,
-      &Hello::idle_timeout_s};
+  static constexpr auto fields = std::tuple{&Hello::protocol,
+                                            &Hello::host_keys_pem,
+                                            &Hello::drop_privileges,
+                                            &Hello::uid,
+                                            &Hello::gid,
+                                            &Hello::chroot_dir,
+                                            &Hello::login_grace_s,
+                                            &Hello::max_auth_tries,
+                                            &Hello::max_key_offers,
+                                            &Hello::idle_timeout_s};
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {
@@ -89,9 +95,8 @@ struct AuthorizeReq {
   bool signature_ok = false;  // false: a probe; true: libssh verified the signature
   static constexpr Type type = Type::authorize_req;
   static constexpr std::string_view name = "authorize_req";
-  static constexpr auto fields = std::tuple{
-      &AuthorizeReq::user, &AuthorizeReq::key_type, &AuthorizeReq::key_base64,
-      &AuthorizeReq::signature_ok};
+  static constexpr auto fields = std::tuple{&AuthorizeReq::user, &AuthorizeReq::key_type,
+                                            &AuthorizeReq::key_base64, &AuthorizeReq::signature_ok};
   bool operator==(const AuthorizeReq&) const = default;
 };
 struct AuthorizeAns {
@@ -103,9 +108,9 @@ struct AuthorizeAns {
   bool readonly = false;  // view the console only: no input, no actions
   static constexpr Type type = Type::authorize_ans;
   static constexpr std::string_view name = "authorize_ans";
-  static constexpr auto fields = std::tuple{
-      &AuthorizeAns::ok, &AuthorizeAns::domain, &AuthorizeAns::console_on_login,
-      &AuthorizeAns::actions, &AuthorizeAns::fingerprint, &AuthorizeAns::readonly};
+  static constexpr auto fields =
+      std::tuple{&AuthorizeAns::ok,      &AuthorizeAns::domain,      &AuthorizeAns::console_on_login,
+                 &AuthorizeAns::actions, &AuthorizeAns::fingerprint, &AuthorizeAns::readonly};
   bool operator==(const AuthorizeAns&) const = default;
 };
 struct StatusReq {
@@ -205,18 +210,20 @@ struct Narrowed {
   std::string text;                // "your access to web1 is now read-only"
   static constexpr Type type = Type::narrowed;
   static constexpr std::string_view name = "narrowed";
-  static constexpr auto fields = std::tuple{&Narrowed::readonly, &Narrowed::console_withdrawn, &Narrowed::text};
+  static constexpr auto fields =
+      std::tuple{&Narrowed::readonly, &Narrowed::console_withdrawn, &Narrowed::text};
   bool operator==(const Narrowed&) const = default;
 };
 
-using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns,
-                             ActionReq, ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq,
-                             WhoAns, SysrqReq, Revoke, Narrowed>;
+using Message =
+    std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
+                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {
   return std::array{std::variant_alternative_t<I, Message>::type...};
-}(std::make_index_sequence<std::variant_size_v<Message>>{});
+}
+(std::make_index_sequence<std::variant_size_v<Message>>{});
 
 // The type byte of the alternative T (e.g. type_of_v<StatusReq> == Type::status_req).
 template <class T>

@@ -24,7 +24,8 @@ Result<T> as(Result<ipc::Received> r) {
 Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAnswerTimeoutMs);
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd_, POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
     if (n < 0 && errno == EINTR) continue;
@@ -105,9 +106,7 @@ Result<ipc::LogAns> BrokerClient::console_log(unsigned lines) {
   return as<ipc::LogAns>(call(ipc::LogReq{lines}, ipc::Type::log_ans));
 }
 
-Result<ipc::WhoAns> BrokerClient::who() {
-  return as<ipc::WhoAns>(call(ipc::WhoReq{}, ipc::Type::who_ans));
-}
+Result<ipc::WhoAns> BrokerClient::who() { return as<ipc::WhoAns>(call(ipc::WhoReq{}, ipc::Type::who_ans)); }
 
 Result<ipc::ActionAns> BrokerClient::sysrq(char key) {
   return as<ipc::ActionAns>(call(ipc::SysrqReq{static_cast<uint8_t>(key)}, ipc::Type::action_ans));
@@ -115,8 +114,7 @@ Result<ipc::ActionAns> BrokerClient::sysrq(char key) {
 
 void BrokerClient::log(int level, std::string_view text) noexcept {
   try {
-    (void)ipc::send(fd_, ipc::LogRecord{static_cast<uint8_t>(level),
-                                        std::string(text.substr(0, 4000))});
+    (void)ipc::send(fd_, ipc::LogRecord{static_cast<uint8_t>(level), std::string(text.substr(0, 4000))});
   } catch (...) {
     // Logging must never take the session down.
   }

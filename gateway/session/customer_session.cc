@@ -136,7 +136,8 @@ void CustomerSession::attach_console(bool from_menu) {
   console_paused_ = false;
   mode_ = Mode::console;
   if (!menu_ || menu_->state() != menu::Menu::State::console)  // the menu prints its own hint
-    out("[xcg: console of " + customer_.domain + (customer_.readonly ? ", view only" : "") + "; Ctrl-] detaches]\r\n");
+    out("[xcg: console of " + customer_.domain + (customer_.readonly ? ", view only" : "") +
+        "; Ctrl-] detaches]\r\n");
 }
 
 void CustomerSession::detach_console() {

@@ -13,8 +13,7 @@ void OutputQueue::add(Stream stream, std::string_view bytes) {
   if (!chunks_.empty() && chunks_.back().stream == stream && stream == Stream::out &&
       chunks_.back().bytes.size() < kOutputChunk)
     chunks_.back().bytes.append(bytes);
-  else
-    chunks_.push_back({stream, std::string(bytes)});
+  else chunks_.push_back({stream, std::string(bytes)});
   bytes_ += bytes.size();
 }
 

@@ -25,17 +25,42 @@ using SeccompFilter = std::unique_ptr<void, SeccompRelease>;
 // Syscalls a logged-in or logging-in session makes: libssh's poll loop, OpenSSL, malloc, the
 // IPC (sendmsg/recvmsg with SCM_RIGHTS, in add_send_receive) and process exit.
 constexpr int kAllowed[] = {
-    SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-    SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(close), SCMP_SYS(shutdown),
-    SCMP_SYS(getpeername), SCMP_SYS(getsockname),
-    SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
-    SCMP_SYS(futex), SCMP_SYS(getrandom),
-    SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
-    SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
-    SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
-    SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
-    SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall),
-    SCMP_SYS(lseek), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(close),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(brk),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(futex),
+    SCMP_SYS(getrandom),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_getres),
+    SCMP_SYS(gettimeofday),
+    SCMP_SYS(time),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(getpid),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getuid),
+    SCMP_SYS(geteuid),
+    SCMP_SYS(getgid),
+    SCMP_SYS(getegid),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(lseek),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
 };
 
 // Probes by libc or OpenSSL (config files, /proc, /dev/urandom) fail softly rather than kill:
@@ -44,11 +69,11 @@ constexpr int kAllowed[] = {
 // through logins, console attach and exec, the only ones are the broker's TCP_NODELAY before
 // the fork and xcg-session's SO_TYPE check before the filter.
 constexpr int kDeniedWithEacces[] = {
-    SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(access), SCMP_SYS(faccessat),
-    SCMP_SYS(faccessat2), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(uname),
-    SCMP_SYS(sysinfo), SCMP_SYS(ioctl), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
-    SCMP_SYS(getsockopt),
+    SCMP_SYS(open),      SCMP_SYS(openat),     SCMP_SYS(stat),     SCMP_SYS(lstat),
+    SCMP_SYS(fstat),     SCMP_SYS(newfstatat), SCMP_SYS(statx),    SCMP_SYS(access),
+    SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
+    SCMP_SYS(uname),     SCMP_SYS(sysinfo),    SCMP_SYS(ioctl),    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(prctl),     SCMP_SYS(getsockopt),
 };
 
 // A rule for `syscall`, taken only when all the argument comparisons `cmp` hold (if any).
@@ -75,11 +100,13 @@ Result<void> add_restricted(void* ctx) {
     if (auto r = add(ctx, SCMP_ACT_ALLOW, sys, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)); !r) return r;
   // fcntl: only reading and setting file status flags (O_NONBLOCK).
   for (int cmd : {F_GETFL, F_SETFL, F_GETFD})
-    if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))); !r)
+    if (auto r =
+            add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd)));
+        !r)
       return r;
   // abort() signals itself; no signal may reach another process.
   if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill),
-                      SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid())));
+                   SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid())));
       !r)
     return r;
   return {};
@@ -92,7 +119,8 @@ Result<void> drop_privileges(const SandboxSpec& spec) {
   if (::setresgid(spec.gid, spec.gid, spec.gid) != 0) return fail_errno("setresgid");
   if (::setresuid(spec.uid, spec.uid, spec.uid) != 0) return fail_errno("setresuid");
   // Paranoia as in OpenSSH's permanently_set_uid: regaining root must be impossible.
-  if (spec.uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0)) return fail(Errc::system, "could regain root");
+  if (spec.uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0))
+    return fail(Errc::system, "could regain root");
   return {};
 }
 

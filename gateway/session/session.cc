@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -13,10 +13,10 @@
 #include "base/log.h"
 #include "base/wipe.h"
 #include "gateway/session/broker_client.h"
-#include "gateway/session/ssh_connection.h"
 #include "gateway/session/sandbox.h"
-#include "gateway/ssh_handles.h"
+#include "gateway/session/ssh_connection.h"
 #include "gateway/session/ssh_options.h"
+#include "gateway/ssh_handles.h"
 
 namespace xcg::gateway {
 namespace {
@@ -26,9 +26,8 @@ constexpr int kPollMs = 1000;
 enum ExitCode { kOk = 0, kSetupFailed = 1, kKexFailed = 2, kLoginTimeout = 3, kAuthFailed = 4 };
 
 void route_logs_to(BrokerClient& broker) {
-  log::set_sink([&broker](log::Level level, std::string_view text) {
-    broker.log(static_cast<int>(level), text);
-  });
+  log::set_sink(
+      [&broker](log::Level level, std::string_view text) { broker.log(static_cast<int>(level), text); });
 }
 
 SshBind make_bind(const std::vector<std::string>& host_keys_pem) {
@@ -57,13 +56,15 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
       log::info("key exchange failed: {}", ssh_get_error(session));
       return false;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       log::info("key exchange timed out");
       return false;
     }
     pollfd p{ssh_get_fd(session), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), kPollMs))) < 0 && errno != EINTR) return false;
+    if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), kPollMs))) < 0 && errno != EINTR)
+      return false;
   }
 }
 
@@ -81,7 +82,8 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) 
 
   SshEvent event(ssh_event_new());
   if (!event) throw std::runtime_error("ssh_event_new failed");
-  SshConnection conn(session.get(), event.get(), broker, SshConnection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
+  SshConnection conn(session.get(), event.get(), broker,
+                     SshConnection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
   conn.install();
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};

@@ -41,7 +41,10 @@ void CustomerSession::handle_menu_request(menu::Request r) {
   switch (r.kind) {
     case K::none: return;
     case K::status: menu_->show_status(screen_status()); return;
-    case K::exit: send_menu_output(); finish(0); return;
+    case K::exit:
+      send_menu_output();
+      finish(0);
+      return;
     case K::attach_console:
       send_menu_output();  // the menu's echo and hint come before the console's bytes
       attach_console(true);
@@ -75,9 +78,7 @@ void CustomerSession::run_exec(const std::string& command) {
       out(menu::help_text(customer_.domain, customer_.actions, customer_.readonly));
       return finish(0);
     case menu::Command::status: return finish_with(broker_.status());
-    case menu::Command::console:
-      exec_console_ = true;
-      return attach_console(false);
+    case menu::Command::console: exec_console_ = true; return attach_console(false);
     case menu::Command::log: return exec_log(cmd->lines);
     case menu::Command::who: return exec_who();
     case menu::Command::sysrq: return finish_with(broker_.sysrq(cmd->sysrq_key));
@@ -85,8 +86,7 @@ void CustomerSession::run_exec(const std::string& command) {
     case menu::Command::start:
     case menu::Command::shutdown:
     case menu::Command::reboot:
-    case menu::Command::destroy:
-      return finish_with(broker_.action(*menu::required_action(cmd->command)));
+    case menu::Command::destroy: return finish_with(broker_.action(*menu::required_action(cmd->command)));
   }
 }
 

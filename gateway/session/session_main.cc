@@ -23,8 +23,10 @@ bool started_by_broker() {
 int main(int argc, char**) {
   if (argc > 1 || !started_by_broker()) {
     // Not the broker's layout, so fd 2 is not the IPC socket: stderr is safe to write to.
-    std::fputs("xcg-session: the broker (xcg serve) starts this for each connection; "
-               "it is not run by hand\n", stderr);
+    std::fputs(
+        "xcg-session: the broker (xcg serve) starts this for each connection; "
+        "it is not run by hand\n",
+        stderr);
     return 2;
   }
   // _exit: everything is cleaned up already, and exit handlers (LeakSanitizer's among them in

@@ -19,10 +19,8 @@ bool allowed_key_type(ssh_keytypes_e t) {
     case SSH_KEYTYPE_ECDSA_P256:
     case SSH_KEYTYPE_ECDSA_P384:
     case SSH_KEYTYPE_ECDSA_P521:
-    case SSH_KEYTYPE_RSA:
-      return true;
-    default:
-      return false;  // DSA, certificates and FIDO (sk-*) keys: see docs/architecture.md
+    case SSH_KEYTYPE_RSA: return true;
+    default: return false;  // DSA, certificates and FIDO (sk-*) keys: see docs/architecture.md
   }
 }
 
@@ -83,7 +81,8 @@ void SshConnection::set_auth_callbacks() {
   server_cb_.auth_none_function = [](ssh_session, const char*, void* ud) -> int {
     // Every client starts with one "none" to learn the methods; like OpenSSH, that one is free.
     return guarded(static_cast<int>(SSH_AUTH_DENIED), [&] {
-      return std::exchange(self(ud)->first_none_, false) ? static_cast<int>(SSH_AUTH_DENIED) : self(ud)->deny_attempt();
+      return std::exchange(self(ud)->first_none_, false) ? static_cast<int>(SSH_AUTH_DENIED)
+                                                         : self(ud)->deny_attempt();
     });
   };
   server_cb_.auth_password_function = [](ssh_session, const char*, const char*, void* ud) -> int {
@@ -96,7 +95,8 @@ void SshConnection::set_auth_callbacks() {
   };
   // libssh answers gssapi-with-mic itself, past the message callback, unless this is
   // set: refuse (no mechanism chosen) and count it.
-  server_cb_.gssapi_select_oid_function = [](ssh_session, const char*, int, ssh_string*, void* ud) -> ssh_string {
+  server_cb_.gssapi_select_oid_function = [](ssh_session, const char*, int, ssh_string*,
+                                             void* ud) -> ssh_string {
     return guarded(static_cast<ssh_string>(nullptr), [&] {
       self(ud)->deny_attempt();
       return static_cast<ssh_string>(nullptr);
@@ -124,8 +124,8 @@ void SshConnection::refuse_other_auth_methods() {
 void SshConnection::install_channel_callbacks() {
   // Unset callbacks (x11, agent, env, subsystem, signal) make libssh refuse those requests.
   channel_cb_.userdata = this;
-  channel_cb_.channel_pty_request_function = [](ssh_session, ssh_channel, const char*, int cols,
-                                                int rows, int, int, void* ud) -> int {
+  channel_cb_.channel_pty_request_function = [](ssh_session, ssh_channel, const char*, int cols, int rows,
+                                                int, int, void* ud) -> int {
     return guarded(-1, [&] { return self(ud)->on_pty_request(cols, rows); });
   };
   channel_cb_.channel_pty_window_change_function = [](ssh_session, ssh_channel, int, int, int, int,
@@ -180,7 +180,8 @@ int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_
   if (!answer || !answer->ok)
     return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
   // Bind the identity only on a signed request, to the key whose signature libssh just checked.
-  if (signed_ok) customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly};
+  if (signed_ok)
+    customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly};
   return SSH_AUTH_SUCCESS;
 }
 

@@ -8,16 +8,20 @@ namespace {
 
 // No DH group exchange (it opens /etc/ssh/moduli mid-handshake) and no classic DH groups
 // (libssh 0.10 does not validate the peer's public value).
-constexpr const char* kKex = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
-                             "ecdh-sha2-nistp384,ecdh-sha2-nistp521";
-constexpr const char* kCiphers = "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,"
-                                 "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr";
+constexpr const char* kKex =
+    "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+    "ecdh-sha2-nistp384,ecdh-sha2-nistp521";
+constexpr const char* kCiphers =
+    "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,"
+    "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr";
 constexpr const char* kMacs = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com";
-constexpr const char* kHostKeyAlgorithms = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-                                           "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+constexpr const char* kHostKeyAlgorithms =
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
+    "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
 // Setting this is what makes libssh 0.10 refuse SHA-1 "ssh-rsa" signatures.
-constexpr const char* kUserKeyAlgorithms = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-                                           "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+constexpr const char* kUserKeyAlgorithms =
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
+    "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
 // Sent as "SSH-2.0-xcg": no library or version for scanners to match.
 constexpr const char* kBanner = "xcg";
 

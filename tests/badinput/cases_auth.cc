@@ -45,7 +45,8 @@ Outcome lockstep_flood(const Env& env, const std::string& what, unsigned limit,
     if (!answered) {
       if (!closed_by_server(answered.error())) return tl::unexpected(answered.error());
       if (refused > static_cast<int>(limit))
-        return misbehaved(fmt::format("{}: cut off only after {} refusals (the limit is {})", what, refused, limit));
+        return misbehaved(
+            fmt::format("{}: cut off only after {} refusals (the limit is {})", what, refused, limit));
       return fmt::format("{}: cut off after {} refusals ({})", what, refused, answered.error().message);
     }
     uint8_t answer = c->auth_answers().back();
@@ -97,16 +98,18 @@ std::vector<Case> auth_cases() {
       {"auth-flood-probes", "5000 public-key queries for strangers' keys on one connection",
        [](const Env& env) {
          auto keys = strangers(64);
-         return lockstep_flood(env, "unknown-key queries", env.max_key_offers, [keys, &env](Client& c, int i) {
-           return c.publickey_request(env.user, (*keys)[static_cast<size_t>(i) % keys->size()], false);
-         });
+         return lockstep_flood(
+             env, "unknown-key queries", env.max_key_offers, [keys, &env](Client& c, int i) {
+               return c.publickey_request(env.user, (*keys)[static_cast<size_t>(i) % keys->size()], false);
+             });
        }},
       {"auth-flood-signed-strangers", "5000 signed logins with strangers' keys",
        [](const Env& env) {
          auto keys = strangers(64);
-         return lockstep_flood(env, "signed unknown keys", env.max_auth_tries, [keys, &env](Client& c, int i) {
-           return c.publickey_request(env.user, (*keys)[static_cast<size_t>(i) % keys->size()], true);
-         });
+         return lockstep_flood(
+             env, "signed unknown keys", env.max_auth_tries, [keys, &env](Client& c, int i) {
+               return c.publickey_request(env.user, (*keys)[static_cast<size_t>(i) % keys->size()], true);
+             });
        }},
       {"auth-flood-bad-signatures", "5000 logins with the right key and a wrong signature",
        [](const Env& env) {
@@ -122,9 +125,10 @@ std::vector<Case> auth_cases() {
        }},
       {"auth-flood-other-domains", "5000 signed logins with the right key for other user names",
        [](const Env& env) {
-         return lockstep_flood(env, "the key for other domains", env.max_auth_tries, [&env](Client& c, int i) {
-           return c.publickey_request(fmt::format("dom{}", i), env.key, true);
-         });
+         return lockstep_flood(env, "the key for other domains", env.max_auth_tries,
+                               [&env](Client& c, int i) {
+                                 return c.publickey_request(fmt::format("dom{}", i), env.key, true);
+                               });
        }},
       {"auth-flood-none", "5000 'none' authentication requests",
        [](const Env& env) {
@@ -144,9 +148,14 @@ std::vector<Case> auth_cases() {
        }},
       {"auth-flood-keyboard-interactive", "5000 keyboard-interactive attempts",
        [](const Env& env) {
-         return lockstep_flood(env, "keyboard-interactive attempts", env.max_auth_tries, [&env](Client&, int) {
-           return Writer().raw(request_head(env.user, "keyboard-interactive")).string("").string("").bytes();
-         });
+         return lockstep_flood(env, "keyboard-interactive attempts", env.max_auth_tries,
+                               [&env](Client&, int) {
+                                 return Writer()
+                                     .raw(request_head(env.user, "keyboard-interactive"))
+                                     .string("")
+                                     .string("")
+                                     .bytes();
+                               });
        }},
       {"auth-flood-gssapi", "5000 gssapi-with-mic attempts (Kerberos 5 mechanism)",
        [](const Env& env) {

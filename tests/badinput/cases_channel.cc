@@ -261,10 +261,8 @@ Outcome global_request_flood(const Env& env) {
   for (int i = 0; i < 2000; ++i) {
     Writer w;
     w.byte(msg::global_request);
-    if (i % 2)
-      w.string("tcpip-forward").boolean(true).string("0.0.0.0").u32(static_cast<uint32_t>(1024 + i));
-    else
-      w.string("keepalive@openssh.com").boolean(true);
+    if (i % 2) w.string("tcpip-forward").boolean(true).string("0.0.0.0").u32(static_cast<uint32_t>(1024 + i));
+    else w.string("keepalive@openssh.com").boolean(true);
     if (auto r = c->send_packet(w.bytes(), deadline); !r) return closed_or(r.error(), "2000 global requests");
   }
   return status_works(*c, env, "2000 global requests (tcpip-forward, keepalive)");

@@ -5,13 +5,9 @@
 
 namespace xcg::badinput {
 
-tl::unexpected<Error> misbehaved(std::string why) {
-  return fail(Errc::wrong_state, std::move(why));
-}
+tl::unexpected<Error> misbehaved(std::string why) { return fail(Errc::wrong_state, std::move(why)); }
 
-Result<Client> connect(const Env& env, Deadline deadline) {
-  return Client::connect(env.port, deadline);
-}
+Result<Client> connect(const Env& env, Deadline deadline) { return Client::connect(env.port, deadline); }
 
 Result<Client> ready_for_auth(const Env& env, Deadline deadline) {
   auto c = connect(env, deadline);

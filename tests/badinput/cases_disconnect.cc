@@ -77,10 +77,8 @@ Result<Client> reach(const Env& env, Phase phase, Deadline deadline) {
 Outcome drop(const Env& env, Phase phase, How how, const std::string& what) {
   auto c = reach(env, phase, after(10));
   if (!c) return tl::unexpected(c.error());
-  if (how == How::reset)
-    c->reset();
-  else
-    c->close();
+  if (how == How::reset) c->reset();
+  else c->close();
   return fmt::format("dropped ({}) {}", how == How::reset ? "TCP reset" : "FIN", what);
 }
 

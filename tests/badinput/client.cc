@@ -24,9 +24,7 @@ int millis_left(Deadline deadline) {
   return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 60'000));
 }
 
-tl::unexpected<Error> closed(std::string why) {
-  return fail(Errc::unavailable, std::move(why));
-}
+tl::unexpected<Error> closed(std::string why) { return fail(Errc::unavailable, std::move(why)); }
 
 // Waits for `events` on fd; false at the deadline.
 Result<bool> wait_for(int fd, short events, Deadline deadline) {
@@ -53,10 +51,8 @@ std::string printable(std::string_view bytes, size_t max) {
       out += "...";
       break;
     }
-    if (c >= 0x20 && c < 0x7f && c != '\\')
-      out.push_back(static_cast<char>(c));
-    else
-      out += fmt::format("\\x{:02x}", c);
+    if (c >= 0x20 && c < 0x7f && c != '\\') out.push_back(static_cast<char>(c));
+    else out += fmt::format("\\x{:02x}", c);
   }
   return out;
 }
@@ -214,18 +210,14 @@ Result<Packet> Client::read_significant(Deadline deadline) {
   for (;;) {
     auto p = read_packet(deadline);
     if (!p) return p;
-    if (p->type == msg::unimplemented)
-      ++unimplemented_;
-    else if (p->type != msg::ignore && p->type != msg::debug)
-      return p;
+    if (p->type == msg::unimplemented) ++unimplemented_;
+    else if (p->type != msg::ignore && p->type != msg::debug) return p;
   }
 }
 
 // --- key exchange ----------------------------------------------------------------------------
 
-Result<void> Client::send_version(Deadline deadline) {
-  return send_raw(client_version_ + "\r\n", deadline);
-}
+Result<void> Client::send_version(Deadline deadline) { return send_raw(client_version_ + "\r\n", deadline); }
 
 Result<void> Client::read_version(Deadline deadline) {
   auto line = read_line(deadline);
@@ -415,23 +407,17 @@ Result<void> Client::handle(const Packet& p, Deadline deadline) {
     case msg::userauth_banner:
     case msg::channel_window_adjust:
     case msg::request_success:
-    case msg::request_failure:
-      return {};
-    case msg::unimplemented:
-      ++unimplemented_;
-      return {};
+    case msg::request_failure: return {};
+    case msg::unimplemented: ++unimplemented_; return {};
     case msg::userauth_failure:
     case msg::userauth_success:
-    case msg::userauth_pk_ok:
-      auth_answers_.push_back(p.type);
-      return {};
+    case msg::userauth_pk_ok: auth_answers_.push_back(p.type); return {};
     case msg::global_request: {
       r.string();
       if (r.boolean()) return send_packet(Writer().byte(msg::request_failure).bytes(), deadline);
       return {};
     }
-    default:
-      break;
+    default: break;
   }
   if (p.type < msg::channel_open_confirmation || p.type > msg::channel_failure)
     return fail(Errc::invalid_input, fmt::format("unexpected message {} from the server", p.type));
@@ -445,19 +431,13 @@ Result<void> Client::handle(const Packet& p, Deadline deadline) {
       c.remote = r.u32();
       c.confirmed = true;
       break;
-    case msg::channel_open_failure:
-      c.refused = true;
-      break;
-    case msg::channel_data:
-      c.out.append(r.string());
-      break;
+    case msg::channel_open_failure: c.refused = true; break;
+    case msg::channel_data: c.out.append(r.string()); break;
     case msg::channel_extended_data:
       r.u32();
       c.err.append(r.string());
       break;
-    case msg::channel_eof:
-      c.eof = true;
-      break;
+    case msg::channel_eof: c.eof = true; break;
     case msg::channel_close:
       c.closed = true;
       if (!c.close_sent) return send_close(id, deadline);
@@ -469,14 +449,9 @@ Result<void> Client::handle(const Packet& p, Deadline deadline) {
       if (want_reply) return send_packet(Writer().byte(msg::channel_failure).u32(c.remote).bytes(), deadline);
       break;
     }
-    case msg::channel_success:
-      ++c.replies_ok;
-      break;
-    case msg::channel_failure:
-      ++c.replies_failed;
-      break;
-    default:
-      break;
+    case msg::channel_success: ++c.replies_ok; break;
+    case msg::channel_failure: ++c.replies_failed; break;
+    default: break;
   }
   if (!r.ok()) return fail(Errc::invalid_input, fmt::format("truncated message {} from the server", p.type));
   return {};

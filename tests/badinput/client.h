@@ -58,9 +58,7 @@ enum : uint8_t {
 }  // namespace msg
 
 // Why a read ended without a packet: the server closed (EOF, reset or SSH_MSG_DISCONNECT).
-inline bool closed_by_server(const Error& e) {
-  return e.code == Errc::unavailable;
-}
+inline bool closed_by_server(const Error& e) { return e.code == Errc::unavailable; }
 
 struct Packet {
   uint8_t type = 0;

@@ -21,16 +21,10 @@ using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, CtxFree>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, CtxFree>;
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
-const unsigned char* bytes(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
-unsigned char* bytes(std::string& s) {
-  return reinterpret_cast<unsigned char*>(s.data());
-}
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
 
-tl::unexpected<Error> crypto_error(const char* what) {
-  return fail(Errc::invalid_input, what);
-}
+tl::unexpected<Error> crypto_error(const char* what) { return fail(Errc::invalid_input, what); }
 
 Result<std::string> read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -68,9 +62,7 @@ Result<std::string> raw_public(EVP_PKEY* key) {
   return pub;
 }
 
-std::string ed25519_blob(std::string_view raw) {
-  return Writer().string("ssh-ed25519").string(raw).bytes();
-}
+std::string ed25519_blob(std::string_view raw) { return Writer().string("ssh-ed25519").string(raw).bytes(); }
 
 }  // namespace
 

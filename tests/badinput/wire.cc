@@ -61,13 +61,9 @@ uint32_t Reader::u32() {
   return v;
 }
 
-std::string_view Reader::string() {
-  return take(u32());
-}
+std::string_view Reader::string() { return take(u32()); }
 
-std::string_view Reader::rest() {
-  return take(in_.size());
-}
+std::string_view Reader::rest() { return take(in_.size()); }
 
 std::string random_bytes(size_t n) {
   std::string out(n, '\0');

@@ -39,7 +39,8 @@ int run(const char* path, const char* script, Pipe& out, Pipe& err, const char* 
   char* argv[] = {sh, c, s.data(), nullptr};
   char* envp[] = {nullptr};
   const int fds[] = {null.get(), out.write.get(), err.write.get()};
-  ExecSpec spec{.path = path, .argv = argv, .envp = envp, .fds = fds, .fd_count = 3, .failure_prefix = prefix};
+  ExecSpec spec{
+      .path = path, .argv = argv, .envp = envp, .fds = fds, .fd_count = 3, .failure_prefix = prefix};
   auto child = start_child([&] { exec_child(spec); });
   REQUIRE(child);
   auto done = wait_child(child->pidfd.get(), true);

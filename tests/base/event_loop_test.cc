@@ -45,10 +45,13 @@ TEST_CASE("a throwing fd handler is logged by name, dropped, and the loop goes o
   EventLoop loop;
   UniqueFd bad = ready_fd(), good = ready_fd();
   int bad_calls = 0, good_calls = 0, failures = 0;
-  loop.add(bad.get(), EPOLLIN, "session 12 ipc", [&](uint32_t) {
-    ++bad_calls;
-    throw std::runtime_error("bad frame");
-  }, [&] { ++failures; });
+  loop.add(
+      bad.get(), EPOLLIN, "session 12 ipc",
+      [&](uint32_t) {
+        ++bad_calls;
+        throw std::runtime_error("bad frame");
+      },
+      [&] { ++failures; });
   loop.add(good.get(), EPOLLIN, "hub web1", [&](uint32_t) { ++good_calls; });
 
   REQUIRE_NOTHROW(loop.run_once(100ms));
@@ -65,8 +68,8 @@ TEST_CASE("a throwing timer is logged by name, its on_failure runs, other timers
   ErrorLog errors;
   EventLoop loop;
   bool failed = false, later_fired = false;
-  loop.add_timer(0ms, "reboot window web1", [] { throw std::logic_error("no such hub"); },
-                 [&] { failed = true; });
+  loop.add_timer(
+      0ms, "reboot window web1", [] { throw std::logic_error("no such hub"); }, [&] { failed = true; });
   loop.add_timer(0ms, "config reload", [&] { later_fired = true; });
   REQUIRE_NOTHROW(loop.run_once(100ms));
   CHECK(failed);
@@ -78,8 +81,9 @@ TEST_CASE("an on_failure that throws too is contained and logged", "[event_loop]
   ErrorLog errors;
   EventLoop loop;
   UniqueFd bad = ready_fd();
-  loop.add(bad.get(), EPOLLIN, "control client", [](uint32_t) { throw 42; },
-           [] { throw std::runtime_error("cleanup broke"); });
+  loop.add(
+      bad.get(), EPOLLIN, "control client", [](uint32_t) { throw 42; },
+      [] { throw std::runtime_error("cleanup broke"); });
   REQUIRE_NOTHROW(loop.run_once(100ms));
   CHECK_FALSE(loop.watching(bad.get()));
   CHECK(errors.has("control client", "unknown type"));
@@ -133,7 +137,9 @@ TEST_CASE("a stale watch handle leaves a newer registration of the same descript
 TEST_CASE("a timer handle cancels its timer with it, and moving it keeps it", "[event_loop]") {
   EventLoop loop;
   bool dropped_fired = false, kept_fired = false;
-  { auto dropped = loop.timer(0ms, "dropped", [&] { dropped_fired = true; }); }
+  {
+    auto dropped = loop.timer(0ms, "dropped", [&] { dropped_fired = true; });
+  }
   auto kept = loop.timer(0ms, "kept", [&] { kept_fired = true; });
   EventLoop::Timer moved = std::move(kept);
   loop.run_once(50ms);

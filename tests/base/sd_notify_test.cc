@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "base/sd_notify.h"
 #include "base/unique_fd.h"

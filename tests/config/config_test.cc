@@ -132,14 +132,13 @@ TEST_CASE("parse_listen_address") {
     CHECK(r.error().message ==
           "bad listen address '" + std::string(bad) + "': expected IPV4:PORT or [IPV6]:PORT");
   }
-  for (const char* bad :
-       {"1.2.3.4:65536", "1.2.3.4:", "[::1]:-1", "1.2.3.4:22a", "1.2.3.4:123456"}) {
+  for (const char* bad : {"1.2.3.4:65536", "1.2.3.4:", "[::1]:-1", "1.2.3.4:22a", "1.2.3.4:123456"}) {
     INFO(bad);
     auto r = parse_listen_address(bad);
     REQUIRE_FALSE(r);
     std::string text = bad;
-    CHECK(r.error().message == "bad port '" + text.substr(text.rfind(':') + 1) +
-                                   "' in listen address '" + text + "': expected 0 to 65535");
+    CHECK(r.error().message == "bad port '" + text.substr(text.rfind(':') + 1) + "' in listen address '" +
+                                   text + "': expected 0 to 65535");
   }
 }
 
@@ -316,14 +315,12 @@ TEST_CASE("values of the wrong type are reported at the value") {
   CHECK(problems("listen: \"127.0.0.1:22\"\nhost_keys: {a: b}\nhypervisor: [sim]\ndomains: []\n") ==
         Lines{"t.yaml:1:9: listen: expected a list of strings",
               "t.yaml:2:12: host_keys: expected a list of strings",
-              "t.yaml:3:13: hypervisor: expected a string",
-              "t.yaml:4:10: domains: expected a mapping"});
+              "t.yaml:3:13: hypervisor: expected a string", "t.yaml:4:10: domains: expected a mapping"});
   // A missing value is reported at its key: YAML would place it at the next token.
   CHECK(problems("listen:\n\n\nhost_keys: [k]\nhypervisor: sim\ndomains: {}\n") ==
         Lines{"t.yaml:1:1: listen: expected a list of strings"});
   CHECK(problems(kHead + "  web1: [a]\n  web2:\n    actions: console\n    keys: {a: b}\n") ==
-        Lines{"t.yaml:5:9: web1: expected a mapping",
-              "t.yaml:7:14: actions: expected a list of strings",
+        Lines{"t.yaml:5:9: web1: expected a mapping", "t.yaml:7:14: actions: expected a list of strings",
               "t.yaml:8:11: keys: expected a list of keys, got a mapping"});
   CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - [x]\n") ==
         Lines{"t.yaml:8:9: keys: expected a key line or a mapping {key: ..., readonly: ...}, got "
@@ -335,8 +332,7 @@ TEST_CASE("empty lists and strings are refused where a value is needed") {
   CHECK(problems("listen: []\nhost_keys: [\"\"]\nhypervisor: sim\naudit_log: \"\"\ndomains:\n"
                  "sim:\n  guest_command: []\n") ==
         Lines{"t.yaml:1:9: listen: must list at least one item",
-              "t.yaml:2:13: host_keys: a path must not be empty",
-              "t.yaml:4:12: audit_log: must not be empty",
+              "t.yaml:2:13: host_keys: a path must not be empty", "t.yaml:4:12: audit_log: must not be empty",
               "t.yaml:7:18: guest_command: must list at least one item"});
   CHECK(problems("listen: [\"1.2.3.4:1\"]\nhost_keys: []\nhypervisor: sim\ndomains:\n") ==
         Lines{"t.yaml:2:12: host_keys: must list at least one item"});
@@ -350,20 +346,18 @@ TEST_CASE("bad listen addresses and ports are reported at the item") {
 }
 
 TEST_CASE("bad hypervisor, domain name, on_login and actions are reported") {
-  CHECK(
-      problems("listen: [\"1.2.3.4:1\"]\nhost_keys: [k]\nhypervisor: kvm\ndomains:\n"
-               "  \"web 1\": {}\n  -x: {}\n"
-               "  ok:\n    on_login: shell\n    actions: [start, stop, start]\n") ==
-      Lines{
-          "t.yaml:3:13: hypervisor: expected 'sim' or 'xen', got 'kvm'",
-          "t.yaml:5:3: bad domain name 'web 1': expected 1 to 64 letters, digits, '_', '.' or '-', "
-          "starting with a letter or digit",
-          "t.yaml:6:3: bad domain name '-x': expected 1 to 64 letters, digits, '_', '.' or '-', "
-          "starting with a letter or digit",
-          "t.yaml:8:15: on_login: expected 'menu' or 'console', got 'shell'",
-          "t.yaml:9:22: unknown action 'stop': expected console, start, shutdown, reboot, "
-          "destroy or sysrq",
-          "t.yaml:9:28: action 'start' is listed twice"});
+  CHECK(problems("listen: [\"1.2.3.4:1\"]\nhost_keys: [k]\nhypervisor: kvm\ndomains:\n"
+                 "  \"web 1\": {}\n  -x: {}\n"
+                 "  ok:\n    on_login: shell\n    actions: [start, stop, start]\n") ==
+        Lines{"t.yaml:3:13: hypervisor: expected 'sim' or 'xen', got 'kvm'",
+              "t.yaml:5:3: bad domain name 'web 1': expected 1 to 64 letters, digits, '_', '.' or '-', "
+              "starting with a letter or digit",
+              "t.yaml:6:3: bad domain name '-x': expected 1 to 64 letters, digits, '_', '.' or '-', "
+              "starting with a letter or digit",
+              "t.yaml:8:15: on_login: expected 'menu' or 'console', got 'shell'",
+              "t.yaml:9:22: unknown action 'stop': expected console, start, shutdown, reboot, "
+              "destroy or sysrq",
+              "t.yaml:9:28: action 'start' is listed twice"});
 }
 
 TEST_CASE("on_login: console needs the console action") {
@@ -372,19 +366,18 @@ TEST_CASE("on_login: console needs the console action") {
 }
 
 TEST_CASE("numbers and booleans out of range or of the wrong kind") {
-  CHECK(
-      problems(kHead + "  a:\n    memory: 0\n    vcpus: 513\n  b:\n    memory: \"512\"\n"
-                       "    vcpus: two\n  c:\n    memory: 16777217\n    vcpus:\n"
-                       "sim:\n  autostart: yes\n  shutdown_grace_ms: 600001\n") ==
-      Lines{"t.yaml:6:13: memory: expected an integer from 1 to 16777216, got '0'",
-            "t.yaml:7:12: vcpus: expected an integer from 1 to 512, got '513'",
-            "t.yaml:9:13: memory: expected an integer from 1 to 16777216, got the quoted string "
-            "\"512\"",
-            "t.yaml:10:12: vcpus: expected an integer from 1 to 512, got 'two'",
-            "t.yaml:12:13: memory: expected an integer from 1 to 16777216, got '16777217'",
-            "t.yaml:13:5: vcpus: expected an integer from 1 to 512, got nothing",
-            "t.yaml:15:14: autostart: expected true or false, got 'yes'",
-            "t.yaml:16:22: shutdown_grace_ms: expected an integer from 0 to 600000, got '600001'"});
+  CHECK(problems(kHead + "  a:\n    memory: 0\n    vcpus: 513\n  b:\n    memory: \"512\"\n"
+                         "    vcpus: two\n  c:\n    memory: 16777217\n    vcpus:\n"
+                         "sim:\n  autostart: yes\n  shutdown_grace_ms: 600001\n") ==
+        Lines{"t.yaml:6:13: memory: expected an integer from 1 to 16777216, got '0'",
+              "t.yaml:7:12: vcpus: expected an integer from 1 to 512, got '513'",
+              "t.yaml:9:13: memory: expected an integer from 1 to 16777216, got the quoted string "
+              "\"512\"",
+              "t.yaml:10:12: vcpus: expected an integer from 1 to 512, got 'two'",
+              "t.yaml:12:13: memory: expected an integer from 1 to 16777216, got '16777217'",
+              "t.yaml:13:5: vcpus: expected an integer from 1 to 512, got nothing",
+              "t.yaml:15:14: autostart: expected true or false, got 'yes'",
+              "t.yaml:16:22: shutdown_grace_ms: expected an integer from 0 to 600000, got '600001'"});
   CHECK(problems(kHead + "sim:\n  shutdown_grace_ms: -1\n  autostart: [true]\n") ==
         Lines{"t.yaml:6:22: shutdown_grace_ms: expected an integer from 0 to 600000, got '-1'",
               "t.yaml:7:14: autostart: expected true or false, got a list"});
@@ -409,39 +402,31 @@ TEST_CASE("a key listed twice is reported at the second place, naming the first"
                 " (alice@laptop) is already listed for domain 'web1' at t.yaml:7:9"});
   }
   SECTION("twice in one domain, with a different comment or none") {
-    CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - " +
-                   kAliceNoComment + "\n") ==
-          Lines{"t.yaml:8:9: key " + kAliceFingerprint +
-                " is already listed for domain 'web1' at t.yaml:7:9"});
+    CHECK(
+        problems(kHead + "  web1:\n    keys:\n      - " + kAlice + "\n      - " + kAliceNoComment + "\n") ==
+        Lines{"t.yaml:8:9: key " + kAliceFingerprint + " is already listed for domain 'web1' at t.yaml:7:9"});
   }
 }
 
 TEST_CASE("every problem in a file is reported, in file order") {
   // sim comes first in the file but is read last: the order is the file's, not the reader's.
   const std::string text = join_lines({
-      "sim: {autostart: 1}",
-      "hypervisor: qemu",
-      "listen: [\"1.2.3.4:99999\"]",
-      "domains:",
-      "  web1:",
+      "sim: {autostart: 1}", "hypervisor: qemu", "listen: [\"1.2.3.4:99999\"]", "domains:", "  web1:",
       "    keys: [\"" + kAlice + "\"]",  // line 6
-      "    colour: blue",
-      "  bad/name:",
+      "    colour: blue", "  bad/name:",
       "    keys: [\"" + kAlice + "\"]",  // line 9
   });
   auto lines = problems(text);
-  CHECK(
-      lines ==
-      Lines{"t.yaml:1:1: missing required field 'host_keys'",
-            "t.yaml:1:18: autostart: expected true or false, got '1'",
-            "t.yaml:2:13: hypervisor: expected 'sim' or 'xen', got 'qemu'",
-            "t.yaml:3:10: bad port '99999' in listen address '1.2.3.4:99999': expected 0 to 65535",
-            "t.yaml:7:5: unknown field 'colour': expected actions, on_login, memory, vcpus, keys, "
-            "config_file or console",
-            "t.yaml:8:3: bad domain name 'bad/name': expected 1 to 64 letters, digits, '_', "
-            "'.' or '-', starting with a letter or digit",
-            "t.yaml:9:12: key " + kAliceFingerprint +
-                " (alice@laptop) is already listed for domain 'web1' at t.yaml:6:12"});
+  CHECK(lines == Lines{"t.yaml:1:1: missing required field 'host_keys'",
+                       "t.yaml:1:18: autostart: expected true or false, got '1'",
+                       "t.yaml:2:13: hypervisor: expected 'sim' or 'xen', got 'qemu'",
+                       "t.yaml:3:10: bad port '99999' in listen address '1.2.3.4:99999': expected 0 to 65535",
+                       "t.yaml:7:5: unknown field 'colour': expected actions, on_login, memory, vcpus, keys, "
+                       "config_file or console",
+                       "t.yaml:8:3: bad domain name 'bad/name': expected 1 to 64 letters, digits, '_', "
+                       "'.' or '-', starting with a letter or digit",
+                       "t.yaml:9:12: key " + kAliceFingerprint +
+                           " (alice@laptop) is already listed for domain 'web1' at t.yaml:6:12"});
   try {
     parse_config(text, "t.yaml");
     FAIL("no ConfigError");
@@ -490,8 +475,7 @@ void check_limits_are_defaults(const Limits& l) {
 }
 
 TEST_CASE("run_as, chroot_dir and limits default when left out") {
-  for (const std::string& rest :
-       {std::string(), std::string("limits:\n"), std::string("limits: {}\n")}) {
+  for (const std::string& rest : {std::string(), std::string("limits:\n"), std::string("limits: {}\n")}) {
     INFO(rest);
     auto c = parse_config(kHead + "  {}\n" + rest, "t.yaml");
     CHECK(c->run_as == "xcg");
@@ -561,8 +545,8 @@ TEST_CASE("run_as refuses root, bad user names and non-strings") {
         Lines{"t.yaml:6:9: run_as: must not be root: sessions would keep full privileges"});
   CHECK(problems(with_line("run_as: \"root\"")) ==
         Lines{"t.yaml:6:9: run_as: must not be root: sessions would keep full privileges"});
-  for (const auto& bad : Lines{"Xcg", "ROOT", "1xcg", "0", "-xcg", "xcg.gw", "xc g", "xcg$",
-                               "x\\u00e9", std::string(33, 'u')}) {
+  for (const auto& bad : Lines{"Xcg", "ROOT", "1xcg", "0", "-xcg", "xcg.gw", "xc g", "xcg$", "x\\u00e9",
+                               std::string(33, 'u')}) {
     INFO(bad);
     auto yaml = "\"" + bad + "\"";
     auto lines = problems(with_line("run_as: " + yaml));
@@ -585,8 +569,7 @@ TEST_CASE("run_as refuses root, bad user names and non-strings") {
 TEST_CASE("chroot_dir is kept in a normal form") {
   for (auto [written, kept] :
        {std::pair{"/run/xcg/empty", "/run/xcg/empty"}, std::pair{"/var/empty/", "/var/empty"},
-        std::pair{"//a//b", "/a/b"}, std::pair{"/./a/./b/.", "/a/b"},
-        std::pair{"/a...b/.x", "/a...b/.x"}}) {
+        std::pair{"//a//b", "/a/b"}, std::pair{"/./a/./b/.", "/a/b"}, std::pair{"/a...b/.x", "/a...b/.x"}}) {
     INFO(written);
     auto text = with_line(std::string("chroot_dir: \"") + written + "\"");
     REQUIRE(problems(text).empty());
@@ -613,33 +596,30 @@ TEST_CASE("chroot_dir must be absolute, without '..', and not the root") {
   }
   CHECK(problems(with_line("chroot_dir: \"/\\0/run/xcg\"")) ==
         Lines{"t.yaml:6:13: chroot_dir: must not contain a NUL character"});
-  CHECK(problems(with_line("chroot_dir: \"\"")) ==
-        Lines{"t.yaml:6:13: chroot_dir: must not be empty"});
-  CHECK(problems(with_line("chroot_dir: {a: b}")) ==
-        Lines{"t.yaml:6:13: chroot_dir: expected a string"});
+  CHECK(problems(with_line("chroot_dir: \"\"")) == Lines{"t.yaml:6:13: chroot_dir: must not be empty"});
+  CHECK(problems(with_line("chroot_dir: {a: b}")) == Lines{"t.yaml:6:13: chroot_dir: expected a string"});
 }
 
 TEST_CASE("limits must be a mapping of known fields") {
   CHECK(problems(with_line("limits: 5")) == Lines{"t.yaml:6:9: limits: expected a mapping"});
-  CHECK(problems(with_line("limits: [login_grace]")) ==
-        Lines{"t.yaml:6:9: limits: expected a mapping"});
-  CHECK(problems(kHead +
-                 "  {}\nlimits:\n  login_grace: 10\n  max_startup: 5\n  Max_auth_tries: 3\n") ==
-        Lines{"t.yaml:8:3: unknown field 'max_startup': expected login_grace, max_auth_tries, max_key_offers, "
-              "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
-              "max_sessions_per_domain, max_actions or idle_timeout",
-              "t.yaml:9:3: unknown field 'Max_auth_tries': expected login_grace, max_auth_tries, max_key_offers, "
-              "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
-              "max_sessions_per_domain, max_actions or idle_timeout"});
+  CHECK(problems(with_line("limits: [login_grace]")) == Lines{"t.yaml:6:9: limits: expected a mapping"});
+  CHECK(
+      problems(kHead + "  {}\nlimits:\n  login_grace: 10\n  max_startup: 5\n  Max_auth_tries: 3\n") ==
+      Lines{
+          "t.yaml:8:3: unknown field 'max_startup': expected login_grace, max_auth_tries, max_key_offers, "
+          "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
+          "max_sessions_per_domain, max_actions or idle_timeout",
+          "t.yaml:9:3: unknown field 'Max_auth_tries': expected login_grace, max_auth_tries, max_key_offers, "
+          "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
+          "max_sessions_per_domain, max_actions or idle_timeout"});
   CHECK(problems(kHead + "  {}\nlimits:\n  max_auth_tries: 3\n  max_auth_tries: 4\n") ==
         Lines{"t.yaml:8:3: duplicate key 'max_auth_tries' (first at t.yaml:7:3)"});
 }
 
 TEST_CASE("durations: seconds, or a number with unit s, m or h") {
-  for (auto [written, seconds] :
-       {std::pair{"1", 1u}, std::pair{"\"30\"", 30u}, std::pair{"30s", 30u},
-        std::pair{"\"45s\"", 45u}, std::pair{"2m", 120u}, std::pair{"60m", 3600u},
-        std::pair{"1h", 3600u}, std::pair{"3600", 3600u}, std::pair{"0001", 1u}}) {
+  for (auto [written, seconds] : {std::pair{"1", 1u}, std::pair{"\"30\"", 30u}, std::pair{"30s", 30u},
+                                  std::pair{"\"45s\"", 45u}, std::pair{"2m", 120u}, std::pair{"60m", 3600u},
+                                  std::pair{"1h", 3600u}, std::pair{"3600", 3600u}, std::pair{"0001", 1u}}) {
     INFO(written);
     CHECK(limits_with("login_grace", written).login_grace_s == seconds);
   }
@@ -654,8 +634,8 @@ TEST_CASE("durations: seconds, or a number with unit s, m or h") {
 
 TEST_CASE("login_grace: malformed or out of range") {
   const std::string at = at_limit_value("login_grace");
-  for (const std::string bad : {"30x", "1.5m", "-5", "+5", "\"30 s\"", "1d", "30S", "s", "m30",
-                                "1m30s", "off", "1e3", "\"\""}) {
+  for (const std::string bad :
+       {"30x", "1.5m", "-5", "+5", "\"30 s\"", "1d", "30S", "s", "m30", "1m30s", "off", "1e3", "\"\""}) {
     INFO(bad);
     auto shown = bad.starts_with('"') ? bad.substr(1, bad.size() - 2) : bad;
     CHECK(problems(with_limit("login_grace", bad)) ==
@@ -672,9 +652,8 @@ TEST_CASE("login_grace: malformed or out of range") {
               "30s, 2m, 1h), got nothing"});
   CHECK(problems(with_limit("login_grace", "0")) ==
         Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '0'"});
-  CHECK(
-      problems(with_limit("login_grace", "0s")) ==
-      Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '0s' (0 seconds)"});
+  CHECK(problems(with_limit("login_grace", "0s")) ==
+        Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '0s' (0 seconds)"});
   CHECK(problems(with_limit("login_grace", "3601")) ==
         Lines{at + "login_grace: expected a duration from 1 to 3600 seconds, got '3601'"});
   CHECK(problems(with_limit("login_grace", "61m")) ==
@@ -744,8 +723,7 @@ TEST_CASE("max_startups_per_source and max_sessions_per_domain: 1 to 10000") {
     INFO(field);
     auto read = [&](const std::string& value) {
       auto l = limits_with(field, value);
-      return field == "max_startups_per_source" ? l.max_startups_per_source
-                                                : l.max_sessions_per_domain;
+      return field == "max_startups_per_source" ? l.max_startups_per_source : l.max_sessions_per_domain;
     };
     CHECK(read("1") == 1);
     CHECK(read("10000") == 10000);
@@ -777,11 +755,10 @@ TEST_CASE("source_prefix_v4: 1 to 32, source_prefix_v6: 1 to 128") {
     CHECK(read(std::to_string(max)) == max);
     const std::string at = at_limit_value(field);
     for (const std::string& bad : {std::string("0"), std::to_string(max + 1), std::string("-8"),
-                                  std::string("/24"), std::string("many")}) {
+                                   std::string("/24"), std::string("many")}) {
       INFO(bad);
-      CHECK(problems(with_limit(field, bad)) ==
-            Lines{at + field + ": expected an integer from 1 to " + std::to_string(max) + ", got '" +
-                  bad + "'"});
+      CHECK(problems(with_limit(field, bad)) == Lines{at + field + ": expected an integer from 1 to " +
+                                                      std::to_string(max) + ", got '" + bad + "'"});
     }
   }
   // Each left out keeps its default.
@@ -807,11 +784,9 @@ TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
     unsigned begin, rate, full;
   };
   for (auto [written, begin, rate, full] :
-       {Case{"\"10:30:100\"", 10, 30, 100}, Case{"10:30:100", 10, 30, 100},
-        Case{"\"5:50:20\"", 5, 50, 20}, Case{"1:1:1", 1, 1, 1},
-        Case{"\"10000:100:10000\"", 10000, 100, 10000}, Case{"7", 7, 100, 7},
-        Case{"\"7\"", 7, 100, 7}, Case{"10000", 10000, 100, 10000},
-        Case{"\"3:100:3\"", 3, 100, 3}}) {
+       {Case{"\"10:30:100\"", 10, 30, 100}, Case{"10:30:100", 10, 30, 100}, Case{"\"5:50:20\"", 5, 50, 20},
+        Case{"1:1:1", 1, 1, 1}, Case{"\"10000:100:10000\"", 10000, 100, 10000}, Case{"7", 7, 100, 7},
+        Case{"\"7\"", 7, 100, 7}, Case{"10000", 10000, 100, 10000}, Case{"\"3:100:3\"", 3, 100, 3}}) {
     INFO(written);
     auto l = limits_with("max_startups", written);
     CHECK(l.startups_begin == begin);
@@ -823,16 +798,13 @@ TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
 TEST_CASE("max_startups: malformed or out of range") {
   const std::string at = at_limit_value("max_startups") + "max_startups: ";
   const std::string form = "expected START:RATE:FULL (like 10:30:100) or a number, got ";
-  for (const std::string bad :
-       {"10:30", "10:30:100:5", "10::100", ":30:100", "10:30:", "a:b:c", "-1:30:100", "10:-30:100",
-        "10:30%:100", "10 : 30 : 100", "1.5", "", "off"}) {
+  for (const std::string bad : {"10:30", "10:30:100:5", "10::100", ":30:100", "10:30:", "a:b:c", "-1:30:100",
+                                "10:-30:100", "10:30%:100", "10 : 30 : 100", "1.5", "", "off"}) {
     INFO(bad);
-    CHECK(problems(with_limit("max_startups", "\"" + bad + "\"")) ==
-          Lines{at + form + "'" + bad + "'"});
+    CHECK(problems(with_limit("max_startups", "\"" + bad + "\"")) == Lines{at + form + "'" + bad + "'"});
   }
   CHECK(problems(with_limit("max_startups", "[10, 30, 100]")) == Lines{at + form + "a list"});
-  CHECK(problems(with_limit("max_startups", "")) ==
-        Lines{"t.yaml:7:3: max_startups: " + form + "nothing"});
+  CHECK(problems(with_limit("max_startups", "")) == Lines{"t.yaml:7:3: max_startups: " + form + "nothing"});
 
   auto one = [&](const std::string& value) { return problems(with_limit("max_startups", value)); };
   CHECK(one("\"10:0:100\"") == Lines{at + "RATE must be a percentage from 1 to 100, got 0"});
@@ -879,12 +851,12 @@ TEST_CASE("sysrq is an action, and in the default set") {
   CHECK(action_name(Action::sysrq) == "sysrq");
   CHECK(parse_action("sysrq") == Action::sysrq);
   CHECK(parse_action("SysRq") == std::nullopt);
-  auto c = parse_config(kHead + "  web1: {}\n  web2:\n    actions: [sysrq, console]\n"
-                                "  web3:\n    actions: [start]\n",
+  auto c = parse_config(kHead +
+                            "  web1: {}\n  web2:\n    actions: [sysrq, console]\n"
+                            "  web3:\n    actions: [start]\n",
                         "t.yaml");
-  CHECK(c->domains.at("web1").actions ==
-        std::vector<Action>{Action::console, Action::start, Action::shutdown, Action::reboot,
-                            Action::destroy, Action::sysrq});
+  CHECK(c->domains.at("web1").actions == std::vector<Action>{Action::console, Action::start, Action::shutdown,
+                                                             Action::reboot, Action::destroy, Action::sysrq});
   CHECK(c->domains.at("web2").actions == std::vector<Action>{Action::console, Action::sysrq});
   CHECK_FALSE(c->domains.at("web3").allows(Action::sysrq));
   CHECK(problems(kHead + "  web1:\n    actions: [sysrq, sysrq, sysreq]\n") ==
@@ -895,12 +867,9 @@ TEST_CASE("sysrq is an action, and in the default set") {
 
 TEST_CASE("keys: key lines and {key, readonly} mappings, mixed") {
   auto c = parse_config(kHead + join_lines({
-                                    "  web1:",
-                                    "    keys:",
+                                    "  web1:", "    keys:",
                                     "      - " + kAlice,  // line 7
-                                    "      - {key: \"" + kBob + "\", readonly: true}",
-                                    "  web2:",
-                                    "    keys:",
+                                    "      - {key: \"" + kBob + "\", readonly: true}", "  web2:", "    keys:",
                                     "      - key: " + kErin,  // line 11
                                 }),
                         "t.yaml");
@@ -942,12 +911,10 @@ TEST_CASE("key mappings: key is required, readonly is a bool, nothing else") {
                              "      - key: ssh-ed25519 AAAA!",
                              "      - {key: \"" + kBob + "\", readonly: [true]}",
                          })) ==
-        Lines{"t.yaml:7:9: missing required field 'key'",
-              "t.yaml:8:9: missing required field 'key'",
+        Lines{"t.yaml:7:9: missing required field 'key'", "t.yaml:8:9: missing required field 'key'",
               "t.yaml:10:19: readonly: expected true or false, got 'yes'",
               "t.yaml:11:9: unknown field 'comment': expected key or readonly",
-              "t.yaml:12:14: key: expected a string",
-              "t.yaml:13:9: key: expected a string",
+              "t.yaml:12:14: key: expected a string", "t.yaml:13:9: key: expected a string",
               "t.yaml:14:14: bad public key: key data is not valid base64",
               "t.yaml:15:" + std::to_string(29 + kBob.size()) +
                   ": readonly: expected true or false, got a list"});
@@ -956,14 +923,13 @@ TEST_CASE("key mappings: key is required, readonly is a bool, nothing else") {
 TEST_CASE("a key listed twice is found across both forms") {
   SECTION("a line, then a mapping in another domain") {
     CHECK(problems(kHead + "  web1:\n    keys:\n      - " + kAlice +
-                   "\n  web2:\n    keys:\n      - {key: \"" + kAliceNoComment +
-                   "\", readonly: true}\n") ==
+                   "\n  web2:\n    keys:\n      - {key: \"" + kAliceNoComment + "\", readonly: true}\n") ==
           Lines{"t.yaml:10:15: key " + kAliceFingerprint +
                 " is already listed for domain 'web1' at t.yaml:7:9"});
   }
   SECTION("a mapping, then a line in the same domain") {
-    CHECK(problems(kHead + "  web1:\n    keys:\n      - key: " + kBob +
-                   "\n        readonly: true\n      - " + kBob + "\n") ==
+    CHECK(problems(kHead + "  web1:\n    keys:\n      - key: " + kBob + "\n        readonly: true\n      - " +
+                   kBob + "\n") ==
           Lines{"t.yaml:9:9: key " + fingerprint_of(kBob) +
                 " (bob@ecdsa256) is already listed for domain 'web1' at t.yaml:7:14"});
   }
@@ -987,8 +953,7 @@ ConsoleSettings console_with(const std::string& field, const std::string& value)
 }
 
 TEST_CASE("console settings default when left out") {
-  for (const std::string& rest :
-       {std::string(), std::string("console:\n"), std::string("console: {}\n")}) {
+  for (const std::string& rest : {std::string(), std::string("console:\n"), std::string("console: {}\n")}) {
     INFO(rest);
     auto c = parse_config(kHead + "  {}\n" + rest, "t.yaml")->console;
     CHECK(c.scrollback_bytes == 256 * 1024);
@@ -1063,8 +1028,7 @@ TEST_CASE("console: a full example keeps every setting") {
 
 TEST_CASE("console must be a mapping of known fields") {
   CHECK(problems(with_line("console: 64KiB")) == Lines{"t.yaml:6:10: console: expected a mapping"});
-  CHECK(problems(with_line("console: [scrollback]")) ==
-        Lines{"t.yaml:6:10: console: expected a mapping"});
+  CHECK(problems(with_line("console: [scrollback]")) == Lines{"t.yaml:6:10: console: expected a mapping"});
   CHECK(problems(kHead + "  {}\nconsole:\n  scrollbak: 1M\n  log_max: 1M\n  log_max: 2M\n") ==
         Lines{"t.yaml:7:3: unknown field 'scrollbak': expected scrollback, replay, log_dir or "
               "log_max",
@@ -1082,15 +1046,13 @@ TEST_CASE("console sizes: malformed") {
     const std::string form = field +
                              ": expected bytes, or a number with unit B, KiB, MiB, GiB, K, M or "
                              "G (65536, 64KiB, 1MiB), got ";
-    for (const std::string bad : {"64KB", "64kib", "64k", "\"64 KiB\"", "1.5M", "-1", "+1", "K",
-                                  "KiB", "B", "1T", "1KiBB", "1e6", "off", "\"\""}) {
+    for (const std::string bad : {"64KB", "64kib", "64k", "\"64 KiB\"", "1.5M", "-1", "+1", "K", "KiB", "B",
+                                  "1T", "1KiBB", "1e6", "off", "\"\""}) {
       INFO(bad);
       auto shown = bad.starts_with('"') ? bad.substr(1, bad.size() - 2) : bad;
-      CHECK(problems(with_console(field, bad)) ==
-            Lines{at_console_value(field) + form + "'" + shown + "'"});
+      CHECK(problems(with_console(field, bad)) == Lines{at_console_value(field) + form + "'" + shown + "'"});
     }
-    CHECK(problems(with_console(field, "[1M]")) ==
-          Lines{at_console_value(field) + form + "a list"});
+    CHECK(problems(with_console(field, "[1M]")) == Lines{at_console_value(field) + form + "a list"});
     CHECK(problems(with_console(field, "")) == Lines{"t.yaml:7:3: " + form + "nothing"});
   }
 }
@@ -1109,12 +1071,11 @@ TEST_CASE("console sizes: out of range") {
   CHECK(one("scrollback", "67108865") == Lines{scrollback + "'67108865'"});
   // Too large to count in 64 bits: no byte count.
   CHECK(one("scrollback", "999999999999G") == Lines{scrollback + "'999999999999G'"});
-  const std::string replay = at_console_value("replay") +
-                             "replay: expected a size from 0 to 64MiB (0 to 67108864 bytes), got ";
+  const std::string replay =
+      at_console_value("replay") + "replay: expected a size from 0 to 64MiB (0 to 67108864 bytes), got ";
   CHECK(one("replay", "65M") == Lines{replay + "'65M' (68157440 bytes)"});
-  const std::string log_max =
-      at_console_value("log_max") +
-      "log_max: expected a size from 4KiB to 1GiB (4096 to 1073741824 bytes), got ";
+  const std::string log_max = at_console_value("log_max") +
+                              "log_max: expected a size from 4KiB to 1GiB (4096 to 1073741824 bytes), got ";
   CHECK(one("log_max", "4095B") == Lines{log_max + "'4095B' (4095 bytes)"});
   CHECK(one("log_max", "1025M") == Lines{log_max + "'1025M' (1074790400 bytes)"});
   CHECK(one("log_max", "2G") == Lines{log_max + "'2G' (2147483648 bytes)"});
@@ -1150,8 +1111,7 @@ TEST_CASE("console: log_dir must be a string without NUL") {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "xcg_config_test.XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "xcg_config_test.XXXXXX").string();
     REQUIRE(::mkdtemp(pattern.data()) != nullptr);
     path_ = pattern;
   }
@@ -1196,8 +1156,7 @@ TEST_CASE("load_config reports problems with the file's path") {
     FAIL("no ConfigError");
   } catch (const ConfigError& e) {
     REQUIRE(e.problems().size() == 1);
-    CHECK(e.problems()[0].str() ==
-          file + ":6:12: vcpus: expected an integer from 1 to 512, got '0'");
+    CHECK(e.problems()[0].str() == file + ":6:12: vcpus: expected an integer from 1 to 512, got '0'");
   }
 }
 

@@ -75,8 +75,8 @@ std::string main_text(const std::string& include_line) {
          "hypervisor: sim\n"
          "domains:\n"
          "  web1:\n"
-         "    keys: [\"" + kAlice + "\"]\n" +
-         include_line + "\n";
+         "    keys: [\"" +
+         kAlice + "\"]\n" + include_line + "\n";
 }
 
 // An included file: `domain` with one key on line 3, column 9.
@@ -114,8 +114,8 @@ TEST_CASE("include: files and patterns add their domains, in sorted order") {
   CHECK(c->domains.at("mail").keys.at(0).where.str() == a + ":4:9");
   CHECK(c->domains.at("db").actions == std::vector<Action>{Action::console});
   CHECK(c->domains.at("web1").where.str() == main + ":5:3");
-  for (const auto& [key, domain] : {std::pair(kAlice, "web1"), std::pair(kBob, "web2"),
-                                    std::pair(kCarol, "mail")}) {
+  for (const auto& [key, domain] :
+       {std::pair(kAlice, "web1"), std::pair(kBob, "web2"), std::pair(kCarol, "mail")}) {
     INFO(domain);
     REQUIRE(c->domain_for_key(blob_of(key)) != nullptr);
     CHECK(c->domain_for_key(blob_of(key))->name == domain);
@@ -188,9 +188,8 @@ TEST_CASE("include: a directory that cannot be read is an error, not an empty ma
   // A symlink loop fails even for root, unlike a mode of 000.
   fs::create_directory_symlink("loop", dir.path() / "loop");
   auto main = dir.write("xcg.yaml", main_text("include: [\"loop/*.yaml\"]"));
-  CHECK(problems_of(main) ==
-        Lines{main + ":7:11: include 'loop/*.yaml': cannot read directory '" + dir / "loop" +
-              "': Too many levels of symbolic links"});
+  CHECK(problems_of(main) == Lines{main + ":7:11: include 'loop/*.yaml': cannot read directory '" +
+                                   dir / "loop" + "': Too many levels of symbolic links"});
 }
 
 TEST_CASE("include: must be a list of non-empty paths") {
@@ -199,8 +198,7 @@ TEST_CASE("include: must be a list of non-empty paths") {
     return problems_of(dir.write("xcg.yaml", main_text(line)));
   };
   auto main = dir / "xcg.yaml";
-  CHECK(problems("include: extra.yaml") ==
-        Lines{main + ":7:10: include: expected a list of strings"});
+  CHECK(problems("include: extra.yaml") == Lines{main + ":7:10: include: expected a list of strings"});
   CHECK(problems("include: [[a]]") ==
         Lines{main + ":7:11: include: expected a list of strings; this item is not a string"});
   CHECK(problems("include: [\"\"]") == Lines{main + ":7:11: include: a path must not be empty"});
@@ -210,8 +208,8 @@ TEST_CASE("include: an included file holds only domains") {
   TempDir dir;
   auto main = dir.write("xcg.yaml", main_text("include: [\"d/*.yaml\"]"));
   SECTION("other fields") {
-    auto x = dir.write("d/x.yaml", "listen: [\"127.0.0.1:22\"]\n" + domain_text("web2", kBob) +
-                                       "limits: {}\n");
+    auto x =
+        dir.write("d/x.yaml", "listen: [\"127.0.0.1:22\"]\n" + domain_text("web2", kBob) + "limits: {}\n");
     CHECK(problems_of(main) ==
           Lines{x + ":1:1: field 'listen' is not allowed here: only 'domains' may appear in an "
                     "included file",
@@ -221,21 +219,20 @@ TEST_CASE("include: an included file holds only domains") {
   SECTION("no nested includes") {
     dir.write("d/y.yaml", domain_text("web3", kCarol));
     auto x = dir.write("d/x.yaml", domain_text("web2", kBob) + "include: [y.yaml]\n");
-    CHECK(problems_of(main) ==
-          Lines{x + ":5:1: include: an included file cannot include others"});
+    CHECK(problems_of(main) == Lines{x + ":5:1: include: an included file cannot include others"});
   }
   SECTION("the top must be a mapping with domains") {
     auto x = dir.write("d/x.yaml", "- web2\n");
     auto y = dir.write("d/y.yaml", "# all customers moved away\n");
     auto z = dir.write("d/z.yaml", "domains:\n");
-    CHECK(problems_of(main) ==
-          Lines{x + ":1:1: expected a mapping with 'domains' at the top",
-                y + ":1:1: missing required field 'domains'"});
+    CHECK(problems_of(main) == Lines{x + ":1:1: expected a mapping with 'domains' at the top",
+                                     y + ":1:1: missing required field 'domains'"});
     (void)z;  // "domains:" with none is fine
   }
   SECTION("domains in an included file follow the main file's schema") {
-    auto x = dir.write("d/x.yaml", "domains:\n  web2:\n    vcpus: 0\n    colour: blue\n"
-                                   "  bad/name: {}\n");
+    auto x = dir.write("d/x.yaml",
+                       "domains:\n  web2:\n    vcpus: 0\n    colour: blue\n"
+                       "  bad/name: {}\n");
     CHECK(problems_of(main) ==
           Lines{x + ":3:12: vcpus: expected an integer from 1 to 512, got '0'",
                 x + ":4:5: unknown field 'colour': expected actions, on_login, memory, vcpus, "
@@ -251,13 +248,11 @@ TEST_CASE("include: a domain defined in two files is an error naming both") {
   auto a = dir.write("d/a.yaml", domain_text("web2", kBob));
   SECTION("in the main file and an included one") {
     auto b = dir.write("d/b.yaml", "domains:\n  db: {}\n  web1: {}\n");
-    CHECK(problems_of(main) ==
-          Lines{b + ":3:3: domain 'web1' is already defined at " + main + ":5:3"});
+    CHECK(problems_of(main) == Lines{b + ":3:3: domain 'web1' is already defined at " + main + ":5:3"});
   }
   SECTION("in two included files") {
     auto b = dir.write("d/b.yaml", "domains:\n  web2:\n    memory: 1024\n");
-    CHECK(problems_of(main) ==
-          Lines{b + ":2:3: domain 'web2' is already defined at " + a + ":2:3"});
+    CHECK(problems_of(main) == Lines{b + ":2:3: domain 'web2' is already defined at " + a + ":2:3"});
   }
 }
 
@@ -267,25 +262,22 @@ TEST_CASE("include: a key listed twice across files is an error naming both plac
   auto a = dir.write("d/a.yaml", domain_text("web2", kBob));
   SECTION("the main file's key again in an included file") {
     auto b = dir.write("d/b.yaml", domain_text("web3", kAlice));
-    CHECK(problems_of(main) == Lines{b + ":4:9: key " + kAliceFingerprint +
-                                     " (alice@laptop) is already listed for domain 'web1' at " +
-                                     main + ":6:12"});
+    CHECK(problems_of(main) ==
+          Lines{b + ":4:9: key " + kAliceFingerprint +
+                " (alice@laptop) is already listed for domain 'web1' at " + main + ":6:12"});
   }
   SECTION("one included file's key again in another, as a read-only mapping") {
     auto b = dir.write("d/b.yaml",
-                       "domains:\n  web3:\n    keys:\n      - {key: \"" + kBob +
-                           "\", readonly: true}\n");
+                       "domains:\n  web3:\n    keys:\n      - {key: \"" + kBob + "\", readonly: true}\n");
     CHECK(problems_of(main) == Lines{b + ":4:15: key " + kBobFingerprint +
-                                     " (bob@ecdsa256) is already listed for domain 'web2' at " +
-                                     a + ":4:9"});
+                                     " (bob@ecdsa256) is already listed for domain 'web2' at " + a + ":4:9"});
   }
 }
 
 TEST_CASE("include: a file matched twice is read once; the main file is never included") {
   TempDir dir;
   SECTION("two patterns matching the same file") {
-    auto main =
-        dir.write("xcg.yaml", main_text("include: [\"d/*.yaml\", d/a.yaml, ./d/../d/a.yaml]"));
+    auto main = dir.write("xcg.yaml", main_text("include: [\"d/*.yaml\", d/a.yaml, ./d/../d/a.yaml]"));
     auto a = dir.write("d/a.yaml", domain_text("web2", kBob));
     auto c = load_config(main);
     CHECK(c->domains.size() == 2);
@@ -305,14 +297,12 @@ TEST_CASE("include: YAML syntax errors are reported in the included file") {
   TempDir dir;
   auto main = dir.write("xcg.yaml", main_text("include: [\"d/*.yaml\"]"));
   auto a = dir.write("d/a.yaml", "domains:\n  web2:\n    keys: [\"" + kBob + "\"\n  web3: {}\n");
-  CHECK(problems_of(main) ==
-        Lines{a + ":4:3: YAML syntax error: end of sequence flow not found"});
+  CHECK(problems_of(main) == Lines{a + ":4:3: YAML syntax error: end of sequence flow not found"});
 }
 
 TEST_CASE("include: problems in every file are reported together, files in reading order") {
   TempDir dir;
-  auto main = dir.write("xcg.yaml",
-                        "run_as: root\n" + main_text("include: [z.yaml, \"d/*.yaml\"]"));
+  auto main = dir.write("xcg.yaml", "run_as: root\n" + main_text("include: [z.yaml, \"d/*.yaml\"]"));
   auto z = dir.write("z.yaml", "domains:\n  web2:\n    vcpus: 0\n");
   auto a = dir.write("d/a.yaml", "domains:\n  web3: {actions: [fly]}\n");
   CHECK(problems_of(main) ==
@@ -342,8 +332,9 @@ TEST_CASE("include: a half-written included file fails the whole config") {
 
 TEST_CASE("include: with includes, the main file needs no domains of its own") {
   TempDir dir;
-  auto main = dir.write("xcg.yaml", "listen: [\"127.0.0.1:0\"]\nhost_keys: [k]\nhypervisor: sim\n"
-                                    "include: [\"d/*.yaml\"]\n");
+  auto main = dir.write("xcg.yaml",
+                        "listen: [\"127.0.0.1:0\"]\nhost_keys: [k]\nhypervisor: sim\n"
+                        "include: [\"d/*.yaml\"]\n");
   dir.write("d/a.yaml", domain_text("web2", kBob));
   CHECK(load_config(main)->domains.size() == 1);
   dir.write("xcg.yaml", "listen: [\"127.0.0.1:0\"]\nhost_keys: [k]\nhypervisor: sim\n");

@@ -24,25 +24,22 @@ const Vector kVectors[] = {
     {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGQi92cL4eLoKWunTxA/E/9khJb8ZgriQcdrwFfHzb/W frank with "
      "spaces",
      "ssh-ed25519", 256, "frank with spaces", "SHA256:afZk0W2ATsQQ+sJyG+zU/RThD7Mt9cpIKrm7oLpyAlA"},
-    {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG7hYqFAjY/6kUOGbyId7MAnDpW75U8p8VT5Ad0dzSnk ",
-     "ssh-ed25519", 256, "", "SHA256:4MLwXd4k2YW/GOUckHHK2zHQj2rcHln52P8mfpUmwZs"},
+    {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG7hYqFAjY/6kUOGbyId7MAnDpW75U8p8VT5Ad0dzSnk ", "ssh-ed25519", 256,
+     "", "SHA256:4MLwXd4k2YW/GOUckHHK2zHQj2rcHln52P8mfpUmwZs"},
     {"ecdsa-sha2-nistp256 "
      "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96RjrbQCscnF7YgFYll9rV"
      "I8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256",
-     "ecdsa-sha2-nistp256", 256, "bob@ecdsa256",
-     "SHA256:URxX0N5O8/+NFtFlihdzf7HYEyta1Dm01fcQUpxhSO4"},
+     "ecdsa-sha2-nistp256", 256, "bob@ecdsa256", "SHA256:URxX0N5O8/+NFtFlihdzf7HYEyta1Dm01fcQUpxhSO4"},
     {"ecdsa-sha2-nistp384 "
      "AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBK2fkWcuhwsRW/"
      "qDGmCyMRYRdoCS0piY0mxZu50js/bfTRkA4agikQ+PT6EKJJqWKFNTD5S/"
      "GOy+JLnC9CJZcYsKYnKoP1HDsBiKipOOg8QLn1Lp4bieyVrNdtXdVm8bLw== carol@ecdsa384",
-     "ecdsa-sha2-nistp384", 384, "carol@ecdsa384",
-     "SHA256:ud+di19Jy7QT0HSbJ5Pmq4AFI+9YCFKq7noWt/2NPB8"},
+     "ecdsa-sha2-nistp384", 384, "carol@ecdsa384", "SHA256:ud+di19Jy7QT0HSbJ5Pmq4AFI+9YCFKq7noWt/2NPB8"},
     {"ecdsa-sha2-nistp521 "
      "AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAAYDBFU1mx08r+i8/2XI/"
      "Iq2AoM3LO15flJABqQvzdqYyOUJJJo4CPZBH30m5dc6OQ91wtkNpeME11966K48oFPrQF0302A2G4chh9jUXso7cVQQwn"
      "9f3qeBSYY9zTrvXEAw1ZmMLb8ksJW/T7JIuF+a3hXNFP/ztlbyG716V35nkQjeg== dave@ecdsa521",
-     "ecdsa-sha2-nistp521", 521, "dave@ecdsa521",
-     "SHA256:bdTPjDQYNfKp96vXYqAgnn3sPyLcw+S2qX1CZ4SSnfY"},
+     "ecdsa-sha2-nistp521", 521, "dave@ecdsa521", "SHA256:bdTPjDQYNfKp96vXYqAgnn3sPyLcw+S2qX1CZ4SSnfY"},
     {"ssh-rsa "
      "AAAAB3NzaC1yc2EAAAADAQABAAABAQC1MeT9ZK7G2wpkR0w0qHt3pGPrjTyol7r08/"
      "LIiOOvzJowrR88kOhTyGkkdG2sQrgvQ87aGNSQ43rT4Rfbb0EGm08MkpDETa6WPZ3sYzYBGvIWtQmtKza3TuuzkxFx0cV"
@@ -202,8 +199,7 @@ TEST_CASE("unsupported and unknown key types are refused by name") {
 }
 
 TEST_CASE("a line with authorized_keys options is refused") {
-  const std::string expected =
-      "key options are not supported (the line must start with the key type)";
+  const std::string expected = "key options are not supported (the line must start with the key type)";
   CHECK(error_of(std::string("command=\"xl console web1\" ") + kAliceLine) == expected);
   CHECK(error_of(std::string("no-pty,no-port-forwarding ") + kAliceLine) == expected);
   CHECK(error_of(std::string("restrict ") + kAliceLine) == expected);
@@ -215,8 +211,7 @@ TEST_CASE("empty lines, missing and malformed base64 are refused") {
   CHECK(error_of("ssh-ed25519") == "key data is missing after 'ssh-ed25519'");
   CHECK(error_of("ssh-ed25519   ") == "key data is missing after 'ssh-ed25519'");
   CHECK(error_of("ssh-ed25519 AAAAC3Nz!C1lZDI1NTE5") == "key data is not valid base64");
-  CHECK(error_of("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5A") ==
-        "key data is not valid base64");  // 17 chars
+  CHECK(error_of("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5A") == "key data is not valid base64");  // 17 chars
   CHECK(error_of("ssh-ed25519 AAAA=AAA") == "key data is not valid base64");
   CHECK(error_of("ssh-ed25519 A===") == "key data is not valid base64");
 }
@@ -227,47 +222,42 @@ TEST_CASE("blob structure errors are refused") {
     CHECK(error_of(line_for("ssh-ed25519", blob.substr(0, blob.size() - 1))) == kBadEd25519);
     CHECK(error_of(line_for("ssh-ed25519", blob.substr(0, 2))) == "key data is truncated");
     CHECK(public_key_from_blob("ssh-ed25519", "").error().message == "key data is truncated");
-    CHECK(public_key_from_blob("ssh-ed25519", ssh_string("ssh-ed25519")).error().message ==
-          kBadEd25519);
+    CHECK(public_key_from_blob("ssh-ed25519", ssh_string("ssh-ed25519")).error().message == kBadEd25519);
   }
   SECTION("trailing bytes") {
     CHECK(error_of(line_for("ssh-ed25519", blob + "x")) == "key data has trailing bytes");
   }
   SECTION("inner type differs from the line's type") {
-    CHECK(error_of(line_for("ssh-rsa", blob)) ==
-          "key data is of type 'ssh-ed25519', not 'ssh-rsa'");
+    CHECK(error_of(line_for("ssh-rsa", blob)) == "key data is of type 'ssh-ed25519', not 'ssh-rsa'");
     CHECK(public_key_from_blob("ecdsa-sha2-nistp256", blob).error().message ==
           "key data is of type 'ssh-ed25519', not 'ecdsa-sha2-nistp256'");
     CHECK(public_key_from_blob("ssh-rsa", ssh_string("a\x01\nb")).error().message ==
           "key data is of type 'a??b', not 'ssh-rsa'");
   }
   SECTION("ed25519 key of the wrong size") {
-    CHECK(error_of(line_for("ssh-ed25519",
-                            ssh_string("ssh-ed25519") + ssh_string(std::string(31, 'k')))) ==
+    CHECK(error_of(line_for("ssh-ed25519", ssh_string("ssh-ed25519") + ssh_string(std::string(31, 'k')))) ==
           kBadEd25519);
   }
   SECTION("ECDSA curve name must match the type") {
     // carol's valid nistp384 curve name and point, under the nistp256 type name.
     std::string p384 = blob_of(kVectors[4].line);
     std::string curve_and_point = p384.substr(4 + std::string_view("ecdsa-sha2-nistp384").size());
-    CHECK(error_of(line_for("ecdsa-sha2-nistp256",
-                            ssh_string("ecdsa-sha2-nistp256") + curve_and_point)) ==
+    CHECK(error_of(line_for("ecdsa-sha2-nistp256", ssh_string("ecdsa-sha2-nistp256") + curve_and_point)) ==
           "ECDSA curve 'nistp384' does not match key type 'ecdsa-sha2-nistp256'");
     std::string point = "\x04" + std::string(96, 'p');  // not on the nistp384 curve either
-    CHECK(
-        error_of(line_for("ecdsa-sha2-nistp256", ssh_string("ecdsa-sha2-nistp256") +
-                                                     ssh_string("nistp384") + ssh_string(point))) ==
-        kBadNistp256);
+    CHECK(error_of(line_for("ecdsa-sha2-nistp256", ssh_string("ecdsa-sha2-nistp256") +
+                                                       ssh_string("nistp384") + ssh_string(point))) ==
+          kBadNistp256);
   }
   SECTION("ECDSA point must be uncompressed and of the curve's size") {
     auto with_point = [](const std::string& point) {
-      return line_for("ecdsa-sha2-nistp256", ssh_string("ecdsa-sha2-nistp256") +
-                                                 ssh_string("nistp256") + ssh_string(point));
+      return line_for("ecdsa-sha2-nistp256",
+                      ssh_string("ecdsa-sha2-nistp256") + ssh_string("nistp256") + ssh_string(point));
     };
     CHECK(error_of(with_point("\x04" + std::string(63, 'p'))) == kBadNistp256);
     CHECK(error_of(with_point("\x02" + std::string(64, 'p'))) == kBadNistp256);
     CHECK(error_of(with_point("\x02" + std::string(32, 'p'))) == kBadNistp256);  // compressed
-    CHECK(error_of(with_point("\x04" + std::string(64, 'p'))) == kBadNistp256);   // off the curve
+    CHECK(error_of(with_point("\x04" + std::string(64, 'p'))) == kBadNistp256);  // off the curve
   }
   SECTION("RSA exponent and modulus must be positive") {
     const std::string kE65537("\x01\x00\x01", 3);
@@ -304,8 +294,8 @@ TEST_CASE("an ECDSA point that is not on its curve is refused") {
   }
   std::string p384 = blob_of(kVectors[4].line);
   p384.back() = static_cast<char>(p384.back() + 1);
-  CHECK(error_of(line_for("ecdsa-sha2-nistp384", p384)).starts_with(
-      "key data is not a valid ecdsa-sha2-nistp384 key"));
+  CHECK(error_of(line_for("ecdsa-sha2-nistp384", p384))
+            .starts_with("key data is not a valid ecdsa-sha2-nistp384 key"));
 }
 
 TEST_CASE("every truncation of a valid key blob is refused") {
@@ -317,10 +307,8 @@ TEST_CASE("every truncation of a valid key blob is refused") {
       auto key = public_key_from_blob(v.type, blob.substr(0, len));
       REQUIRE_FALSE(key);
       CHECK(key.error().code == Errc::invalid_input);
-      if (len < 4 + std::string_view(v.type).size())
-        CHECK(key.error().message == "key data is truncated");
-      else
-        CHECK(key.error().message.starts_with(fmt::format("key data is not a valid {} key", v.type)));
+      if (len < 4 + std::string_view(v.type).size()) CHECK(key.error().message == "key data is truncated");
+      else CHECK(key.error().message.starts_with(fmt::format("key data is not a valid {} key", v.type)));
     }
   }
 }
@@ -331,8 +319,7 @@ TEST_CASE("a blob whose inner type differs from the line's type is refused") {
   const std::string p256 = blob_of(kVectors[3].line);
   CHECK(error_of(line_for("ecdsa-sha2-nistp384", p256)) ==
         "key data is of type 'ecdsa-sha2-nistp256', not 'ecdsa-sha2-nistp384'");
-  CHECK(error_of(line_for("ssh-rsa", p256)) ==
-        "key data is of type 'ecdsa-sha2-nistp256', not 'ssh-rsa'");
+  CHECK(error_of(line_for("ssh-rsa", p256)) == "key data is of type 'ecdsa-sha2-nistp256', not 'ssh-rsa'");
   const std::string rsa = blob_of(kVectors[6].line);
   CHECK(error_of(line_for("ssh-ed25519", rsa)) == "key data is of type 'ssh-rsa', not 'ssh-ed25519'");
 }

@@ -64,8 +64,8 @@ std::string numbers(std::initializer_list<unsigned long long> values) {
 }
 
 std::string dump_domain(const Domain& d) {
-  std::string out = fmt::format("{} {} {} {} {} {} [", d.name, int(d.on_login), d.memory_mib,
-                                d.vcpus, d.config_file, int(d.xen_console));
+  std::string out = fmt::format("{} {} {} {} {} {} [", d.name, int(d.on_login), d.memory_mib, d.vcpus,
+                                d.config_file, int(d.xen_console));
   for (Action a : d.actions) out += std::string(action_name(a)) + " ";
   for (const auto& k : d.keys) out += fmt::format("] [{} {}", k.key.blob, k.readonly);
   return out + "]\n";
@@ -74,14 +74,13 @@ std::string dump_domain(const Domain& d) {
 // Every setting of the Config, as text: two configs that read differently dump differently.
 std::string dump(const Config& c) {
   const auto& l = c.limits;
-  std::string out = fmt::format("{}|{}|{}|{}|{}|{}|{}|", c.run_as, c.chroot_dir,
-                                int(c.hypervisor), c.audit_log, join(c.host_keys, ","),
-                                join(c.source_files, ","), join(c.watch_dirs, ","));
+  std::string out =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}|", c.run_as, c.chroot_dir, int(c.hypervisor), c.audit_log,
+                  join(c.host_keys, ","), join(c.source_files, ","), join(c.watch_dirs, ","));
   for (const auto& a : c.listen) out += a.text + ",";
-  out += numbers({l.login_grace_s, l.max_auth_tries, l.max_key_offers, l.startups_begin,
-                  l.startups_rate, l.startups_full, l.max_startups_per_source,
-                  l.source_prefix_v4, l.source_prefix_v6, l.max_sessions_per_domain,
-                  l.max_actions, l.idle_timeout_s});
+  out += numbers({l.login_grace_s, l.max_auth_tries, l.max_key_offers, l.startups_begin, l.startups_rate,
+                  l.startups_full, l.max_startups_per_source, l.source_prefix_v4, l.source_prefix_v6,
+                  l.max_sessions_per_domain, l.max_actions, l.idle_timeout_s});
   out += numbers({c.console.scrollback_bytes, c.console.replay_bytes, c.console.log_max_bytes});
   out += c.console.log_dir + "|" + join(c.sim.guest_command, ",") + "|";
   out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
@@ -106,8 +105,7 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"domains.vcpus", {"domains", domain("vcpus: 2")}},
       {"domains.keys", {"domains", domain("keys: ['" + kBob + "']")}},
       {"domains.keys.key", {"domains", domain("keys: [{key: '" + kBob + "'}]")}},
-      {"domains.keys.readonly",
-       {"domains", domain("keys: [{key: '" + kAlice + "', readonly: true}]")}},
+      {"domains.keys.readonly", {"domains", domain("keys: [{key: '" + kAlice + "', readonly: true}]")}},
       {"domains.config_file", {"domains", domain("config_file: /srv/web1.cfg")}},
       {"domains.console", {"domains", domain("console: serial")}},
       {"sim", {"sim", "{autostart: false}"}},
@@ -197,9 +195,9 @@ TEST_CASE("an unknown field is refused with the fields its section allows", "[sc
   auto allowed = fields_of("limits.");
   CHECK(allowed.size() == 10);
   for (const auto& name : allowed) CHECK_THAT(lines[0], Contains(name));
-  CHECK(problems(config_with("xen", "{tools: /x}")) ==
-        std::vector<std::string>{
-            "t.yaml:5:7: unknown field 'tools': expected toolstack, timeout or lock_dir"});
+  CHECK(
+      problems(config_with("xen", "{tools: /x}")) ==
+      std::vector<std::string>{"t.yaml:5:7: unknown field 'tools': expected toolstack, timeout or lock_dir"});
 }
 
 TEST_CASE("the top level lists only its own fields as allowed", "[schema]") {

@@ -57,11 +57,13 @@ Lines warning_lines(const Summary& s) {
 }
 
 TEST_CASE("summary: counts domains, keys, read-only keys and files") {
-  auto s = summary_of_text(
-      "  web1:\n    keys:\n      - " + kAlice + "\n      - {key: \"" + kBob +
-      "\", readonly: true}\n"
-      "  web2:\n    keys:\n      - key: " + kGina + "\n        readonly: true\n"
-      "  db:\n    keys: [\"" + kErin + "\"]\n");
+  auto s = summary_of_text("  web1:\n    keys:\n      - " + kAlice + "\n      - {key: \"" + kBob +
+                           "\", readonly: true}\n"
+                           "  web2:\n    keys:\n      - key: " +
+                           kGina +
+                           "\n        readonly: true\n"
+                           "  db:\n    keys: [\"" +
+                           kErin + "\"]\n");
   CHECK(s.domains == 3);
   CHECK(s.keys == 4);
   CHECK(s.readonly_keys == 2);
@@ -89,7 +91,8 @@ TEST_CASE("summary: a clean config has no warnings") {
 }
 
 TEST_CASE("summary: a domain with no keys") {
-  auto s = summary_of_text("  web1:\n    keys: [\"" + kAlice + "\"]\n  spare: {}\n  empty:\n"
+  auto s = summary_of_text("  web1:\n    keys: [\"" + kAlice +
+                           "\"]\n  spare: {}\n  empty:\n"
                            "    keys: []\n");
   CHECK(warning_lines(s) ==
         Lines{"t.yaml:7:3: warning: domain 'spare' has no keys: nobody can log in to it",
@@ -120,8 +123,8 @@ TEST_CASE("summary: the weak-RSA line is at 3072 bits, and only for RSA") {
 }
 
 TEST_CASE("summary: a key without a comment") {
-  auto s = summary_of_text("  web1:\n    keys:\n      - " + kAliceNoComment +
-                           "\n      - {key: \"" + kBob + "\", readonly: true}\n");
+  auto s = summary_of_text("  web1:\n    keys:\n      - " + kAliceNoComment + "\n      - {key: \"" + kBob +
+                           "\", readonly: true}\n");
   CHECK(warning_lines(s) == Lines{"t.yaml:7:9: warning: key " + kAliceFingerprint +
                                   " of domain 'web1' has no comment saying whose it is"});
 }
@@ -134,8 +137,8 @@ TEST_CASE("summary: a domain whose actions are empty") {
 }
 
 TEST_CASE("summary: warnings in file order, after the counts, and without a position if none") {
-  auto c = parse_config(kHead + "  zz: {actions: []}\n  aa:\n    keys:\n      - " + kErin +
-                            "\n      - " + kAliceNoComment + "\n",
+  auto c = parse_config(kHead + "  zz: {actions: []}\n  aa:\n    keys:\n      - " + kErin + "\n      - " +
+                            kAliceNoComment + "\n",
                         "t.yaml");
   auto s = summary_of(*c);
   Lines expected{
@@ -145,8 +148,7 @@ TEST_CASE("summary: warnings in file order, after the counts, and without a posi
       "t.yaml:8:9: warning: key " + kErinFingerprint +
           " (erin@rsa2048) of domain 'aa' is a weak 2048-bit RSA key: use 3072 bits or more, or "
           "ssh-ed25519",
-      "t.yaml:9:9: warning: key " + kAliceFingerprint +
-          " of domain 'aa' has no comment saying whose it is"};
+      "t.yaml:9:9: warning: key " + kAliceFingerprint + " of domain 'aa' has no comment saying whose it is"};
   CHECK(warning_lines(s) == expected);
   std::string text = "2 domains, 2 keys, 1 file\n";
   for (const auto& l : expected) text += l + "\n";
@@ -160,8 +162,7 @@ TEST_CASE("summary: warnings in included files follow the main file's") {
   Config c;
   c.path = "main.yaml";
   c.source_files = {"/etc/main.yaml", "/etc/d/a.yaml", "/etc/d/b.yaml"};
-  for (auto [name, file, line] : {std::tuple("b", "/etc/d/b.yaml", 2),
-                                  std::tuple("a", "/etc/d/a.yaml", 9),
+  for (auto [name, file, line] : {std::tuple("b", "/etc/d/b.yaml", 2), std::tuple("a", "/etc/d/a.yaml", 9),
                                   std::tuple("m", "main.yaml", 30)}) {
     Domain& d = c.domains[name];
     d.name = name;

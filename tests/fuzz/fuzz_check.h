@@ -14,5 +14,4 @@ namespace xcg::fuzz {
 }  // namespace xcg::fuzz
 
 // Unlike assert(), never compiled out.
-#define FUZZ_CHECK(cond) \
-  ((cond) ? void(0) : ::xcg::fuzz::property_failed(#cond, __FILE__, __LINE__))
+#define FUZZ_CHECK(cond) ((cond) ? void(0) : ::xcg::fuzz::property_failed(#cond, __FILE__, __LINE__))

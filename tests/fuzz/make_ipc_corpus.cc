@@ -16,9 +16,10 @@ namespace {
 
 ipc::Hello hello() {
   ipc::Hello m;
-  m.host_keys_pem = {"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n"
-                     "-----END OPENSSH PRIVATE KEY-----\n",
-                     "second"};
+  m.host_keys_pem = {
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n"
+      "-----END OPENSSH PRIVATE KEY-----\n",
+      "second"};
   m.drop_privileges = true;
   m.uid = 998;
   m.gid = 998;
@@ -37,10 +38,12 @@ std::vector<std::pair<std::string, ipc::Message>> seeds() {
                                           "E5kQn3S1AR6B7JHu",
                                           true}},
       {"authorize_req_probe", ipc::AuthorizeReq{"db1", "ssh-rsa", "AAAAB3NzaC1yc2E", false}},
-      {"authorize_ans", ipc::AuthorizeAns{true, "web1", false,
-                                          {Action::console, Action::start, Action::shutdown,
-                                           Action::reboot, Action::destroy},
-                                          "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0"}},
+      {"authorize_ans",
+       ipc::AuthorizeAns{true,
+                         "web1",
+                         false,
+                         {Action::console, Action::start, Action::shutdown, Action::reboot, Action::destroy},
+                         "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0"}},
       {"authorize_ans_denied", ipc::AuthorizeAns{}},
       {"status_req", ipc::StatusReq{}},
       {"status_ans", ipc::StatusAns{true, "web1: running, 1024 MiB, 2 vCPUs"}},

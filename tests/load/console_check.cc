@@ -31,10 +31,8 @@ std::optional<uint64_t> number_between(std::string_view line, std::string_view p
 std::string quoted(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
   }
   return out + "\"";
 }
@@ -88,9 +86,7 @@ void ConsoleCheck::take_line(std::string_view line) {
 
 void ConsoleCheck::on_number(uint64_t n) {
   switch (phase_) {
-    case Phase::start:
-      first_ = n;
-      break;
+    case Phase::start: first_ = n; break;
     case Phase::booted:
       if (n != 1) return fail(fmt::format("a boot's first number should be 1, got {}", n));
       break;
@@ -101,10 +97,8 @@ void ConsoleCheck::on_number(uint64_t n) {
       }
       break;
     case Phase::halted:
-    case Phase::rebooted:
-      return fail(fmt::format("number {} between a halt and the next boot's banner", n));
-    case Phase::hint:
-      return;
+    case Phase::rebooted: return fail(fmt::format("number {} between a halt and the next boot's banner", n));
+    case Phase::hint: return;
   }
   if (!first_) first_ = n;
   last_ = n;

@@ -21,8 +21,8 @@ std::string banner(unsigned domid) {
 }
 
 std::string reboot(uint64_t last, unsigned domid) {
-  return "web1 halt " + std::to_string(last) + "\r\n\r\n[xcg: web1 rebooted, new domid " + std::to_string(domid) +
-         "]\r\n" + banner(domid);
+  return "web1 halt " + std::to_string(last) + "\r\n\r\n[xcg: web1 rebooted, new domid " +
+         std::to_string(domid) + "]\r\n" + banner(domid);
 }
 
 // Feeds `s` one byte at a time, so that every line is split across reads.
@@ -100,7 +100,8 @@ TEST_CASE("what a reboot may lose is caught") {
   CHECK(halt_mismatch.error().find("halted after 53 but the last number seen was 50") != std::string::npos);
 
   ConsoleCheck wrong_domid("web1");
-  wrong_domid.feed(kHint + numbers(1, 5) + "web1 halt 5\r\n[xcg: web1 rebooted, new domid 2]\r\n" + banner(3));
+  wrong_domid.feed(kHint + numbers(1, 5) + "web1 halt 5\r\n[xcg: web1 rebooted, new domid 2]\r\n" +
+                   banner(3));
   CHECK(wrong_domid.error().find("notice said domid 2") != std::string::npos);
 
   ConsoleCheck restart("web1");

@@ -115,8 +115,8 @@ int run_count_guest(double lines_per_second, uint64_t halt_burst) {
   UniqueFd signal_fd(::signalfd(-1, &term, SFD_CLOEXEC));
   if (!signal_fd) return fail("signalfd");
 
-  if (!write_all(fmt::format("\r\nBooting count guest {} (domid {})\r\n", domain,
-                             domid && *domid ? domid : "0")))
+  if (!write_all(
+          fmt::format("\r\nBooting count guest {} (domid {})\r\n", domain, domid && *domid ? domid : "0")))
     return 1;
   Counter counter(domain, lines_per_second);
   bool input_open = true;

@@ -89,7 +89,8 @@ std::string_view command_of(Kind k) {
 }
 
 struct Task {
-  Task(Kind kind, unsigned id, std::string domain) : kind(kind), id(id), domain(domain), check(std::move(domain)) {}
+  Task(Kind kind, unsigned id, std::string domain)
+      : kind(kind), id(id), domain(domain), check(std::move(domain)) {}
 
   Kind kind;
   unsigned id;
@@ -181,7 +182,8 @@ void Worker::launch_due(double t) {
   }
   if (index_ == 0 && !reboot_launched_ && !s.reboot_domain.empty() && t >= s.reboot_at_s) {
     reboot_launched_ = true;
-    shared_.reboot_launched_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - shared_.start).count();
+    shared_.reboot_launched_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - shared_.start).count();
     launch(Kind::reboot, 0, s.reboot_domain);
   }
 }
@@ -189,8 +191,10 @@ void Worker::launch_due(double t) {
 void Worker::launch(Kind kind, unsigned id, const std::string& domain) {
   auto task = std::make_unique<Task>(kind, id, domain);
   Task* raw = task.get();
-  ssh_client::Options options{
-      .port = settings_.port, .user = domain, .key = keys_.at(domain).get(), .command = std::string(command_of(kind))};
+  ssh_client::Options options{.port = settings_.port,
+                              .user = domain,
+                              .key = keys_.at(domain).get(),
+                              .command = std::string(command_of(kind))};
   task->client = std::make_unique<Client>(options, [this, raw](std::string_view b) { on_output(*raw, b); });
   task->started = Clock::now();
   tasks_.push_back(std::move(task));
@@ -246,7 +250,8 @@ bool Worker::finish(Task& task) {
   Client& c = *task.client;
   auto now = Clock::now();
   bool timed_out = !task.running_since && now - task.started > Seconds(settings_.login_timeout_s);
-  bool brief_too_long = task.kind != Kind::viewer && now - task.started > Seconds(2 * settings_.login_timeout_s);
+  bool brief_too_long =
+      task.kind != Kind::viewer && now - task.started > Seconds(2 * settings_.login_timeout_s);
   if (!c.finished() && !timed_out && !brief_too_long) return false;
   if (!task.check.ok()) fail(task, task.check.error());
   if (auto first = task.check.first_number())
@@ -283,18 +288,19 @@ bool Worker::finish(Task& task) {
       uint64_t reboots = task.check.reboots();
       if (attached_before ? reboots != 1 : rebooted ? reboots > 1 : reboots != 0)
         fail(task, fmt::format("saw {} reboots, expected {}", reboots,
-                               attached_before ? "1" : rebooted ? "0 or 1" : "0"));
-      else if (task.check.ok())
-        ++shared_.viewers_ok;
+                               attached_before ? "1"
+                               : rebooted      ? "0 or 1"
+                                               : "0"));
+      else if (task.check.ok()) ++shared_.viewers_ok;
       break;
     }
     case Kind::brief_attach:
       if (!task.attached_at)
-        fail(task, fmt::format("the console was refused: exit status {}, stderr {:?}", c.exit_status().value_or(-1),
-                               c.stderr_text()));
+        fail(task, fmt::format("the console was refused: exit status {}, stderr {:?}",
+                               c.exit_status().value_or(-1), c.stderr_text()));
       else if (c.exit_status() != 0)
-        fail(task, fmt::format("exit status {} after Ctrl-] (want 0); stderr {:?}", c.exit_status().value_or(-1),
-                               c.stderr_text()));
+        fail(task, fmt::format("exit status {} after Ctrl-] (want 0); stderr {:?}",
+                               c.exit_status().value_or(-1), c.stderr_text()));
       else if (task.check.numbers_seen() < settings_.brief_attach_lines)
         fail(task, fmt::format("only {} numbers before the end", task.check.numbers_seen()));
       break;
@@ -329,7 +335,8 @@ void Worker::end_of_run() {
   }
   shared_.end_of_run.arrive_and_wait();
   draining_ = true;
-  drain_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(settings_.drain_timeout_s));
+  drain_deadline_ =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(settings_.drain_timeout_s));
 }
 
 void Worker::run() {
@@ -353,8 +360,9 @@ void Worker::run() {
         auto it = shared_.head.find(task->domain);
         Position head = it == shared_.head.end() ? Position{} : it->second;
         fail(*task, fmt::format("did not reach the live head ({} reboots, number {}) within {}s of the end; "
-                                "stuck at ({}, {})", head.first, head.second, settings_.drain_timeout_s,
-                                task->check.reboots(), task->check.last_number()));
+                                "stuck at ({}, {})",
+                                head.first, head.second, settings_.drain_timeout_s, task->check.reboots(),
+                                task->check.last_number()));
         task->leaving = true;
         task->client->disconnect();
       }
@@ -437,7 +445,8 @@ int run_load(const LoadSettings& settings) {
   for (const auto& domain : settings.domains) {
     Position head = shared.head[domain];
     fmt::print("head of {}: {} reboots, number {}\n", domain, head.first, head.second);
-    if (head == Position{0, 0}) shared.failures.push_back(fmt::format("no viewer of {} received anything", domain));
+    if (head == Position{0, 0})
+      shared.failures.push_back(fmt::format("no viewer of {} received anything", domain));
   }
   if (shared.failures.empty() && shared.viewers_ok == settings.viewers) {
     fmt::print("load: ok\n");

@@ -14,8 +14,8 @@ struct LoadSettings {
   unsigned viewers = 200;            // attached from the ramp to the end, spread over the domains
   double churn_per_second = 20;      // short logins: exec status, and short console attaches
   double duration_s = 60;
-  double ramp_s = 10;                // the viewers attach at evenly spread moments in this time
-  std::string reboot_domain;         // "" = no reboot
+  double ramp_s = 10;         // the viewers attach at evenly spread moments in this time
+  std::string reboot_domain;  // "" = no reboot
   double reboot_at_s = 30;
   unsigned threads = 2;
   double login_timeout_s = 30;       // from connect to the command running, under load

@@ -9,8 +9,8 @@ using xcg::Errc;
 using xcg::config::Action;
 using xcg::menu::Command;
 using xcg::menu::help_text;
-using xcg::menu::ParsedCommand;
 using xcg::menu::parse_command;
+using xcg::menu::ParsedCommand;
 using xcg::menu::printable_lines;
 using xcg::menu::required_action;
 using xcg::menu::scan_console_input;
@@ -50,8 +50,8 @@ TEST_CASE("parse_command accepts every verb") {
   auto c = GENERATE(Case{"status", Command::status}, Case{"console", Command::console},
                     Case{"start", Command::start}, Case{"shutdown", Command::shutdown},
                     Case{"reboot", Command::reboot}, Case{"destroy", Command::destroy},
-                    Case{"help", Command::help}, Case{"log", Command::log},
-                    Case{"who", Command::who}, Case{"nmi", Command::nmi});
+                    Case{"help", Command::help}, Case{"log", Command::log}, Case{"who", Command::who},
+                    Case{"nmi", Command::nmi});
   auto r = parse_command(c.text);
   REQUIRE(r.has_value());
   CHECK(*r == ParsedCommand{c.command});
@@ -93,13 +93,11 @@ TEST_CASE("parse_command rejects unknown commands, naming them safely") {
   CHECK(rejection(std::string("\0reboot", 7)) == "unknown command '?reboot'; try 'help'");
   CHECK(rejection("\x1b[2Jhi") == "unknown command '?[2Jhi'; try 'help'");
   CHECK(rejection("del\x7f") == "unknown command 'del?'; try 'help'");
-  CHECK(rejection("r\xc3\xa9" "boot") == "unknown command 'r??boot'; try 'help'");
-  CHECK(rejection(std::string(40, 'a')) ==
-        "unknown command '" + std::string(40, 'a') + "'; try 'help'");
-  CHECK(rejection(std::string(41, 'a')) ==
-        "unknown command '" + std::string(40, 'a') + "...'; try 'help'");
-  CHECK(rejection(std::string(256, 'b')) ==
-        "unknown command '" + std::string(40, 'b') + "...'; try 'help'");
+  CHECK(rejection("r\xc3\xa9"
+                  "boot") == "unknown command 'r??boot'; try 'help'");
+  CHECK(rejection(std::string(40, 'a')) == "unknown command '" + std::string(40, 'a') + "'; try 'help'");
+  CHECK(rejection(std::string(41, 'a')) == "unknown command '" + std::string(40, 'a') + "...'; try 'help'");
+  CHECK(rejection(std::string(256, 'b')) == "unknown command '" + std::string(40, 'b') + "...'; try 'help'");
 }
 
 TEST_CASE("required_action maps commands to the permission they need") {
@@ -121,9 +119,8 @@ TEST_CASE("parse_command reads the log forms") {
     std::string text;
     unsigned lines;
   };
-  auto c = GENERATE(Case{"log", 100}, Case{"log --lines 20", 20}, Case{"log -n 5", 5},
-                    Case{"log -n 1", 1}, Case{"log --lines 10000", 10000},
-                    Case{" log\t-n \t 7 \r\n", 7}, Case{"log -n 007", 7});
+  auto c = GENERATE(Case{"log", 100}, Case{"log --lines 20", 20}, Case{"log -n 5", 5}, Case{"log -n 1", 1},
+                    Case{"log --lines 10000", 10000}, Case{" log\t-n \t 7 \r\n", 7}, Case{"log -n 007", 7});
   auto r = parse_command(c.text);
   REQUIRE(r.has_value());
   CHECK(r->command == Command::log);
@@ -196,11 +193,9 @@ TEST_CASE("valid_sysrq_key takes digits and lower-case letters only") {
 }
 
 TEST_CASE("help_text lists only allowed commands") {
-  std::vector<Action> all(std::begin(xcg::config::kAllActions),
-                          std::end(xcg::config::kAllActions));
+  std::vector<Action> all(std::begin(xcg::config::kAllActions), std::end(xcg::config::kAllActions));
   std::string full = help_text("web1", all);
-  for (std::string_view verb : {"status", "console", "start", "shutdown", "reboot", "destroy",
-                                "help"}) {
+  for (std::string_view verb : {"status", "console", "start", "shutdown", "reboot", "destroy", "help"}) {
     CHECK(contains(full, "\n  " + std::string(verb) + " "));
   }
   CHECK(contains(full, "web1"));
@@ -227,8 +222,7 @@ TEST_CASE("help_text lists only allowed commands") {
 }
 
 TEST_CASE("help_text lists log and who always, sysrq and nmi only when allowed") {
-  std::vector<Action> all(std::begin(xcg::config::kAllActions),
-                          std::end(xcg::config::kAllActions));
+  std::vector<Action> all(std::begin(xcg::config::kAllActions), std::end(xcg::config::kAllActions));
   std::string full = help_text("web1", all);
   CHECK(contains(full, "\n  sysrq KEY "));
   CHECK(contains(full, "\n  nmi "));
@@ -253,8 +247,7 @@ TEST_CASE("help_text lists log and who always, sysrq and nmi only when allowed")
 }
 
 TEST_CASE("help_text for a read-only key says so and lists only what it can do") {
-  std::vector<Action> all(std::begin(xcg::config::kAllActions),
-                          std::end(xcg::config::kAllActions));
+  std::vector<Action> all(std::begin(xcg::config::kAllActions), std::end(xcg::config::kAllActions));
   std::string ro = help_text("web1", all, true);
   CHECK(contains(ro, "read-only"));
   for (std::string_view verb : {"status", "console", "log", "who", "help"})
@@ -275,16 +268,20 @@ TEST_CASE("printable_lines normalises line ends and keeps escapes out") {
   CHECK(printable_lines("", "\r\n").empty());
   CHECK(printable_lines("a\r\nb\nc\rd", "\r\n") == "a\r\nb\r\nc\r\nd");
   CHECK(printable_lines("a\r\nb\nc", "\n") == "a\nb\nc");
-  CHECK(printable_lines("a\r\r\nb", "\n") == "a\nb");        // CR CR LF is one line end
-  CHECK(printable_lines("a\n\nb", "\n") == "a\n\nb");         // an empty line stays
+  CHECK(printable_lines("a\r\r\nb", "\n") == "a\nb");  // CR CR LF is one line end
+  CHECK(printable_lines("a\n\nb", "\n") == "a\n\nb");  // an empty line stays
   CHECK(printable_lines("a\r\n\r\nb", "\r\n") == "a\r\n\r\nb");
-  CHECK(printable_lines("login: ", "\r\n") == "login: ");       // no line end is added
+  CHECK(printable_lines("login: ", "\r\n") == "login: ");  // no line end is added
   CHECK(printable_lines("col1\tcol2", "\n") == "col1\tcol2");
   CHECK(printable_lines("[\x1b[0;32m  OK  \x1b[0m] Started", "\n") == "[  OK  ] Started");
-  CHECK(printable_lines("\x1b]0;title\x07" "after", "\n") == "after");
+  CHECK(printable_lines("\x1b]0;title\x07"
+                        "after",
+                        "\n") == "after");
   CHECK(printable_lines("\x1b]0;title\x1b\\after", "\n") == "after");
-  CHECK(printable_lines("\x1b" "cx", "\n") == "x");
-  CHECK(printable_lines("cut\x1b[1;3", "\n") == "cut");            // unterminated at the end
+  CHECK(printable_lines("\x1b"
+                        "cx",
+                        "\n") == "x");
+  CHECK(printable_lines("cut\x1b[1;3", "\n") == "cut");  // unterminated at the end
   CHECK(printable_lines("bell\x07 del\x7f nul", "\n") == "bell? del? nul");
   CHECK(printable_lines(std::string("a\0b", 3), "\n") == "a?b");
   CHECK(printable_lines("caf\xc3\xa9 \xe2\x82\xac", "\n") == "caf? ?");  // one '?' a character
@@ -292,8 +289,7 @@ TEST_CASE("printable_lines normalises line ends and keeps escapes out") {
 
 TEST_CASE("viewers_line joins the viewers on one line") {
   CHECK(viewers_line({}).empty());
-  CHECK(viewers_line({"alice@laptop, since 10:02:11 UTC"}) ==
-        "viewers: alice@laptop, since 10:02:11 UTC");
+  CHECK(viewers_line({"alice@laptop, since 10:02:11 UTC"}) == "viewers: alice@laptop, since 10:02:11 UTC");
   CHECK(viewers_line({"alice, since 10:02:11 UTC", "bob (read-only), since 10:05:40 UTC"}) ==
         "viewers: alice, since 10:02:11 UTC; bob (read-only), since 10:05:40 UTC");
   CHECK(viewers_line({"eve\x1b[2J\r\n"}) == "viewers: eve?[2J??");
@@ -325,12 +321,16 @@ TEST_CASE("scan_console_input splits at the first Ctrl-]") {
     CHECK_FALSE(in.detach);
   }
   SECTION("at the start") {
-    auto in = scan_console_input("\x1d" "abc");
+    auto in = scan_console_input(
+        "\x1d"
+        "abc");
     CHECK(in.to_guest.empty());
     CHECK(in.detach);
   }
   SECTION("in the middle") {
-    auto in = scan_console_input("ab\x1d" "cd");
+    auto in = scan_console_input(
+        "ab\x1d"
+        "cd");
     CHECK(in.to_guest == "ab");
     CHECK(in.detach);
   }

@@ -14,8 +14,7 @@ using State = xcg::menu::Menu::State;
 
 namespace {
 
-const std::vector<Action> kAll(std::begin(xcg::config::kAllActions),
-                               std::end(xcg::config::kAllActions));
+const std::vector<Action> kAll(std::begin(xcg::config::kAllActions), std::end(xcg::config::kAllActions));
 constexpr std::string_view kStatus = "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12";
 
 const std::string kFullScreen =
@@ -171,9 +170,9 @@ TEST_CASE("menu destructive actions ask first") {
     CHECK(menu.state() == State::main);
   }
   SECTION("anything else cancels") {
-    std::string no = GENERATE(std::string("n"), std::string("N"), std::string("\r"),
-                              std::string("x"), std::string("\x03"), std::string("\x04"),
-                              std::string("\x1b[A"), std::string(1, '\0'));
+    std::string no =
+        GENERATE(std::string("n"), std::string("N"), std::string("\r"), std::string("x"), std::string("\x03"),
+                 std::string("\x04"), std::string("\x1b[A"), std::string(1, '\0'));
     CHECK(menu.feed(no) == kind(Kind::status));
     CHECK(menu.state() == State::waiting);
     CHECK(contains(menu.take_output(), "\r\ncancelled\r\n"));
@@ -204,8 +203,7 @@ TEST_CASE("menu a failed action prints the broker's sentence") {
 }
 
 TEST_CASE("menu exit keys") {
-  std::string key = GENERATE(std::string("0"), std::string("q"), std::string("\x03"),
-                             std::string("\x04"));
+  std::string key = GENERATE(std::string("0"), std::string("q"), std::string("\x03"), std::string("\x04"));
   Menu menu = shown_menu();
   CHECK(menu.feed(key) == kind(Kind::exit));
   CHECK(menu.state() == State::done);
@@ -222,8 +220,8 @@ TEST_CASE("menu exit keys") {
 }
 
 TEST_CASE("menu refresh keys ask for a fresh status") {
-  std::string key = GENERATE(std::string("\r"), std::string("\n"), std::string("\r\n"),
-                             std::string("r"), std::string("\x0c"));
+  std::string key = GENERATE(std::string("\r"), std::string("\n"), std::string("\r\n"), std::string("r"),
+                             std::string("\x0c"));
   Menu menu = shown_menu();
   CHECK(menu.feed(key) == kind(Kind::status));
   CHECK(menu.state() == State::waiting);
@@ -235,19 +233,18 @@ TEST_CASE("menu refresh keys ask for a fresh status") {
 }
 
 TEST_CASE("menu skips escape sequences entirely") {
-  std::string seq = GENERATE(std::string("\x1b[2~"), std::string("\x1b[5~"),
-                             std::string("\x1bOP"), std::string("\x1bOQ"),
-                             std::string("\x1b[A"), std::string("\x1b[1;5C"),
-                             std::string("\x1b[15~"), std::string("\x1b" "2"),
-                             std::string("\x1b\x1b[3~"), std::string("\x1b[200~"));
+  std::string seq =
+      GENERATE(std::string("\x1b[2~"), std::string("\x1b[5~"), std::string("\x1bOP"), std::string("\x1bOQ"),
+               std::string("\x1b[A"), std::string("\x1b[1;5C"), std::string("\x1b[15~"),
+               std::string("\x1b"
+                           "2"),
+               std::string("\x1b\x1b[3~"), std::string("\x1b[200~"));
   Menu menu = shown_menu();
   CHECK(menu.feed(seq) == Request{});
   CHECK(menu.state() == State::main);
   CHECK(menu.take_output().empty());  // no echo, no bell
 
-  SECTION("a key after the sequence still counts") {
-    CHECK(menu.feed(seq + "2") == action(Action::start));
-  }
+  SECTION("a key after the sequence still counts") { CHECK(menu.feed(seq + "2") == action(Action::start)); }
   SECTION("a sequence split over two feeds is skipped too") {
     Menu split = shown_menu();
     CHECK(split.feed(seq.substr(0, 2)) == Request{});
@@ -264,7 +261,8 @@ TEST_CASE("menu a control key ends a broken escape sequence and still counts") {
   CHECK(menu.feed("\x03") == kind(Kind::exit));
 
   Menu other = shown_menu();
-  CHECK(other.feed("\x1b" "O\r") == kind(Kind::status));
+  CHECK(other.feed("\x1b"
+                   "O\r") == kind(Kind::status));
 }
 
 TEST_CASE("menu a fresh screen forgets a half-read escape sequence") {
@@ -412,10 +410,10 @@ TEST_CASE("menu sysrq item asks for one key and sends it") {
 }
 
 TEST_CASE("menu sysrq prompt cancels on anything but [0-9a-z]") {
-  std::string key = GENERATE(std::string("\r"), std::string("\n"), std::string("H"),
-                             std::string("!"), std::string(" "), std::string("\x03"),
-                             std::string("\x04"), std::string("\x1b[A"), std::string(1, '\0'),
-                             std::string("\x7f"), std::string("\xc3\xa9"));
+  std::string key =
+      GENERATE(std::string("\r"), std::string("\n"), std::string("H"), std::string("!"), std::string(" "),
+               std::string("\x03"), std::string("\x04"), std::string("\x1b[A"), std::string(1, '\0'),
+               std::string("\x7f"), std::string("\xc3\xa9"));
   Menu menu = shown_menu();
   REQUIRE(menu.feed("6") == Request{});
   menu.take_output();

@@ -26,7 +26,9 @@ namespace {
 
 using Nodes = std::map<std::string, std::string>;
 
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
+std::system_error sys_error(const char* what) {
+  return std::system_error(errno, std::generic_category(), what);
+}
 
 // What xenstored accepts: absolute, no empty component, no trailing slash, [A-Za-z0-9-/_@].
 bool valid_path(std::string_view p) {
@@ -133,9 +135,12 @@ struct FakeXenstored::Impl {
   void read_from(Conn& c);
   void flush(Conn& c);
   void handle(Conn& c, const xsd_sockmsg& hdr, std::string_view payload);
-  void handle_tree(Conn& c, const xsd_sockmsg& hdr, const std::vector<std::string>& args, std::string_view payload);
+  void handle_tree(Conn& c, const xsd_sockmsg& hdr, const std::vector<std::string>& args,
+                   std::string_view payload);
   void reply(Conn& c, const xsd_sockmsg& hdr, std::string_view payload);
-  void error(Conn& c, const xsd_sockmsg& hdr, const char* name) { reply_as(c, XS_ERROR, hdr, std::string(name) + '\0'); }
+  void error(Conn& c, const xsd_sockmsg& hdr, const char* name) {
+    reply_as(c, XS_ERROR, hdr, std::string(name) + '\0');
+  }
   void ack(Conn& c, const xsd_sockmsg& hdr) { reply(c, hdr, std::string_view("OK\0", 3)); }
   void reply_as(Conn& c, uint32_t type, const xsd_sockmsg& hdr, std::string_view payload);
   void event(Conn& c, const std::string& path, const std::string& token);
@@ -149,12 +154,14 @@ FakeXenstored::FakeXenstored(std::string socket_path) : impl_(std::make_unique<I
   impl_->path = std::move(socket_path);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (impl_->path.size() >= sizeof addr.sun_path) throw std::system_error(ENAMETOOLONG, std::generic_category(), "socket path");
+  if (impl_->path.size() >= sizeof addr.sun_path)
+    throw std::system_error(ENAMETOOLONG, std::generic_category(), "socket path");
   impl_->path.copy(addr.sun_path, impl_->path.size());
   ::unlink(impl_->path.c_str());
   impl_->listener.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!impl_->listener) throw sys_error("socket");
-  if (::bind(impl_->listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) throw sys_error("bind");
+  if (::bind(impl_->listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    throw sys_error("bind");
   if (::listen(impl_->listener.get(), 16) < 0) throw sys_error("listen");
   impl_->wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!impl_->wake) throw sys_error("eventfd");
@@ -335,10 +342,8 @@ void FakeXenstored::Impl::fire(const Change& change) {
   for (auto& [id, c] : conns) {
     for (const auto& [watched, token] : c.watches) {
       if (is_special(watched)) continue;
-      if (is_under(change.path, watched))
-        event(c, change.path, token);
-      else if (change.removed && is_under(watched, change.path))
-        event(c, watched, token);
+      if (is_under(change.path, watched)) event(c, change.path, token);
+      else if (change.removed && is_under(watched, change.path)) event(c, watched, token);
     }
   }
 }
@@ -372,8 +377,7 @@ void FakeXenstored::Impl::handle(Conn& c, const xsd_sockmsg& hdr, std::string_vi
       transactions[id] = Transaction{nodes, generation, {}};
       return reply(c, hdr, std::to_string(id) + '\0');
     }
-    case XS_TRANSACTION_END:
-      return end_transaction(c, hdr, args.empty() ? "" : args[0]);
+    case XS_TRANSACTION_END: return end_transaction(c, hdr, args.empty() ? "" : args[0]);
     case XS_GET_DOMAIN_PATH:
       if (args.empty() || args[0].empty()) return error(c, hdr, "EINVAL");
       return reply(c, hdr, "/local/domain/" + args[0] + '\0');

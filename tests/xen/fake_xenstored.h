@@ -38,7 +38,7 @@ class FakeXenstored {
   void introduce_domain();
   void release_domain();
 
-  size_t watch_count() const;     // over every connection
+  size_t watch_count() const;  // over every connection
   size_t requests_served() const;
   size_t connection_count() const;
 

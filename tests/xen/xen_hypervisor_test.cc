@@ -58,24 +58,34 @@ struct Xen {
                                           std::move(fake));
     xen->set_console_changed([this](const std::string& name) { changes.push_back(name); });
   }
-  void start_web1_db1(XenOptions options = {}) { start({{.name = "web1"}, {.name = "db1"}}, std::move(options)); }
+  void start_web1_db1(XenOptions options = {}) {
+    start({{.name = "web1"}, {.name = "db1"}}, std::move(options));
+  }
 
   // What libxl and xenconsoled leave in xenstore for a domain (xenconsoled's tty may come later).
-  void create(uint32_t domid, const std::string& name, const std::string& tty = "", DomainInfo domain_info = {}) {
+  void create(uint32_t domid, const std::string& name, const std::string& tty = "",
+              DomainInfo domain_info = {}) {
     domain_info.domid = domid;
     if (!domain_info.memory_kib) domain_info = running_domain(domid);
     info->set(domain_info);
     std::string base = "/local/domain/" + std::to_string(domid);
     xenstored->write(base + "/name", name);
     xenstored->write(base + "/vm", "/vm/uuid-" + std::to_string(domid));
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
-    xenstored->write("/vm/uuid-" + std::to_string(domid) + "/start_time", std::to_string(now.count() - 65) + ".42");
+    auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    xenstored->write("/vm/uuid-" + std::to_string(domid) + "/start_time",
+                     std::to_string(now.count() - 65) + ".42");
     if (!tty.empty()) xenstored->write(base + "/console/tty", tty);
     xenstored->introduce_domain();
     // The backend learns of new domains from the @introduceDomain watch: let it see this one.
     auto served = xen ? xen->domains() : std::vector<std::string>();
     if (std::find(served.begin(), served.end(), name) != served.end())
-      REQUIRE(loop.run_until([&] { auto s = xen->status(name); return s && s->domid == domid; }, kDeadline));
+      REQUIRE(loop.run_until(
+          [&] {
+            auto s = xen->status(name);
+            return s && s->domid == domid;
+          },
+          kDeadline));
   }
   void destroy(uint32_t domid) {
     info->erase(domid);
@@ -83,7 +93,9 @@ struct Xen {
     xenstored->release_domain();
   }
 
-  size_t changes_of(const std::string& name) const { return std::count(changes.begin(), changes.end(), name); }
+  size_t changes_of(const std::string& name) const {
+    return std::count(changes.begin(), changes.end(), name);
+  }
   // Runs the loop until `name` has had `count` console-changed notices in all.
   bool wait_changes(const std::string& name, size_t count) {
     return loop.run_until([&] { return changes_of(name) >= count; }, kDeadline);
@@ -415,9 +427,10 @@ TEST_CASE("a console tty is opened only if it is a pty slave") {
 
 // A fake xl that records its arguments and exits with `status`.
 void fake_xl(Xen& x, const std::string& body = "exit 0") {
-  write_file(x.dir / "xl",
-             "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> " + x.dir / "argv" + "\n" + body + "\n",
-             fs::perms::owner_all);
+  write_file(
+      x.dir / "xl",
+      "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> " + x.dir / "argv" + "\n" + body + "\n",
+      fs::perms::owner_all);
 }
 
 TEST_CASE("lifecycle actions run xl with the domid or the config file") {
@@ -458,8 +471,9 @@ TEST_CASE("lifecycle actions run xl with the domid or the config file") {
 TEST_CASE("a failing xl is one line for the customer") {
   Xen x;
   x.start_web1_db1();
-  fake_xl(x, "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
-             "echo 'Failed to read config file: /etc/xen/web1.cfg: No such file or directory' >&2\nexit 1");
+  fake_xl(x,
+          "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
+          "echo 'Failed to read config file: /etc/xen/web1.cfg: No such file or directory' >&2\nexit 1");
   auto r = x.act("web1", Lifecycle::start);
   REQUIRE_FALSE(r);
   CHECK(r.error().message ==
@@ -521,8 +535,9 @@ TEST_CASE("an NMI does not hold up the event loop while xl trigger runs") {
   Xen x;
   x.start_web1_db1();
   std::string go = x.dir / "go";
-  fake_xl(x, "i=0; while [ ! -e " + go + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
-             "echo 'libxl: error: libxl_domain.c:1:libxl_send_trigger: trigger failed' >&2; exit 1");
+  fake_xl(x, "i=0; while [ ! -e " + go +
+                 " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                 "echo 'libxl: error: libxl_domain.c:1:libxl_send_trigger: trigger failed' >&2; exit 1");
   x.create(3, "web1");
   std::optional<Result<void>> result;
   x.xen->send_sysrq("web1", 0, [&](Result<void> r) { result = std::move(r); });

@@ -61,10 +61,8 @@ Ran run(std::vector<std::string> argv, std::vector<std::string> env, std::chrono
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[4096];
     ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n > 0)
-      ran.output.append(buf, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR)
-      open = false;
+    if (n > 0) ran.output.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) open = false;
   }
   siginfo_t info{};
   REQUIRE(::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) == 0);
@@ -86,14 +84,20 @@ TEST_CASE("xcg serve with hypervisor xen and no Xen exits 1 with one line saying
   std::string config = dir / "xcg.yaml";
   write_file(config,
              "listen: [\"127.0.0.1:0\"]\n"
-             "host_keys: [" + dir / "host_key" + "]\n"
-             "hypervisor: xen\n"
-             "run_as: nobody\n"
-             "chroot_dir: " + dir / "empty" + "\n"
-             "xen:\n"
-             "  lock_dir: " + dir.path() + "\n"
-             "domains:\n"
-             "  web1:\n",
+             "host_keys: [" +
+                 dir / "host_key" +
+                 "]\n"
+                 "hypervisor: xen\n"
+                 "run_as: nobody\n"
+                 "chroot_dir: " +
+                 dir / "empty" +
+                 "\n"
+                 "xen:\n"
+                 "  lock_dir: " +
+                 dir.path() +
+                 "\n"
+                 "domains:\n"
+                 "  web1:\n",
              fs::perms::owner_read | fs::perms::owner_write);
   auto ran = run({binary, "serve", "--config", config},
                  {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XENSTORED_PATH=" + dir / "no-xenstored"}, 20s);

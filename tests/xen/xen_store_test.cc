@@ -153,7 +153,8 @@ TEST_CASE("the fake xenstored speaks enough protocol for libxenstore's other cal
     REQUIRE(t != XBT_NULL);
     REQUIRE(xs_write(h.get(), t, "/a/b", "1", 1));
     unsigned len = 0;
-    std::unique_ptr<char, decltype(&std::free)> in_tx(static_cast<char*>(xs_read(h.get(), t, "/a/b", &len)), std::free);
+    std::unique_ptr<char, decltype(&std::free)> in_tx(static_cast<char*>(xs_read(h.get(), t, "/a/b", &len)),
+                                                      std::free);
     REQUIRE(in_tx);
     CHECK(std::string(in_tx.get(), len) == "1");
     CHECK(f.xenstored.read("/a/b") == std::nullopt);  // not yet visible outside

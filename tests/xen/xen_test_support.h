@@ -48,10 +48,8 @@ class ScopedEnv {
     REQUIRE(::setenv(name, value.c_str(), 1) == 0);
   }
   ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
   }
 
  private:

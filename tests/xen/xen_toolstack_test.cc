@@ -29,10 +29,17 @@ std::string fake_xl(const TempDir& dir, const std::string& body) {
   std::string path = dir / "xl";
   write_file(path,
              "#!/bin/sh\n"
-             "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > " + dir / "argv" + "\n"
-             "env > " + dir / "env" + "\n"
-             "fds=$(readlink /proc/$$/fd/0 /proc/$$/fd/1); printf '%s\\n' \"$fds\" > " + dir / "fds" + "\n"
-             "echo $$ > " + dir / "pid" + "\n" + body + "\n",
+             "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > " +
+                 dir / "argv" +
+                 "\n"
+                 "env > " +
+                 dir / "env" +
+                 "\n"
+                 "fds=$(readlink /proc/$$/fd/0 /proc/$$/fd/1); printf '%s\\n' \"$fds\" > " +
+                 dir / "fds" +
+                 "\n"
+                 "echo $$ > " +
+                 dir / "pid" + "\n" + body + "\n",
              kExecutable);
   return path;
 }
@@ -93,12 +100,15 @@ TEST_CASE("the toolstack runs with an argv, only PATH, and /dev/null for stdin a
 TEST_CASE("a failing toolstack gives its first libxl error as the reason") {
   TempDir dir;
   EventLoop loop;
-  Toolstack xl(loop,
-               fake_xl(dir, "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
-                            "echo 'libxl: error: libxl_create.c:1234:do_domain_create: Domain 7:cannot make domain: -3' >&2\n"
-                            "echo 'libxl: error: libxl_domain.c:1500:libxl__destroy_domid: Domain 7:Non-existant domain' >&2\n"
-                            "exit 3"),
-               5s);
+  Toolstack xl(
+      loop,
+      fake_xl(
+          dir,
+          "echo 'Parsing config from /etc/xen/web1.cfg' >&2\n"
+          "echo 'libxl: error: libxl_create.c:1234:do_domain_create: Domain 7:cannot make domain: -3' >&2\n"
+          "echo 'libxl: error: libxl_domain.c:1500:libxl__destroy_domid: Domain 7:Non-existant domain' >&2\n"
+          "exit 3"),
+      5s);
   auto r = run(loop, xl, {"create", "/etc/xen/web1.cfg"});
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::system);
@@ -161,8 +171,10 @@ TEST_CASE("run_async returns at once and reports from the event loop") {
   TempDir dir;
   EventLoop loop;
   std::string go = dir / "go";
-  Toolstack xl(loop, fake_xl(dir, "i=0; while [ ! -e " + go + " ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n"
-                                  "echo 'domain is gone' >&2; exit 1"),
+  Toolstack xl(loop,
+               fake_xl(dir, "i=0; while [ ! -e " + go +
+                                " ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n"
+                                "echo 'domain is gone' >&2; exit 1"),
                10s);
   std::optional<Result<void>> result;
   xl.run_async({"destroy", "3"}, [&](Result<void> r) { result = std::move(r); });
@@ -216,7 +228,8 @@ TEST_CASE("summarize_stderr: one printable line worth showing") {
                          "Failed to read config file: /etc/xen/x.cfg: No such file or directory\n") ==
         "Failed to read config file: /etc/xen/x.cfg: No such file or directory");
   // Without libxl errors, the last line; blank lines and \r don't count.
-  CHECK(summarize_stderr("warning: something\r\n\nDomain web1 does not exist.\r\n\n") == "Domain web1 does not exist.");
+  CHECK(summarize_stderr("warning: something\r\n\nDomain web1 does not exist.\r\n\n") ==
+        "Domain web1 does not exist.");
   // A libxl error keeps its text when it has no source position.
   CHECK(summarize_stderr("libxl: error: out of memory\n") == "out of memory");
   CHECK(summarize_stderr("bell\a and \x1b[31mcolour\ttab") == "bell? and ?[31mcolour tab");

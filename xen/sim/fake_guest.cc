@@ -67,12 +67,13 @@ std::vector<std::string_view> split_words(std::string_view line) {
 // What Linux prints for a SysRq key (drivers/tty/sysrq.c), for the keys people use.
 std::string sysrq_message(char key) {
   switch (key) {
-    case 'h': return "sysrq: HELP : loglevel(0-9) reboot(b) crash(c) show-all-locks(d) "
-                     "terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) "
-                     "thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) "
-                     "show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) "
-                     "show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) "
-                     "show-blocked-tasks(w) dump-ftrace-buffer(z)";
+    case 'h':
+      return "sysrq: HELP : loglevel(0-9) reboot(b) crash(c) show-all-locks(d) "
+             "terminate-all-tasks(e) memory-full-oom-kill(f) kill-all-tasks(i) "
+             "thaw-filesystems(j) sak(k) show-backtrace-all-active-cpus(l) "
+             "show-memory-usage(m) nice-all-RT-tasks(n) poweroff(o) show-registers(p) "
+             "show-all-timers(q) unraw(r) sync(s) show-task-states(t) unmount(u) "
+             "show-blocked-tasks(w) dump-ftrace-buffer(z)";
     case 's': return "sysrq: Emergency Sync";
     case 'u': return "sysrq: Emergency Remount R/O";
     case 't': return "sysrq: Show State";
@@ -81,7 +82,8 @@ std::string sysrq_message(char key) {
     case 'b': return "sysrq: Resetting";
     case 'c': return "sysrq: Trigger a crash";
     default:
-      if (key >= '0' && key <= '9') return fmt::format("sysrq: Changing Loglevel\r\nsysrq: Loglevel set to {}", key);
+      if (key >= '0' && key <= '9')
+        return fmt::format("sysrq: Changing Loglevel\r\nsysrq: Loglevel set to {}", key);
       return fmt::format("sysrq: SysRq key '{}' received", key);
   }
 }
@@ -135,10 +137,8 @@ class FakeGuest {
   }
 
   void prompt() {
-    if (mode_ == Mode::login)
-      out_ += name_ + " login: ";
-    else
-      out_ += name_ + ":~# ";
+    if (mode_ == Mode::login) out_ += name_ + " login: ";
+    else out_ += name_ + ":~# ";
   }
 
   void feed(const std::string& bytes) {
@@ -187,10 +187,8 @@ class FakeGuest {
   void end_line() {
     out_ += "\r\n";
     std::string line = std::exchange(line_, {});
-    if (mode_ == Mode::login)
-      login(line);
-    else
-      run_command(line);
+    if (mode_ == Mode::login) login(line);
+    else run_command(line);
   }
 
   void login(std::string_view line) {
@@ -327,7 +325,8 @@ class FakeGuest {
     if (n != static_cast<ssize_t>(sizeof info)) return;
     if (info.ssi_signo == SIGTERM) term_requested_ = true;
     // The sim delivers SysRq keys as SIGUSR1 with the key as the value, NMIs as SIGUSR2.
-    if (info.ssi_signo == SIGUSR1) out_ += fmt::format("\r\n{}\r\n", sysrq_message(static_cast<char>(info.ssi_int)));
+    if (info.ssi_signo == SIGUSR1)
+      out_ += fmt::format("\r\n{}\r\n", sysrq_message(static_cast<char>(info.ssi_int)));
     if (info.ssi_signo == SIGUSR2) out_ += "\r\nUhhuh. NMI received for unknown reason 00 on CPU 0.\r\n";
   }
 

@@ -84,8 +84,13 @@ ExecPlan make_exec_plan(const SimOptions& options, const std::string& name, uint
 // controlling terminal and its stdin, stdout and stderr, where a failure says why.
 [[noreturn]] void run_child(int slave, const ExecPlan& plan) {
   const int fds[] = {slave, slave, slave};
-  ExecSpec spec{.path = plan.path.c_str(), .argv = plan.argv.data(), .envp = plan.envp.data(), .fds = fds,
-                .fd_count = 3, .failure_prefix = "xcg-sim: cannot start guest: ", .line_end = "\r\n"};
+  ExecSpec spec{.path = plan.path.c_str(),
+                .argv = plan.argv.data(),
+                .envp = plan.envp.data(),
+                .fds = fds,
+                .fd_count = 3,
+                .failure_prefix = "xcg-sim: cannot start guest: ",
+                .line_end = "\r\n"};
   if (::setsid() < 0) fail_in_child(spec, "setsid", errno);
   // Simulated domains exist only for their broker: they must not outlive it, even SIGKILLed.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail_in_child(spec, "prctl", errno);
@@ -125,7 +130,8 @@ SimHypervisor::SimHypervisor(EventLoop& loop, std::vector<DomainSpec> domains, S
     : loop_(loop), options_(std::move(options)) {
   if (!options_.toolstack.empty()) {
     if (::access(options_.toolstack.c_str(), X_OK) != 0)
-      throw std::runtime_error(fmt::format("sim: toolstack {}: {}", options_.toolstack, std::strerror(errno)));
+      throw std::runtime_error(
+          fmt::format("sim: toolstack {}: {}", options_.toolstack, std::strerror(errno)));
     toolstack_ = std::make_unique<Toolstack>(loop_, options_.toolstack, options_.toolstack_timeout);
   }
   for (auto& spec : domains) {
@@ -177,7 +183,8 @@ Result<void> SimHypervisor::remove_domain(const std::string& domain) {
   auto it = domains_.find(domain);
   if (it == domains_.end()) return fail(Errc::not_found, "no such domain '" + domain + "'");
   Domain& d = *it->second;
-  log::info("sim: {} removed{}", domain, d.pid ? fmt::format("; its guest (domid {}) is killed", d.domid) : "");
+  log::info("sim: {} removed{}", domain,
+            d.pid ? fmt::format("; its guest (domid {}) is killed", d.domid) : "");
   kill_now(d);
   domains_.erase(it);
   return {};
@@ -218,10 +225,8 @@ Result<void> SimHypervisor::act(const std::string& domain, Lifecycle action) {
         return fail(Errc::wrong_state, domain + " is still shutting down");
       return spawn(*d);
     case Lifecycle::shutdown:
-    case Lifecycle::reboot:
-      return stop(*d, action);
-    case Lifecycle::destroy:
-      return destroy(*d);
+    case Lifecycle::reboot: return stop(*d, action);
+    case Lifecycle::destroy: return destroy(*d);
   }
   return fail(Errc::invalid_input, "unknown action");
 }
@@ -259,7 +264,8 @@ Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, 
   switch (action) {
     case Lifecycle::start:
       if (d.state == DomainState::running) return fail(Errc::wrong_state, name + " is already running");
-      if (d.state == DomainState::shutting_down) return fail(Errc::wrong_state, name + " is still shutting down");
+      if (d.state == DomainState::shutting_down)
+        return fail(Errc::wrong_state, name + " is still shutting down");
       return std::vector<std::string>{"create", d.spec.config_file};
     case Lifecycle::shutdown:
     case Lifecycle::reboot:
@@ -279,7 +285,9 @@ void SimHypervisor::send_sysrq(const std::string& domain, char key, ActDone done
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
   if (key != 0 || !toolstack_ || d->state != DomainState::running) return done(signal_sysrq(domain, key));
   auto sent = [this, domain, done = std::move(done)](Result<void> ran) {
-    if (!ran) return done(fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
+    if (!ran)
+      return done(
+          fail(ran.error().code, fmt::format("cannot send an NMI to {}: {}", domain, ran.error().message)));
     done(signal_sysrq(domain, 0));
   };
   toolstack_->run_async({"trigger", std::to_string(d->domid), "nmi"}, std::move(sent));
@@ -310,7 +318,8 @@ Result<void> SimHypervisor::spawn(Domain& d) {
   pid_t pid = child->pid;
   UniqueFd pidfd = std::move(child->pidfd);
   try {
-    d.exit_watch = loop_.watch(pidfd.get(), EPOLLIN, "guest " + d.spec.name, [this, &d](uint32_t) { on_guest_exit(d); });
+    d.exit_watch =
+        loop_.watch(pidfd.get(), EPOLLIN, "guest " + d.spec.name, [this, &d](uint32_t) { on_guest_exit(d); });
   } catch (const std::system_error& e) {
     kill_and_reap(pid);
     return fail(Errc::system, e.what());
@@ -340,8 +349,8 @@ Result<void> SimHypervisor::stop(Domain& d, Lifecycle action) {
   pid_t pid = d.pid;
   d.kill_timer = loop_.timer(options_.shutdown_grace, "guest " + d.spec.name + " kill", [this, &d, pid] {
     if (d.pid != pid) return;
-    log::warn("sim: {} ignored the {} request for {} ms; killing it", d.spec.name,
-              lifecycle_name(*d.pending), options_.shutdown_grace.count());
+    log::warn("sim: {} ignored the {} request for {} ms; killing it", d.spec.name, lifecycle_name(*d.pending),
+              options_.shutdown_grace.count());
     signal_guest(pid, SIGKILL);
   });
   return {};

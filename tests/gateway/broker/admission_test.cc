@@ -78,10 +78,8 @@ TEST_CASE("sources and domains with nothing counted leave no entry behind", "[ad
   for (int i = 0; i < 1000; ++i) {
     std::string source = "10." + std::to_string(i) + ".0.0/16";
     a.login_started(source);
-    if (i % 2)
-      a.login_ended(source);
-    else
-      a.logged_in(source, "web" + std::to_string(i));
+    if (i % 2) a.login_ended(source);
+    else a.logged_in(source, "web" + std::to_string(i));
   }
   CHECK(a.sources_counted() == 0);
   CHECK(a.domains_counted() == 500);

@@ -18,8 +18,8 @@ TEST_CASE("attacker-chosen text cannot break the line or the JSON") {
   CHECK(json_escape("a\"b\\c") == R"(a\"b\\c)");
   CHECK(json_escape("line\nbreak\r\x01") == R"(line\u000abreak\u000d\u0001)");
   CHECK(json_escape("caf\xc3\xa9") == "caf\xc3\xa9");  // valid UTF-8 stays
-  CHECK(json_escape("bad\xff") == R"(bad\ufffd)");      // invalid UTF-8 is replaced
-  CHECK(json_escape("\xc3") == R"(\ufffd)");            // truncated sequence
+  CHECK(json_escape("bad\xff") == R"(bad\ufffd)");     // invalid UTF-8 is replaced
+  CHECK(json_escape("\xc3") == R"(\ufffd)");           // truncated sequence
   AuditEvent e{"auth_failure", "r", "evil\n{\"event\":\"x\"}", "", {}};
   std::string line = format_audit_line(e, "t");
   CHECK(line.find('\n') == line.size() - 1);

@@ -28,7 +28,8 @@ class FakeHypervisor final : public xen::Hypervisor {
   std::vector<UniqueFd> guest_ends;
   int consoles_opened = 0;
 
-  void set(const std::string& domain, xen::DomainState state, std::optional<uint32_t> domid, bool rebooting = false) {
+  void set(const std::string& domain, xen::DomainState state, std::optional<uint32_t> domid,
+           bool rebooting = false) {
     auto& s = status_of[domain];
     s.name = domain;
     s.state = state;
@@ -70,7 +71,8 @@ struct Fixture {
   UniqueFd viewer;
   std::string seen;
 
-  explicit Fixture(xen::DomainState at_start = xen::DomainState::shut_off, std::optional<uint32_t> domid = {}) {
+  explicit Fixture(xen::DomainState at_start = xen::DomainState::shut_off,
+                   std::optional<uint32_t> domid = {}) {
     xen.status_of["web1"] = {.name = "web1", .state = at_start, .domid = domid};
     hubs = std::make_unique<HubDirectory>(loop, xen, config::ConsoleSettings{},
                                           HubDirectory::Timing{.reboot_window = 200ms, .close_grace = 50ms});
@@ -82,7 +84,8 @@ struct Fixture {
   const std::string& output(std::chrono::milliseconds wait = 50ms) {
     loop.run_until([] { return false; }, wait);
     char buf[4096];
-    for (ssize_t n; (n = ::read(viewer.get(), buf, sizeof buf)) > 0;) seen.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = ::read(viewer.get(), buf, sizeof buf)) > 0;)
+      seen.append(buf, static_cast<size_t>(n));
     return seen;
   }
   size_t count(const std::string& text) {
@@ -146,7 +149,8 @@ TEST_CASE("a failed reboot ends its window: the next stop is told at once", "[hu
   CHECK(f.count("[xcg: web1 is shut off]") == 1);
 }
 
-TEST_CASE("domains come and go: an added one quietly, a removed one's hub closes after the grace", "[hub_directory]") {
+TEST_CASE("domains come and go: an added one quietly, a removed one's hub closes after the grace",
+          "[hub_directory]") {
   Fixture f(xen::DomainState::running, 3);
   config::Domain db1;
   db1.name = "db1";

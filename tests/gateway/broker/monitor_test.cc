@@ -63,7 +63,8 @@ SessionRecord session_in(SessionPhase p) {
 std::vector<ipc::Message> every_message() {
   return []<size_t... I>(std::index_sequence<I...>) {
     return std::vector<ipc::Message>{ipc::Message(std::in_place_index<I>)...};
-  }(std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
+  }
+  (std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
 }
 
 Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h) {
@@ -114,7 +115,8 @@ TEST_CASE("a session over its request budget is cut off; log records do not coun
   auto now = TokenBucket::Clock::now();
   for (int i = 0; i < 1000; ++i) monitor(s, ipc::Received{ipc::LogRecord{}, {}}, h, now);
   CHECK(h.cut_offs.empty());
-  for (int i = 0; i < static_cast<int>(kRequestBurst); ++i) monitor(s, ipc::Received{ipc::WhoReq{}, {}}, h, now);
+  for (int i = 0; i < static_cast<int>(kRequestBurst); ++i)
+    monitor(s, ipc::Received{ipc::WhoReq{}, {}}, h, now);
   CHECK(h.cut_offs.empty());
   monitor(s, ipc::Received{ipc::WhoReq{}, {}}, h, now);
   REQUIRE(h.cut_offs.size() == 1);

@@ -35,12 +35,14 @@ const char* phase_name(SessionPhase p) {
 std::vector<ipc::Message> every_message() {
   return []<size_t... I>(std::index_sequence<I...>) {
     return std::vector<ipc::Message>{ipc::Message(std::in_place_index<I>)...};
-  }(std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
+  }
+  (std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
 }
 
 }  // namespace
 
-TEST_CASE("every message type in every phase is handled, refused or cut off as documented", "[request_table]") {
+TEST_CASE("every message type in every phase is handled, refused or cut off as documented",
+          "[request_table]") {
   for (Type t : ipc::kMessageTypes) {
     for (SessionPhase p : kSessionPhases) {
       INFO(ipc::type_name(t) << " in " << phase_name(p));
@@ -63,10 +65,12 @@ TEST_CASE("unknown message types are cut off in every phase", "[request_table]")
   }
 }
 
-TEST_CASE("every refused request gets its own answer type, with the reason where it has room", "[request_table]") {
-  const std::map<Type, Type> answer_of{{Type::status_req, Type::status_ans}, {Type::action_req, Type::action_ans},
-                                       {Type::attach_req, Type::attach_ans}, {Type::log_req, Type::log_ans},
-                                       {Type::who_req, Type::who_ans},       {Type::sysrq_req, Type::action_ans}};
+TEST_CASE("every refused request gets its own answer type, with the reason where it has room",
+          "[request_table]") {
+  const std::map<Type, Type> answer_of{
+      {Type::status_req, Type::status_ans}, {Type::action_req, Type::action_ans},
+      {Type::attach_req, Type::attach_ans}, {Type::log_req, Type::log_ans},
+      {Type::who_req, Type::who_ans},       {Type::sysrq_req, Type::action_ans}};
   for (const ipc::Message& m : every_message()) {
     Type t = ipc::type_of(m);
     INFO(ipc::type_name(t));
@@ -105,7 +109,8 @@ TEST_CASE("a customer holding a menu key never exhausts the request budget", "[r
   }
 }
 
-TEST_CASE("refused key offers are summed up: count, key types, the first five fingerprints", "[request_table]") {
+TEST_CASE("refused key offers are summed up: count, key types, the first five fingerprints",
+          "[request_table]") {
   RefusedOffers offers;
   for (int i = 0; i < 30; ++i)
     offers.add(i == 0 ? "web1" : "other", i % 2 ? "ssh-rsa" : "ssh-ed25519", "SHA256:k" + std::to_string(i));

@@ -33,8 +33,7 @@ struct Fixture {
 std::string b64url(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
+                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
   out.resize(static_cast<size_t>(n));
   out.erase(std::remove(out.begin(), out.end(), '='), out.end());
   std::replace(out.begin(), out.end(), '+', '-');
@@ -46,16 +45,15 @@ std::string hmac(std::string_view key, std::string_view message) {
   std::array<unsigned char, 32> mac{};
   size_t len = 0;
   REQUIRE(EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-                    reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-                    mac.data(), mac.size(), &len) != nullptr);
+                    reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(),
+                    mac.size(), &len) != nullptr);
   return std::string(reinterpret_cast<const char*>(mac.data()), len);
 }
 
 // A panel token as docs/web.md tells a panel to make one.
 std::string panel_token(std::string_view domain, std::string_view mode, int64_t expiry,
                         std::string_view nonce = "nonce-0123456789", std::string_view key = kSecret) {
-  std::string fields[] = {std::string(domain), std::string(mode), std::to_string(expiry),
-                          b64url(nonce)};
+  std::string fields[] = {std::string(domain), std::string(mode), std::to_string(expiry), b64url(nonce)};
   std::string message = "xcg-weblink-v1\n";
   for (auto& f : fields) message += f + "\n";
   return "v1~" + fields[0] + "~" + fields[1] + "~" + fields[2] + "~" + fields[3] + "~" +
@@ -66,10 +64,8 @@ std::string panel_token(std::string_view domain, std::string_view mode, int64_t 
 std::vector<std::string> fields(const std::string& token) {
   std::vector<std::string> out{""};
   for (char c : token) {
-    if (c == '~')
-      out.emplace_back();
-    else
-      out.back().push_back(c);
+    if (c == '~') out.emplace_back();
+    else out.back().push_back(c);
   }
   return out;
 }
@@ -192,9 +188,9 @@ TEST_CASE("no field of a panel token can be changed", "[web_tokens]") {
     parts[field] = std::move(value);
     return refusal(f.tokens, joined(parts));
   };
-  CHECK(changed(1, "web2") == "panel token MAC mismatch");         // another domain
-  CHECK(changed(1, "web1.x") == "panel token MAC mismatch");       // a longer domain
-  CHECK(changed(2, "w") == "panel token MAC mismatch");            // read-only flipped
+  CHECK(changed(1, "web2") == "panel token MAC mismatch");                       // another domain
+  CHECK(changed(1, "web1.x") == "panel token MAC mismatch");                     // a longer domain
+  CHECK(changed(2, "w") == "panel token MAC mismatch");                          // read-only flipped
   CHECK(changed(3, std::to_string(kStart + 61)) == "panel token MAC mismatch");  // expiry
   CHECK(changed(4, b64url("nonce-0123456780")) == "panel token MAC mismatch");   // nonce
   CHECK(f.tokens.redeem(token));
@@ -226,7 +222,11 @@ TEST_CASE("malformed panel tokens are refused before the MAC", "[web_tokens]") {
   auto token = panel_token("web1", "r", kStart + 60);
   auto parts = fields(token);
   auto malformed = [&](std::vector<std::string> p) { return refusal(f.tokens, joined(p)); };
-  auto with = [&](size_t i, std::string v) { auto p = parts; p[i] = std::move(v); return p; };
+  auto with = [&](size_t i, std::string v) {
+    auto p = parts;
+    p[i] = std::move(v);
+    return p;
+  };
   CHECK(malformed(with(0, "v2")) == "malformed token");
   CHECK(malformed(with(1, "")) == "malformed panel token");
   CHECK(malformed(with(1, "-web1")) == "malformed panel token");
@@ -330,12 +330,10 @@ TEST_CASE("a full link table refuses to mint until a link is used", "[web_tokens
   CHECK(f.tokens.mint("web1", true, 60s));
 }
 
-TEST_CASE("panel secrets are at least 32 bytes; without one panel tokens are refused",
-          "[web_tokens]") {
+TEST_CASE("panel secrets are at least 32 bytes; without one panel tokens are refused", "[web_tokens]") {
   auto clock = [] { return at(kStart); };
   CHECK_THROWS_AS(WebTokens(std::string(31, 's'), {}, clock), std::invalid_argument);
   WebTokens no_panel(std::nullopt, {}, clock);
-  CHECK(refusal(no_panel, panel_token("web1", "r", kStart + 60)) ==
-        "panel tokens are not configured");
+  CHECK(refusal(no_panel, panel_token("web1", "r", kStart + 60)) == "panel tokens are not configured");
   CHECK(no_panel.redeem(no_panel.mint("web1", true, 60s).value()));
 }

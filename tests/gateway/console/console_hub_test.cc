@@ -64,10 +64,12 @@ struct Fixture {
   }
   // Runs the loop until `viewer` has received text containing `needle`.
   bool wait_for(int viewer, std::string& seen, std::string_view needle) {
-    return loop.run_until([&] {
-      drain(viewer, seen);
-      return seen.find(needle) != std::string::npos;
-    }, 5s);
+    return loop.run_until(
+        [&] {
+          drain(viewer, seen);
+          return seen.find(needle) != std::string::npos;
+        },
+        5s);
   }
 };
 
@@ -98,10 +100,12 @@ TEST_CASE("viewer input reaches the console") {
   write_all(a.get(), "root\r");
   write_all(b.get(), "ls\r");
   std::string typed;
-  CHECK(f.loop.run_until([&] {
-    drain(f.guest.get(), typed);
-    return typed.size() == 8;
-  }, 5s));
+  CHECK(f.loop.run_until(
+      [&] {
+        drain(f.guest.get(), typed);
+        return typed.size() == 8;
+      },
+      5s));
   CHECK((typed == "root\rls\r" || typed == "ls\rroot\r"));
 }
 
@@ -133,14 +137,16 @@ TEST_CASE("a viewer that stops reading never blocks the others, and learns what 
   const size_t total = 4 * 1024 * 1024;
   std::string fast_seen;
   size_t written = 0;
-  CHECK(f.loop.run_until([&, &fast = fast] {
-    if (written < total) {
-      ssize_t n = ::write(f.guest.get(), chunk.data(), chunk.size());
-      if (n > 0) written += static_cast<size_t>(n);
-    }
-    drain(fast.get(), fast_seen);
-    return fast_seen.size() == total;
-  }, 20s));
+  CHECK(f.loop.run_until(
+      [&, &fast = fast] {
+        if (written < total) {
+          ssize_t n = ::write(f.guest.get(), chunk.data(), chunk.size());
+          if (n > 0) written += static_cast<size_t>(n);
+        }
+        drain(fast.get(), fast_seen);
+        return fast_seen.size() == total;
+      },
+      20s));
   CHECK(fast_seen.find('[') == std::string::npos);  // the reading viewer lost nothing
 
   // Now the slow viewer reads: it gets a bounded amount, then the marker, then new output.
@@ -210,17 +216,21 @@ TEST_CASE("the replay is bounded and starts at a line boundary") {
   for (int i = 0; i < 500; ++i) text += fmt::format("message {:04}\r\n", i);
   write_all(guest.get(), text);
   std::string probed;
-  CHECK(loop.run_until([&, &probe = probe] {
-    drain(probe.get(), probed);
-    return probed.find("message 0499\r\n") != std::string::npos;
-  }, 5s));
+  CHECK(loop.run_until(
+      [&, &probe = probe] {
+        drain(probe.get(), probed);
+        return probed.find("message 0499\r\n") != std::string::npos;
+      },
+      5s));
   auto [viewer_end, viewer] = stream_pair();
   hub.attach(std::move(viewer_end), {}, {});
   std::string seen;
-  CHECK(loop.run_until([&, &viewer = viewer] {
-    drain(viewer.get(), seen);
-    return seen.find("message 0499\r\n") != std::string::npos;
-  }, 5s));
+  CHECK(loop.run_until(
+      [&, &viewer = viewer] {
+        drain(viewer.get(), seen);
+        return seen.find("message 0499\r\n") != std::string::npos;
+      },
+      5s));
   CHECK(seen.size() <= 1000);
   CHECK(seen.rfind("message ", 0) == 0);
 }
@@ -257,10 +267,12 @@ TEST_CASE("a read-only viewer's input never reaches the console") {
   write_all(ro.get(), "rm -rf /\r");
   write_all(rw.get(), "ok\r");
   std::string typed;
-  CHECK(f.loop.run_until([&] {
-    drain(f.guest.get(), typed);
-    return typed.find("ok\r") != std::string::npos;
-  }, 5s));
+  CHECK(f.loop.run_until(
+      [&] {
+        drain(f.guest.get(), typed);
+        return typed.find("ok\r") != std::string::npos;
+      },
+      5s));
   CHECK(typed == "ok\r");
   auto viewers = f.hub.viewers();
   REQUIRE(viewers.size() == 2);
@@ -284,15 +296,17 @@ TEST_CASE("console output read in many small pieces goes to a viewer in one send
   }
   std::vector<std::string> packets;
   size_t received = 0;
-  CHECK(loop.run_until([&, &viewer = viewer] {
-    std::string buf(128 * 1024, '\0');
-    ssize_t n;
-    while ((n = ::recv(viewer.get(), buf.data(), buf.size(), 0)) > 0) {
-      packets.emplace_back(buf.data(), static_cast<size_t>(n));
-      received += static_cast<size_t>(n);
-    }
-    return received >= written.size();
-  }, 5s));
+  CHECK(loop.run_until(
+      [&, &viewer = viewer] {
+        std::string buf(128 * 1024, '\0');
+        ssize_t n;
+        while ((n = ::recv(viewer.get(), buf.data(), buf.size(), 0)) > 0) {
+          packets.emplace_back(buf.data(), static_cast<size_t>(n));
+          received += static_cast<size_t>(n);
+        }
+        return received >= written.size();
+      },
+      5s));
   REQUIRE(packets.size() == 1);
   CHECK(packets[0] == written);
 }
@@ -305,10 +319,12 @@ TEST_CASE("make_readonly stops a session's typing at once and tells only its vie
   f.hub.attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, {});
   std::string typed;
   auto guest_got = [&](std::string_view s) {
-    return f.loop.run_until([&] {
-      drain(f.guest.get(), typed);
-      return typed.find(s) != std::string::npos;
-    }, 5s);
+    return f.loop.run_until(
+        [&] {
+          drain(f.guest.get(), typed);
+          return typed.find(s) != std::string::npos;
+        },
+        5s);
   };
   write_all(a.get(), "before\r");
   REQUIRE(guest_got("before\r"));
@@ -361,10 +377,12 @@ TEST_CASE("detach_session sends its viewers one line, then closes them; others s
   CHECK(seen_b.find("withdrawn") == std::string::npos);
   write_all(b.get(), "typed-b\r");
   std::string typed;
-  CHECK(f.loop.run_until([&] {
-    drain(f.guest.get(), typed);
-    return typed == "typed-b\r";
-  }, 5s));
+  CHECK(f.loop.run_until(
+      [&] {
+        drain(f.guest.get(), typed);
+        return typed == "typed-b\r";
+      },
+      5s));
 }
 
 TEST_CASE("detach_session closes a viewer that does not read after a grace time") {
@@ -375,10 +393,12 @@ TEST_CASE("detach_session closes a viewer that does not read after a grace time"
   REQUIRE(::setsockopt(hub_a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
   f.hub.attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, [&] { ++detached; });
   write_all(f.guest.get(), std::string(64 * 1024, 'x'));
-  CHECK(f.loop.run_until([&] {
-    int unread = 0;  // what the hub has not read of the guest's output
-    return ::ioctl(f.guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
-  }, 5s));
+  CHECK(f.loop.run_until(
+      [&] {
+        int unread = 0;  // what the hub has not read of the guest's output
+        return ::ioctl(f.guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
+      },
+      5s));
   CHECK(f.hub.detach_session(7, "console access to web1 was withdrawn; detached") == 1);
   CHECK(f.hub.viewers().empty());  // no longer listed, though its socket is still open
   CHECK(detached == 0);
@@ -403,10 +423,12 @@ TEST_CASE("a destroyed hub leaves nothing in the loop, not even a closing viewer
   hub->attach(std::move(hub_a), gateway::ViewerInfo{.label = "a", .session_id = 7}, [&] { ++detached; });
   hub->attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, [&] { ++detached; });
   write_all(guest.get(), std::string(64 * 1024, 'x'));
-  REQUIRE(loop.run_until([&] {
-    int unread = 0;
-    return ::ioctl(guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
-  }, 5s));
+  REQUIRE(loop.run_until(
+      [&] {
+        int unread = 0;
+        return ::ioctl(guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
+      },
+      5s));
   REQUIRE(hub->detach_session(7, "detached") == 1);  // viewer a now waits for its close timer
   REQUIRE(loop.watching(viewer_fds[0]));
 

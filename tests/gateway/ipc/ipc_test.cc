@@ -34,7 +34,15 @@ ipc::Message round_trip(const ipc::Message& m) {
 
 TEST_CASE("every message type survives encode and decode") {
   std::vector<ipc::Message> all = {
-      ipc::Hello{{"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "second"}, true, 101, 102, "/run/xcg/empty", 30, 6, 40, 600},
+      ipc::Hello{{"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "second"},
+                 true,
+                 101,
+                 102,
+                 "/run/xcg/empty",
+                 30,
+                 6,
+                 40,
+                 600},
       ipc::LogRecord{2, "hello"},
       ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
       ipc::AuthorizeAns{true, "web1", true, {config::Action::console, config::Action::reboot}, "SHA256:x"},

@@ -1,7 +1,7 @@
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,8 +19,8 @@ namespace {
 
 struct Outcome {
   bool exited = false;
-  int code = -1;    // exit code, if exited
-  int signal = 0;   // terminating signal, if killed
+  int code = -1;   // exit code, if exited
+  int signal = 0;  // terminating signal, if killed
 };
 
 // Runs `body` in a child under the session's seccomp filter; body's return is the exit code.
@@ -161,7 +161,8 @@ TEST_CASE("reading a socket option fails with EACCES") {
 TEST_CASE("sending or receiving out-of-band data kills the process") {
   int fds[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-  auto send_oob = run_filtered([&fds] { return ::send(fds[0], "!", 1, MSG_OOB | MSG_NOSIGNAL) == 1 ? 0 : 1; });
+  auto send_oob =
+      run_filtered([&fds] { return ::send(fds[0], "!", 1, MSG_OOB | MSG_NOSIGNAL) == 1 ? 0 : 1; });
   CHECK_FALSE(send_oob.exited);
   CHECK(send_oob.signal == SIGSYS);
   auto sendmsg_oob = run_filtered([&fds] {

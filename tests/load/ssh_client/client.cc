@@ -145,7 +145,8 @@ bool Client::new_channel() {
     static_cast<Client*>(self)->exit_status_ = status;
   };
   ssh_callbacks_init(&callbacks_);
-  if (ssh_set_channel_callbacks(channel_.get(), &callbacks_) != SSH_OK) return fail("ssh_set_channel_callbacks");
+  if (ssh_set_channel_callbacks(channel_.get(), &callbacks_) != SSH_OK)
+    return fail("ssh_set_channel_callbacks");
   return enter(Phase::opening);
 }
 

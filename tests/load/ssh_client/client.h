@@ -45,7 +45,17 @@ struct Timings {
 
 class Client {
  public:
-  enum class Phase { connecting, handshaking, authenticating, opening, requesting, running, closing, done, failed };
+  enum class Phase {
+    connecting,
+    handshaking,
+    authenticating,
+    opening,
+    requesting,
+    running,
+    closing,
+    done,
+    failed
+  };
   using OnOutput = std::function<void(std::string_view)>;
 
   // `on_output` gets every chunk of stdout as it arrives; it may call disconnect().

@@ -5,8 +5,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -275,7 +275,7 @@ TEST_CASE("sim: the guest inherits no stray descriptors", "[xen][sim]") {
   REQUIRE(stray);
   Sim sim(command({"/bin/ls", "-1", "/proc/self/fd"}));
   REQUIRE(sim.hv->act("web1", Lifecycle::start));
-  auto con = sim.console();  // the guest is not reaped before the loop runs
+  auto con = sim.console();                        // the guest is not reaped before the loop runs
   REQUIRE(sim.wait_state(DomainState::shut_off));  // exit status 0 counts as a power-off
   REQUIRE(con->wait_closed());
   CHECK(con->text() == "0\n1\n2\n3\n");  // 3 is ls's own directory handle
@@ -308,8 +308,8 @@ TEST_CASE("sim: a guest that fails is crashed", "[xen][sim]") {
 }
 
 TEST_CASE("sim: a guest that ignores SIGTERM is killed after the grace period", "[xen][sim]") {
-  SimOptions o = command(
-      {"/bin/sh", "-c", "trap '' TERM; sleep 1000 & echo \"child $!\"; while :; do sleep 1; done"});
+  SimOptions o =
+      command({"/bin/sh", "-c", "trap '' TERM; sleep 1000 & echo \"child $!\"; while :; do sleep 1; done"});
   o.shutdown_grace = 200ms;
   Sim sim(o);
   REQUIRE(sim.hv->act("web1", Lifecycle::start));
@@ -508,7 +508,8 @@ TEST_CASE("fake guest: shutdown, start again", "[xen][sim][guest]") {
   CHECK_FALSE(sim.logged("killing it"));
   CHECK(sim.changes_for() == 2);
   REQUIRE(con->wait_closed());
-  CHECK(con->text().find("[  OK  ] Reached target Power-Off.\r\nreboot: Power down\r\n") != std::string::npos);
+  CHECK(con->text().find("[  OK  ] Reached target Power-Off.\r\nreboot: Power down\r\n") !=
+        std::string::npos);
 
   auto r = sim.hv->act("web1", Lifecycle::shutdown);
   REQUIRE_FALSE(r);
@@ -630,8 +631,10 @@ TEST_CASE("sim: with a toolstack, actions run it as Xen runs xl and act only on 
   REQUIRE(::mkdtemp(dir_template) != nullptr);
   std::string dir = dir_template;
   SimOptions options = command({"/bin/cat"});
-  options.toolstack = fake_toolstack(dir, "[ -e " + dir + "/fail ] || exit 0\n"
-                                          "echo 'libxl: error: libxl_create.c:1:f: out of memory' >&2; exit 1");
+  options.toolstack =
+      fake_toolstack(dir, "[ -e " + dir +
+                              "/fail ] || exit 0\n"
+                              "echo 'libxl: error: libxl_create.c:1:f: out of memory' >&2; exit 1");
   Sim sim(options, {{"web1", 512, 1, dir + "/web1.cfg"}});
 
   std::optional<Result<void>> started;
