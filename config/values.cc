@@ -53,7 +53,7 @@ std::vector<std::optional<long long>> colon_numbers(std::string_view text) {
   for (size_t from = 0;;) {
     size_t colon = text.find(':', from);
     parts.push_back(parse_unsigned(text.substr(from, colon - from)));
-    if (colon == text.npos) return parts;
+    if (colon == std::string_view::npos) return parts;
     from = colon + 1;
   }
 }

@@ -117,7 +117,7 @@ class RateWorker {
   size_t next_free_target() {
     for (size_t tries = 0; tries < targets_.size(); ++tries) {
       size_t i = cursor_++ % targets_.size();
-      if (!busy_.count(i)) return i;
+      if (!busy_.contains(i)) return i;
     }
     return targets_.size();
   }
@@ -181,6 +181,7 @@ int run_rate(const Options& o) {
         std::make_unique<RateWorker>(shares[t], std::max(1u, c), end, std::chrono::seconds(o.timeout_s)));
   }
   std::vector<std::thread> running;
+  running.reserve(workers.size());
   for (auto& w : workers) running.emplace_back([&w] { w->run(); });
   for (auto& t : running) t.join();
   Samples latency;

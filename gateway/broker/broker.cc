@@ -73,7 +73,8 @@ void prepare_empty_dir(const std::string& path) {
 
 }  // namespace
 
-BrokerParts real_broker_parts(std::shared_ptr<const config::Config> config, const BrokerOptions& options) {
+BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& config,
+                              const BrokerOptions& options) {
   BrokerParts parts;
   parts.spawner = std::make_unique<ExecSessionSpawner>(options.session_program);
   parts.listeners = open_listeners(config->listen);

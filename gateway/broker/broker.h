@@ -59,7 +59,8 @@ struct BrokerParts {
 
 // The real ones, from the config: the Xen or simulated hypervisor, the configured listeners
 // (bound here), the xcg-session program. Throws with one line on failure.
-BrokerParts real_broker_parts(std::shared_ptr<const config::Config> config, const BrokerOptions& options);
+BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& config,
+                              const BrokerOptions& options);
 
 class Broker : private RequestHandler {
  public:

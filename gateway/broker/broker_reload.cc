@@ -82,12 +82,12 @@ std::string Broker::apply_domain_changes() {
   std::vector<std::string> added, removed;
   std::string failures;
   for (const auto& name : served) {
-    if (config_->domains.count(name)) continue;
+    if (config_->domains.contains(name)) continue;
     hubs_->remove_domain(name);
     removed.push_back(name);
   }
   for (const auto& [name, d] : config_->domains) {
-    if (served.count(name)) continue;
+    if (served.contains(name)) continue;
     if (auto r = hubs_->add_domain(d); !r) {
       log::error("reload: cannot add domain {}: {}", name, r.error().message);
       failures += fmt::format("; cannot add domain {}: {}", name, r.error().message);

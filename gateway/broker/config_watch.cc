@@ -82,7 +82,7 @@ bool ConfigWatch::read_events() {
       std::string name = ev->len ? ev->name : "";
       // YAML files, the files and directories the config names; editors' swap and backup
       // files are ignored.
-      if (name.ends_with(".yaml") || name.ends_with(".yml") || watched_names_.count(name)) relevant = true;
+      if (name.ends_with(".yaml") || name.ends_with(".yml") || watched_names_.contains(name)) relevant = true;
       p += sizeof(inotify_event) + ev->len;
     }
   }

@@ -90,7 +90,7 @@ void HubDirectory::action_failed(const std::string& domain, xen::Lifecycle actio
 // there), it does not slide or reopen, so a domain that never comes back is announced once it
 // closes. It is forgotten when the domain runs again or the customer acts on it.
 void HubDirectory::expect_reboot(const std::string& domain) {
-  if (reboot_windows_.count(domain)) return;
+  if (reboot_windows_.contains(domain)) return;
   auto timer = loop_.timer(timing_.reboot_window + std::chrono::milliseconds(10), "reboot window " + domain,
                            [this, domain] { sync(domain); });
   reboot_windows_[domain] =

@@ -11,9 +11,9 @@
 
 namespace xcg::gateway {
 
-// Settings read once at start-up that differ in `fresh`: "listen", "console", "domain web1
-// memory", ... A reload keeps the running values and says so.
-std::vector<std::string> restart_only_changes(const config::Config& running, const config::Config& fresh);
+// Settings read once at start-up that differ from the running config `a` in the new one `b`:
+// "listen", "console", "domain web1 memory", ... A reload keeps the running values and says so.
+std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b);
 
 // Rights a reload takes away apply at once, also to a console already attached; rights it
 // adds apply from the next login: the session was told at login what it may do and keeps to it.

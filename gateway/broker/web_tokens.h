@@ -76,7 +76,7 @@ class WebTokens {
   class Table {
    public:
     bool full(size_t cap) const { return entries_.size() >= cap; }
-    bool contains(const std::string& key) const { return entries_.count(key) != 0; }
+    bool contains(const std::string& key) const { return entries_.contains(key); }
     void insert(std::string key, Entry entry);
     std::optional<Entry> take(const std::string& key);
     void purge(std::chrono::system_clock::time_point now);

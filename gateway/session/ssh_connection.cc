@@ -155,7 +155,7 @@ void SshConnection::install_channel_callbacks() {
   ssh_callbacks_init(&channel_cb_);
 }
 
-int SshConnection::on_broker_readable(socket_t, int, void* userdata) {
+int SshConnection::on_broker_readable(socket_t /*fd*/, int /*revents*/, void* userdata) {
   return guarded(0, [&] { return self(userdata)->broker_.take_unsolicited(), 0; });
 }
 
@@ -236,7 +236,7 @@ void SshConnection::step(std::chrono::steady_clock::time_point now) {
   watch_console();
 }
 
-int SshConnection::on_console_readable(socket_t, int, void* userdata) {
+int SshConnection::on_console_readable(socket_t /*fd*/, int /*revents*/, void* userdata) {
   return guarded(0, [&] {
     self(userdata)->core_->console_readable();
     self(userdata)->watch_console();

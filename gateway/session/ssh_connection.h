@@ -60,8 +60,8 @@ class SshConnection final : public Terminal {
   int on_shell();
   int on_exec(const char* command);
   int on_data(const void* data, uint32_t len);
-  static int on_console_readable(socket_t fd, int revents, void* self);
-  static int on_broker_readable(socket_t fd, int revents, void* self);
+  static int on_console_readable(socket_t fd, int revents, void* userdata);
+  static int on_broker_readable(socket_t fd, int revents, void* userdata);
 
   // Makes the event loop watch the console socket the CustomerSession wants read, if any.
   void watch_console();

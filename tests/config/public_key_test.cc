@@ -325,7 +325,7 @@ TEST_CASE("a blob whose inner type differs from the line's type is refused") {
 }
 
 TEST_CASE("RSA keys under 2048 bits are refused from the SSH layer too") {
-  auto rsa_blob = [](std::string modulus) {
+  auto rsa_blob = [](const std::string& modulus) {
     return ssh_string("ssh-rsa") + ssh_string(std::string("\x01\x00\x01", 3)) + ssh_string(modulus);
   };
   auto small = public_key_from_blob("ssh-rsa", rsa_blob("\x7f" + std::string(255, '\xff')));

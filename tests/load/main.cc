@@ -78,13 +78,10 @@ int guest(int argc, char** argv) {
   double halt_burst = 0;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
-    if (a == "--rate" && i + 1 < argc && parse_positive(argv[i + 1], rate)) {
-      ++i;
-    } else if (a == "--halt-burst" && i + 1 < argc && parse_positive(argv[i + 1], halt_burst)) {
-      ++i;
-    } else {
-      return usage(fmt::format("bad guest argument {}", a));
-    }
+    bool known = (a == "--rate" && i + 1 < argc && parse_positive(argv[i + 1], rate)) ||
+                 (a == "--halt-burst" && i + 1 < argc && parse_positive(argv[i + 1], halt_burst));
+    if (!known) return usage(fmt::format("bad guest argument {}", a));
+    ++i;  // the value
   }
   return xcg::load::run_count_guest(rate, static_cast<uint64_t>(halt_burst));
 }

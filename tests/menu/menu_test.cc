@@ -33,8 +33,8 @@ const std::string kFullScreen =
     "Choice: ";
 
 // A menu showing its main screen, with the output so far already taken.
-Menu shown_menu(std::vector<Action> allowed = kAll) {
-  Menu menu("web1", std::move(allowed));
+Menu shown_menu(const std::vector<Action>& allowed = kAll) {
+  Menu menu("web1", allowed);
   menu.show_status(kStatus);
   menu.take_output();
   return menu;

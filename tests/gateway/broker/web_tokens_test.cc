@@ -221,7 +221,7 @@ TEST_CASE("malformed panel tokens are refused before the MAC", "[web_tokens]") {
   Fixture f;
   auto token = panel_token("web1", "r", kStart + 60);
   auto parts = fields(token);
-  auto malformed = [&](std::vector<std::string> p) { return refusal(f.tokens, joined(p)); };
+  auto malformed = [&](const std::vector<std::string>& p) { return refusal(f.tokens, joined(p)); };
   auto with = [&](size_t i, std::string v) {
     auto p = parts;
     p[i] = std::move(v);

@@ -424,7 +424,7 @@ TEST_CASE("a destroyed hub leaves nothing in the loop, not even a closing viewer
   hub->attach(std::move(hub_b), gateway::ViewerInfo{.label = "b", .session_id = 8}, [&] { ++detached; });
   write_all(guest.get(), std::string(64 * 1024, 'x'));
   REQUIRE(loop.run_until(
-      [&] {
+      [&, &guest = guest] {
         int unread = 0;
         return ::ioctl(guest.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
       },
