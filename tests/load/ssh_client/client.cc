@@ -177,9 +177,14 @@ bool Client::step_closing() {
   return false;
 }
 
-// Reads what has arrived; true at the end of the output.
+// Reads what has arrived; true at the end of the output. Reading one stream can take the
+// other's data off the socket into libssh's buffer, where no poll of the socket would see it:
+// both are read until a pass over them finds nothing.
 bool Client::read_output() {
-  if (!read_stream(0) || !read_stream(1)) return false;
+  for (uint64_t before = ~uint64_t{0}; before != delivered_;) {
+    before = delivered_;
+    if (!read_stream(0) || !read_stream(1)) return false;
+  }
   if (ssh_channel_is_eof(channel_.get()) || ssh_channel_is_closed(channel_.get())) return true;
   if (!ssh_is_connected(session_.get())) return fail_with("connection lost");
   return false;
@@ -198,6 +203,7 @@ bool Client::read_stream(int is_stderr) {
 }
 
 void Client::deliver(int is_stderr, std::string_view bytes) {
+  delivered_ += bytes.size();
   if (is_stderr) {
     stderr_.append(bytes.substr(0, kStderrKept - std::min(kStderrKept, stderr_.size())));
     return;

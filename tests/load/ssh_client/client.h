@@ -13,6 +13,7 @@
 #include <libssh/libssh.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -107,6 +108,7 @@ class Client {
   Phase phase_ = Phase::connecting;
   std::string error_;
   std::string stderr_;
+  uint64_t delivered_ = 0;  // bytes of both streams so far
   std::optional<int> exit_status_;
   Timings timings_;
 };
