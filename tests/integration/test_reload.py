@@ -171,17 +171,18 @@ def test_edit_in_place_applies_too(igw, keys, more_keys):
     assert logs_in(igw, "web1", "web1")
 
 
-def test_changed_readonly_applies_to_the_next_request_of_a_live_session(igw, keys):
+def test_changed_readonly_applies_to_a_live_session_at_once(igw, keys):
     menu = igw.spawn("web1", "web1", tty=True)
-    menu.expect(rb"Choice: ")
+    menu.expect(rb"4\) reboot .*Choice: ")
     before = igw.domid("web1")
     replace_by_rename(igw.include_dir / "web1.yaml", domains_yaml(
         {"web1": {"keys": [{"key": keys["web1"].public_line, "readonly": True}]}}))
     wait_log(igw, "reloaded", 0)
+    # The session is told at once, and its menu no longer offers the actions.
+    menu.expect(rb"\[xcg: your access to web1 is now read-only\].*Choice: ", timeout=RELOAD_TIMEOUT)
     menu.send(b"4")
-    menu.expect(rb"Really reboot web1\? \[y/N\] ")
-    menu.send(b"y")
-    menu.expect(rb"read-only access to web1")
+    menu.expect(b"\x07")  # not an item any more: the bell
+    menu.send(b"\r")
     menu.expect(rb"Choice: ")  # the session goes on: the key is still web1's
     assert igw.domid("web1") == before
 
