@@ -114,6 +114,19 @@ struct Limits {
   unsigned idle_timeout_s = 0;  // 0 = off; else 1..604800: an attached viewer silent this long is closed
 };
 
+// The browser console (docs/web.md). Absent from the file: no web listener.
+struct WebSettings {
+  // TLS listeners; a plain one ("http://127.0.0.1:8080") only on loopback, behind a proxy.
+  std::vector<ListenAddress> listen;
+  std::vector<ListenAddress> plain_listen;
+  std::string tls_cert = "/var/lib/xcg/web.crt";  // PEM chain; both missing: made self-signed at start
+  std::string tls_key = "/var/lib/xcg/web.key";   // mode 0600
+  std::string public_url;                         // https://HOST[:PORT]; links, Host and Origin use it
+  unsigned link_ttl_s = 60;                       // 1..600: lifetime of a link token
+  std::string panel_secret_file;                  // "" = panel tokens refused
+  std::vector<std::string> trusted_proxies;       // CIDRs whose X-Forwarded-For is believed (plain only)
+};
+
 struct Config {
   std::string path;
   std::vector<std::string> source_files;      // every file read (main + included), absolute
@@ -129,6 +142,7 @@ struct Config {
   std::map<std::string, Domain> domains;
   SimSettings sim;
   XenSettings xen;
+  std::optional<WebSettings> web;
 
   // The domain a key (matched by its blob) belongs to, or nullptr.
   const Domain* domain_for_key(std::string_view blob) const;

@@ -100,6 +100,8 @@ class Broker : private RequestHandler {
   void on(SessionRecord& s, const ipc::LogReq& r) override;
   void on(SessionRecord& s, const ipc::WhoReq& r) override;
   void on(SessionRecord& s, const ipc::SysrqReq& r) override;
+  void on(SessionRecord& s, const ipc::WebAuthorizeReq& r) override;
+  void on(SessionRecord& s, const ipc::WeblinkReq& r) override;
   void reply(SessionRecord& s, const ipc::Message& answer) override;
   void cut_off(SessionRecord& s, std::string_view why) override;
 

@@ -66,6 +66,9 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::sysrq_req, rules::X, rules::H, rules::R},
     {ipc::Type::revoke, rules::X, rules::X, rules::X},
     {ipc::Type::narrowed, rules::X, rules::X, rules::X},
+    {ipc::Type::web_authorize_req, rules::H, rules::X, rules::X},  // the handler checks the session's kind
+    {ipc::Type::weblink_req, rules::X, rules::H, rules::R},
+    {ipc::Type::weblink_ans, rules::X, rules::X, rules::X},
 };
 
 constexpr bool rules_match_messages() {

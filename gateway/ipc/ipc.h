@@ -31,7 +31,7 @@ inline constexpr size_t kMaxFrame = 64 * 1024;
 // Raised whenever a message's fields change or a message is added. The hello carries it first, so that a
 // session program newer or older than the broker (a package upgraded, the service not yet restarted) stops
 // with a clear reason instead of misreading the fields.
-inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kProtocolVersion = 4;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
@@ -52,6 +52,9 @@ enum class Type : uint8_t {
   sysrq_req = 16,  // SysRq key (or NMI); answered with action_ans
   revoke = 17,     // broker -> session, unsolicited: say `text` to the customer and end
   narrowed = 19,   // broker -> session, unsolicited: the key's rights shrank (a reload)
+  web_authorize_req = 20,  // "may this browser console token log in?" (xcg-web); answered by authorize_ans
+  weblink_req = 22,        // a one-time browser console link for the session's domain
+  weblink_ans = 23,
 };
 
 struct Hello {
@@ -66,6 +69,13 @@ struct Hello {
   uint32_t max_key_offers = config::Limits{}.max_key_offers;
   uint32_t idle_timeout_s = config::Limits{}.idle_timeout_s;  // 0 = off
   uint32_t protocol = kProtocolVersion;                       // first on the wire (see kProtocolVersion)
+  // xcg-web only (docs/web.md): its TLS pair (empty on a plain listener behind a proxy), the
+  // URL whose Host and Origin it accepts, and whether the peer is a trusted proxy whose
+  // X-Forwarded-For names the client.
+  std::string tls_chain_pem;
+  std::string tls_key_pem;
+  std::string public_url;
+  bool trust_forwarded_for = false;
   static constexpr Type type = Type::hello;
   static constexpr std::string_view name = "hello";
   static constexpr auto fields = std::tuple{&Hello::protocol,
@@ -77,7 +87,11 @@ struct Hello {
                                             &Hello::login_grace_s,
                                             &Hello::max_auth_tries,
                                             &Hello::max_key_offers,
-                                            &Hello::idle_timeout_s};
+                                            &Hello::idle_timeout_s,
+                                            &Hello::tls_chain_pem,
+                                            &Hello::tls_key_pem,
+                                            &Hello::public_url,
+                                            &Hello::trust_forwarded_for};
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {
@@ -215,9 +229,36 @@ struct Narrowed {
   bool operator==(const Narrowed&) const = default;
 };
 
+// The first WebSocket message of a browser console: a link or panel token. Never logged.
+struct WebAuthorizeReq {
+  std::string token;
+  std::string forwarded_for;  // the client's address from a trusted proxy's X-Forwarded-For, or ""
+  std::string user_agent;     // for the audit log, cut to 200 printable bytes by the broker
+  static constexpr Type type = Type::web_authorize_req;
+  static constexpr std::string_view name = "web_authorize_req";
+  static constexpr auto fields =
+      std::tuple{&WebAuthorizeReq::token, &WebAuthorizeReq::forwarded_for, &WebAuthorizeReq::user_agent};
+  bool operator==(const WebAuthorizeReq&) const = default;
+};
+struct WeblinkReq {
+  static constexpr Type type = Type::weblink_req;
+  static constexpr std::string_view name = "weblink_req";
+  static constexpr auto fields = std::tuple{};
+  bool operator==(const WeblinkReq&) const = default;
+};
+struct WeblinkAns {
+  bool ok = false;
+  std::string text;  // the link, or why there is none
+  static constexpr Type type = Type::weblink_ans;
+  static constexpr std::string_view name = "weblink_ans";
+  static constexpr auto fields = std::tuple{&WeblinkAns::ok, &WeblinkAns::text};
+  bool operator==(const WeblinkAns&) const = default;
+};
+
 using Message =
     std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
-                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed>;
+                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed,
+                 WebAuthorizeReq, WeblinkReq, WeblinkAns>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

@@ -29,6 +29,8 @@ struct FakeHandler final : RequestHandler {
   void on(SessionRecord&, const ipc::LogReq&) override { handled.push_back(Type::log_req); }
   void on(SessionRecord&, const ipc::WhoReq&) override { handled.push_back(Type::who_req); }
   void on(SessionRecord&, const ipc::SysrqReq&) override { handled.push_back(Type::sysrq_req); }
+  void on(SessionRecord&, const ipc::WebAuthorizeReq&) override { handled.push_back(Type::web_authorize_req); }
+  void on(SessionRecord&, const ipc::WeblinkReq&) override { handled.push_back(Type::weblink_req); }
   void reply(SessionRecord&, const ipc::Message& m) override { replies.push_back(m); }
   void cut_off(SessionRecord&, std::string_view why) override { cut_offs.emplace_back(why); }
 };
@@ -39,13 +41,15 @@ enum class Outcome { handled, refused, cut_off };
 Outcome expected(Type t, SessionPhase p) {
   switch (t) {
     case Type::log: return Outcome::handled;
-    case Type::authorize_req: return p == SessionPhase::preauth ? Outcome::handled : Outcome::cut_off;
+    case Type::authorize_req:
+    case Type::web_authorize_req: return p == SessionPhase::preauth ? Outcome::handled : Outcome::cut_off;
     case Type::status_req:
     case Type::action_req:
     case Type::attach_req:
     case Type::log_req:
     case Type::who_req:
     case Type::sysrq_req:
+    case Type::weblink_req:
       return p == SessionPhase::preauth      ? Outcome::cut_off
              : p == SessionPhase::authorized ? Outcome::handled
                                              : Outcome::refused;

@@ -16,13 +16,15 @@ Verdict expected(Type t, SessionPhase p) {
   const auto H = Verdict::handle, R = Verdict::refuse, X = Verdict::cut_off;
   switch (t) {
     case Type::log: return H;  // in every phase, pre-authentication included
-    case Type::authorize_req: return p == SessionPhase::preauth ? H : X;
+    case Type::authorize_req:
+    case Type::web_authorize_req: return p == SessionPhase::preauth ? H : X;
     case Type::status_req:
     case Type::action_req:
     case Type::attach_req:
     case Type::log_req:
     case Type::who_req:
-    case Type::sysrq_req: return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
+    case Type::sysrq_req:
+    case Type::weblink_req: return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
     default: return X;  // hello, answers, revoke: broker -> session only
   }
 }
@@ -70,7 +72,8 @@ TEST_CASE("every refused request gets its own answer type, with the reason where
   const std::map<Type, Type> answer_of{
       {Type::status_req, Type::status_ans}, {Type::action_req, Type::action_ans},
       {Type::attach_req, Type::attach_ans}, {Type::log_req, Type::log_ans},
-      {Type::who_req, Type::who_ans},       {Type::sysrq_req, Type::action_ans}};
+      {Type::who_req, Type::who_ans},       {Type::sysrq_req, Type::action_ans},
+      {Type::weblink_req, Type::weblink_ans}};
   for (const ipc::Message& m : every_message()) {
     Type t = ipc::type_of(m);
     INFO(ipc::type_name(t));

@@ -20,7 +20,20 @@ namespace {
 // Every field away from its default. Hello's protocol stays: decode refuses another version.
 std::vector<ipc::Message> one_of_each_with_every_field_set() {
   return {
-      ipc::Hello{{"key one", "key two"}, true, 101, 102, "/run/xcg/empty", 31, 7, 41, 600},
+      ipc::Hello{{"key one", "key two"},
+                 true,
+                 101,
+                 102,
+                 "/run/xcg/empty",
+                 31,
+                 7,
+                 41,
+                 600,
+                 ipc::kProtocolVersion,
+                 "chain",
+                 "key",
+                 "https://console.example",
+                 true},
       ipc::LogRecord{4, "a record"},
       ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
       ipc::AuthorizeAns{true, "web1", true, {Action::sysrq, Action::destroy}, "SHA256:x", true},
@@ -37,6 +50,9 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
       ipc::SysrqReq{'z'},
       ipc::Revoke{"access to web1 was revoked"},
       ipc::Narrowed{true, true, "your access to web1 is now read-only"},
+      ipc::WebAuthorizeReq{"v1~web1~r~1~n~m", "192.0.2.7", "Mozilla/5.0"},
+      ipc::WeblinkReq{},
+      ipc::WeblinkAns{true, "https://console.example/#token"},
   };
 }
 
@@ -62,7 +78,7 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
   };
   const Case cases[] = {
       {ipc::Hello{{"k1", "k2"}, true, 101, 102, "/e", 30, 6, 40, 600},
-       "\x01\x00\x00\x00\x03\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58"s},
+       "\x01\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"s},
       {ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAA", true},
        "\x04\x00\x00\x00\x04\x77\x65\x62\x31\x00\x00\x00\x0b\x73\x73\x68\x2d\x65\x64\x32\x35\x35\x31\x39\x00\x00\x00\x04\x41\x41\x41\x41\x01"s},
       {ipc::AuthorizeAns{true, "web1", true, {Action::console, Action::sysrq}, "SHA256:x", true},
@@ -74,6 +90,8 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
       {ipc::StatusReq{}, "\x06"s},
       {ipc::LogRecord{3, "hi"}, "\x02\x03\x00\x00\x00\x02\x68\x69"s},
       {ipc::Narrowed{true, false, "ro"}, "\x13\x01\x00\x00\x00\x00\x02\x72\x6f"s},
+      {ipc::WebAuthorizeReq{"t", "", "u"}, "\x14\x00\x00\x00\x01\x74\x00\x00\x00\x00\x00\x00\x00\x01\x75"s},
+      {ipc::WeblinkAns{false, "no"}, "\x17\x00\x00\x00\x00\x02\x6e\x6f"s},
   };
   for (const auto& c : cases) {
     CAPTURE(ipc::type_name(ipc::type_of(c.message)));
@@ -88,6 +106,8 @@ TEST_CASE("type numbers and names are the protocol's", "[ipc]") {
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Hello>) == 1);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Revoke>) == 17);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Narrowed>) == 19);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::WebAuthorizeReq>) == 20);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::WeblinkAns>) == 23);
   CHECK(ipc::type_name(ipc::Type::authorize_req) == "authorize_req");
   CHECK(ipc::type_name(ipc::Type::who_ans) == "who_ans");
   CHECK(ipc::type_name(static_cast<ipc::Type>(3)) == "unknown");
