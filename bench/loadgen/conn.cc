@@ -25,12 +25,9 @@ void Conn::start() {
   advance();
 }
 
-// A write may read the server's packets off the socket into libssh's buffers (a window
-// adjust, and output with it), where no poll of the socket would see them: step to take them.
 bool Conn::send(std::string_view bytes) {
   if (ended_ || !client_) return false;
   bool sent = client_->send(bytes);
-  client_->step();
   settle();
   return sent && !ended_;
 }

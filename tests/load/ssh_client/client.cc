@@ -14,7 +14,6 @@ namespace {
 constexpr const char* kKex = "curve25519-sha256";
 constexpr const char* kEd25519 = "ssh-ed25519";
 constexpr const char* kCipher = "chacha20-poly1305@openssh.com";
-constexpr size_t kReadChunk = 64 * 1024;
 // Only the start of stderr is kept: it is for error messages.
 constexpr size_t kStderrKept = 4096;
 
@@ -31,6 +30,7 @@ Client::Client(Options options, OnOutput on_output)
     fail_with("ssh_new failed");
     return;
   }
+  ssh_set_counters(session_.get(), &socket_counter_, nullptr);
   if (configure()) ssh_set_blocking(session_.get(), 0);
 }
 
@@ -144,6 +144,13 @@ bool Client::new_channel() {
   callbacks_.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* self) {
     static_cast<Client*>(self)->exit_status_ = status;
   };
+  // Any libssh call may read the server's packets (a write, a poll): the data is taken as it is
+  // read, so none is left in libssh's buffers where no poll of the socket would see it.
+  callbacks_.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                                        void* self) -> int {
+    static_cast<Client*>(self)->taken_[is_stderr ? 1 : 0].append(static_cast<const char*>(data), len);
+    return static_cast<int>(len);
+  };
   ssh_callbacks_init(&callbacks_);
   if (ssh_set_channel_callbacks(channel_.get(), &callbacks_) != SSH_OK)
     return fail("ssh_set_channel_callbacks");
@@ -177,33 +184,30 @@ bool Client::step_closing() {
   return false;
 }
 
-// Reads what has arrived; true at the end of the output. Reading one stream can take the
-// other's data off the socket into libssh's buffer, where no poll of the socket would see it:
-// both are read until a pass over them finds nothing.
+// Reads what has arrived; true at the end of the output. Each poll reads the socket once, at
+// most a few KiB: polls go on until one reads nothing, so the socket is drained.
 bool Client::read_output() {
-  for (uint64_t before = ~uint64_t{0}; before != delivered_;) {
-    before = delivered_;
-    if (!read_stream(0) || !read_stream(1)) return false;
+  for (uint64_t before = ~uint64_t{0}; before != socket_counter_.in_bytes;) {
+    before = socket_counter_.in_bytes;
+    if (ssh_channel_poll(channel_.get(), 0) == SSH_ERROR) return fail("reading output");
+    if (!deliver_taken()) return false;
   }
   if (ssh_channel_is_eof(channel_.get()) || ssh_channel_is_closed(channel_.get())) return true;
   if (!ssh_is_connected(session_.get())) return fail_with("connection lost");
   return false;
 }
 
-// Reads one stream dry; false if the client failed, or the output handler disconnected it.
-bool Client::read_stream(int is_stderr) {
-  char buf[kReadChunk];
-  for (;;) {
-    int n = ssh_channel_read_nonblocking(channel_.get(), buf, sizeof buf, is_stderr);
-    if (n == 0 || n == SSH_EOF) return true;
-    if (n < 0) return fail("reading output");
-    deliver(is_stderr, std::string_view(buf, static_cast<size_t>(n)));
+// Delivers what the data callback took; false if the output handler disconnected the client.
+bool Client::deliver_taken() {
+  for (int is_stderr : {1, 0}) {
+    std::string bytes = std::exchange(taken_[is_stderr], {});
+    if (!bytes.empty()) deliver(is_stderr, bytes);
     if (finished()) return false;
   }
+  return true;
 }
 
 void Client::deliver(int is_stderr, std::string_view bytes) {
-  delivered_ += bytes.size();
   if (is_stderr) {
     stderr_.append(bytes.substr(0, kStderrKept - std::min(kStderrKept, stderr_.size())));
     return;
@@ -216,6 +220,7 @@ bool Client::send(std::string_view bytes) {
   if (phase_ != Phase::running) return false;
   int n = ssh_channel_write(channel_.get(), bytes.data(), static_cast<uint32_t>(bytes.size()));
   if (n == SSH_ERROR) return fail("write");
+  step();
   return n == static_cast<int>(bytes.size());
 }
 

@@ -66,7 +66,8 @@ class Client {
 
   // Does everything that can be done now without blocking.
   void step();
-  // Sends bytes on the channel while running; false if they could not all be sent.
+  // Sends bytes on the channel while running, then steps (a write reads the server's packets
+  // too); false if they could not all be sent.
   bool send(std::string_view bytes);
   // Ends the connection at once (a viewer leaving); the phase becomes done.
   void disconnect();
@@ -94,7 +95,7 @@ class Client {
   bool step_running();
   bool step_closing();
   bool read_output();
-  bool read_stream(int is_stderr);
+  bool deliver_taken();
   void deliver(int is_stderr, std::string_view bytes);
   bool enter(Phase phase);
   bool fail(std::string_view step);
@@ -102,13 +103,16 @@ class Client {
 
   Options options_;
   OnOutput on_output_;
+  ssh_counter_struct socket_counter_{};  // bytes libssh read off the socket; outlives session_
   Session session_;
   Channel channel_;  // after session_: freed before it
   ssh_channel_callbacks_struct callbacks_{};
   Phase phase_ = Phase::connecting;
   std::string error_;
   std::string stderr_;
-  uint64_t delivered_ = 0;  // bytes of both streams so far
+  // What libssh handed the data callback, by stream (stdout, stderr), not yet delivered: it is
+  // delivered outside libssh's calls, where the owner may disconnect.
+  std::string taken_[2];
   std::optional<int> exit_status_;
   Timings timings_;
 };
