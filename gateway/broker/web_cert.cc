@@ -76,8 +76,7 @@ PemPair make_self_signed(const config::PublicUrl& url) {
   EvpPkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   must(key != nullptr, "EVP_PKEY_Q_keygen");
   auto cert = certificate_for(key.get(), url);
-  return {pem_of([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }),
-          pem_of([&](BIO* b) {
+  return {pem_of([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }), pem_of([&](BIO* b) {
             return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
           })};
 }

@@ -9,9 +9,9 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <ctime>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "base/openssl_handles.h"
@@ -40,7 +40,6 @@ config::WebSettings settings(const fs::path& dir, const std::string& url = "http
   web.tls_key = (dir / "tls" / "web.key").string();
   return web;
 }
-
 
 X509Cert leaf_of(const std::string& pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), int(pem.size())));
@@ -123,7 +122,8 @@ TEST_CASE("a missing pair is made: P-256, self-signed for the host, private key 
 
   // About ten years: more than 9.9, less than 10.1.
   int days = 0, seconds = 0;
-  REQUIRE(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(cert.get()), X509_get0_notAfter(cert.get())) == 1);
+  REQUIRE(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(cert.get()), X509_get0_notAfter(cert.get())) ==
+          1);
   CHECK((days > 3615 && days < 3690));
 
   auto again = load_or_make_web_tls(web);
@@ -139,7 +139,8 @@ TEST_CASE("an IP address as the host goes into the SAN as an IP; serials differ"
   auto cert_one = leaf_of(one.chain_pem), cert_two = leaf_of(two.chain_pem);
   CHECK(first_san(cert_one.get()) == "IP:16");
   CHECK(first_san(cert_two.get()) == "IP:4");
-  CHECK(ASN1_INTEGER_cmp(X509_get0_serialNumber(cert_one.get()), X509_get0_serialNumber(cert_two.get())) != 0);
+  CHECK(ASN1_INTEGER_cmp(X509_get0_serialNumber(cert_one.get()), X509_get0_serialNumber(cert_two.get())) !=
+        0);
 }
 
 TEST_CASE("one file of the pair missing is an error naming it, and nothing is made", "[web_tls]") {
@@ -157,7 +158,8 @@ TEST_CASE("one file of the pair missing is an error naming it, and nothing is ma
   auto web2 = settings(other.path);
   load_or_make_web_tls(web2);
   fs::remove(web2.tls_key);
-  CHECK(message_of([&] { load_web_tls(web2); }) == "web TLS key " + web2.tls_key + ": missing, but its certificate is there");
+  CHECK(message_of([&] { load_web_tls(web2); }) ==
+        "web TLS key " + web2.tls_key + ": missing, but its certificate is there");
 }
 
 TEST_CASE("a key readable by group or others is refused", "[web_tls]") {
@@ -185,7 +187,8 @@ TEST_CASE("a certificate file with no certificate is refused", "[web_tls]") {
   auto web = settings(dir.path);
   load_or_make_web_tls(web);
   write(web.tls_cert, "not PEM\n", fs::perms::owner_read | fs::perms::owner_write);
-  CHECK(message_of([&] { load_web_tls(web); }) == "web TLS certificate " + web.tls_cert + ": no PEM certificate in it");
+  CHECK(message_of([&] { load_web_tls(web); }) ==
+        "web TLS certificate " + web.tls_cert + ": no PEM certificate in it");
 }
 
 TEST_CASE("the panel secret: 32 bytes or more, private, the file's bytes exactly", "[web_tls]") {
@@ -207,7 +210,8 @@ TEST_CASE("the panel secret: 32 bytes or more, private, the file's bytes exactly
   const std::string short_secret = "tooshort-tooshort-tooshort-31by";
   write(path, short_secret, fs::perms::owner_read | fs::perms::owner_write);
   auto too_short = message_of([&] { load_panel_secret(path); });
-  CHECK(too_short == "panel secret " + path + ": shorter than 32 bytes; make one with head -c 32 /dev/urandom");
+  CHECK(too_short ==
+        "panel secret " + path + ": shorter than 32 bytes; make one with head -c 32 /dev/urandom");
   CHECK_THAT(too_short, !Contains("tooshort"));
 
   CHECK_THAT(message_of([&] { load_panel_secret((dir.path / "none").string()); }),
