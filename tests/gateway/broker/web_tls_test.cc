@@ -4,6 +4,7 @@
 
 #include <openssl/pem.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -226,4 +227,32 @@ TEST_CASE("the panel secret must be root's when running as root", "[web_tls]") {
   write(path, std::string(40, 'k'), fs::perms::owner_read | fs::perms::owner_write);
   REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
   CHECK(message_of([&] { load_panel_secret(path); }) == "panel secret " + path + ": not owned by root");
+}
+
+// Run in a child that has dropped to an unprivileged user: root's file or its own, no other.
+TEST_CASE("the panel secret may be the current user's when not running as root", "[web_tls]") {
+  if (::geteuid() != 0) return;  // the test needs root to set up the owners
+  TempDir dir;
+  fs::permissions(dir.path, fs::perms::owner_all | fs::perms::others_exec);
+  auto owned = [&](const char* name, uid_t uid) {
+    auto path = (dir.path / name).string();
+    write(path, std::string(40, 'k'), fs::perms::owner_read | fs::perms::owner_write);
+    REQUIRE(::chown(path.c_str(), uid, uid) == 0);
+    return path;
+  };
+  auto mine = owned("mine", 65534), others = owned("others", 65533);
+  fs::permissions(others, fs::perms::others_read, fs::perm_options::add);  // else open fails first
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) ::_exit(10);
+    bool mine_ok = message_of([&] { load_panel_secret(mine); }) == "no error";
+    bool others_refused = message_of([&] { load_panel_secret(others); }) ==
+                          "panel secret " + others + ": owned by neither root nor this user";
+    ::_exit(mine_ok ? (others_refused ? 0 : 12) : 11);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
