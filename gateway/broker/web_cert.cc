@@ -63,7 +63,8 @@ X509Cert certificate_for(EVP_PKEY* key, const config::PublicUrl& url) {
 }
 
 std::string pem_of(const std::function<int(BIO*)>& write) {
-  Bio bio(BIO_new(BIO_s_mem()));
+  // Cleared when freed (one holds the private key).
+  Bio bio(BIO_new(BIO_s_secmem()));
   must(bio && write(bio.get()) == 1, "writing PEM");
   char* data = nullptr;
   long len = BIO_get_mem_data(bio.get(), &data);

@@ -102,7 +102,8 @@ EvpPkey read_key(const std::string& path, std::string& pem) {
   wipe(text);
   if (!key)
     throw file_error("web TLS key", path, "not a PEM private key OpenSSL can read (or it is encrypted)");
-  Bio out(BIO_new(BIO_s_mem()));
+  // Cleared when freed: it holds the private key.
+  Bio out(BIO_new(BIO_s_secmem()));
   if (!out || PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
     throw std::runtime_error("out of memory");
   pem = pem_text(out.get());

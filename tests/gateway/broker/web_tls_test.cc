@@ -183,6 +183,24 @@ TEST_CASE("a key that does not match the certificate is refused", "[web_tls]") {
         "web TLS key " + one.tls_key + ": does not match the certificate in " + one.tls_cert);
 }
 
+TEST_CASE("a key file with no key, or an encrypted one, is refused", "[web_tls]") {
+  TempDir dir;
+  auto web = settings(dir.path);
+  load_or_make_web_tls(web);
+  auto key = key_of(load_web_tls(web).key_pem);
+  Bio bio(BIO_new(BIO_s_mem()));
+  char pass[] = "passphrase";
+  REQUIRE(PEM_write_bio_PrivateKey(bio.get(), key.get(), EVP_aes_256_cbc(), nullptr, 0, nullptr, pass) == 1);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  write(web.tls_key, std::string(data, size_t(len)), fs::perms::owner_read | fs::perms::owner_write);
+  const std::string refused =
+      "web TLS key " + web.tls_key + ": not a PEM private key OpenSSL can read (or it is encrypted)";
+  CHECK(message_of([&] { load_web_tls(web); }) == refused);
+  write(web.tls_key, "not PEM\n", fs::perms::owner_read | fs::perms::owner_write);
+  CHECK(message_of([&] { load_web_tls(web); }) == refused);
+}
+
 TEST_CASE("a certificate file with no certificate is refused", "[web_tls]") {
   TempDir dir;
   auto web = settings(dir.path);
