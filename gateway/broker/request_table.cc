@@ -15,7 +15,9 @@ struct Refusal {
   std::optional<ipc::Message> operator()(const ipc::SysrqReq&) const { return ipc::ActionAns{false, text}; }
   std::optional<ipc::Message> operator()(const ipc::AttachReq&) const { return ipc::AttachAns{false, text}; }
   std::optional<ipc::Message> operator()(const ipc::LogReq&) const { return ipc::LogAns{false, text}; }
-  std::optional<ipc::Message> operator()(const ipc::WeblinkReq&) const { return ipc::WeblinkAns{false, text}; }
+  std::optional<ipc::Message> operator()(const ipc::WeblinkReq&) const {
+    return ipc::WeblinkAns{false, text};
+  }
   // who has no failure field: the reason takes the place of the viewers.
   std::optional<ipc::Message> operator()(const ipc::WhoReq&) const { return ipc::WhoAns{{text}}; }
   template <class T>

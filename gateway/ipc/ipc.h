@@ -49,9 +49,9 @@ enum class Type : uint8_t {
   log_ans = 13,
   who_req = 14,  // who is attached to this domain's console
   who_ans = 15,
-  sysrq_req = 16,  // SysRq key (or NMI); answered with action_ans
-  revoke = 17,     // broker -> session, unsolicited: say `text` to the customer and end
-  narrowed = 19,   // broker -> session, unsolicited: the key's rights shrank (a reload)
+  sysrq_req = 16,          // SysRq key (or NMI); answered with action_ans
+  revoke = 17,             // broker -> session, unsolicited: say `text` to the customer and end
+  narrowed = 19,           // broker -> session, unsolicited: the key's rights shrank (a reload)
   web_authorize_req = 20,  // "may this browser console token log in?" (xcg-web); answered by authorize_ans
   weblink_req = 22,        // a one-time browser console link for the session's domain
   weblink_ans = 23,
@@ -255,10 +255,9 @@ struct WeblinkAns {
   bool operator==(const WeblinkAns&) const = default;
 };
 
-using Message =
-    std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
-                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed,
-                 WebAuthorizeReq, WeblinkReq, WeblinkAns>;
+using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq,
+                             ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq,
+                             Revoke, Narrowed, WebAuthorizeReq, WeblinkReq, WeblinkAns>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

@@ -11,9 +11,9 @@ struct StaticFile {
   std::string_view path;          // as requested: "/" or "/static/NAME"
   std::string_view content_type;  // "text/html; charset=utf-8", ...
   std::string_view body;
-  std::string_view gzip;          // the same, `gzip -n -9`; served when the browser accepts gzip
-  std::string_view sha384;        // "sha384-BASE64" of body, for integrity= attributes
-  bool immutable = false;         // /static/ files may be cached; the page itself never
+  std::string_view gzip;    // the same, `gzip -n -9`; served when the browser accepts gzip
+  std::string_view sha384;  // "sha384-BASE64" of body, for integrity= attributes
+  bool immutable = false;   // /static/ files may be cached; the page itself never
 };
 
 std::span<const StaticFile> static_files();

@@ -70,9 +70,9 @@ TEST_CASE("unknown message types are cut off in every phase", "[request_table]")
 TEST_CASE("every refused request gets its own answer type, with the reason where it has room",
           "[request_table]") {
   const std::map<Type, Type> answer_of{
-      {Type::status_req, Type::status_ans}, {Type::action_req, Type::action_ans},
-      {Type::attach_req, Type::attach_ans}, {Type::log_req, Type::log_ans},
-      {Type::who_req, Type::who_ans},       {Type::sysrq_req, Type::action_ans},
+      {Type::status_req, Type::status_ans},  {Type::action_req, Type::action_ans},
+      {Type::attach_req, Type::attach_ans},  {Type::log_req, Type::log_ans},
+      {Type::who_req, Type::who_ans},        {Type::sysrq_req, Type::action_ans},
       {Type::weblink_req, Type::weblink_ans}};
   for (const ipc::Message& m : every_message()) {
     Type t = ipc::type_of(m);
