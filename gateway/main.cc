@@ -20,6 +20,7 @@
 #include "gateway/broker/control.h"
 #include "gateway/broker/host_keys.h"
 #include "gateway/broker/session_program.h"
+#include "gateway/broker/web_tls.h"
 #include "xen/sim/sim_hypervisor.h"
 
 namespace {
@@ -75,9 +76,18 @@ std::string parse_args(int argc, char** argv, Args& args) {
   return args.config.empty() ? "--config FILE is required" : "";
 }
 
+// The files `web:` names, which the config loader does not open.
+bool check_web_files(const std::string& path, const xcg::config::Config& config) {
+  if (!config.web) return true;
+  auto problems = xcg::gateway::web_file_problems(*config.web);
+  for (const auto& p : problems) fmt::print("{}: web: {}\n", path, p);
+  return problems.empty();
+}
+
 int check(const Args& args) {
   try {
     auto config = xcg::config::load_config(args.config);
+    if (!check_web_files(args.config, *config)) return 1;
     fmt::print("{}: OK: {}", args.config, xcg::config::summarize(*config));
     return 0;
   } catch (const xcg::config::ConfigError& e) {
@@ -146,6 +156,10 @@ int hostkeys(const Args& args) {
     auto config = xcg::config::load_config(args.config);
     auto lines = xcg::gateway::host_key_records(*config, args.host);
     for (const auto& l : lines) std::printf("%s\n", l.c_str());
+    if (config->web) {
+      auto tls = xcg::gateway::load_or_make_web_tls(*config->web);
+      fmt::print("# web certificate of {}: {}\n", config->web->public_url, tls.fingerprint);
+    }
     return 0;
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::fprintf(stderr, "%s\n", p.str().c_str());
