@@ -259,7 +259,7 @@ class Connection {
     const auto& close = loop_.session.terminal().close();
     if (!close) return;
     closing_ = true;
-    ws_->async_close(websocket::close_reason(close->code, close->reason),
+    ws_->async_close(websocket::close_reason(static_cast<websocket::close_code>(close->code), close->reason),
                      [this](beast::error_code) { loop_.finish(loop_.exit_code); });
   }
 
