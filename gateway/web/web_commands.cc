@@ -31,12 +31,12 @@ std::optional<config::Action> parse_power_action(std::string_view s) {
 std::optional<WebCommand> parse_with_argument(std::string_view verb, std::string_view arg) {
   if (verb == "log") {
     auto n = parse_lines(arg);
-    if (n) return WebCommand{Kind::log, {}, *n, 0};
+    if (n) return WebCommand{.kind = Kind::log, .lines = *n};
   } else if (verb == "sysrq") {
-    if (arg.size() == 1 && config::valid_sysrq_key(arg[0])) return WebCommand{Kind::sysrq, {}, 0, arg[0]};
+    if (arg.size() == 1 && config::valid_sysrq_key(arg[0])) return WebCommand{.kind = Kind::sysrq, .key = arg[0]};
   } else if (verb == "action") {
     auto a = parse_power_action(arg);
-    if (a) return WebCommand{Kind::action, *a, 0, 0};
+    if (a) return WebCommand{.kind = Kind::action, .action = *a};
   }
   return std::nullopt;
 }

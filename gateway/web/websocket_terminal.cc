@@ -27,9 +27,13 @@ Result<size_t> WebSocketTerminal::write(Stream, std::string_view bytes) {
   if (gone_) return fail(Errc::peer_closed, "the browser is gone");
   size_t n = std::min(bytes.size(), kMaxQueuedOutput - std::min(kMaxQueuedOutput, queued_));
   if (n == 0) return size_t{0};
-  if (frames_.empty() || !frames_.back().binary || frames_.back().bytes.size() + n > kMaxFrameBytes)
-    frames_.push_back(Frame{true, {}});
-  frames_.back().bytes.append(bytes.substr(0, n));
+  for (size_t done = 0; done < n;) {
+    if (frames_.empty() || !frames_.back().binary || frames_.back().bytes.size() >= kMaxFrameBytes)
+      frames_.push_back(Frame{true, {}});
+    size_t part = std::min(n - done, kMaxFrameBytes - frames_.back().bytes.size());
+    frames_.back().bytes.append(bytes.substr(done, part));
+    done += part;
+  }
   queued_ += n;
   return n;
 }
