@@ -95,7 +95,8 @@
     var action = state.pending;
     state.pending = null;
     if ($('confirm').returnValue !== 'yes' || !action) return;
-    if (action === 'sysrq') send('action sysrq ' + $('sysrq-key').value);
+    if (action === 'sysrq') send('sysrq ' + $('sysrq-key').value);
+    else if (action === 'nmi') send('nmi');
     else send('action ' + action);
   }
 

@@ -7,6 +7,7 @@
 
 #include <regex>
 #include <string>
+#include <utility>
 
 #include "gateway/web/static_files.h"
 
@@ -54,24 +55,28 @@ TEST_CASE("the page is served at / and never cached", "[web][static]") {
 }
 
 TEST_CASE("each /static file has a type, a gzip copy of its body and its hash", "[web][static]") {
-  for (const char* name : {"app.js", "app.css", "csp-styles.js", "xterm.js", "xterm.css", "addon-fit.js"}) {
+  const std::string js = "text/javascript; charset=utf-8", css = "text/css; charset=utf-8";
+  const std::pair<std::string, std::string> expected[] = {
+      {"app.js", js},         {"csp-styles.js", js}, {"xterm.js", js},
+      {"addon-fit.js", js},   {"app.css", css},      {"xterm.css", css},
+      {"icon.svg", "image/svg+xml"}};
+  for (const auto& [name, type] : expected) {
     INFO(name);
-    const StaticFile* file = find_static_file(std::string("/static/") + name);
+    const StaticFile* file = find_static_file("/static/" + name);
     REQUIRE(file != nullptr);
     CHECK(file->immutable);
-    bool css = std::string_view(name).ends_with(".css");
-    CHECK(file->content_type == (css ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8"));
+    CHECK(file->content_type == type);
     REQUIRE(file->gzip.size() > 10);
     CHECK(file->gzip.substr(0, 2) == "\x1f\x8b");
     CHECK(inflate_gzip(file->gzip, file->body.size()) == file->body);
     CHECK(file->sha384 == sha384_sri(file->body));
   }
-  CHECK(static_files().size() == 7);
+  CHECK(static_files().size() == 8);  // and the page
 }
 
 TEST_CASE("the page's integrity attributes are its files' hashes", "[web][static]") {
   std::string page(find_static_file("/")->body);
-  std::regex tag(R"((?:src|href)="(/static/[^"]+)" integrity="([^"]+)")");
+  std::regex tag(R"re((?:src|href)="(/static/[^"]+)" integrity="([^"]+)")re");
   int seen = 0;
   for (auto it = std::sregex_iterator(page.begin(), page.end(), tag); it != std::sregex_iterator(); ++it) {
     INFO((*it)[1].str());
