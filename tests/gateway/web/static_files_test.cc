@@ -56,10 +56,13 @@ TEST_CASE("the page is served at / and never cached", "[web][static]") {
 
 TEST_CASE("each /static file has a type, a gzip copy of its body and its hash", "[web][static]") {
   const std::string js = "text/javascript; charset=utf-8", css = "text/css; charset=utf-8";
-  const std::pair<std::string, std::string> expected[] = {
-      {"app.js", js},         {"csp-styles.js", js}, {"xterm.js", js},
-      {"addon-fit.js", js},   {"app.css", css},      {"xterm.css", css},
-      {"icon.svg", "image/svg+xml"}};
+  const std::pair<std::string, std::string> expected[] = {{"app.js", js},
+                                                          {"csp-styles.js", js},
+                                                          {"xterm.js", js},
+                                                          {"addon-fit.js", js},
+                                                          {"app.css", css},
+                                                          {"xterm.css", css},
+                                                          {"icon.svg", "image/svg+xml"}};
   for (const auto& [name, type] : expected) {
     INFO(name);
     const StaticFile* file = find_static_file("/static/" + name);
