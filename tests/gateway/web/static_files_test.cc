@@ -54,6 +54,14 @@ TEST_CASE("the page is served at / and never cached", "[web][static]") {
   CHECK(find_static_file("/static/xterm.js.map") == nullptr);
 }
 
+TEST_CASE("the page has no inline script, style or event handler (the CSP forbids them)", "[web][static]") {
+  std::string page(find_static_file("/")->body);
+  CHECK(page.find("<style") == std::string::npos);
+  CHECK(page.find("style=") == std::string::npos);
+  CHECK_FALSE(std::regex_search(page, std::regex(R"(<script(?![^>]* src=))")));
+  CHECK_FALSE(std::regex_search(page, std::regex(R"(\son[a-z]+=)")));
+}
+
 TEST_CASE("each /static file has a type, a gzip copy of its body and its hash", "[web][static]") {
   const std::string js = "text/javascript; charset=utf-8", css = "text/css; charset=utf-8";
   const std::pair<std::string, std::string> expected[] = {{"app.js", js},
