@@ -121,7 +121,7 @@ struct WebSettings {
   std::vector<ListenAddress> plain_listen;
   std::string tls_cert = "/var/lib/xcg/web.crt";  // PEM chain; both missing: made self-signed at start
   std::string tls_key = "/var/lib/xcg/web.key";   // mode 0600
-  std::string public_url;                         // https://HOST[:PORT]; links, Host and Origin use it
+  std::string public_url;  // https://HOST[:PORT], normalised (parse_public_url); links, Host and Origin use it
   unsigned link_ttl_s = 60;                       // 1..600: lifetime of a link token
   std::string panel_secret_file;                  // "" = panel tokens refused
   std::vector<std::string> trusted_proxies;       // CIDRs whose X-Forwarded-For is believed (plain only)
@@ -178,5 +178,24 @@ bool valid_domain_name(std::string_view name);
 
 // Parses "IPV4:PORT" or "[IPV6]:PORT": numeric addresses only, port 0..65535.
 Result<ListenAddress> parse_listen_address(std::string_view text);
+
+// True for 127.0.0.0/8 and ::1: where a plain HTTP listener may be.
+bool is_loopback(const ListenAddress& address);
+
+// web.public_url taken apart. `normal` is what the browser sends as the Origin: lower-case
+// scheme and host, no default port, no trailing "/".
+struct PublicUrl {
+  bool https = true;
+  std::string host;  // lower case; an IPv6 address without brackets
+  bool ipv6 = false;
+  bool ip = false;         // host is a numeric IPv4 or IPv6 address (for the certificate's SAN)
+  uint16_t port = 0;       // 0 = the scheme's default
+  std::string authority;   // HOST[:PORT] as the Host header carries it ("[::1]:8443")
+  std::string normal;      // SCHEME://AUTHORITY
+};
+
+// "https://HOST[:PORT]" or "http://...", with at most a lone "/" after it: no path, query,
+// fragment or user name. HOST is a DNS name, an IPv4 address or "[IPV6]".
+Result<PublicUrl> parse_public_url(std::string_view text);
 
 }  // namespace xcg::config

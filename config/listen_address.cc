@@ -24,6 +24,14 @@ std::optional<uint16_t> parse_port(std::string_view text) {
 
 }  // namespace
 
+bool is_loopback(const ListenAddress& address) {
+  if (address.ipv6) {
+    in6_addr a{};
+    return ::inet_pton(AF_INET6, address.host.c_str(), &a) == 1 && IN6_IS_ADDR_LOOPBACK(&a);
+  }
+  return address.host.starts_with("127.") && is_numeric_host(address.host, AF_INET);
+}
+
 Result<ListenAddress> parse_listen_address(std::string_view text) {
   auto bad_address = [&] {
     return fail(Errc::invalid_input,

@@ -10,6 +10,7 @@
 #include "config/includes.h"
 #include "config/table.h"
 #include "config/values.h"
+#include "config/web_section.h"
 
 namespace xcg::config {
 namespace {
@@ -305,6 +306,7 @@ const Table<Config>& main_table() {
       section("limits", limits_table, &Config::limits),
       section("console", console_table, &Config::console),
       section("xen", xen_table, &Config::xen),
+      custom("web", read_web, web_table),
       // Last: the main file's domains and keys are the first places, included ones the second.
       custom("include", read_include),
   }};

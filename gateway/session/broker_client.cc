@@ -116,6 +116,10 @@ Result<ipc::ActionAns> BrokerClient::sysrq(char key) {
   return as<ipc::ActionAns>(call(ipc::SysrqReq{static_cast<uint8_t>(key)}, ipc::Type::action_ans));
 }
 
+Result<ipc::WeblinkAns> BrokerClient::weblink() {
+  return as<ipc::WeblinkAns>(call(ipc::WeblinkReq{}, ipc::Type::weblink_ans));
+}
+
 void BrokerClient::log(int level, std::string_view text) noexcept {
   try {
     (void)ipc::send(fd_, ipc::LogRecord{static_cast<uint8_t>(level), std::string(text.substr(0, 4000))});

@@ -71,6 +71,15 @@ std::string dump_domain(const Domain& d) {
   return out + "]\n";
 }
 
+std::string dump_web(const std::optional<WebSettings>& web) {
+  if (!web) return "no web\n";
+  std::string out;
+  for (const auto& a : web->listen) out += a.text + ",";
+  for (const auto& a : web->plain_listen) out += a.text + ",";
+  return out + fmt::format("|{} {} {} {} {} {}\n", web->tls_cert, web->tls_key, web->public_url, web->link_ttl_s,
+                           web->panel_secret_file, join(web->trusted_proxies, ","));
+}
+
 // Every setting of the Config, as text: two configs that read differently dump differently.
 std::string dump(const Config& c) {
   const auto& l = c.limits;
@@ -86,13 +95,16 @@ std::string dump(const Config& c) {
   out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
   out += fmt::format("{} {} {}\n", c.xen.toolstack, c.xen.timeout_s, c.xen.lock_dir);
   for (const auto& [name, d] : c.domains) out += dump_domain(d);
-  return out;
+  return out + dump_web(c.web);
 }
 
 // For each field of the schema: the top-level field to set, and a value that sets the field
 // to something other than its default.
 std::map<std::string, std::pair<std::string, std::string>> samples(const std::string& include) {
   auto domain = [](const std::string& body) { return "{web1: {" + body + "}}"; };
+  auto web = [](const std::string& more) {
+    return "{listen: ['127.0.0.1:8443'], public_url: 'https://console.example'" + more + "}";
+  };
   return {
       {"listen", {"listen", "['[::1]:22']"}},
       {"host_keys", {"host_keys", "[/etc/xcg/other_key]"}},
@@ -135,6 +147,14 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"xen.toolstack", {"xen", "{toolstack: /usr/local/sbin/xl}"}},
       {"xen.timeout", {"xen", "{timeout: 5}"}},
       {"xen.lock_dir", {"xen", "{lock_dir: /run/lock}"}},
+      {"web", {"web", web("")}},
+      {"web.listen", {"web", web("")}},
+      {"web.public_url", {"web", web("")}},
+      {"web.tls_cert", {"web", web(", tls_cert: /etc/xcg/web.crt")}},
+      {"web.tls_key", {"web", web(", tls_key: /etc/xcg/web.key")}},
+      {"web.link_ttl", {"web", web(", link_ttl: 2m")}},
+      {"web.panel_secret_file", {"web", web(", panel_secret_file: /etc/xcg/panel.secret")}},
+      {"web.trusted_proxies", {"web", web(", trusted_proxies: [10.0.0.0/8]")}},
       {"include", {"include", "['" + include + "']"}},
   };
 }
