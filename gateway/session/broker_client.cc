@@ -85,6 +85,10 @@ Result<ipc::AuthorizeAns> BrokerClient::authorize(const ipc::AuthorizeReq& req) 
   return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));
 }
 
+Result<ipc::AuthorizeAns> BrokerClient::web_authorize(const ipc::WebAuthorizeReq& req) {
+  return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));
+}
+
 Result<ipc::StatusAns> BrokerClient::status() {
   return as<ipc::StatusAns>(call(ipc::StatusReq{}, ipc::Type::status_ans));
 }

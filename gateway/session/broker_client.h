@@ -17,6 +17,8 @@ class BrokerClient {
 
   Result<ipc::Hello> hello();
   Result<ipc::AuthorizeAns> authorize(const ipc::AuthorizeReq& req);
+  // xcg-web: may this browser console token log in? Answered like authorize.
+  Result<ipc::AuthorizeAns> web_authorize(const ipc::WebAuthorizeReq& req);
   Result<ipc::StatusAns> status();
   Result<ipc::ActionAns> action(config::Action a);
   // On success the console socket is in `console`.
