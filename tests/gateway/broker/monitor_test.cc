@@ -105,7 +105,7 @@ TEST_CASE("the monitor handles, refuses or cuts off every message in every phase
 
 TEST_CASE("a web session asking for a key login, or an SSH one for a token login, is cut off", "[monitor]") {
   FakeHandler web;
-  CHECK(run(SessionPhase::preauth, ipc::AuthorizeReq{}, web, SessionKind::web) == Outcome::cut_off);
+  REQUIRE(run(SessionPhase::preauth, ipc::AuthorizeReq{}, web, SessionKind::web) == Outcome::cut_off);
   CHECK(web.cut_offs.front() == "unpermitted request authorize_req");
   FakeHandler ssh;
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
