@@ -1,6 +1,7 @@
 """Browser console links from the broker's side: `ssh web1@gw weblink`, the menu's item and
-`xcg ctl weblink`, with and without `web:`; and the token login as xcg-web makes it, played by
-fake_session.py on the web listener (so these run without xcg-web)."""
+`xcg ctl weblink`, with and without `web:`; the token login as xcg-web makes it, played by
+fake_session.py on the web listener; and, with the real xcg-web, a browser closed when the key
+that minted its link is revoked."""
 
 import base64
 import hashlib
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-import fake_session
 from conftest import XCG, describe, exit_menu, pid_alive, wait_for
-from test_hostile_ipc import CUT_OFF, Run, assert_cut_off, run_scenario
+from test_hostile_ipc import assert_cut_off, run_scenario
+from web_client import CLOSE, TEXT, close_reason, log_in
 
 FAKE = Path(__file__).resolve().with_name("fake_session.py")
 PUBLIC_URL = "https://console.test"
@@ -337,3 +338,32 @@ def test_forwarded_for_is_ignored_on_a_tls_listener(proxied_gw):
     assert answer["ok"], answer
     [login] = [r for r in proxied_gw.audit_records() if r.get("via") == "web" and r["event"] == "auth_success"]
     assert login["remote"].startswith("127.0.0.1:"), login
+
+
+# --- end to end, with xcg-web ------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_browser_on_a_keys_link_is_closed_when_the_key_is_revoked(make_gateway, socket_dir, tmp_path, keys):
+    port = free_port()
+    web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
+           "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
+    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(tmp_path / "empty")},
+                      args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.control_socket = socket_dir / "control.sock"
+    result = gw.ssh("web1", "web1", "weblink")
+    assert result.returncode == 0, describe(result)
+    link = result.stdout.splitlines()[0]
+    assert link.startswith(f"https://127.0.0.1:{port}/#"), describe(result)
+    token = link.split("#", 1)[1]
+    with log_in("127.0.0.1", port, f"127.0.0.1:{port}", f"https://127.0.0.1:{port}", token) as c:
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello web1 "))
+        rewrite_config(gw, [keys["stranger"].public_line])
+        revoked = time.monotonic()
+        frames = c.read_until(lambda op, p: op == CLOSE, timeout=5)
+        assert time.monotonic() - revoked < 1.5
+        assert close_reason(frames[-1][1]) == (1008, "access to web1 was revoked")
