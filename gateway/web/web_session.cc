@@ -19,8 +19,12 @@ bool WebSession::authorize(std::string_view token, bool text, std::string forwar
     refuse();
     return false;
   }
-  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu.
+  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu. The
+  // broker accepts a token only for a domain that allows the console, but lists no actions for
+  // a read-only one: the console is implied.
   customer_ = Customer{ans->domain, true, ans->actions, ans->readonly};
+  if (!config::allows(customer_.actions, config::Action::console))
+    customer_.actions.insert(customer_.actions.begin(), config::Action::console);
   session_.emplace(terminal_, broker_, customer_, idle_timeout_s_);
   terminal_.send_text(hello_frame(customer_));
   session_->start_shell();

@@ -147,6 +147,7 @@ def test_a_readonly_token_says_r_and_refuses_actions(wgw):
     with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw, "web1", "--readonly")) as c:
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
         assert frames[-1][1] == b"hello web1 r"
+        output_until(c, b"Booting fake guest web1")  # in the console, as a read-write link
         c.send_text("action reboot")
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"result "))
         assert frames[-1][1] == b"result this session is read-only"
