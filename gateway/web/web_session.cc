@@ -5,15 +5,16 @@
 
 namespace xcg::gateway::web {
 
-bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for, std::string user_agent) {
+bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for,
+                           std::string user_agent) {
   if (tried_) return false;
   tried_ = true;
   if (!text || token.empty() || token.size() > kMaxTokenBytes) {
     refuse();
     return false;
   }
-  auto ans = broker_.web_authorize(ipc::WebAuthorizeReq{std::string(token), std::move(forwarded_for),
-                                                        std::move(user_agent)});
+  auto ans = broker_.web_authorize(
+      ipc::WebAuthorizeReq{std::string(token), std::move(forwarded_for), std::move(user_agent)});
   if (!ans || !ans->ok) {
     if (!ans) log::info("web_authorize failed: {}", ans.error().message);
     refuse();
@@ -41,7 +42,8 @@ void WebSession::binary(std::string_view bytes, Clock::time_point now) {
 void WebSession::text(std::string_view command) {
   if (!session_) return;
   auto parsed = parse_web_command(command);
-  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_) : refusal_frame(parsed.error()));
+  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_)
+                             : refusal_frame(parsed.error()));
 }
 
 void WebSession::hung_up() {

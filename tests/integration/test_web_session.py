@@ -104,6 +104,17 @@ def test_the_page_over_tls_with_the_security_headers(wgw):
         assert c.get("/", wgw.host)[0] == 200
 
 
+def test_a_connection_serves_at_most_32_requests(wgw):
+    with client(wgw) as c:
+        for _ in range(31):
+            status, headers, _ = c.get("/", wgw.host)
+            assert status == 200 and headers.get("connection", "").lower() != "close"
+        status, headers, _ = c.get("/", wgw.host)
+        assert status == 200 and headers["connection"].lower() == "close"
+        with pytest.raises((ConnectionError, OSError)):
+            c.get("/", wgw.host)
+
+
 def test_other_methods_bodies_and_big_headers_are_refused(wgw):
     with client(wgw) as c:
         assert raw_status(c, f"POST / HTTP/1.1\r\nHost: {wgw.host}\r\n\r\n".encode()) == 405
