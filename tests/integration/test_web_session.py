@@ -25,24 +25,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def wgw(make_gateway, tmp_path):
+LOGIN_GRACE = 2
+
+
+def web_gateway(make_gateway, tmp_path, socket_dir, **extra):
     """A gateway with a TLS web listener (self-signed pair made at start) and a control socket;
     sessions confined as run_as in an empty chroot."""
     port = free_port()
-    socket_dir = Path(tempfile.mkdtemp(prefix="xcg-web-"))  # a socket path must stay short
     chroot = tmp_path / "empty"
     web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
            "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
-    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot)},
+    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot), **extra},
                       args=["--control-socket", str(socket_dir / "control.sock")])
     gw.control_socket = socket_dir / "control.sock"
     gw.web_port = port
     gw.host = f"127.0.0.1:{port}"
     gw.origin = f"https://127.0.0.1:{port}"
     gw.chroot = chroot
-    yield gw
-    shutil.rmtree(socket_dir, ignore_errors=True)
+    return gw
+
+
+@pytest.fixture
+def socket_dir():
+    directory = Path(tempfile.mkdtemp(prefix="xcg-web-"))  # a socket path must stay short
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def wgw(make_gateway, tmp_path, socket_dir):
+    return web_gateway(make_gateway, tmp_path, socket_dir)
 
 
 def token(gw, domain="web1", *flags):
@@ -193,3 +205,13 @@ def test_xcg_web_runs_confined(wgw):
         # Still serving after the filter: a command round trip.
         c.send_text("who")
         c.read_until(lambda op, p: op == TEXT and p.startswith(b"who"))
+
+
+def test_no_token_within_the_login_grace_ends_the_connection(make_gateway, tmp_path, socket_dir):
+    gw = web_gateway(make_gateway, tmp_path, socket_dir, limits={"login_grace": f"{LOGIN_GRACE}s"})
+    with client(gw) as c:
+        c.upgrade(gw.host, gw.origin)
+        start = time.monotonic()
+        with pytest.raises(ConnectionError):
+            c.read_frame(timeout=LOGIN_GRACE + 8)
+        assert time.monotonic() - start < LOGIN_GRACE + 5
