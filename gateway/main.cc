@@ -147,7 +147,8 @@ int ctl(int argc, char** argv) {
       words.emplace_back(a);
     }
   }
-  if (words.empty()) return usage_error("ctl: what? sessions, status, kick DOMAIN|SESSION, reload or weblink DOMAIN");
+  if (words.empty())
+    return usage_error("ctl: what? sessions, status, kick DOMAIN|SESSION, reload or weblink DOMAIN");
   return xcg::gateway::run_control_client(socket, words);
 }
 

@@ -197,7 +197,8 @@ void Broker::watch_signals() {
 
 void Broker::watch_listener(const Listener& l) {
   loop_.add(
-      l.fd.get(), EPOLLIN, "accept " + l.address, [this, fd = l.fd.get(), kind = l.kind](uint32_t) { on_accept(fd, kind); },
+      l.fd.get(), EPOLLIN, "accept " + l.address,
+      [this, fd = l.fd.get(), kind = l.kind](uint32_t) { on_accept(fd, kind); },
       [this, &l] { watch_listener(l); });
 }
 
@@ -239,7 +240,8 @@ void Broker::accept_one(UniqueFd tcp, ListenerKind kind) {
   std::string source = source_bucket(host_of(remote), limits.source_prefix_v4, limits.source_prefix_v6);
   // Dropping closes the connection: OpenSSH's MaxStartups does the same.
   if (auto why = admission_.refusal(source)) return log_drop(source, *why);
-  if (kind != ListenerKind::ssh && !config_->web) return;  // `web:` removed by a reload: listening until restart
+  if (kind != ListenerKind::ssh && !config_->web)
+    return;  // `web:` removed by a reload: listening until restart
   // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
   // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
   int one = 1;
@@ -265,8 +267,8 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   SessionRecord s;
   s.id = next_session_id_++;
   s.kind = web ? SessionKind::web : SessionKind::ssh;
-  s.trust_forwarded_for =
-      kind == ListenerKind::web_plain && config_->web && in_networks(host_of(remote), config_->web->trusted_proxies);
+  s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
+                          in_networks(host_of(remote), config_->web->trusted_proxies);
   s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;  // SSH only
   s.pid = spawned->child.pid;
   s.pidfd = std::move(spawned->child.pidfd);

@@ -21,7 +21,8 @@ std::string Broker::handle_control(const std::string& request) {
     auto r = reload("xcg ctl reload");
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
-  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload, weblink DOMAIN [--readonly] [--ttl S]";
+  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload, weblink DOMAIN "
+         "[--readonly] [--ttl S]";
 }
 
 std::string Broker::list_sessions() const {

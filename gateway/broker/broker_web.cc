@@ -35,6 +35,43 @@ std::vector<std::string> split_words(const std::string& text) {
   return words;
 }
 
+struct WeblinkArgs {
+  std::string domain;
+  bool readonly = false;
+  unsigned ttl = 0;
+};
+
+constexpr std::string_view kWeblinkUsage = "usage: weblink DOMAIN [--readonly] [--ttl S]";
+
+Result<unsigned> parse_ttl(const std::string& text) {
+  unsigned ttl = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ttl);
+  auto max = static_cast<unsigned>(WebTokenLimits{}.max_ttl.count());
+  if (ec != std::errc() || end != text.data() + text.size() || ttl < 1 || ttl > max)
+    return fail(Errc::invalid_input, fmt::format("--ttl takes 1 to {} seconds", max));
+  return ttl;
+}
+
+// `xcg ctl weblink`'s words after the verb: "DOMAIN [--readonly] [--ttl S]".
+Result<WeblinkArgs> parse_weblink_args(const std::string& text, unsigned default_ttl) {
+  auto words = split_words(text);
+  if (words.empty()) return fail(Errc::invalid_input, std::string(kWeblinkUsage));
+  WeblinkArgs args{.domain = words[0], .ttl = default_ttl};
+  for (size_t i = 1; i < words.size(); ++i) {
+    if (words[i] == "--readonly") {
+      args.readonly = true;
+    } else if (words[i] == "--ttl" && i + 1 < words.size()) {
+      auto ttl = parse_ttl(words[++i]);
+      if (!ttl) return tl::unexpected(ttl.error());
+      args.ttl = *ttl;
+    } else {
+      return fail(Errc::invalid_input,
+                  fmt::format("unexpected '{}'; {}", printable(words[i], 40), kWeblinkUsage));
+    }
+  }
+  return args;
+}
+
 std::string issuer_fingerprint(const std::string& blob) {
   return blob.empty() ? "" : config::PublicKey{.blob = blob}.fingerprint();
 }
@@ -78,8 +115,8 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
   if (!grant || !admitted) {
     const Error& why = grant ? admitted.error() : grant.error();
     log::info("session {} ({}): browser console login refused: {}", s.pid, s.remote, why.message);
-    audit_.write(AuditEvent{"auth_failure", s.remote, grant ? grant->domain : "", "",
-                            {{"via", "web"}, {"reason", why.message}}});
+    audit_.write(AuditEvent{
+        "auth_failure", s.remote, grant ? grant->domain : "", "", {{"via", "web"}, {"reason", why.message}}});
     return ipc::AuthorizeAns{};
   }
   accept_web_login(s, *grant, req);
@@ -94,7 +131,8 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
 
 // The grant is good; may this session have it now? A trusted proxy's client address moves
 // the login to that address's source network, whose cap then applies.
-Result<void> Broker::web_login_refusal(SessionRecord& s, const Grant& grant, const std::string& forwarded_for) {
+Result<void> Broker::web_login_refusal(SessionRecord& s, const Grant& grant,
+                                       const std::string& forwarded_for) {
   auto d = config_->domains.find(grant.domain);
   if (d == config_->domains.end()) return fail(Errc::not_allowed, "the link's domain no longer exists");
   if (!d->second.allows(config::Action::console))
@@ -116,10 +154,11 @@ void Broker::accept_web_login(SessionRecord& s, const Grant& grant, const ipc::W
   s.key_blob = grant.issuer;
   s.fingerprint = issuer_fingerprint(grant.issuer);
   s.readonly = grant.readonly;
-  const config::DomainKey* issuer = grant.issuer.empty() ? nullptr : config_->domains.at(grant.domain).key_for(grant.issuer);
+  const config::DomainKey* issuer =
+      grant.issuer.empty() ? nullptr : config_->domains.at(grant.domain).key_for(grant.issuer);
   std::string by = issuer && !issuer->key.comment.empty() ? issuer->key.comment : s.fingerprint;
-  s.key_label = by.empty() ? fmt::format("browser ({})", grant_kind_name(grant.kind))
-                           : fmt::format("{} (browser)", by);
+  s.key_label =
+      by.empty() ? fmt::format("browser ({})", grant_kind_name(grant.kind)) : fmt::format("{} (browser)", by);
   set_authorized(s, grant.domain);
   audit(s, "auth_success",
         {{"via", "web"},
@@ -147,37 +186,29 @@ void Broker::on(SessionRecord& s, const ipc::WeblinkReq&) {
   unsigned ttl = config_->web ? config_->web->link_ttl_s : 0;
   auto link = mint_link(s.domain, s.readonly, std::chrono::seconds(ttl), s.key_blob);
   if (!link) {
-    if (link.error().code != Errc::not_allowed) log::warn("weblink for {}: {}", s.domain, link.error().message);
+    if (link.error().code != Errc::not_allowed)
+      log::warn("weblink for {}: {}", s.domain, link.error().message);
     return reply(s, ipc::WeblinkAns{false, link.error().message});
   }
   audit(s, "weblink", {{"ttl", std::to_string(ttl)}, {"readonly", s.readonly ? "yes" : "no"}});
   reply(s, ipc::WeblinkAns{true, *link + fmt::format("\nvalid once, for {} s", ttl)});
 }
 
-// "DOMAIN [--readonly] [--ttl S]"
 std::string Broker::control_weblink(const std::string& args) {
-  auto words = split_words(args);
-  if (words.empty()) return "error: usage: weblink DOMAIN [--readonly] [--ttl S]";
-  bool readonly = false;
-  unsigned ttl = config_->web ? config_->web->link_ttl_s : 60;
-  for (size_t i = 1; i < words.size(); ++i) {
-    if (words[i] == "--readonly") {
-      readonly = true;
-    } else if (words[i] == "--ttl" && i + 1 < words.size()) {
-      const std::string& t = words[++i];
-      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), ttl);
-      if (ec != std::errc() || end != t.data() + t.size() || ttl < 1 || ttl > 600)
-        return "error: --ttl takes 1 to 600 seconds";
-    } else {
-      return fmt::format("error: unexpected '{}'; usage: weblink DOMAIN [--readonly] [--ttl S]", printable(words[i], 40));
-    }
-  }
-  if (!config_->domains.contains(words[0])) return fmt::format("error: no domain '{}'", printable(words[0], 64));
-  auto link = mint_link(words[0], readonly, std::chrono::seconds(ttl), "");
+  unsigned default_ttl = config_->web ? config_->web->link_ttl_s : 60;
+  auto request = parse_weblink_args(args, default_ttl);
+  if (!request) return "error: " + request.error().message;
+  if (!config_->domains.contains(request->domain))
+    return fmt::format("error: no domain '{}'", printable(request->domain, 64));
+  auto link = mint_link(request->domain, request->readonly, std::chrono::seconds(request->ttl), "");
   if (!link) return "error: " + link.error().message;
-  audit_.write(AuditEvent{"weblink", "control socket", words[0], "",
-                          {{"ttl", std::to_string(ttl)}, {"readonly", readonly ? "yes" : "no"}}});
-  return *link + fmt::format("\nvalid once, for {} s", ttl);
+  audit_.write(
+      AuditEvent{"weblink",
+                 "control socket",
+                 request->domain,
+                 "",
+                 {{"ttl", std::to_string(request->ttl)}, {"readonly", request->readonly ? "yes" : "no"}}});
+  return *link + fmt::format("\nvalid once, for {} s", request->ttl);
 }
 
 }  // namespace xcg::gateway

@@ -6,8 +6,8 @@
 namespace xcg::gateway {
 namespace {
 
-std::string program_for(const std::string& self, const std::string& installed_xcg, const std::string& installed,
-                        const char* name) {
+std::string program_for(const std::string& self, const std::string& installed_xcg,
+                        const std::string& installed, const char* name) {
   std::error_code ec;  // an installed xcg that does not exist is simply not this one
   if (self.empty() || std::filesystem::equivalent(self, installed_xcg, ec)) return installed;
   return (std::filesystem::path(self).parent_path() / name).string();

@@ -68,7 +68,8 @@ Result<SpawnedSession> ExecSessionSpawner::spawn(UniqueFd tcp) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return fail_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
   const pid_t broker = ::getpid();
-  auto child = start_child([&] { exec_session(tcp.get(), theirs.get(), program_, arg0_, envp_.data(), broker); });
+  auto child =
+      start_child([&] { exec_session(tcp.get(), theirs.get(), program_, arg0_, envp_.data(), broker); });
   if (!child) return tl::unexpected(child.error());
   return SpawnedSession{std::move(*child), std::move(ours)};
 }

@@ -41,6 +41,7 @@ ATTACH_REQ, ATTACH_ANS = 10, 11
 REVOKE = 17
 NARROWED = 19
 WEB_AUTHORIZE_REQ = 20
+WEBLINK_REQ = 22
 ACTIONS = {"console": 0, "start": 1, "shutdown": 2, "reboot": 3, "destroy": 4}
 
 WAIT = 10  # seconds to wait for the broker; the tests' deadlines are shorter
@@ -434,6 +435,13 @@ def web_login(f, token, wait="0", forwarded_for=""):
         answer = f.answer(timeout=max(0.1, deadline - time.monotonic()))
 
 
+def web_then_weblink(f, token):
+    f.send(web_authorize_req(token))
+    f.answer()
+    f.attack("weblink_req from a web session", bytes([WEBLINK_REQ]))
+    f.answer()
+
+
 def show_hello(f):
     f.report(f"answer: {f.hello_frame.hex()}")
 
@@ -459,7 +467,7 @@ SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
     early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
     hello, with_fd, cross_domain, denied_then_status, auth_flood, status_flood, log_flood,
-    revoked_action, offer_flood, action_flood, action_and_leave, web_login, web_twice, show_hello,
+    revoked_action, offer_flood, action_flood, action_and_leave, web_login, web_twice, show_hello, web_then_weblink,
     key_login_on_web, web_login_on_ssh)}
 
 

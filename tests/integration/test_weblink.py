@@ -1,9 +1,14 @@
 """Browser console links from the broker's side: `ssh web1@gw weblink`, the menu's item and
-`xcg ctl weblink`, with and without `web:`; and the token login as xcg-web makes it, played by
-fake_session.py on the web listener (so these run without xcg-web)."""
+`xcg ctl weblink`, with and without `web:`; the token login as xcg-web makes it, played by
+fake_session.py on the web listener; and, with the real xcg-web, a browser closed when the key
+that minted its link is revoked."""
 
+import base64
+import hashlib
+import hmac
 import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-import fake_session
 from conftest import XCG, describe, exit_menu, pid_alive, wait_for
-from test_hostile_ipc import CUT_OFF, Run, assert_cut_off, run_scenario
+from test_hostile_ipc import assert_cut_off, run_scenario
+from web_client import CLOSE, TEXT, close_reason, log_in
 
 FAKE = Path(__file__).resolve().with_name("fake_session.py")
 PUBLIC_URL = "https://console.test"
 LINK = re.compile(r"^https://console\.test/#([A-Za-z0-9_-]{43})$")
 NOT_CONFIGURED = "the browser console is not configured on this gateway"
 WEB_LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+) \(browser console, TLS\)")
+PLAIN_LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+) \(browser console, plain HTTP")
 CHOICE = rb"Choice: "
 
 
@@ -54,7 +60,10 @@ def start(make_gateway, socket_dir, web=None):
     gw = make_gateway(extra={"web": web} if web else None, args=args)
     gw.control_socket = socket_dir / "control.sock"
     if web:
-        gw.web_port = int(WEB_LISTENING.search(gw.log_path.read_bytes()).group(1))
+        log = gw.log_path.read_bytes()
+        gw.web_port = int(WEB_LISTENING.search(log).group(1))
+        plain = PLAIN_LISTENING.search(log)
+        gw.plain_port = int(plain.group(1)) if plain else None
     return gw
 
 
@@ -79,10 +88,10 @@ def token_of(text):
     return match.group(1)
 
 
-def web_run(gw, line, timeout=10):
-    """The fake xcg-web's report for one scenario on the TLS listener (spoken in clear: the
-    fake is not TLS; the broker never looks at the bytes)."""
-    port, gw.port = gw.port, gw.web_port
+def web_run(gw, line, timeout=10, plain=False):
+    """The fake xcg-web's report for one scenario on the TLS listener, or the plain one (spoken
+    in clear either way: the fake is not TLS; the broker never looks at the bytes)."""
+    port, gw.port = gw.port, gw.plain_port if plain else gw.web_port
     try:
         return run_scenario(gw, line, timeout=timeout)
     finally:
@@ -255,11 +264,106 @@ def test_an_operator_link_survives_a_key_change_but_not_its_domain_losing_consol
     watcher.start()
     wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
                          for r in web_gw.audit_records()), 10, "the web login")
-    rewrite_config(web_gw, [keys["stranger"].public_line])  # done when ctl returns
-    assert watcher.is_alive()
+    rewrite_config(web_gw, [keys["stranger"].public_line])  # applied when ctl returns
+    assert not [r for r in web_gw.audit_records() if r["event"] == "session_revoked"]
     text = web_gw.config_path.read_text().replace("  web1:\n", "  web1:\n    actions: [reboot]\n", 1)
     web_gw.config_path.write_text(text)
     assert ctl(web_gw, "reload").returncode == 0
     watcher.join(30)
     kinds = [a["type"] for a in answers_of(box["run"])]
     assert kinds[:2] == ["authorize_ans", "revoke"], box["run"]
+
+
+def test_a_web_session_asking_for_a_link_is_cut_off(web_gw):
+    token = token_of(ctl(web_gw, "weblink", "web1").stdout)
+    run = web_run(web_gw, f"web_then_weblink {token}")
+    assert run.closed and run.index("attack weblink_req") is not None, run
+    assert [a["type"] for a in answers_of(run)] == ["authorize_ans"], run
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def panel_token(secret, domain, readonly, ttl=60):
+    # The panel-side example of docs/web.md.
+    expiry = str(int(time.time()) + ttl)
+    nonce = b64url(secrets.token_bytes(16))
+    mode = "r" if readonly else "w"
+    message = "xcg-weblink-v1\n" + "".join(f + "\n" for f in (domain, mode, expiry, nonce))
+    mac = hmac.new(secret, message.encode("ascii"), hashlib.sha256).digest()
+    return "~".join(("v1", domain, mode, expiry, nonce, b64url(mac)))
+
+
+def test_a_panel_token_logs_in_once(make_gateway, socket_dir, tmp_path):
+    secret = secrets.token_bytes(32)
+    secret_file = tmp_path / "panel.secret"
+    secret_file.write_bytes(secret)
+    secret_file.chmod(0o600)
+    web = web_settings(tmp_path) | {"panel_secret_file": str(secret_file)}
+    gw = start(make_gateway, socket_dir, web)
+    token = panel_token(secret, "web3", readonly=False)
+    [answer] = answers_of(web_run(gw, f"web_login {token}"))
+    assert answer["ok"] and answer["domain"] == "web3" and answer["fingerprint"] == "web panel", answer
+    [again] = answers_of(web_run(gw, f"web_login {token}"))
+    assert not again["ok"]
+    [forged] = answers_of(web_run(gw, f"web_login {panel_token(b'x' * 32, 'web3', False)}"))
+    assert not forged["ok"]
+    logins = [r for r in gw.audit_records() if r.get("via") == "web" and r["event"] == "auth_success"]
+    assert [r["token"] for r in logins] == ["panel"], logins
+
+
+@pytest.fixture
+def proxied_gw(make_gateway, socket_dir, tmp_path):
+    web = web_settings(tmp_path) | {"listen": ["127.0.0.1:0", "http://127.0.0.1:0"],
+                                   "trusted_proxies": ["127.0.0.1/32"]}
+    return start(make_gateway, socket_dir, web)
+
+
+def test_a_trusted_proxy_names_the_client(proxied_gw):
+    [hello] = answers_of(web_run(proxied_gw, "show_hello", plain=True))
+    assert hello["trust_forwarded_for"] and hello["tls_chain"] == "" and hello["tls_key"] == ""
+    token = token_of(ctl(proxied_gw, "weblink", "web1").stdout)
+    [answer] = answers_of(web_run(proxied_gw, f"web_login {token} 0 203.0.113.9", plain=True))
+    assert answer["ok"], answer
+    [login] = [r for r in proxied_gw.audit_records() if r.get("via") == "web" and r["event"] == "auth_success"]
+    assert re.fullmatch(r"203\.0\.113\.9 \(via 127\.0\.0\.1:\d+\)", login["remote"]), login
+
+
+def test_forwarded_for_is_ignored_on_a_tls_listener(proxied_gw):
+    [hello] = answers_of(web_run(proxied_gw, "show_hello"))
+    assert not hello["trust_forwarded_for"] and hello["tls_chain"]
+    token = token_of(ctl(proxied_gw, "weblink", "web1").stdout)
+    [answer] = answers_of(web_run(proxied_gw, f"web_login {token} 0 203.0.113.9"))
+    assert answer["ok"], answer
+    [login] = [r for r in proxied_gw.audit_records() if r.get("via") == "web" and r["event"] == "auth_success"]
+    assert login["remote"].startswith("127.0.0.1:"), login
+
+
+# --- end to end, with xcg-web ------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_browser_on_a_keys_link_is_closed_when_the_key_is_revoked(make_gateway, socket_dir, tmp_path, keys):
+    port = free_port()
+    web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
+           "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
+    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(tmp_path / "empty")},
+                      args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.control_socket = socket_dir / "control.sock"
+    result = gw.ssh("web1", "web1", "weblink")
+    assert result.returncode == 0, describe(result)
+    link = result.stdout.splitlines()[0]
+    assert link.startswith(f"https://127.0.0.1:{port}/#"), describe(result)
+    token = link.split("#", 1)[1]
+    with log_in("127.0.0.1", port, f"127.0.0.1:{port}", f"https://127.0.0.1:{port}", token) as c:
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello web1 "))
+        rewrite_config(gw, [keys["stranger"].public_line])
+        revoked = time.monotonic()
+        frames = c.read_until(lambda op, p: op == CLOSE, timeout=5)
+        assert time.monotonic() - revoked < 1.5
+        assert close_reason(frames[-1][1]) == (1008, "access to web1 was revoked")

@@ -100,7 +100,8 @@ TEST_CASE("new limits apply to the next decision, counts stay", "[admission]") {
   CHECK(a.refusal("s"));
 }
 
-TEST_CASE("a login a trusted proxy forwarded counts for the client's network, within its cap", "[admission]") {
+TEST_CASE("a login a trusted proxy forwarded counts for the client's network, within its cap",
+          "[admission]") {
   Admission a(limits(), [] { return 99u; });
   a.login_started("proxy");
   CHECK(a.move_login("proxy", "client"));

@@ -29,7 +29,9 @@ struct FakeHandler final : RequestHandler {
   void on(SessionRecord&, const ipc::LogReq&) override { handled.push_back(Type::log_req); }
   void on(SessionRecord&, const ipc::WhoReq&) override { handled.push_back(Type::who_req); }
   void on(SessionRecord&, const ipc::SysrqReq&) override { handled.push_back(Type::sysrq_req); }
-  void on(SessionRecord&, const ipc::WebAuthorizeReq&) override { handled.push_back(Type::web_authorize_req); }
+  void on(SessionRecord&, const ipc::WebAuthorizeReq&) override {
+    handled.push_back(Type::web_authorize_req);
+  }
   void on(SessionRecord&, const ipc::WeblinkReq&) override { handled.push_back(Type::weblink_req); }
   void reply(SessionRecord&, const ipc::Message& m) override { replies.push_back(m); }
   void cut_off(SessionRecord&, std::string_view why) override { cut_offs.emplace_back(why); }
@@ -43,8 +45,7 @@ Outcome expected(Type t, SessionPhase p, SessionKind kind) {
   bool web = kind == SessionKind::web;
   switch (t) {
     case Type::log: return Outcome::handled;
-    case Type::authorize_req:
-      return p == SessionPhase::preauth && !web ? Outcome::handled : Outcome::cut_off;
+    case Type::authorize_req: return p == SessionPhase::preauth && !web ? Outcome::handled : Outcome::cut_off;
     case Type::web_authorize_req:
       return p == SessionPhase::preauth && web ? Outcome::handled : Outcome::cut_off;
     case Type::status_req:
@@ -105,7 +106,7 @@ TEST_CASE("the monitor handles, refuses or cuts off every message in every phase
 
 TEST_CASE("a web session asking for a key login, or an SSH one for a token login, is cut off", "[monitor]") {
   FakeHandler web;
-  CHECK(run(SessionPhase::preauth, ipc::AuthorizeReq{}, web, SessionKind::web) == Outcome::cut_off);
+  REQUIRE(run(SessionPhase::preauth, ipc::AuthorizeReq{}, web, SessionKind::web) == Outcome::cut_off);
   CHECK(web.cut_offs.front() == "unpermitted request authorize_req");
   FakeHandler ssh;
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
