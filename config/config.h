@@ -121,10 +121,10 @@ struct WebSettings {
   std::vector<ListenAddress> plain_listen;
   std::string tls_cert = "/var/lib/xcg/web.crt";  // PEM chain; both missing: made self-signed at start
   std::string tls_key = "/var/lib/xcg/web.key";   // mode 0600
-  std::string public_url;  // https://HOST[:PORT], normalised (parse_public_url); links, Host and Origin use it
+  std::string public_url;                         // PublicUrl::normal; links, Host and Origin use it
   unsigned link_ttl_s = 60;                       // 1..600: lifetime of a link token
   std::string panel_secret_file;                  // "" = panel tokens refused
-  std::vector<std::string> trusted_proxies;       // CIDRs whose X-Forwarded-For is believed (plain only)
+  std::vector<std::string> trusted_proxies;       // normalised CIDRs ("10.0.0.0/8"): X-Forwarded-For believed
 };
 
 struct Config {
@@ -188,10 +188,10 @@ struct PublicUrl {
   bool https = true;
   std::string host;  // lower case; an IPv6 address without brackets
   bool ipv6 = false;
-  bool ip = false;         // host is a numeric IPv4 or IPv6 address (for the certificate's SAN)
-  uint16_t port = 0;       // 0 = the scheme's default
-  std::string authority;   // HOST[:PORT] as the Host header carries it ("[::1]:8443")
-  std::string normal;      // SCHEME://AUTHORITY
+  bool ip = false;        // host is a numeric IPv4 or IPv6 address (for the certificate's SAN)
+  uint16_t port = 0;      // 0 = the scheme's default
+  std::string authority;  // HOST[:PORT] as the Host header carries it ("[::1]:8443")
+  std::string normal;     // SCHEME://AUTHORITY
 };
 
 // "https://HOST[:PORT]" or "http://...", with at most a lone "/" after it: no path, query,

@@ -29,7 +29,8 @@ Result<ListenAddress> parse_plain(std::string_view text) {
 Result<ListenAddress> parse_web_listen(std::string_view text) {
   if (text.starts_with(kPlain)) return parse_plain(text);
   if (text.starts_with("https://"))
-    return fail(Errc::invalid_input, fmt::format("'{}': write a TLS listener as HOST:PORT, without https://", text));
+    return fail(Errc::invalid_input,
+                fmt::format("'{}': write a TLS listener as HOST:PORT, without https://", text));
   if (text.starts_with("unix:"))
     return fail(Errc::invalid_input,
                 fmt::format("'{}': unix sockets are not supported; use http://127.0.0.1:PORT", text));
@@ -95,8 +96,9 @@ void check_public_url(Loader& in, const Outcome& read, WebSettings& web) {
   auto url = parse_public_url(web.public_url);
   if (!url || url->https) return;
   if (!web.listen.empty())
-    in.report(mark_of(*field), "public_url: http:// only when every listener is plain HTTP "
-                               "(http://...); TLS listeners need https://");
+    in.report(mark_of(*field),
+              "public_url: http:// only when every listener is plain HTTP "
+              "(http://...); TLS listeners need https://");
   else if (!loopback_host(*url))
     in.report(mark_of(*field), fmt::format("public_url: http:// only for a loopback host (localhost, "
                                            "127.0.0.0/8 or [::1]), got '{}'; customers use https://",

@@ -63,7 +63,8 @@ X509Cert certificate_for(EVP_PKEY* key, const config::PublicUrl& url) {
 }
 
 std::string pem_of(const std::function<int(BIO*)>& write) {
-  Bio bio(BIO_new(BIO_s_mem()));
+  // Cleared when freed (one holds the private key).
+  Bio bio(BIO_new(BIO_s_secmem()));
   must(bio && write(bio.get()) == 1, "writing PEM");
   char* data = nullptr;
   long len = BIO_get_mem_data(bio.get(), &data);
@@ -76,8 +77,7 @@ PemPair make_self_signed(const config::PublicUrl& url) {
   EvpPkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   must(key != nullptr, "EVP_PKEY_Q_keygen");
   auto cert = certificate_for(key.get(), url);
-  return {pem_of([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }),
-          pem_of([&](BIO* b) {
+  return {pem_of([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }), pem_of([&](BIO* b) {
             return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
           })};
 }

@@ -100,8 +100,10 @@ EvpPkey read_key(const std::string& path, std::string& pem) {
   auto in = bio_of(text);
   EvpPkey key(PEM_read_bio_PrivateKey(in.get(), nullptr, no_passphrase, nullptr));
   wipe(text);
-  if (!key) throw file_error("web TLS key", path, "not a PEM private key OpenSSL can read (or it is encrypted)");
-  Bio out(BIO_new(BIO_s_mem()));
+  if (!key)
+    throw file_error("web TLS key", path, "not a PEM private key OpenSSL can read (or it is encrypted)");
+  // Cleared when freed: it holds the private key.
+  Bio out(BIO_new(BIO_s_secmem()));
   if (!out || PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
     throw std::runtime_error("out of memory");
   pem = pem_text(out.get());
@@ -132,7 +134,8 @@ void write_new(const std::string& what, const std::string& path, const std::stri
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd) throw file_error(what, path, std::strerror(errno));
   if (::fchmod(fd.get(), mode) != 0 ||
-      ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) || ::fsync(fd.get()) != 0)
+      ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      ::fsync(fd.get()) != 0)
     throw file_error(what, path, std::string("write failed: ") + std::strerror(errno));
 }
 
@@ -148,8 +151,7 @@ void make_pair(const config::WebSettings& web) {
 void require_both(const config::WebSettings& web) {
   bool cert = exists(web.tls_cert), key = exists(web.tls_key);
   if (cert && !key) throw file_error("web TLS key", web.tls_key, "missing, but its certificate is there");
-  if (key && !cert)
-    throw file_error("web TLS certificate", web.tls_cert, "missing, but its key is there");
+  if (key && !cert) throw file_error("web TLS certificate", web.tls_cert, "missing, but its key is there");
 }
 
 std::string secret_problem(const std::string& path) {
@@ -180,7 +182,8 @@ WebTls load_or_make_web_tls(const config::WebSettings& web) {
   if (made) make_pair(web);
   auto out = load_web_tls(web);
   if (made)
-    log::info("made a self-signed web certificate {} for {}: {}", web.tls_cert, web.public_url, out.fingerprint);
+    log::info("made a self-signed web certificate {} for {}: {}", web.tls_cert, web.public_url,
+              out.fingerprint);
   return out;
 }
 
@@ -192,8 +195,9 @@ std::string load_panel_secret(const std::string& path) {
     throw file_error(what, path, me == 0 ? "not owned by root" : "owned by neither root nor this user");
   refuse_shared(what, path, file.st);
   if (static_cast<size_t>(file.st.st_size) < kMinSecretBytes)
-    throw file_error(what, path, fmt::format("shorter than {} bytes; make one with head -c 32 /dev/urandom",
-                                             kMinSecretBytes));
+    throw file_error(
+        what, path,
+        fmt::format("shorter than {} bytes; make one with head -c 32 /dev/urandom", kMinSecretBytes));
   return read_all(what, path, file);
 }
 

@@ -76,8 +76,8 @@ std::string dump_web(const std::optional<WebSettings>& web) {
   std::string out;
   for (const auto& a : web->listen) out += a.text + ",";
   for (const auto& a : web->plain_listen) out += a.text + ",";
-  return out + fmt::format("|{} {} {} {} {} {}\n", web->tls_cert, web->tls_key, web->public_url, web->link_ttl_s,
-                           web->panel_secret_file, join(web->trusted_proxies, ","));
+  return out + fmt::format("|{} {} {} {} {} {}\n", web->tls_cert, web->tls_key, web->public_url,
+                           web->link_ttl_s, web->panel_secret_file, join(web->trusted_proxies, ","));
 }
 
 // Every setting of the Config, as text: two configs that read differently dump differently.

@@ -42,13 +42,13 @@ const std::string kUrl = "public_url: https://console.example";
 Lines url_problems(const std::string& url) { return problems({kListen, "public_url: " + url}); }
 
 TEST_CASE("a full web section reads into WebSettings", "[config][web]") {
-  auto c = parse_config(with_web({"listen: ['0.0.0.0:443', '[::]:0', 'http://127.0.0.1:8080', "
-                                  "'http://[::1]:8081']",
-                                  "public_url: HTTPS://Console.Example:443/", "tls_cert: /srv/web/../tls/c.pem",
-                                  "tls_key: /srv/tls/k.pem", "link_ttl: 2m",
-                                  "panel_secret_file: /etc/xcg/panel.secret",
-                                  "trusted_proxies: [127.0.0.1, 10.1.0.0/16, '::1/128', '2001:DB8::/32']"}),
-                        "t.yaml");
+  auto c = parse_config(
+      with_web({"listen: ['0.0.0.0:443', '[::]:0', 'http://127.0.0.1:8080', "
+                "'http://[::1]:8081']",
+                "public_url: HTTPS://Console.Example:443/", "tls_cert: /srv/web/../tls/c.pem",
+                "tls_key: /srv/tls/k.pem", "link_ttl: 2m", "panel_secret_file: /etc/xcg/panel.secret",
+                "trusted_proxies: [127.0.0.1, 10.1.0.0/16, '::1/128', '2001:DB8::/32']"}),
+      "t.yaml");
   REQUIRE(c->web);
   const auto& w = *c->web;
   REQUIRE(w.listen.size() == 2);
@@ -75,7 +75,8 @@ TEST_CASE("web's defaults, and no section at all", "[config][web]") {
   CHECK(c->web->panel_secret_file.empty());
   CHECK(c->web->trusted_proxies.empty());
   CHECK(c->web->plain_listen.empty());
-  auto none = parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\n", "t.yaml");
+  auto none =
+      parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\n", "t.yaml");
   CHECK(!none->web);
 }
 
@@ -95,15 +96,20 @@ TEST_CASE("web.listen refuses what is not a loopback plain or a TLS address", "[
         Lines{"t.yaml:6:30: listen: plain HTTP 'http://0.0.0.0:80' is allowed only on loopback "
               "(127.0.0.0/8 or [::1]), behind a proxy on this host; a TLS listener is written HOST:PORT"});
   CHECK(problems({"listen: ['http://[::2]:80']", kUrl}).size() == 1);
-  CHECK(problems({"listen: ['https://0.0.0.0:443']", kUrl}) ==
-        Lines{"t.yaml:6:12: listen: 'https://0.0.0.0:443': write a TLS listener as HOST:PORT, without https://"});
+  CHECK(
+      problems({"listen: ['https://0.0.0.0:443']", kUrl}) ==
+      Lines{
+          "t.yaml:6:12: listen: 'https://0.0.0.0:443': write a TLS listener as HOST:PORT, without https://"});
   CHECK(problems({"listen: ['unix:/run/xcg/web.sock']", kUrl}) ==
         Lines{"t.yaml:6:12: listen: 'unix:/run/xcg/web.sock': unix sockets are not supported; use "
               "http://127.0.0.1:PORT"});
   CHECK(problems({"listen: ['console.example:443']", kUrl}) ==
-        Lines{"t.yaml:6:12: listen: bad listen address 'console.example:443': expected IPV4:PORT or [IPV6]:PORT"});
-  CHECK(problems({"listen: ['http://127.0.0.1:99999']", kUrl}) ==
-        Lines{"t.yaml:6:12: listen: bad port '99999' in listen address '127.0.0.1:99999': expected 0 to 65535"});
+        Lines{"t.yaml:6:12: listen: bad listen address 'console.example:443': expected IPV4:PORT or "
+              "[IPV6]:PORT"});
+  CHECK(
+      problems({"listen: ['http://127.0.0.1:99999']", kUrl}) ==
+      Lines{
+          "t.yaml:6:12: listen: bad port '99999' in listen address '127.0.0.1:99999': expected 0 to 65535"});
 }
 
 TEST_CASE("web.public_url is https://HOST[:PORT] and nothing more", "[config][web]") {
@@ -118,10 +124,12 @@ TEST_CASE("web.public_url is https://HOST[:PORT] and nothing more", "[config][we
         at("https://console.example/?a=b", "no query (?) or fragment (#) allowed: the page is at the root"));
   CHECK(url_problems("'https://console.example#x'") ==
         at("https://console.example#x", "no query (?) or fragment (#) allowed: the page is at the root"));
-  CHECK(url_problems("https://me@console.example") == at("https://me@console.example", "no user name (@) allowed"));
+  CHECK(url_problems("https://me@console.example") ==
+        at("https://me@console.example", "no user name (@) allowed"));
   CHECK(url_problems("https://console_example") ==
         at("https://console_example", "the host must be a DNS name, an IPv4 address or [IPV6]"));
-  CHECK(url_problems("https://[::g]") == at("https://[::g]", "the host must be a DNS name, an IPv4 address or [IPV6]"));
+  CHECK(url_problems("https://[::g]") ==
+        at("https://[::g]", "the host must be a DNS name, an IPv4 address or [IPV6]"));
   CHECK(url_problems("https://console.example:0") ==
         at("https://console.example:0", "the port must be a number from 1 to 65535"));
   CHECK(url_problems("'https://console.example:'") ==

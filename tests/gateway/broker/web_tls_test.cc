@@ -4,14 +4,15 @@
 
 #include <openssl/pem.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <ctime>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "base/openssl_handles.h"
@@ -40,7 +41,6 @@ config::WebSettings settings(const fs::path& dir, const std::string& url = "http
   web.tls_key = (dir / "tls" / "web.key").string();
   return web;
 }
-
 
 X509Cert leaf_of(const std::string& pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), int(pem.size())));
@@ -123,7 +123,8 @@ TEST_CASE("a missing pair is made: P-256, self-signed for the host, private key 
 
   // About ten years: more than 9.9, less than 10.1.
   int days = 0, seconds = 0;
-  REQUIRE(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(cert.get()), X509_get0_notAfter(cert.get())) == 1);
+  REQUIRE(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(cert.get()), X509_get0_notAfter(cert.get())) ==
+          1);
   CHECK((days > 3615 && days < 3690));
 
   auto again = load_or_make_web_tls(web);
@@ -139,7 +140,8 @@ TEST_CASE("an IP address as the host goes into the SAN as an IP; serials differ"
   auto cert_one = leaf_of(one.chain_pem), cert_two = leaf_of(two.chain_pem);
   CHECK(first_san(cert_one.get()) == "IP:16");
   CHECK(first_san(cert_two.get()) == "IP:4");
-  CHECK(ASN1_INTEGER_cmp(X509_get0_serialNumber(cert_one.get()), X509_get0_serialNumber(cert_two.get())) != 0);
+  CHECK(ASN1_INTEGER_cmp(X509_get0_serialNumber(cert_one.get()), X509_get0_serialNumber(cert_two.get())) !=
+        0);
 }
 
 TEST_CASE("one file of the pair missing is an error naming it, and nothing is made", "[web_tls]") {
@@ -157,7 +159,8 @@ TEST_CASE("one file of the pair missing is an error naming it, and nothing is ma
   auto web2 = settings(other.path);
   load_or_make_web_tls(web2);
   fs::remove(web2.tls_key);
-  CHECK(message_of([&] { load_web_tls(web2); }) == "web TLS key " + web2.tls_key + ": missing, but its certificate is there");
+  CHECK(message_of([&] { load_web_tls(web2); }) ==
+        "web TLS key " + web2.tls_key + ": missing, but its certificate is there");
 }
 
 TEST_CASE("a key readable by group or others is refused", "[web_tls]") {
@@ -180,12 +183,31 @@ TEST_CASE("a key that does not match the certificate is refused", "[web_tls]") {
         "web TLS key " + one.tls_key + ": does not match the certificate in " + one.tls_cert);
 }
 
+TEST_CASE("a key file with no key, or an encrypted one, is refused", "[web_tls]") {
+  TempDir dir;
+  auto web = settings(dir.path);
+  load_or_make_web_tls(web);
+  auto key = key_of(load_web_tls(web).key_pem);
+  Bio bio(BIO_new(BIO_s_mem()));
+  char pass[] = "passphrase";
+  REQUIRE(PEM_write_bio_PrivateKey(bio.get(), key.get(), EVP_aes_256_cbc(), nullptr, 0, nullptr, pass) == 1);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  write(web.tls_key, std::string(data, size_t(len)), fs::perms::owner_read | fs::perms::owner_write);
+  const std::string refused =
+      "web TLS key " + web.tls_key + ": not a PEM private key OpenSSL can read (or it is encrypted)";
+  CHECK(message_of([&] { load_web_tls(web); }) == refused);
+  write(web.tls_key, "not PEM\n", fs::perms::owner_read | fs::perms::owner_write);
+  CHECK(message_of([&] { load_web_tls(web); }) == refused);
+}
+
 TEST_CASE("a certificate file with no certificate is refused", "[web_tls]") {
   TempDir dir;
   auto web = settings(dir.path);
   load_or_make_web_tls(web);
   write(web.tls_cert, "not PEM\n", fs::perms::owner_read | fs::perms::owner_write);
-  CHECK(message_of([&] { load_web_tls(web); }) == "web TLS certificate " + web.tls_cert + ": no PEM certificate in it");
+  CHECK(message_of([&] { load_web_tls(web); }) ==
+        "web TLS certificate " + web.tls_cert + ": no PEM certificate in it");
 }
 
 TEST_CASE("the panel secret: 32 bytes or more, private, the file's bytes exactly", "[web_tls]") {
@@ -207,7 +229,8 @@ TEST_CASE("the panel secret: 32 bytes or more, private, the file's bytes exactly
   const std::string short_secret = "tooshort-tooshort-tooshort-31by";
   write(path, short_secret, fs::perms::owner_read | fs::perms::owner_write);
   auto too_short = message_of([&] { load_panel_secret(path); });
-  CHECK(too_short == "panel secret " + path + ": shorter than 32 bytes; make one with head -c 32 /dev/urandom");
+  CHECK(too_short ==
+        "panel secret " + path + ": shorter than 32 bytes; make one with head -c 32 /dev/urandom");
   CHECK_THAT(too_short, !Contains("tooshort"));
 
   CHECK_THAT(message_of([&] { load_panel_secret((dir.path / "none").string()); }),
@@ -222,4 +245,32 @@ TEST_CASE("the panel secret must be root's when running as root", "[web_tls]") {
   write(path, std::string(40, 'k'), fs::perms::owner_read | fs::perms::owner_write);
   REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
   CHECK(message_of([&] { load_panel_secret(path); }) == "panel secret " + path + ": not owned by root");
+}
+
+// Run in a child that has dropped to an unprivileged user: root's file or its own, no other.
+TEST_CASE("the panel secret may be the current user's when not running as root", "[web_tls]") {
+  if (::geteuid() != 0) return;  // the test needs root to set up the owners
+  TempDir dir;
+  fs::permissions(dir.path, fs::perms::owner_all | fs::perms::others_exec);
+  auto owned = [&](const char* name, uid_t uid) {
+    auto path = (dir.path / name).string();
+    write(path, std::string(40, 'k'), fs::perms::owner_read | fs::perms::owner_write);
+    REQUIRE(::chown(path.c_str(), uid, uid) == 0);
+    return path;
+  };
+  auto mine = owned("mine", 65534), others = owned("others", 65533);
+  fs::permissions(others, fs::perms::others_read, fs::perm_options::add);  // else open fails first
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) ::_exit(10);
+    bool mine_ok = message_of([&] { load_panel_secret(mine); }) == "no error";
+    bool others_refused = message_of([&] { load_panel_secret(others); }) ==
+                          "panel secret " + others + ": owned by neither root nor this user";
+    ::_exit(mine_ok ? (others_refused ? 0 : 12) : 11);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
