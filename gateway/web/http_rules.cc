@@ -14,7 +14,8 @@ struct Authority {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::ranges::transform(out, out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::ranges::transform(out, out.begin(),
+                         [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -24,9 +25,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool host_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
-}
+bool host_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'; }
 
 std::optional<uint16_t> parse_port(std::string_view s) {
   unsigned value = 0;
@@ -43,7 +42,9 @@ std::optional<Authority> parse_authority(std::string_view s, uint16_t default_po
     if (host_end == std::string_view::npos) return std::nullopt;
     ++host_end;
     auto inside = s.substr(1, host_end - 2);
-    if (inside.empty() || !std::ranges::all_of(inside, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; }))
+    if (inside.empty() || !std::ranges::all_of(inside, [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        }))
       return std::nullopt;
   } else {
     host_end = std::min(s.find(':'), s.size());
@@ -73,8 +74,9 @@ std::optional<std::pair<std::string, Authority>> parse_origin(std::string_view s
 }
 
 bool plausible_address(std::string_view s) {
-  return !s.empty() && s.size() <= 45 &&
-         std::ranges::all_of(s, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':'; });
+  return !s.empty() && s.size() <= 45 && std::ranges::all_of(s, [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':';
+  });
 }
 
 }  // namespace

@@ -29,8 +29,8 @@ Result<PublicUrl> parse_public_url(std::string_view url);
 // What a request gets, by method and target.
 struct Route {
   enum class Kind { file, websocket, refused } kind = Kind::refused;
-  unsigned status = 404;               // for refused: 404 or 405
-  const StaticFile* file = nullptr;    // for file
+  unsigned status = 404;             // for refused: 404 or 405
+  const StaticFile* file = nullptr;  // for file
 };
 Route route(std::string_view method, std::string_view target);
 

@@ -33,7 +33,8 @@ std::optional<WebCommand> parse_with_argument(std::string_view verb, std::string
     auto n = parse_lines(arg);
     if (n) return WebCommand{.kind = Kind::log, .lines = *n};
   } else if (verb == "sysrq") {
-    if (arg.size() == 1 && config::valid_sysrq_key(arg[0])) return WebCommand{.kind = Kind::sysrq, .key = arg[0]};
+    if (arg.size() == 1 && config::valid_sysrq_key(arg[0]))
+      return WebCommand{.kind = Kind::sysrq, .key = arg[0]};
   } else if (verb == "action") {
     auto a = parse_power_action(arg);
     if (a) return WebCommand{.kind = Kind::action, .action = *a};

@@ -40,7 +40,8 @@ int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
                              hello.login_grace_s};
   WebTransport transport(settings, broker, session);
   wipe(hello.tls_key_pem);  // OpenSSL holds the key now
-  SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid, Filter::web};
+  SandboxSpec spec{
+      hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid, Filter::web};
   if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;
@@ -52,7 +53,8 @@ int run_web() {
   const pid_t broker_pid = ::getppid();  // the sandbox checks it is still our parent
   std::signal(SIGPIPE, SIG_IGN);
   BrokerClient broker(kSessionIpcFd);
-  log::set_sink([&broker](log::Level level, std::string_view text) { broker.log(static_cast<int>(level), text); });
+  log::set_sink(
+      [&broker](log::Level level, std::string_view text) { broker.log(static_cast<int>(level), text); });
   try {
     auto hello = broker.hello();
     if (!hello) {
@@ -71,8 +73,9 @@ int run_web() {
 
 int main(int argc, char**) {
   if (argc > 1 || !xcg::gateway::web::started_by_broker()) {
-    std::fputs("xcg-web: the broker (xcg serve) starts this for each browser connection; it is not run by hand\n",
-               stderr);
+    std::fputs(
+        "xcg-web: the broker (xcg serve) starts this for each browser connection; it is not run by hand\n",
+        stderr);
     return 2;
   }
   // _exit: exit handlers would make syscalls the sandbox forbids.

@@ -5,22 +5,27 @@
 
 namespace xcg::gateway::web {
 
-bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for, std::string user_agent) {
+bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for,
+                           std::string user_agent) {
   if (tried_) return false;
   tried_ = true;
   if (!text || token.empty() || token.size() > kMaxTokenBytes) {
     refuse();
     return false;
   }
-  auto ans = broker_.web_authorize(ipc::WebAuthorizeReq{std::string(token), std::move(forwarded_for),
-                                                        std::move(user_agent)});
+  auto ans = broker_.web_authorize(
+      ipc::WebAuthorizeReq{std::string(token), std::move(forwarded_for), std::move(user_agent)});
   if (!ans || !ans->ok) {
     if (!ans) log::info("web_authorize failed: {}", ans.error().message);
     refuse();
     return false;
   }
-  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu.
+  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu. The
+  // broker accepts a token only for a domain that allows the console, but lists no actions for
+  // a read-only one: the console is implied.
   customer_ = Customer{ans->domain, true, ans->actions, ans->readonly};
+  if (!config::allows(customer_.actions, config::Action::console))
+    customer_.actions.insert(customer_.actions.begin(), config::Action::console);
   session_.emplace(terminal_, broker_, customer_, idle_timeout_s_);
   terminal_.send_text(hello_frame(customer_));
   session_->start_shell();
@@ -37,7 +42,8 @@ void WebSession::binary(std::string_view bytes, Clock::time_point now) {
 void WebSession::text(std::string_view command) {
   if (!session_) return;
   auto parsed = parse_web_command(command);
-  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_) : refusal_frame(parsed.error()));
+  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_)
+                             : refusal_frame(parsed.error()));
 }
 
 void WebSession::hung_up() {

@@ -22,7 +22,8 @@ class WebSession {
  public:
   using Clock = CustomerSession::Clock;
 
-  WebSession(BrokerClient& broker, unsigned idle_timeout_s) : broker_(broker), idle_timeout_s_(idle_timeout_s) {}
+  WebSession(BrokerClient& broker, unsigned idle_timeout_s)
+      : broker_(broker), idle_timeout_s_(idle_timeout_s) {}
 
   // The first message: a text frame holding the token. True if the broker accepted it; the
   // session then starts in the console and "hello ..." is queued. Otherwise the terminal holds

@@ -66,7 +66,8 @@ std::unique_ptr<ssl::context> make_tls(std::string_view chain_pem, std::string_v
 tcp::socket adopt_socket(asio::io_context& ioc) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  bool v6 = ::getsockname(kTcpFd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.ss_family == AF_INET6;
+  bool v6 =
+      ::getsockname(kTcpFd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.ss_family == AF_INET6;
   tcp::socket socket(ioc);
   socket.assign(v6 ? tcp::v6() : tcp::v4(), kTcpFd);
   socket.non_blocking(true);
@@ -89,7 +90,13 @@ bool quiet_end(const beast::error_code& ec) {
 // What the connection shares whatever carries it: the loop, the timers, the session's sockets.
 struct Loop {
   Loop(const TransportSettings& s, BrokerClient& b, WebSession& ws)
-      : settings(s), broker(b), session(ws), watch(b.fd()), watch_sd(ioc, watch.fd()), login_timer(ioc), tick(ioc) {
+      : settings(s),
+        broker(b),
+        session(ws),
+        watch(b.fd()),
+        watch_sd(ioc, watch.fd()),
+        login_timer(ioc),
+        tick(ioc) {
     watch_sd.non_blocking(true);  // before the sandbox: see adopt_socket
   }
   ~Loop() { (void)watch_sd.release(); }  // SessionWatch owns it
@@ -128,8 +135,7 @@ class Connection {
         if (ec) return loop_.finish(kHandshakeFailed);
         read_request();
       });
-    else
-      read_request();
+    else read_request();
   }
 
  private:
@@ -160,7 +166,8 @@ class Connection {
 
   Response response(unsigned status, bool cacheable) {
     Response res{static_cast<http::status>(status), 11};
-    for (const auto& [name, value] : security_headers(loop_.settings.url, kTls, cacheable)) res.set(name, value);
+    for (const auto& [name, value] : security_headers(loop_.settings.url, kTls, cacheable))
+      res.set(name, value);
     return res;
   }
 
@@ -198,7 +205,8 @@ class Connection {
     loop_.opened_websocket = true;
     upgrade_request_ = std::move(req);
     user_agent_ = std::string(upgrade_request_[http::field::user_agent]);
-    if (loop_.settings.trust_forwarded_for) forwarded_for_ = forwarded_client(sv(upgrade_request_["X-Forwarded-For"]));
+    if (loop_.settings.trust_forwarded_for)
+      forwarded_for_ = forwarded_client(sv(upgrade_request_["X-Forwarded-For"]));
     ws_.emplace(std::move(*stream_));
     stream_.reset();
     beast::get_lowest_layer(*ws_).expires_never();  // the WebSocket's own timeouts from here on

@@ -25,24 +25,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def wgw(make_gateway, tmp_path):
+LOGIN_GRACE = 2
+
+
+def web_gateway(make_gateway, tmp_path, socket_dir, **extra):
     """A gateway with a TLS web listener (self-signed pair made at start) and a control socket;
     sessions confined as run_as in an empty chroot."""
     port = free_port()
-    socket_dir = Path(tempfile.mkdtemp(prefix="xcg-web-"))  # a socket path must stay short
     chroot = tmp_path / "empty"
     web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
            "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
-    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot)},
+    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot), **extra},
                       args=["--control-socket", str(socket_dir / "control.sock")])
     gw.control_socket = socket_dir / "control.sock"
     gw.web_port = port
     gw.host = f"127.0.0.1:{port}"
     gw.origin = f"https://127.0.0.1:{port}"
     gw.chroot = chroot
-    yield gw
-    shutil.rmtree(socket_dir, ignore_errors=True)
+    return gw
+
+
+@pytest.fixture
+def socket_dir():
+    directory = Path(tempfile.mkdtemp(prefix="xcg-web-"))  # a socket path must stay short
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def wgw(make_gateway, tmp_path, socket_dir):
+    return web_gateway(make_gateway, tmp_path, socket_dir)
 
 
 def token(gw, domain="web1", *flags):
@@ -104,6 +116,17 @@ def test_the_page_over_tls_with_the_security_headers(wgw):
         assert c.get("/", wgw.host)[0] == 200
 
 
+def test_a_connection_serves_at_most_32_requests(wgw):
+    with client(wgw) as c:
+        for _ in range(31):
+            status, headers, _ = c.get("/", wgw.host)
+            assert status == 200 and headers.get("connection", "").lower() != "close"
+        status, headers, _ = c.get("/", wgw.host)
+        assert status == 200 and headers["connection"].lower() == "close"
+        with pytest.raises((ConnectionError, OSError)):
+            c.get("/", wgw.host)
+
+
 def test_other_methods_bodies_and_big_headers_are_refused(wgw):
     with client(wgw) as c:
         assert raw_status(c, f"POST / HTTP/1.1\r\nHost: {wgw.host}\r\n\r\n".encode()) == 405
@@ -139,7 +162,6 @@ def test_a_good_token_gets_hello_the_replay_and_answers(wgw):
         c.send_text("bogus")
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"result "))
         assert b"unknown command" in frames[-1][1]
-        output_until(c, b"login:")  # the rest of the replay
         c.send_binary(b"\r")  # keystrokes reach the guest: it answers with a new prompt
         output_until(c, b"login:")
 
@@ -148,6 +170,7 @@ def test_a_readonly_token_says_r_and_refuses_actions(wgw):
     with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw, "web1", "--readonly")) as c:
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
         assert frames[-1][1] == b"hello web1 r"
+        output_until(c, b"Booting fake guest web1")  # in the console, as a read-write link
         c.send_text("action reboot")
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"result "))
         assert frames[-1][1] == b"result this session is read-only"
@@ -182,3 +205,13 @@ def test_xcg_web_runs_confined(wgw):
         # Still serving after the filter: a command round trip.
         c.send_text("who")
         c.read_until(lambda op, p: op == TEXT and p.startswith(b"who"))
+
+
+def test_no_token_within_the_login_grace_ends_the_connection(make_gateway, tmp_path, socket_dir):
+    gw = web_gateway(make_gateway, tmp_path, socket_dir, limits={"login_grace": f"{LOGIN_GRACE}s"})
+    with client(gw) as c:
+        c.upgrade(gw.host, gw.origin)
+        start = time.monotonic()
+        with pytest.raises(ConnectionError):
+            c.read_frame(timeout=LOGIN_GRACE + 8)
+        assert time.monotonic() - start < LOGIN_GRACE + 5

@@ -25,7 +25,8 @@ struct Outcome {
 };
 
 // Runs `body` in a child under the session's seccomp filter; body's return is the exit code.
-Outcome run_filtered(const std::function<int()>& body, xcg::gateway::Filter filter = xcg::gateway::Filter::session) {
+Outcome run_filtered(const std::function<int()>& body,
+                     xcg::gateway::Filter filter = xcg::gateway::Filter::session) {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {

@@ -78,10 +78,11 @@ TEST_CASE("Origin must be public_url's origin exactly", "[web]") {
 TEST_CASE("every response carries the security headers; HSTS only over TLS", "[web]") {
   auto u = url("https://console.example:8443");
   auto h = security_headers(u, true, false);
-  CHECK(header(h, "Content-Security-Policy") ==
-        "default-src 'none'; script-src 'self'; style-src 'self' "
-        "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self'; font-src 'self'; "
-        "connect-src wss://console.example:8443; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  CHECK(
+      header(h, "Content-Security-Policy") ==
+      "default-src 'none'; script-src 'self'; style-src 'self' "
+      "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self'; font-src 'self'; "
+      "connect-src wss://console.example:8443; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
   CHECK(header(h, "X-Frame-Options") == "DENY");
   CHECK(header(h, "X-Content-Type-Options") == "nosniff");
   CHECK(header(h, "Referrer-Policy") == "no-referrer");

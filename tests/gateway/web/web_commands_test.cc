@@ -20,10 +20,30 @@ TEST_CASE("web commands: the forms the page sends", "[web]") {
 }
 
 TEST_CASE("web commands: anything else is refused", "[web]") {
-  for (const char* bad : {"", "Status", "status ", " status", "status now", "log", "log 0", "log 201", "log -1",
-                          "log 05", "log 1x", "log  5", "sysrq", "sysrq S", "sysrq ss", "sysrq !", "action",
-                          "action console", "action sysrq", "action start now", "action  start", "nmi 1",
-                          "console", "help"}) {
+  for (const char* bad : {"",
+                          "Status",
+                          "status ",
+                          " status",
+                          "status now",
+                          "log",
+                          "log 0",
+                          "log 201",
+                          "log -1",
+                          "log 05",
+                          "log 1x",
+                          "log  5",
+                          "sysrq",
+                          "sysrq S",
+                          "sysrq ss",
+                          "sysrq !",
+                          "action",
+                          "action console",
+                          "action sysrq",
+                          "action start now",
+                          "action  start",
+                          "nmi 1",
+                          "console",
+                          "help"}) {
     INFO(bad);
     auto r = parse_web_command(bad);
     REQUIRE_FALSE(r);
@@ -44,7 +64,8 @@ TEST_CASE("actions are refused here for a read-only or narrower link, without as
   // fd -1: any broker call would fail, and its answer would not be these sentences.
   xcg::gateway::BrokerClient broker(-1);
   xcg::gateway::Customer ro{"web1", true, {Action::console, Action::start, Action::sysrq}, true};
-  CHECK(answer_web_command(*parse_web_command("action start"), ro, broker) == "result this session is read-only");
+  CHECK(answer_web_command(*parse_web_command("action start"), ro, broker) ==
+        "result this session is read-only");
   CHECK(answer_web_command(*parse_web_command("nmi"), ro, broker) == "result this session is read-only");
   xcg::gateway::Customer rw{"web1", true, {Action::console, Action::start}, false};
   CHECK(answer_web_command(*parse_web_command("action destroy"), rw, broker) ==

@@ -11,8 +11,8 @@ TEST_CASE("close reasons are cut to 123 bytes at a UTF-8 boundary", "[web]") {
   CHECK(cut_utf8(ascii, 123).size() == 123);
   std::string euros;
   for (int i = 0; i < 50; ++i) euros += "\xE2\x82\xAC";  // 3 bytes each
-  CHECK(cut_utf8(euros, 123).size() == 123);                  // 41 whole ones
-  CHECK(cut_utf8("a" + euros, 123).size() == 121);            // 1 + 40: the 41st would be split
+  CHECK(cut_utf8(euros, 123).size() == 123);             // 41 whole ones
+  CHECK(cut_utf8("a" + euros, 123).size() == 121);       // 1 + 40: the 41st would be split
   CHECK(close_frame(0, "").code == 1000);
   CHECK(close_frame(0, "idle for 600 s").code == 1000);
   auto revoked = close_frame(1, "access to web1 was revoked");
