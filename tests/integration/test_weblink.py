@@ -256,6 +256,21 @@ def test_a_link_from_a_key_ends_with_the_key(web_gw, keys):
     assert time.monotonic() - revoked_at < 3
 
 
+def test_a_link_from_a_key_made_read_only_narrows(web_gw, keys):
+    token = token_of(web_gw.ssh("web1", "web1", "weblink").stdout)
+    box = {}
+    watcher = threading.Thread(target=lambda: box.update(run=web_run(web_gw, f"web_login {token} 3",
+                                                                     timeout=10)))
+    watcher.start()
+    wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
+                         for r in web_gw.audit_records()), 10, "the web login")
+    rewrite_config(web_gw, [{"key": keys["web1"].public_line, "readonly": True}])
+    watcher.join(15)
+    answers = answers_of(box["run"])
+    assert [a["type"] for a in answers[:2]] == ["authorize_ans", "narrowed"], box["run"]
+    assert answers[1]["readonly"] and "read-only" in answers[1]["text"], answers
+
+
 def test_an_operator_link_survives_a_key_change_but_not_its_domain_losing_console(web_gw, keys):
     token = token_of(ctl(web_gw, "weblink", "web1").stdout)
     box = {}
