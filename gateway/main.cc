@@ -29,7 +29,8 @@ constexpr const char* kUsage =
     "usage: xcg serve --config FILE [--control-socket PATH] [--no-watch] [--debug]\n"
     "       xcg check --config FILE\n"
     "       xcg hostkeys --config FILE [--host NAME]\n"
-    "       xcg ctl [--socket PATH] sessions | status | kick DOMAIN|SESSION | reload\n";
+    "       xcg ctl [--socket PATH] sessions | status | kick DOMAIN|SESSION | reload\n"
+    "       xcg ctl [--socket PATH] weblink DOMAIN [--readonly] [--ttl S]\n";
 
 constexpr const char* kDefaultControlSocket = "/run/xcg/control.sock";
 
@@ -42,6 +43,7 @@ struct Args {
   std::string config;
   bool debug = false;
   std::string session_program;  // tests only; default: default_session_program()
+  std::string web_program;      // tests only; default: default_web_program()
   std::string control_socket = kDefaultControlSocket;
   bool watch_config = true;
   std::string host;  // hostkeys: the name customers use
@@ -61,6 +63,8 @@ std::string parse_args(int argc, char** argv, Args& args) {
       args.host = argv[++i];
     } else if (a == "--session-program" && i + 1 < argc) {
       args.session_program = argv[++i];
+    } else if (a == "--web-program" && i + 1 < argc) {
+      args.web_program = argv[++i];
     } else if (a == "--no-watch") {
       args.watch_config = false;
     } else if (a == "--debug") {
@@ -100,6 +104,12 @@ std::string default_session_program() {
                                            XCG_INSTALLED_SESSION);
 }
 
+std::string default_web_program() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return xcg::gateway::web_program_for(ec ? "" : self.string(), XCG_INSTALLED_BINARY, XCG_INSTALLED_WEB);
+}
+
 int serve(const Args& args) {
   if (args.debug) xcg::log::set_min_level(xcg::log::Level::debug);
   std::shared_ptr<const xcg::config::Config> config;
@@ -113,6 +123,7 @@ int serve(const Args& args) {
   try {
     xcg::gateway::BrokerOptions options;
     options.session_program = args.session_program.empty() ? default_session_program() : args.session_program;
+    options.web_program = args.web_program.empty() ? default_web_program() : args.web_program;
     options.control_socket = args.control_socket;
     options.watch_config = args.watch_config;
     auto parts = xcg::gateway::real_broker_parts(config, options);
@@ -136,7 +147,8 @@ int ctl(int argc, char** argv) {
       words.emplace_back(a);
     }
   }
-  if (words.empty()) return usage_error("ctl: what? sessions, status, kick DOMAIN|SESSION or reload");
+  if (words.empty())
+    return usage_error("ctl: what? sessions, status, kick DOMAIN|SESSION, reload or weblink DOMAIN");
   return xcg::gateway::run_control_client(socket, words);
 }
 

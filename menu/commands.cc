@@ -20,7 +20,7 @@ constexpr std::string_view kLogUsage = "usage: log [--lines N | -n N]";
 constexpr std::string_view kSysrqUsage = "usage: sysrq KEY, KEY one of 0-9 a-z ('sysrq h' lists them)";
 
 // Verbs that take no arguments.
-constexpr std::array<std::pair<std::string_view, Command>, 9> kPlainVerbs{{
+constexpr std::array<std::pair<std::string_view, Command>, 10> kPlainVerbs{{
     {"status", Command::status},
     {"console", Command::console},
     {"start", Command::start},
@@ -30,6 +30,7 @@ constexpr std::array<std::pair<std::string_view, Command>, 9> kPlainVerbs{{
     {"help", Command::help},
     {"who", Command::who},
     {"nmi", Command::nmi},
+    {"weblink", Command::weblink},
 }};
 
 // Words separated by spaces and tabs; other whitespace inside a word keeps it from matching.
@@ -148,7 +149,8 @@ std::optional<config::Action> required_action(Command c) {
     case Command::status:
     case Command::help:
     case Command::log:
-    case Command::who: return std::nullopt;
+    case Command::who:
+    case Command::weblink: return std::nullopt;
   }
   return std::nullopt;
 }
@@ -191,6 +193,7 @@ std::string help_text(std::string_view domain, const std::vector<config::Action>
       out, "log [-n N]",
       "show the last N lines of the console log (default " + std::to_string(kDefaultLogLines) + ")");
   add_help_line(out, "who", "list who is attached to the console");
+  add_help_line(out, "weblink", "print a one-time link to this console in a browser");
   add_help_line(out, "help", "show this text");
   out += "\nWithout a command you get the menu; in the console, Ctrl-] leaves it.\n";
   return out;

@@ -12,7 +12,7 @@
 
 namespace xcg::menu {
 
-enum class Command { status, console, start, shutdown, reboot, destroy, help, log, who, sysrq, nmi };
+enum class Command { status, console, start, shutdown, reboot, destroy, help, log, who, sysrq, nmi, weblink };
 
 inline constexpr unsigned kDefaultLogLines = 100;
 inline constexpr unsigned kMaxLogLines = 10000;
@@ -25,7 +25,7 @@ struct ParsedCommand {
 };
 
 // Surrounding ASCII whitespace is ignored; words are separated by spaces or tabs. The forms:
-//   status | console | start | shutdown | reboot | destroy | help | who | nmi
+//   status | console | start | shutdown | reboot | destroy | help | who | nmi | weblink
 //   log | log --lines N | log -n N        (N in 1..10000, default 100)
 //   sysrq KEY                              (KEY one of [0-9a-z])
 // Anything else, including NULs, extra arguments, overlong input and shell syntax, is an
@@ -35,7 +35,7 @@ Result<ParsedCommand> parse_command(std::string_view text);
 // True if `key` is a SysRq key the customer may send: one of [0-9a-z].
 using config::valid_sysrq_key;
 
-// The permission a command needs; nullopt for status, help, log and who.
+// The permission a command needs; nullopt for status, help, log, who and weblink.
 std::optional<config::Action> required_action(Command c);
 
 // Usage text listing the commands this domain allows (CRLF not included; '\n' lines). For a

@@ -15,6 +15,7 @@ constexpr std::string_view kClearScreen = "\x1b[H\x1b[2J";
 constexpr size_t kNameWidth = 10;
 constexpr std::string_view kViewOnlySummary = "watch the console, view only (Ctrl-] detaches)";
 constexpr std::string_view kLogSummary = "show the recent console log";
+constexpr std::string_view kWeblinkSummary = "browser console link (valid once)";
 
 bool is_exit_key(char c) { return c == '0' || c == 'q' || c == kCtrlC || c == kCtrlD; }
 bool is_refresh_key(char c) { return c == '\r' || c == '\n' || c == 'r' || c == kCtrlL; }
@@ -29,6 +30,7 @@ Menu::Menu(const std::string& domain, const std::vector<config::Action>& allowed
     items_.push_back({a, config::action_name(a), readonly ? kViewOnlySummary : action_summary(a)});
   }
   items_.push_back({std::nullopt, "log", kLogSummary});
+  items_.push_back({std::nullopt, "weblink", kWeblinkSummary, Request::Kind::weblink});
 }
 
 void Menu::show_status(std::string_view status_line) {
@@ -82,6 +84,12 @@ void Menu::show_log(std::string_view text, std::string_view status_line) {
   if (lines.empty()) lines = "(the console log is empty)";
   out_ += "\r\n" + lines;
   if (!lines.ends_with("\r\n")) out_ += "\r\n";
+  render_main(status_line);
+}
+
+void Menu::show_weblink(std::string_view text, std::string_view status_line) {
+  if (state_ == State::done) return;
+  out_ += "\r\n" + printable_lines(text, "\r\n") + "\r\n";
   render_main(status_line);
 }
 
@@ -175,7 +183,7 @@ Request Menu::cancel() {
 
 Request Menu::select(const Item& item) {
   if (item.action) return select(*item.action);
-  return request(Request::Kind::log, State::waiting);
+  return request(item.other, State::waiting);
 }
 
 Request Menu::select(config::Action action) {

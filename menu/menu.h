@@ -26,6 +26,7 @@ struct Request {
     exit,            // the customer chose exit: close the session
     sysrq,           // send SysRq `key` to the guest, then call action_done(Action::sysrq, ...)
     log,             // fetch the recent console log and call show_log()
+    weblink,         // ask for a browser console link and call show_weblink()
   };
   Kind kind = Kind::none;
   config::Action action = config::Action::console;
@@ -51,6 +52,8 @@ class Menu {
   void console_detached(std::string_view status_line);
   // Prints the console log (or the reason there is none), then the main screen.
   void show_log(std::string_view text, std::string_view status_line);
+  // Prints a browser console link (or why there is none), then the main screen.
+  void show_weblink(std::string_view text, std::string_view status_line);
   // The line shown under the status line from the next render on (see viewers_line() in
   // commands.h); empty: none.
   void set_viewers(std::string_view line);
@@ -66,11 +69,13 @@ class Menu {
   // arrive split over several feeds.
   enum class Escape { none, esc, csi, ss3 };
 
-  // A numbered line of the main screen: an action, or the console log (no action).
+  // A numbered line of the main screen: an action, or a request of its own (the console log,
+  // a browser console link).
   struct Item {
     std::optional<config::Action> action;
     std::string_view name;
     std::string_view summary;
+    Request::Kind other = Request::Kind::log;  // without an action
   };
 
   void render_main(std::string_view status_line);

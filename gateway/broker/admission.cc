@@ -45,6 +45,15 @@ void Admission::login_ended(const std::string& source) {
   count_down(by_source_, source);
 }
 
+bool Admission::move_login(const std::string& from, const std::string& to) {
+  if (from == to) return true;
+  auto counted = by_source_.find(to);
+  if (counted != by_source_.end() && counted->second >= limits_.max_startups_per_source) return false;
+  count_down(by_source_, from);
+  ++by_source_[to];
+  return true;
+}
+
 bool Admission::domain_has_room(const std::string& domain) const {
   auto it = by_domain_.find(domain);
   return it == by_domain_.end() || it->second < limits_.max_sessions_per_domain;

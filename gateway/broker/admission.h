@@ -28,6 +28,9 @@ class Admission {
   // A login that was admitted and started: it counts until it logs in or ends.
   void login_started(const std::string& source);
   void login_ended(const std::string& source);  // without logging in
+  // A login under way turns out to come from `to` (a trusted proxy's client): it counts there
+  // from now on, unless `to` is at its cap. Returns whether it moved.
+  bool move_login(const std::string& from, const std::string& to);
   // Whether `domain` has room for one more logged-in session.
   bool domain_has_room(const std::string& domain) const;
   void logged_in(const std::string& source, const std::string& domain);

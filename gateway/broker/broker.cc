@@ -71,6 +71,15 @@ void prepare_empty_dir(const std::string& path) {
     throw std::runtime_error(fmt::format("chroot_dir {} must be empty", path));
 }
 
+std::string_view listener_note(ListenerKind kind) {
+  switch (kind) {
+    case ListenerKind::ssh: return "";
+    case ListenerKind::web_tls: return " (browser console, TLS)";
+    case ListenerKind::web_plain: return " (browser console, plain HTTP behind a proxy)";
+  }
+  return "";
+}
+
 }  // namespace
 
 BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& config,
@@ -78,6 +87,13 @@ BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& confi
   BrokerParts parts;
   parts.spawner = std::make_unique<ExecSessionSpawner>(options.session_program);
   parts.listeners = open_listeners(config->listen);
+  if (config->web) {
+    parts.web_spawner = std::make_unique<ExecSessionSpawner>(options.web_program);
+    for (auto kind : {ListenerKind::web_tls, ListenerKind::web_plain}) {
+      const auto& addresses = kind == ListenerKind::web_tls ? config->web->listen : config->web->plain_listen;
+      for (auto& l : open_listeners(addresses, kind)) parts.listeners.push_back(std::move(l));
+    }
+  }
   parts.make_hypervisor = [config, self_exe = options.self_exe](EventLoop& loop) {
     return make_hypervisor(loop, *config, self_exe);
   };
@@ -91,9 +107,17 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
       audit_(config_->audit_log),
       admission_(config_->limits, [this] { return std::uniform_int_distribution<unsigned>(0, 99)(rng_); }) {
   host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
+  if (config_->web) {
+    if (!parts_.web_spawner) throw std::runtime_error("web: is configured but there is no xcg-web to run");
+    load_web_tls();
+    const auto& secret_file = config_->web->panel_secret_file;
+    auto secret = secret_file.empty() ? std::nullopt : std::optional(load_panel_secret(secret_file));
+    web_tokens_ = std::make_unique<WebTokens>(std::move(secret), WebTokenLimits{},
+                                              [] { return std::chrono::system_clock::now(); });
+  }
   prepare_sandbox();
   open_signals();
-  for (auto& l : parts_.listeners) watch_listener(l.fd.get(), l.address);
+  for (auto& l : parts_.listeners) watch_listener(l);
   hypervisor_ = parts_.make_hypervisor(loop_);
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
@@ -105,7 +129,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
     config_watch_->follow(*config_);
   }
   // Said last: whoever waits for these lines (operators, tests) finds everything ready.
-  for (const auto& l : parts_.listeners) log::info("listening on {}", l.address);
+  for (const auto& l : parts_.listeners) log::info("listening on {}{}", l.address, listener_note(l.kind));
 }
 
 Broker::~Broker() {
@@ -171,10 +195,11 @@ void Broker::watch_signals() {
       signal_fd_.get(), EPOLLIN, "signals", [this](uint32_t) { on_signal(); }, [this] { watch_signals(); });
 }
 
-void Broker::watch_listener(int fd, const std::string& address) {
+void Broker::watch_listener(const Listener& l) {
   loop_.add(
-      fd, EPOLLIN, "accept " + address, [this, fd](uint32_t) { on_accept(fd); },
-      [this, fd, address] { watch_listener(fd, address); });
+      l.fd.get(), EPOLLIN, "accept " + l.address,
+      [this, fd = l.fd.get(), kind = l.kind](uint32_t) { on_accept(fd, kind); },
+      [this, &l] { watch_listener(l); });
 }
 
 void Broker::on_signal() {
@@ -196,11 +221,11 @@ int Broker::run() {
   return exit_code_;
 }
 
-void Broker::on_accept(int listen_fd) {
+void Broker::on_accept(int listen_fd, ListenerKind kind) {
   for (;;) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {
-      accept_one(UniqueFd(fd));
+      accept_one(UniqueFd(fd), kind);
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -209,18 +234,20 @@ void Broker::on_accept(int listen_fd) {
   }
 }
 
-void Broker::accept_one(UniqueFd tcp) {
+void Broker::accept_one(UniqueFd tcp, ListenerKind kind) {
   std::string remote = peer_address(tcp.get());
   const auto& limits = config_->limits;
   std::string source = source_bucket(host_of(remote), limits.source_prefix_v4, limits.source_prefix_v6);
   // Dropping closes the connection: OpenSSH's MaxStartups does the same.
   if (auto why = admission_.refusal(source)) return log_drop(source, *why);
+  if (kind != ListenerKind::ssh && !config_->web)
+    return;  // `web:` removed by a reload: listening until restart
   // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
   // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
   int one = 1;
   if (::setsockopt(tcp.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
     log::debug("TCP_NODELAY: {}", std::strerror(errno));
-  spawn_session(std::move(tcp), remote, source);
+  spawn_session(std::move(tcp), remote, source, kind);
 }
 
 // A flood must not flood the log: one line per ten seconds.
@@ -231,12 +258,18 @@ void Broker::log_drop(const std::string& source, std::string_view why) {
   last_drop_log_ = now;
 }
 
-void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source) {
-  auto spawned = parts_.spawner->spawn(std::move(tcp));
+void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source, ListenerKind kind) {
+  bool web = kind != ListenerKind::ssh;
+  // A listener of a config without `web:` cannot exist (they are bound at start-up only).
+  auto& spawner = web ? parts_.web_spawner : parts_.spawner;
+  auto spawned = spawner->spawn(std::move(tcp));
   if (!spawned) return log::error("cannot start a session for {}: {}", remote, spawned.error().message);
   SessionRecord s;
   s.id = next_session_id_++;
-  s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;
+  s.kind = web ? SessionKind::web : SessionKind::ssh;
+  s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
+                          in_networks(host_of(remote), config_->web->trusted_proxies);
+  s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;  // SSH only
   s.pid = spawned->child.pid;
   s.pidfd = std::move(spawned->child.pidfd);
   s.ipc = std::move(spawned->ipc);
@@ -246,8 +279,8 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source)
   admission_.login_started(s.source);
   auto& stored = sessions_.emplace(s.id, std::move(s)).first->second;
   watch_session(stored);
-  log::debug("session {} pid {} from {}", stored.id, stored.pid, stored.remote);
-  send(stored, hello_);
+  log::debug("session {} pid {} from {}{}", stored.id, stored.pid, stored.remote, web ? " (web)" : "");
+  send(stored, web ? web_hello(kind, stored.trust_forwarded_for) : hello_);
 }
 
 void Broker::watch_session(SessionRecord& s) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@
 #include "gateway/broker/reload_plan.h"
 #include "gateway/broker/session_record.h"
 #include "gateway/broker/session_spawner.h"
+#include "gateway/broker/web_tls.h"
+#include "gateway/broker/web_tokens.h"
 #include "gateway/ipc/ipc.h"
 #include "xen/hypervisor.h"
 
@@ -41,6 +44,8 @@ struct BrokerOptions {
   // The session program (xcg-session), exec'd for each connection: an absolute path. Tests
   // may name a fake session that speaks the IPC directly.
   std::string session_program;
+  // xcg-web, exec'd for each browser console connection when the config has `web:`.
+  std::string web_program;
   // The operator's control socket (`xcg ctl`); empty = none.
   std::string control_socket = "/run/xcg/control.sock";
   // Config files are watched and reloaded automatically on change (and always on SIGHUP).
@@ -50,15 +55,16 @@ struct BrokerOptions {
 // What the broker is given rather than makes.
 struct BrokerParts {
   std::function<std::unique_ptr<xen::Hypervisor>(EventLoop&)> make_hypervisor;
-  std::vector<Listener> listeners;
+  std::vector<Listener> listeners;  // SSH and web, each with its kind
   std::unique_ptr<SessionSpawner> spawner;
+  std::unique_ptr<SessionSpawner> web_spawner;  // xcg-web; null without `web:`
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };
 };
 
 // The real ones, from the config: the Xen or simulated hypervisor, the configured listeners
-// (bound here), the xcg-session program. Throws with one line on failure.
+// (bound here), the xcg-session and xcg-web programs. Throws with one line on failure.
 BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& config,
                               const BrokerOptions& options);
 
@@ -77,11 +83,15 @@ class Broker : private RequestHandler {
   void open_signals();
   void watch_signals();
   void on_signal();
-  void watch_listener(int fd, const std::string& address);
-  void on_accept(int listen_fd);
-  void accept_one(UniqueFd tcp);
+  void watch_listener(const Listener& l);
+  void on_accept(int listen_fd, ListenerKind kind);
+  void accept_one(UniqueFd tcp, ListenerKind kind);
   void log_drop(const std::string& source, std::string_view why);
-  void spawn_session(UniqueFd tcp, std::string remote, std::string source);
+  void spawn_session(UniqueFd tcp, std::string remote, std::string source, ListenerKind kind);
+  // What xcg-web is told first: the session's hello and the browser console's settings.
+  ipc::Hello web_hello(ListenerKind kind, bool trust_forwarded_for) const;
+  // Reads the TLS pair (at start and at each reload); a reload keeps the old one on failure.
+  void load_web_tls();
   void watch_session(SessionRecord& s);
   void set_authorized(SessionRecord& s, const std::string& domain);
   void forget(SessionRecord& s);
@@ -112,6 +122,14 @@ class Broker : private RequestHandler {
   // What a session's requests left to write when it ends.
   void settle_requests(SessionRecord& s);
   ipc::Message answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req);
+  // Browser console logins and links (broker_web.cc).
+  ipc::Message answer_web_authorize(SessionRecord& s, const ipc::WebAuthorizeReq& req);
+  Result<void> web_login_refusal(SessionRecord& s, const Grant& grant, const std::string& forwarded_for);
+  void accept_web_login(SessionRecord& s, const Grant& grant, const ipc::WebAuthorizeReq& req);
+  // A one-time link to `domain`'s console: public_url + "/#" + token.
+  Result<std::string> mint_link(const std::string& domain, bool readonly, std::chrono::seconds ttl,
+                                const std::string& issuer);
+  std::string control_weblink(const std::string& args);
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
                     const std::string& blob);
   ipc::Message answer_attach(SessionRecord& s, UniqueFd& pass);
@@ -148,6 +166,8 @@ class Broker : private RequestHandler {
   BrokerParts parts_;
   AuditLog audit_;
   std::vector<std::string> host_keys_pem_;
+  std::optional<WebTls> web_tls_;  // with `web:` only
+  std::unique_ptr<WebTokens> web_tokens_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::unique_ptr<HubDirectory> hubs_;
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};

@@ -16,11 +16,13 @@ std::string Broker::handle_control(const std::string& request) {
   if (cmd == "sessions" && arg.empty()) return list_sessions();
   if (cmd == "status" && arg.empty()) return status_report();
   if (cmd == "kick" && !arg.empty()) return kick(arg);
+  if (cmd == "weblink") return control_weblink(arg);
   if (cmd == "reload" && arg.empty()) {
     auto r = reload("xcg ctl reload");
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
-  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload";
+  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload, weblink DOMAIN "
+         "[--readonly] [--ttl S]";
 }
 
 std::string Broker::list_sessions() const {

@@ -47,6 +47,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   auto restart_only = restart_only_changes(*config_, *fresh);
   config_ = fresh;
   take_session_limits();
+  load_web_tls();
   unsigned revoked = apply_rights();
   std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,
                                  config_->domains.size(), revoked);

@@ -295,14 +295,4 @@ void Broker::on(SessionRecord& s, const ipc::SysrqReq& req) {
   run_action(s, what, std::move(act), action_answer(fmt::format("{}: {} sent", s.domain, what)));
 }
 
-// No web listener runs yet: a session that asks for a browser console login is not an
-// honest one; a link has nowhere to point.
-void Broker::on(SessionRecord& s, const ipc::WebAuthorizeReq&) {
-  cut_off(s, "web login without a web listener");
-}
-
-void Broker::on(SessionRecord& s, const ipc::WeblinkReq&) {
-  send_answer(s.id, ipc::WeblinkAns{false, "the browser console is not configured on this gateway"});
-}
-
 }  // namespace xcg::gateway

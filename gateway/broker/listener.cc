@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <system_error>
 
@@ -80,10 +81,13 @@ Listener open_one(const config::ListenAddress& a) {
 
 }  // namespace
 
-std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses) {
+std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses, ListenerKind kind) {
   std::vector<Listener> out;
   out.reserve(addresses.size());
-  for (const auto& a : addresses) out.push_back(open_one(a));
+  for (const auto& a : addresses) {
+    out.push_back(open_one(a));
+    out.back().kind = kind;
+  }
   return out;
 }
 
@@ -114,6 +118,22 @@ std::string source_bucket(std::string_view host, unsigned prefix_v4, unsigned pr
   char out[INET6_ADDRSTRLEN];
   ::inet_ntop(AF_INET6, &v6, out, sizeof out);
   return fmt::format("{}/{}", out, prefix_v6);
+}
+
+// Both cut to the network's prefix compare equal exactly when the host is inside it; the
+// family shows in the text, so an IPv4 network never matches an IPv6 host.
+bool in_networks(std::string_view host, const std::vector<std::string>& networks) {
+  for (const auto& net : networks) {
+    auto slash = net.find('/');
+    std::string base = net.substr(0, slash);
+    unsigned prefix = 128;
+    if (slash != std::string::npos) {
+      auto [end, ec] = std::from_chars(net.data() + slash + 1, net.data() + net.size(), prefix);
+      if (ec != std::errc() || end != net.data() + net.size()) continue;
+    }
+    if (source_bucket(host, prefix, prefix) == source_bucket(base, prefix, prefix)) return true;
+  }
+  return false;
 }
 
 std::string local_address(int fd) {

@@ -11,13 +11,19 @@
 
 namespace xcg::gateway {
 
+// What an accepted connection is handed to: xcg-session, or xcg-web over TLS or, behind a proxy
+// on the same host, plain HTTP.
+enum class ListenerKind : uint8_t { ssh, web_tls, web_plain };
+
 struct Listener {
   UniqueFd fd;
   std::string address;  // the bound address, with the real port: "127.0.0.1:40123"
+  ListenerKind kind = ListenerKind::ssh;
 };
 
 // Binds and listens on every address; throws std::system_error naming the address.
-std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses);
+std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& addresses,
+                                     ListenerKind kind = ListenerKind::ssh);
 
 // "203.0.113.7:51234" / "[2001:db8::1]:51234" for an accepted peer or a bound socket.
 std::string peer_address(int fd);
@@ -29,5 +35,8 @@ std::string host_of(std::string_view address);
 // address ("::ffff:203.0.113.7") counts as the IPv4 address it is. Anything else is its own
 // bucket, as given.
 std::string source_bucket(std::string_view host, unsigned prefix_v4, unsigned prefix_v6);
+// Whether `host` lies in one of `networks` ("127.0.0.0/8", "::1/128"; a bare address is its own
+// network).
+bool in_networks(std::string_view host, const std::vector<std::string>& networks);
 
 }  // namespace xcg::gateway

@@ -21,14 +21,26 @@ std::vector<std::string> hypervisor_fields_changed(const config::Domain& a, cons
   return changed;
 }
 
-std::string listen_text(const config::Config& c) {
+std::string listen_text(const std::vector<config::ListenAddress>& listen) {
   std::string t;
-  for (const auto& l : c.listen) t += l.text + " ";
+  for (const auto& l : listen) t += l.text + " ";
   return t;
 }
 
+// The web listeners are bound at start-up like the SSH ones; the rest of `web:` (the TLS
+// pair, public_url, link_ttl, trusted_proxies) applies to the next connection.
+void web_changes(const config::Config& a, const config::Config& b, std::vector<std::string>& changed) {
+  static const config::WebSettings none;
+  const auto& wa = a.web ? *a.web : none;
+  const auto& wb = b.web ? *b.web : none;
+  if (a.web.has_value() != b.web.has_value() || listen_text(wa.listen) != listen_text(wb.listen) ||
+      listen_text(wa.plain_listen) != listen_text(wb.plain_listen))
+    changed.push_back("web listen");
+  if (wa.panel_secret_file != wb.panel_secret_file) changed.push_back("web panel_secret_file");
+}
+
 void top_level_changes(const config::Config& a, const config::Config& b, std::vector<std::string>& changed) {
-  if (listen_text(a) != listen_text(b)) changed.push_back("listen");
+  if (listen_text(a.listen) != listen_text(b.listen)) changed.push_back("listen");
   if (a.host_keys != b.host_keys) changed.push_back("host_keys");
   if (a.hypervisor != b.hypervisor) changed.push_back("hypervisor");
   if (a.audit_log != b.audit_log) changed.push_back("audit_log");
@@ -54,6 +66,18 @@ void backend_changes(const config::Config& a, const config::Config& b, std::vect
     changed.push_back("xen");
 }
 
+// A web session is the console: without it, or without its domain, it ends. A link minted by
+// an SSH key lives on that key's rights, as the key's own sessions do.
+RightsChange web_rights_after_reload(const config::Config& fresh, const SessionRecord& s) {
+  auto d = fresh.domains.find(s.domain);
+  if (d == fresh.domains.end() || !d->second.allows(config::Action::console)) return {.revoke = true};
+  if (s.key_blob.empty()) return {};
+  const config::Domain* owner = fresh.domain_for_key(s.key_blob);
+  if (owner == nullptr || owner->name != s.domain) return {.revoke = true};
+  const config::DomainKey* key = owner->key_for(s.key_blob);
+  return {.make_readonly = !s.readonly && key != nullptr && key->readonly};
+}
+
 }  // namespace
 
 std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
@@ -61,6 +85,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   top_level_changes(a, b, changed);
   if (console_changed(a.console, b.console)) changed.push_back("console");
   backend_changes(a, b, changed);
+  web_changes(a, b, changed);
   for (const auto& [name, d] : b.domains) {
     auto before = a.domains.find(name);
     if (before == a.domains.end()) continue;  // new: added as it is
@@ -71,6 +96,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
 }
 
 RightsChange rights_after_reload(const config::Config& fresh, const SessionRecord& s) {
+  if (s.kind == SessionKind::web) return web_rights_after_reload(fresh, s);
   const config::Domain* d = fresh.domain_for_key(s.key_blob);
   if (d == nullptr || d->name != s.domain) return {.revoke = true};
   const config::DomainKey* key = d->key_for(s.key_blob);

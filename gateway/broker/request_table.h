@@ -66,7 +66,7 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::sysrq_req, rules::X, rules::H, rules::R},
     {ipc::Type::revoke, rules::X, rules::X, rules::X},
     {ipc::Type::narrowed, rules::X, rules::X, rules::X},
-    {ipc::Type::web_authorize_req, rules::H, rules::X, rules::X},  // the handler checks the session's kind
+    {ipc::Type::web_authorize_req, rules::H, rules::X, rules::X},  // and kind_permits
     {ipc::Type::weblink_req, rules::X, rules::H, rules::R},
     {ipc::Type::weblink_ans, rules::X, rules::X, rules::X},
 };
@@ -90,6 +90,14 @@ constexpr Verdict request_verdict(ipc::Type t, SessionPhase p) {
   for (const RequestRule& r : kRequestRules)
     if (r.type == t) return r.in(p);
   return Verdict::cut_off;
+}
+
+// Each kind of session logs in its own way: xcg-session with keys, xcg-web with a token.
+// The other's login request is one no honest session of the kind sends.
+constexpr bool kind_permits(ipc::Type t, bool web) {
+  if (t == ipc::Type::authorize_req) return !web;
+  if (t == ipc::Type::web_authorize_req) return web;
+  return true;
 }
 
 // The refusal answer to a request (kRevokedText where it has room for a reason); nullopt

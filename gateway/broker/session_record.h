@@ -15,9 +15,16 @@
 
 namespace xcg::gateway {
 
+// Which program serves the connection: xcg-session (SSH) or xcg-web (the browser console).
+// Fixed at spawn; the monitor holds each kind to its own login request.
+enum class SessionKind : uint8_t { ssh, web };
+
 struct SessionRecord {
   uint64_t id = 0;
   pid_t pid = -1;
+  SessionKind kind = SessionKind::ssh;
+  // web: the peer is a trusted proxy, so the client's address it forwards is believed.
+  bool trust_forwarded_for = false;
   UniqueFd pidfd;
   UniqueFd ipc;
   std::string remote;
@@ -26,7 +33,8 @@ struct SessionRecord {
   std::string domain;  // set once authorized; every later request is for this domain
   std::string fingerprint;
   std::string key_label;  // the key's comment in the config, else its fingerprint
-  std::string key_blob;   // to re-check the mapping when the config changes
+  std::string key_blob;   // to re-check the mapping when the config changes; web: the
+                          // key that minted the link ("" for xcg ctl and panel tokens)
   std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
   bool revoked = false;
   bool readonly = false;

@@ -20,12 +20,11 @@ namespace xcg::gateway {
 namespace {
 
 // In the forked child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3.
-[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, char* const envp[],
-                               pid_t broker) {
+[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, std::string& arg0,
+                               char* const envp[], pid_t broker) {
   static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3, "the layout below");
   const int fds[] = {tcp, tcp, ipc, ipc};
-  static char arg0[] = "xcg-session";
-  char* argv[] = {arg0, nullptr};
+  char* argv[] = {arg0.data(), nullptr};
   ExecSpec spec{
       .path = program.c_str(), .argv = argv, .envp = envp, .fds = fds, .fd_count = 4, .failure_status = 126};
   // A session must never outlive its broker; if the broker died before the prctl, the signal
@@ -58,6 +57,7 @@ std::vector<std::string> session_environment(char** environ_) {
 
 ExecSessionSpawner::ExecSessionSpawner(std::string program) : program_(std::move(program)) {
   check_session_program(program_);
+  arg0_ = program_.substr(program_.rfind('/') + 1);
   env_ = session_environment(environ);
   for (auto& e : env_) envp_.push_back(e.data());
   envp_.push_back(nullptr);
@@ -68,7 +68,8 @@ Result<SpawnedSession> ExecSessionSpawner::spawn(UniqueFd tcp) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return fail_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
   const pid_t broker = ::getpid();
-  auto child = start_child([&] { exec_session(tcp.get(), theirs.get(), program_, envp_.data(), broker); });
+  auto child =
+      start_child([&] { exec_session(tcp.get(), theirs.get(), program_, arg0_, envp_.data(), broker); });
   if (!child) return tl::unexpected(child.error());
   return SpawnedSession{std::move(*child), std::move(ours)};
 }

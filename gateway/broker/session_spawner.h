@@ -23,7 +23,7 @@ class SessionSpawner {
   virtual Result<SpawnedSession> spawn(UniqueFd tcp) = 0;
 };
 
-// Execs `program` (xcg-session), fresh, for each connection: nothing of the broker's memory
+// Execs `program` (xcg-session or xcg-web), fresh, for each connection: nothing of the broker's memory
 // reaches the process that parses the network.
 class ExecSessionSpawner final : public SessionSpawner {
  public:
@@ -33,6 +33,7 @@ class ExecSessionSpawner final : public SessionSpawner {
 
  private:
   std::string program_;
+  std::string arg0_;  // the program's file name
   std::vector<std::string> env_;
   std::vector<char*> envp_;
 };

@@ -172,7 +172,8 @@ WebTokens::~WebTokens() {
   if (secret_) wipe(*secret_);
 }
 
-Result<std::string> WebTokens::mint(std::string_view domain, bool readonly, std::chrono::seconds ttl) {
+Result<std::string> WebTokens::mint(std::string_view domain, bool readonly, std::chrono::seconds ttl,
+                                    std::string_view issuer) {
   purge();
   if (!config::valid_domain_name(domain)) return refuse(Errc::invalid_input, "not a domain name");
   if (ttl < std::chrono::seconds(1) || ttl > limits_.max_ttl)
@@ -186,7 +187,8 @@ Result<std::string> WebTokens::mint(std::string_view domain, bool readonly, std:
   auto token = base64url(raw);
   wipe(raw);
   if (!digest) return tl::unexpected(digest.error());
-  links_.insert(std::move(*digest), {clock_() + ttl, Grant{std::string(domain), readonly}});
+  links_.insert(std::move(*digest),
+                {clock_() + ttl, Grant{std::string(domain), readonly, GrantKind::link, std::string(issuer)}});
   return token;
 }
 

@@ -30,6 +30,9 @@ struct Grant {
   std::string domain;
   bool readonly = true;
   GrantKind kind = GrantKind::link;
+  // Who minted a link: the SSH key's blob for `weblink` from a session, "" for xcg ctl and
+  // panel tokens. A reload that takes the key's rights away takes the web session's too.
+  std::string issuer;
 };
 
 struct WebTokenLimits {
@@ -55,8 +58,9 @@ class WebTokens {
   WebTokens& operator=(const WebTokens&) = delete;
 
   // A new one-time link token (43 characters, base64url of 32 random bytes) valid for `ttl`
-  // (1 s .. max_ttl). Only its SHA-256 digest is kept.
-  Result<std::string> mint(std::string_view domain, bool readonly, std::chrono::seconds ttl);
+  // (1 s .. max_ttl), handed back with `issuer` when redeemed. Only its SHA-256 digest is kept.
+  Result<std::string> mint(std::string_view domain, bool readonly, std::chrono::seconds ttl,
+                           std::string_view issuer = {});
 
   // Accepts a link or panel token once, before its expiry.
   Result<Grant> redeem(std::string_view token);

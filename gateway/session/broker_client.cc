@@ -85,6 +85,10 @@ Result<ipc::AuthorizeAns> BrokerClient::authorize(const ipc::AuthorizeReq& req) 
   return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));
 }
 
+Result<ipc::AuthorizeAns> BrokerClient::web_authorize(const ipc::WebAuthorizeReq& req) {
+  return as<ipc::AuthorizeAns>(call(req, ipc::Type::authorize_ans));
+}
+
 Result<ipc::StatusAns> BrokerClient::status() {
   return as<ipc::StatusAns>(call(ipc::StatusReq{}, ipc::Type::status_ans));
 }
@@ -110,6 +114,10 @@ Result<ipc::WhoAns> BrokerClient::who() { return as<ipc::WhoAns>(call(ipc::WhoRe
 
 Result<ipc::ActionAns> BrokerClient::sysrq(char key) {
   return as<ipc::ActionAns>(call(ipc::SysrqReq{static_cast<uint8_t>(key)}, ipc::Type::action_ans));
+}
+
+Result<ipc::WeblinkAns> BrokerClient::weblink() {
+  return as<ipc::WeblinkAns>(call(ipc::WeblinkReq{}, ipc::Type::weblink_ans));
 }
 
 void BrokerClient::log(int level, std::string_view text) noexcept {

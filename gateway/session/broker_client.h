@@ -17,6 +17,8 @@ class BrokerClient {
 
   Result<ipc::Hello> hello();
   Result<ipc::AuthorizeAns> authorize(const ipc::AuthorizeReq& req);
+  // xcg-web: may this browser console token log in? Answered like authorize.
+  Result<ipc::AuthorizeAns> web_authorize(const ipc::WebAuthorizeReq& req);
   Result<ipc::StatusAns> status();
   Result<ipc::ActionAns> action(config::Action a);
   // On success the console socket is in `console`.
@@ -27,6 +29,8 @@ class BrokerClient {
   Result<ipc::WhoAns> who();
   // Sends SysRq `key` ([0-9a-z]) to the guest, or an NMI for key 0.
   Result<ipc::ActionAns> sysrq(char key);
+  // A one-time browser console link for the session's domain, and how long it is valid.
+  Result<ipc::WeblinkAns> weblink();
   void log(int level, std::string_view text) noexcept;
 
   // The broker may speak first, to end the session (revoked key, operator's kick) or to say

@@ -63,6 +63,15 @@ constexpr int kAllowed[] = {
     SCMP_SYS(exit_group),
 };
 
+// Asio's reactor in xcg-web: waiting on its epoll descriptor (epoll_pwait where there is no
+// epoll_wait, e.g. arm64), (de)registering the console socket, arming its timerfd.
+constexpr int kAllowedForWeb[] = {
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(timerfd_settime),
+};
+
 // Probes by libc or OpenSSL (config files, /proc, /dev/urandom) fail softly rather than kill:
 // OpenSSH learnt this when OpenSSL 1.1.1d began probing pre-auth. Reading a socket option is
 // such a probe; setting one is not (it kills), and a confined session does neither: traced
@@ -141,11 +150,14 @@ Result<void> set_limit(int resource, rlim_t value, const char* name) {
 
 }  // namespace
 
-Result<void> install_seccomp_filter() {
+Result<void> install_seccomp_filter(Filter filter) {
   SeccompFilter ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) return fail(Errc::system, "seccomp_init failed");
   for (int sys : kAllowed)
     if (auto r = add(ctx.get(), SCMP_ACT_ALLOW, sys); !r) return r;
+  if (filter == Filter::web)
+    for (int sys : kAllowedForWeb)
+      if (auto r = add(ctx.get(), SCMP_ACT_ALLOW, sys); !r) return r;
   for (int sys : kDeniedWithEacces)
     if (auto r = add(ctx.get(), SCMP_ACT_ERRNO(EACCES), sys); !r) return r;
   if (auto r = add_send_receive(ctx.get()); !r) return r;
@@ -165,7 +177,7 @@ Result<void> enter_sandbox(const SandboxSpec& spec) {
   if (auto r = set_limit(RLIMIT_CORE, 0, "CORE"); !r) return r;  // a core would hold the host key
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) return fail_errno("PR_SET_DUMPABLE");
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fail_errno("PR_SET_NO_NEW_PRIVS");
-  return install_seccomp_filter();
+  return install_seccomp_filter(spec.filter);
 }
 
 }  // namespace xcg::gateway

@@ -13,6 +13,10 @@
 
 namespace xcg::gateway {
 
+// xcg-web's filter is the session's plus what Asio's reactor needs on its own descriptors
+// (docs/web.md, "Sandbox of xcg-web").
+enum class Filter { session, web };
+
 struct SandboxSpec {
   bool drop_privileges = false;  // false when the broker runs unprivileged (development)
   uid_t uid = 0;
@@ -20,12 +24,13 @@ struct SandboxSpec {
   std::string chroot_dir;
   int max_fds = 8;   // descriptors 0..max_fds-1 may exist; the console socket needs one
   pid_t broker = 0;  // getppid() when the session started: it must die with this process
+  Filter filter = Filter::session;
 };
 
 // Each step's failure is an error: a session that can't confine itself must not go on.
 Result<void> enter_sandbox(const SandboxSpec& spec);
 
 // The seccomp filter alone (also used by the sandbox tests).
-Result<void> install_seccomp_filter();
+Result<void> install_seccomp_filter(Filter filter = Filter::session);
 
 }  // namespace xcg::gateway

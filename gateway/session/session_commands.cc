@@ -64,6 +64,11 @@ void CustomerSession::handle_menu_request(menu::Request r) {
       menu_->show_log(text_of(ans), screen_status());
       return;
     }
+    case K::weblink: {
+      auto ans = broker_.weblink();
+      menu_->show_weblink(text_of(ans), screen_status());
+      return;
+    }
   }
 }
 
@@ -83,6 +88,7 @@ void CustomerSession::run_exec(const std::string& command) {
     case menu::Command::who: return exec_who();
     case menu::Command::sysrq: return finish_with(broker_.sysrq(cmd->sysrq_key));
     case menu::Command::nmi: return finish_with(broker_.sysrq(0));
+    case menu::Command::weblink: return finish_with(broker_.weblink());
     case menu::Command::start:
     case menu::Command::shutdown:
     case menu::Command::reboot:

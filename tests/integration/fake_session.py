@@ -39,6 +39,9 @@ HELLO, LOG, AUTHORIZE_REQ, AUTHORIZE_ANS = 1, 2, 4, 5
 STATUS_REQ, STATUS_ANS, ACTION_REQ, ACTION_ANS = 6, 7, 8, 9
 ATTACH_REQ, ATTACH_ANS = 10, 11
 REVOKE = 17
+NARROWED = 19
+WEB_AUTHORIZE_REQ = 20
+WEBLINK_REQ = 22
 ACTIONS = {"console": 0, "start": 1, "shutdown": 2, "reboot": 3, "destroy": 4}
 
 WAIT = 10  # seconds to wait for the broker; the tests' deadlines are shorter
@@ -62,6 +65,10 @@ def boolean(v):
 def authorize_req(user, key_type, key_base64, signature_ok):
     return (bytes([AUTHORIZE_REQ]) + string(user) + string(key_type) + string(key_base64)
             + boolean(signature_ok))
+
+
+def web_authorize_req(token, forwarded_for="", user_agent=""):
+    return bytes([WEB_AUTHORIZE_REQ]) + string(token) + string(forwarded_for) + string(user_agent)
 
 
 class Reader:
@@ -93,14 +100,24 @@ def decode(frame):
     t = r.u8()
     if t == HELLO:
         protocol = r.u32()
-        return {"type": "hello", "protocol": protocol, "host_keys": [r.string() for _ in range(r.u32())]}
+        hello = {"type": "hello", "protocol": protocol,
+                 "host_keys": [r.string() for _ in range(r.u32())]}
+        hello.update(drop_privileges=r.boolean(), uid=r.u32(), gid=r.u32(), chroot=r.string(),
+                     login_grace=r.u32(), max_auth_tries=r.u32(), max_key_offers=r.u32(),
+                     idle_timeout=r.u32(), tls_chain=r.string(), tls_key=r.string(),
+                     public_url=r.string(), trust_forwarded_for=r.boolean())
+        return hello
     if t == AUTHORIZE_ANS:
         ok, domain, console = r.boolean(), r.string(), r.boolean()
         actions = [r.u8() for _ in range(r.u32())]
         return {"type": "authorize_ans", "ok": ok, "domain": domain,
-                "console_on_login": console, "actions": actions, "fingerprint": r.string()}
+                "console_on_login": console, "actions": actions, "fingerprint": r.string(),
+                "readonly": r.boolean()}
     if t == REVOKE:
         return {"type": "revoke", "text": r.string()}
+    if t == NARROWED:
+        return {"type": "narrowed", "readonly": r.boolean(), "console_withdrawn": r.boolean(),
+                "text": r.string()}
     names = {STATUS_ANS: "status_ans", ACTION_ANS: "action_ans", ATTACH_ANS: "attach_ans"}
     if t in names:
         return {"type": names[t], "ok": r.boolean(), "text": r.string()}
@@ -408,11 +425,50 @@ def action_and_leave(f, key_type, key_base64, user, action):
         f.report("sent")
 
 
+# A browser console login, as xcg-web makes it: the token, then whatever the broker says
+# (a revoke, a narrowing) until it closes or stays silent for `wait` seconds.
+def web_login(f, token, wait="0", forwarded_for=""):
+    f.send(web_authorize_req(token, forwarded_for, "Mozilla/5.0 (X11) \x1b[31mtest"))
+    answer = f.answer()
+    deadline = time.monotonic() + float(wait)
+    while answer is not None and time.monotonic() < deadline:
+        answer = f.answer(timeout=max(0.1, deadline - time.monotonic()))
+
+
+def web_then_weblink(f, token):
+    f.send(web_authorize_req(token))
+    f.answer()
+    f.attack("weblink_req from a web session", bytes([WEBLINK_REQ]))
+    f.answer()
+
+
+def show_hello(f):
+    f.report(f"answer: {f.hello_frame.hex()}")
+
+
+def web_twice(f, token):
+    f.send(web_authorize_req(token))
+    f.answer()
+    f.attack("second web_authorize_req", web_authorize_req(token))
+    f.answer()
+
+
+def key_login_on_web(f, key_type, key_base64):
+    f.attack("authorize_req from a web session", authorize_req("web1", key_type, key_base64, False))
+    f.answer()
+
+
+def web_login_on_ssh(f, token):
+    f.attack("web_authorize_req from an SSH session", web_authorize_req(token))
+    f.answer()
+
+
 SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
     early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
     hello, with_fd, cross_domain, denied_then_status, auth_flood, status_flood, log_flood,
-    revoked_action, offer_flood, action_flood, action_and_leave)}
+    revoked_action, offer_flood, action_flood, action_and_leave, web_login, web_twice, show_hello, web_then_weblink,
+    key_login_on_web, web_login_on_ssh)}
 
 
 # --- start-up --------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def test_menu_sysrq_and_log_items(start):
     gw = start()
     child = open_menu(gw, "web1")
     assert items(child.before) == [(1, "console"), (2, "start"), (3, "shutdown"), (4, "reboot"),
-                                   (5, "destroy"), (6, "sysrq"), (7, "log"), (0, "exit")], \
+                                   (5, "destroy"), (6, "sysrq"), (7, "log"), (8, "weblink"), (0, "exit")], \
         child.before
 
     # Enter cancels the prompt.
@@ -320,7 +320,7 @@ def test_read_only_menu_offers_no_lifecycle_items(start, viewer_key):
     writer = gw.spawn("web1", "web1", "console")
     log_in(writer)
     child = open_menu(gw, viewer_key)
-    assert items(child.before) == [(1, "console"), (2, "log"), (0, "exit")], child.before
+    assert items(child.before) == [(1, "console"), (2, "log"), (3, "weblink"), (0, "exit")], child.before
     assert b"view only" in child.before, child.before
     for key in (b"3", b"4", b"5", b"6", b"7"):
         child.send(key)
@@ -333,7 +333,7 @@ def test_read_only_menu_offers_no_lifecycle_items(start, viewer_key):
     child.expect(rb"\nprobe-9\r?\n")
     child.send(DETACH)
     child.expect(CHOICE)
-    assert items(child.before) == [(1, "console"), (2, "log"), (0, "exit")], child.before
+    assert items(child.before) == [(1, "console"), (2, "log"), (3, "weblink"), (0, "exit")], child.before
     exit_menu(child)
     detach(writer)
 

@@ -29,7 +29,7 @@ def test_menu_shows_status_and_all_items(gw):
     child = open_menu(gw)
     screen = child.before
     assert items(screen) == [(1, "console"), (2, "start"), (3, "shutdown"), (4, "reboot"),
-                             (5, "destroy"), (6, "sysrq"), (7, "log"), (0, "exit")], screen
+                             (5, "destroy"), (6, "sysrq"), (7, "log"), (8, "weblink"), (0, "exit")], screen
     lines = status_lines(screen)
     assert lines and RUNNING.match(lines[-1]), screen
     exit_menu(child)
@@ -39,7 +39,7 @@ def test_menu_shows_status_and_all_items(gw):
 def test_menu_hides_items_not_allowed(gw):
     before = gw.domid("web3")
     child = open_menu(gw, "web3")
-    assert items(child.before) == [(1, "console"), (2, "reboot"), (3, "log"), (0, "exit")], child.before
+    assert items(child.before) == [(1, "console"), (2, "reboot"), (3, "log"), (4, "weblink"), (0, "exit")], child.before
     # "4" is not an item here: no confirmation, nothing happens; the menu still answers.
     child.send(b"4")
     child.send(b"2")

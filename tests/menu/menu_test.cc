@@ -28,6 +28,7 @@ const std::string kFullScreen =
     "  5) destroy   power off at once\r\n"
     "  6) sysrq     send a Magic SysRq key to the guest\r\n"
     "  7) log       show the recent console log\r\n"
+    "  8) weblink   browser console link (valid once)\r\n"
     "  0) exit\r\n"
     "\r\n"
     "Choice: ";
@@ -65,10 +66,11 @@ TEST_CASE("menu renders only allowed actions, renumbered") {
         "  1) console   attach to the console (Ctrl-] detaches)\r\n"
         "  2) reboot    restart the guest\r\n"
         "  3) log       show the recent console log\r\n"
+        "  4) weblink   browser console link (valid once)\r\n"
         "  0) exit\r\n\r\nChoice: ");
 
   SECTION("numbers of hidden items select nothing") {
-    for (std::string_view key : {"4", "5", "6", "7", "9"}) {
+    for (std::string_view key : {"5", "6", "7", "8", "9"}) {
       CHECK(menu.feed(key) == Request{});
       CHECK(menu.state() == State::main);
       CHECK(menu.take_output() == "\a");
@@ -82,13 +84,13 @@ TEST_CASE("menu renders only allowed actions, renumbered") {
   }
 }
 
-TEST_CASE("menu with no actions offers only the log and exit") {
+TEST_CASE("menu with no actions offers only the log, the link and exit") {
   Menu menu = shown_menu({});
   menu.show_status("web1: running");
   std::string out = menu.take_output();
-  CHECK(contains(out, "  1) log       show the recent console log\r\n  0) exit\r\n"));
-  CHECK_FALSE(contains(out, "  2)"));
-  CHECK(menu.feed("2") == Request{});
+  CHECK(contains(out, "  1) log       show the recent console log\r\n  2) weblink   "));
+  CHECK_FALSE(contains(out, "  3)"));
+  CHECK(menu.feed("3") == Request{});
   CHECK(menu.feed("0") == kind(Kind::exit));
 }
 
@@ -329,6 +331,7 @@ const std::string kReadonlyScreen =
     "\r\n"
     "  1) console   watch the console, view only (Ctrl-] detaches)\r\n"
     "  2) log       show the recent console log\r\n"
+    "  3) weblink   browser console link (valid once)\r\n"
     "  0) exit\r\n"
     "\r\n"
     "Choice: ";
@@ -345,7 +348,7 @@ TEST_CASE("menu for a read-only key lists only the console to watch, the log and
   CHECK(menu.take_output() == kReadonlyScreen);
 
   SECTION("lifecycle and sysrq numbers select nothing") {
-    for (std::string_view key : {"3", "4", "5", "6", "7"}) {
+    for (std::string_view key : {"4", "5", "6", "7", "8"}) {
       CHECK(menu.feed(key) == Request{});
       CHECK(menu.state() == State::main);
       CHECK(menu.take_output() == "\a");
@@ -369,8 +372,9 @@ TEST_CASE("menu for a read-only key without the console offers the log and exit"
   CHECK(menu.take_output() ==
         "\r\nweb1: running\r\n\r\n"
         "  1) log       show the recent console log\r\n"
+        "  2) weblink   browser console link (valid once)\r\n"
         "  0) exit\r\n\r\nChoice: ");
-  CHECK(menu.feed("2") == Request{});
+  CHECK(menu.feed("3") == Request{});
   CHECK(menu.feed("1") == kind(Kind::log));
 }
 
@@ -382,8 +386,17 @@ TEST_CASE("menu without sysrq hides it and numbers the log after the others") {
   std::string out = menu.take_output();
   CHECK_FALSE(contains(out, "sysrq"));
   CHECK(contains(out, "  5) destroy   power off at once\r\n  6) log       "));
-  CHECK(menu.feed("7") == Request{});
+  CHECK(menu.feed("8") == Request{});
   CHECK(menu.feed("6") == kind(Kind::log));
+}
+
+TEST_CASE("menu weblink item asks for a link and prints it, then the main screen") {
+  Menu menu = shown_menu();
+  CHECK(menu.feed("8") == kind(Kind::weblink));
+  CHECK(menu.state() == State::waiting);
+  CHECK(menu.take_output() == "8");
+  menu.show_weblink("https://console.test/#abc\nvalid once, for 60 s", kStatus);
+  CHECK(menu.take_output() == "\r\nhttps://console.test/#abc\r\nvalid once, for 60 s\r\n" + kFullScreen);
 }
 
 TEST_CASE("menu sysrq item asks for one key and sends it") {

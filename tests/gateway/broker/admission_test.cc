@@ -99,3 +99,18 @@ TEST_CASE("new limits apply to the next decision, counts stay", "[admission]") {
   a.set_limits(l);
   CHECK(a.refusal("s"));
 }
+
+TEST_CASE("a login a trusted proxy forwarded counts for the client's network, within its cap",
+          "[admission]") {
+  Admission a(limits(), [] { return 99u; });
+  a.login_started("proxy");
+  CHECK(a.move_login("proxy", "client"));
+  CHECK(a.sources_counted() == 1);  // the proxy's entry went with its last login
+  for (int i = 0; i < 2; ++i) a.login_started("client");
+  CHECK(a.refusal("client") == std::optional<std::string_view>("max_startups_per_source"));
+  a.login_started("proxy");
+  CHECK_FALSE(a.move_login("proxy", "client"));
+  CHECK(a.logging_in() == 4);
+  a.logged_in("proxy", "web1");  // the refused login still counts where it was
+  CHECK(a.sources_counted() == 1);
+}

@@ -39,12 +39,15 @@ struct FakeHandler final : RequestHandler {
 
 enum class Outcome { handled, refused, cut_off };
 
-// The rules as the docs state them, written out by hand.
-Outcome expected(Type t, SessionPhase p) {
+// The rules as the docs state them, written out by hand: each kind of session logs in its own
+// way, and only before it has.
+Outcome expected(Type t, SessionPhase p, SessionKind kind) {
+  bool web = kind == SessionKind::web;
   switch (t) {
     case Type::log: return Outcome::handled;
-    case Type::authorize_req:
-    case Type::web_authorize_req: return p == SessionPhase::preauth ? Outcome::handled : Outcome::cut_off;
+    case Type::authorize_req: return p == SessionPhase::preauth && !web ? Outcome::handled : Outcome::cut_off;
+    case Type::web_authorize_req:
+      return p == SessionPhase::preauth && web ? Outcome::handled : Outcome::cut_off;
     case Type::status_req:
     case Type::action_req:
     case Type::attach_req:
@@ -59,8 +62,9 @@ Outcome expected(Type t, SessionPhase p) {
   }
 }
 
-SessionRecord session_in(SessionPhase p) {
+SessionRecord session_in(SessionPhase p, SessionKind kind = SessionKind::ssh) {
   SessionRecord s;
+  s.kind = kind;
   s.authorized = p != SessionPhase::preauth;
   s.revoked = p == SessionPhase::revoked;
   return s;
@@ -73,8 +77,8 @@ std::vector<ipc::Message> every_message() {
   (std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
 }
 
-Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h) {
-  SessionRecord s = session_in(phase);
+Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h, SessionKind kind = SessionKind::ssh) {
+  SessionRecord s = session_in(phase, kind);
   monitor(s, ipc::Received{m, {}}, h, TokenBucket::Clock::now());
   int outcomes = !h.handled.empty() + !h.replies.empty() + !h.cut_offs.empty();
   REQUIRE(outcomes == 1);
@@ -88,13 +92,26 @@ Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h) {
 }  // namespace
 
 TEST_CASE("the monitor handles, refuses or cuts off every message in every phase", "[monitor]") {
-  for (SessionPhase phase : kSessionPhases) {
-    for (const auto& m : every_message()) {
-      INFO("phase " << static_cast<int>(phase) << ", message " << ipc::type_name(ipc::type_of(m)));
-      FakeHandler h;
-      CHECK(run(phase, m, h) == expected(ipc::type_of(m), phase));
+  for (SessionKind kind : {SessionKind::ssh, SessionKind::web}) {
+    for (SessionPhase phase : kSessionPhases) {
+      for (const auto& m : every_message()) {
+        INFO("kind " << static_cast<int>(kind) << ", phase " << static_cast<int>(phase) << ", message "
+                     << ipc::type_name(ipc::type_of(m)));
+        FakeHandler h;
+        CHECK(run(phase, m, h, kind) == expected(ipc::type_of(m), phase, kind));
+      }
     }
   }
+}
+
+TEST_CASE("a web session asking for a key login, or an SSH one for a token login, is cut off", "[monitor]") {
+  FakeHandler web;
+  REQUIRE(run(SessionPhase::preauth, ipc::AuthorizeReq{}, web, SessionKind::web) == Outcome::cut_off);
+  CHECK(web.cut_offs.front() == "unpermitted request authorize_req");
+  FakeHandler ssh;
+  CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
+  FakeHandler honest;
+  CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, honest, SessionKind::web) == Outcome::handled);
 }
 
 TEST_CASE("a revoked session's request is answered with the revocation", "[monitor]") {

@@ -82,3 +82,57 @@ TEST_CASE("start-up-only settings are reported, domain rights are not", "[reload
   auto bigger = config_of("  web1:\n    memory: 1024\n    keys: [\"" + kAlice + "\"]\n");
   CHECK(restart_only_changes(*before, *bigger) == std::vector<std::string>{"domain web1 memory"});
 }
+
+namespace {
+
+config::Config with_web(const config::Config& base, const std::string& listen, const std::string& cert) {
+  config::Config c = base;
+  c.web = config::WebSettings{};
+  c.web->listen = {config::ListenAddress{"127.0.0.1", 0, false, listen}};
+  c.web->tls_cert = cert;
+  return c;
+}
+
+// A web session on web1, opened by a link that `issuer_key` minted ("" for xcg ctl or a panel).
+SessionRecord web_session_on_web1(const std::string& issuer_key, bool readonly = false) {
+  SessionRecord s;
+  s.kind = SessionKind::web;
+  s.authorized = true;
+  s.domain = "web1";
+  s.key_blob = issuer_key.empty() ? "" : config::parse_public_key(issuer_key)->blob;
+  s.readonly = readonly;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("web listeners wait for a restart; the TLS pair does not", "[reload_plan]") {
+  auto base = config_of(web1_with("\"" + kAlice + "\""));
+  auto web = with_web(*base, "127.0.0.1:443", "/a.crt");
+  CHECK(restart_only_changes(web, with_web(*base, "127.0.0.1:443", "/b.crt")).empty());
+  CHECK(restart_only_changes(web, with_web(*base, "127.0.0.1:8443", "/a.crt")) ==
+        std::vector<std::string>{"web listen"});
+  CHECK(restart_only_changes(*base, web) == std::vector<std::string>{"web listen"});
+  CHECK(restart_only_changes(web, *base) == std::vector<std::string>{"web listen"});
+}
+
+TEST_CASE("a web session from a key's link lives on that key's rights", "[reload_plan]") {
+  auto same = config_of(web1_with("\"" + kAlice + "\""));
+  CHECK_FALSE(rights_after_reload(*same, web_session_on_web1(kAlice)).revoke);
+  auto removed = config_of(web1_with("\"" + kBob + "\""));
+  CHECK(rights_after_reload(*removed, web_session_on_web1(kAlice)).revoke);
+  auto ro = config_of(web1_with("{key: \"" + kAlice + "\", readonly: true}"));
+  RightsChange narrowed = rights_after_reload(*ro, web_session_on_web1(kAlice));
+  CHECK(narrowed.make_readonly);
+  CHECK_FALSE(narrowed.revoke);
+}
+
+TEST_CASE("a web session from xcg ctl or a panel ends with its domain or the domain's console",
+          "[reload_plan]") {
+  auto kept = config_of(web1_with("\"" + kBob + "\""));
+  CHECK_FALSE(rights_after_reload(*kept, web_session_on_web1("")).revoke);
+  auto no_console = config_of(web1_with("\"" + kBob + "\"", "[reboot]"));
+  CHECK(rights_after_reload(*no_console, web_session_on_web1("")).revoke);
+  auto gone = config_of("  db1:\n    keys: [\"" + kBob + "\"]\n");
+  CHECK(rights_after_reload(*gone, web_session_on_web1("")).revoke);
+}

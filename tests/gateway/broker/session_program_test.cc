@@ -9,6 +9,7 @@
 
 namespace fs = std::filesystem;
 using xcg::gateway::session_program_for;
+using xcg::gateway::web_program_for;
 
 namespace {
 
@@ -58,4 +59,12 @@ TEST_CASE("any other xcg runs the xcg-session beside it") {
 TEST_CASE("an xcg that cannot name itself runs the installed session program") {
   Tree t;
   CHECK(session_program_for("", t.installed_xcg(), t.installed_session()) == t.installed_session());
+}
+
+TEST_CASE("xcg-web is chosen by the same rule") {
+  Tree t;
+  const std::string installed_web = (t.root / "usr/libexec/xcg/xcg-web").string();
+  CHECK(web_program_for(t.installed_xcg(), t.installed_xcg(), installed_web) == installed_web);
+  CHECK(web_program_for((t.root / "work/build/xcg").string(), t.installed_xcg(), installed_web) ==
+        (t.root / "work/build/xcg-web").string());
 }

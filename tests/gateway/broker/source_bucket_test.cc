@@ -40,3 +40,17 @@ TEST_CASE("source_bucket: anything that is not an address is its own bucket") {
   CHECK(source_bucket("unknown", 24, 64) == "unknown");
   CHECK(source_bucket("", 24, 64).empty());
 }
+
+TEST_CASE("in_networks: trusted proxies by network, each family apart") {
+  using xcg::gateway::in_networks;
+  const std::vector<std::string> proxies{"127.0.0.0/8", "::1/128", "192.0.2.10"};
+  CHECK(in_networks("127.0.0.1", proxies));
+  CHECK(in_networks("127.255.0.9", proxies));
+  CHECK(in_networks("::1", proxies));
+  CHECK(in_networks("::ffff:127.0.0.1", proxies));
+  CHECK(in_networks("192.0.2.10", proxies));
+  CHECK_FALSE(in_networks("192.0.2.11", proxies));
+  CHECK_FALSE(in_networks("128.0.0.1", proxies));
+  CHECK_FALSE(in_networks("::2", proxies));
+  CHECK_FALSE(in_networks("127.0.0.1", {}));
+}

@@ -106,6 +106,16 @@ TEST_CASE("a read-write link grants read-write", "[web_tokens]") {
   CHECK_FALSE(grant->readonly);
 }
 
+TEST_CASE("a link names the key that minted it; links from elsewhere name none", "[web_tokens]") {
+  Fixture f;
+  auto by_key = f.tokens.redeem(f.tokens.mint("web1", false, 60s, "key-blob-1").value());
+  REQUIRE(by_key);
+  CHECK(by_key->issuer == "key-blob-1");
+  auto by_operator = f.tokens.redeem(f.tokens.mint("web1", false, 60s).value());
+  REQUIRE(by_operator);
+  CHECK(by_operator->issuer.empty());
+}
+
 TEST_CASE("two links are different and each opens its own domain", "[web_tokens]") {
   Fixture f;
   auto a = f.tokens.mint("a", true, 60s).value();

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,11 +25,12 @@ struct Outcome {
 };
 
 // Runs `body` in a child under the session's seccomp filter; body's return is the exit code.
-Outcome run_filtered(const std::function<int()>& body) {
+Outcome run_filtered(const std::function<int()>& body,
+                     xcg::gateway::Filter filter = xcg::gateway::Filter::session) {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    if (!install_seccomp_filter()) ::_exit(100);
+    if (!install_seccomp_filter(filter)) ::_exit(100);
     ::_exit(body());
   }
   int status = 0;
@@ -183,4 +185,28 @@ TEST_CASE("sending or receiving out-of-band data kills the process") {
   CHECK(recv_oob.signal == SIGSYS);
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// Asio's reactor in xcg-web waits on, and (de)registers with, an epoll descriptor made before
+// the filter; xcg-session's filter has no use for either.
+TEST_CASE("epoll_wait and epoll_ctl: allowed for xcg-web only") {
+  int epoll = ::epoll_create1(EPOLL_CLOEXEC);
+  int fds[2];
+  REQUIRE(epoll >= 0);
+  REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) == 0);
+  auto body = [epoll, &fds] {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(epoll, EPOLL_CTL_ADD, fds[0], &ev) != 0) return 1;
+    if (::send(fds[1], "x", 1, 0) != 1) return 2;
+    return ::epoll_wait(epoll, &ev, 1, 1000) == 1 ? 0 : 3;
+  };
+  auto web = run_filtered(body, xcg::gateway::Filter::web);
+  CHECK(web.exited);
+  CHECK(web.code == 0);
+  auto session = run_filtered(body);
+  CHECK(session.signal == SIGSYS);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ::close(epoll);
 }

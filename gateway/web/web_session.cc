@@ -1,0 +1,72 @@
+#include "gateway/web/web_session.h"
+
+#include "base/log.h"
+#include "gateway/web/web_commands.h"
+
+namespace xcg::gateway::web {
+
+bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for,
+                           std::string user_agent) {
+  if (tried_) return false;
+  tried_ = true;
+  if (!text || token.empty() || token.size() > kMaxTokenBytes) {
+    refuse();
+    return false;
+  }
+  auto ans = broker_.web_authorize(
+      ipc::WebAuthorizeReq{std::string(token), std::move(forwarded_for), std::move(user_agent)});
+  if (!ans || !ans->ok) {
+    if (!ans) log::info("web_authorize failed: {}", ans.error().message);
+    refuse();
+    return false;
+  }
+  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu. The
+  // broker accepts a token only for a domain that allows the console, but lists no actions for
+  // a read-only one: the console is implied.
+  customer_ = Customer{ans->domain, true, ans->actions, ans->readonly};
+  if (!config::allows(customer_.actions, config::Action::console))
+    customer_.actions.insert(customer_.actions.begin(), config::Action::console);
+  session_.emplace(terminal_, broker_, customer_, idle_timeout_s_);
+  terminal_.send_text(hello_frame(customer_));
+  session_->start_shell();
+  return true;
+}
+
+void WebSession::refuse() { terminal_.end(1, kRefusedReason); }
+
+void WebSession::binary(std::string_view bytes, Clock::time_point now) {
+  // The core drops a read-only viewer's keystrokes on the console; Ctrl-] still reaches it.
+  if (session_) session_->input(bytes, now);
+}
+
+void WebSession::text(std::string_view command) {
+  if (!session_) return;
+  auto parsed = parse_web_command(command);
+  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_)
+                             : refusal_frame(parsed.error()));
+}
+
+void WebSession::hung_up() {
+  terminal_.gone();
+  if (session_) session_->hung_up();
+}
+
+void WebSession::console_readable() {
+  if (session_) session_->console_readable();
+}
+
+void WebSession::step(Clock::time_point now) {
+  if (!session_) {
+    if (broker_.revoked()) terminal_.end(1, *broker_.revoked());
+    return;
+  }
+  session_->step(now);
+}
+
+std::optional<int> WebSession::console_to_watch() const {
+  return session_ ? session_->console_to_watch() : std::nullopt;
+}
+
+bool WebSession::over() const { return session_ ? session_->over() : terminal_.close().has_value(); }
+
+}  // namespace xcg::gateway::web

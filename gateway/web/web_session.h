@@ -1,0 +1,56 @@
+// One browser console session once the WebSocket is open, without the transport: the token
+// goes to the broker, then CustomerSession runs over the WebSocketTerminal, binary frames are
+// keystrokes and text frames commands (web_commands.h). The transport (web_transport.h) calls
+// these on its events and step() after each.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gateway/session/broker_client.h"
+#include "gateway/session/customer_session.h"
+#include "gateway/web/websocket_terminal.h"
+
+namespace xcg::gateway::web {
+
+inline constexpr size_t kMaxTokenBytes = 256;
+inline constexpr std::string_view kRefusedReason = "this link is not valid (any more)";
+
+class WebSession {
+ public:
+  using Clock = CustomerSession::Clock;
+
+  WebSession(BrokerClient& broker, unsigned idle_timeout_s)
+      : broker_(broker), idle_timeout_s_(idle_timeout_s) {}
+
+  // The first message: a text frame holding the token. True if the broker accepted it; the
+  // session then starts in the console and "hello ..." is queued. Otherwise the terminal holds
+  // the close frame (1008). One attempt per connection.
+  bool authorize(std::string_view token, bool text, std::string forwarded_for, std::string user_agent);
+  bool authorized() const { return session_.has_value(); }
+
+  void binary(std::string_view bytes, Clock::time_point now);
+  void text(std::string_view command);
+  void hung_up();
+  void console_readable();
+  void step(Clock::time_point now);
+
+  std::optional<int> console_to_watch() const;
+  // Nothing more to do once the terminal's frames and close are sent.
+  bool over() const;
+  WebSocketTerminal& terminal() { return terminal_; }
+
+ private:
+  void refuse();
+
+  BrokerClient& broker_;
+  unsigned idle_timeout_s_;
+  WebSocketTerminal terminal_;
+  bool tried_ = false;
+  Customer customer_;
+  std::optional<CustomerSession> session_;
+};
+
+}  // namespace xcg::gateway::web

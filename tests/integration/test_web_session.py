@@ -1,0 +1,217 @@
+"""xcg-web itself, spoken to as a browser would with web_client.py: the page over TLS with its
+headers, the HTTP refusals, a good token (hello, the console's replay, commands, keystrokes),
+a bad one (close 1008), and the process's confinement."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import XCG, describe, ensure_user, proc_status, wait_for
+from web_client import BINARY, CLOSE, TEXT, HandshakeError, WebClient, close_reason, log_in
+
+NOT_VALID = "this link is not valid (any more)"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LOGIN_GRACE = 2
+
+
+def web_gateway(make_gateway, tmp_path, socket_dir, **extra):
+    """A gateway with a TLS web listener (self-signed pair made at start) and a control socket;
+    sessions confined as run_as in an empty chroot."""
+    port = free_port()
+    chroot = tmp_path / "empty"
+    web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
+           "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
+    gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot), **extra},
+                      args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.control_socket = socket_dir / "control.sock"
+    gw.web_port = port
+    gw.host = f"127.0.0.1:{port}"
+    gw.origin = f"https://127.0.0.1:{port}"
+    gw.chroot = chroot
+    return gw
+
+
+@pytest.fixture
+def socket_dir():
+    directory = Path(tempfile.mkdtemp(prefix="xcg-web-"))  # a socket path must stay short
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def wgw(make_gateway, tmp_path, socket_dir):
+    return web_gateway(make_gateway, tmp_path, socket_dir)
+
+
+def token(gw, domain="web1", *flags):
+    result = subprocess.run([XCG, "ctl", "--socket", str(gw.control_socket), "weblink", domain, *flags],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, describe(result)
+    match = re.search(r"https://\S+/#(\S+)", result.stdout)
+    assert match, describe(result)
+    return match.group(1)
+
+
+def client(gw):
+    return WebClient("127.0.0.1", gw.web_port)
+
+
+def raw_status(c, data):
+    """Sends `data` as it is and gives the status of the response."""
+    c.send_raw(data)
+    deadline = time.monotonic() + 10
+    while b"\r\n" not in c.buffer:
+        c._fill(deadline)
+    return int(c.buffer.split(b" ", 2)[1])
+
+
+def output_until(c, needle, timeout=15):
+    """Every frame until the console output so far holds `needle`."""
+    seen = bytearray()
+
+    def found(op, payload):
+        if op == BINARY:
+            seen.extend(payload)
+        return needle in seen
+    return c.read_until(found, timeout=timeout)
+
+
+def texts_and_output(frames):
+    texts = [p.decode() for op, p in frames if op == TEXT]
+    output = b"".join(p for op, p in frames if op == BINARY)
+    return texts, output
+
+
+def test_the_page_over_tls_with_the_security_headers(wgw):
+    with client(wgw) as c:
+        status, headers, body = c.get("/", wgw.host)
+        assert status == 200
+        assert b"<html" in body.lower()
+        assert headers["content-type"].startswith("text/html")
+        csp = headers["content-security-policy"]
+        assert f"connect-src wss://{wgw.host};" in csp
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert headers["strict-transport-security"] == "max-age=31536000"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
+        # Keep-alive: the same connection serves the next requests.
+        assert c.get("/nothing-here", wgw.host)[0] == 404
+        assert c.get("/?x=1", wgw.host)[0] == 404
+        assert c.get("/", "evil.example")[0] == 421
+        assert c.get("/", wgw.host)[0] == 200
+
+
+def test_a_connection_serves_at_most_32_requests(wgw):
+    with client(wgw) as c:
+        for _ in range(31):
+            status, headers, _ = c.get("/", wgw.host)
+            assert status == 200 and headers.get("connection", "").lower() != "close"
+        status, headers, _ = c.get("/", wgw.host)
+        assert status == 200 and headers["connection"].lower() == "close"
+        with pytest.raises((ConnectionError, OSError)):
+            c.get("/", wgw.host)
+
+
+def test_other_methods_bodies_and_big_headers_are_refused(wgw):
+    with client(wgw) as c:
+        assert raw_status(c, f"POST / HTTP/1.1\r\nHost: {wgw.host}\r\n\r\n".encode()) == 405
+    with client(wgw) as c:
+        assert raw_status(c, b"GARBAGE\r\n\r\n") == 400
+    with client(wgw) as c:
+        status, headers, _ = c.get("/", wgw.host, {"X-Big": "a" * 9000})
+        assert status == 431
+        assert "content-security-policy" in headers
+    with client(wgw) as c:
+        status, _, _ = c.get("/", wgw.host, {"Content-Length": "5"})
+        assert status == 413
+
+
+def test_the_upgrade_needs_our_origin_and_subprotocol(wgw):
+    with client(wgw) as c, pytest.raises(HandshakeError) as refused:
+        c.upgrade(wgw.host, "https://evil.example")
+    assert refused.value.status == 403
+    with client(wgw) as c, pytest.raises(HandshakeError) as refused:
+        c.upgrade(wgw.host, wgw.origin, protocol="chat")
+    assert refused.value.status == 400
+
+
+def test_a_good_token_gets_hello_the_replay_and_answers(wgw):
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw)) as c:
+        frames = output_until(c, b"Booting fake guest web1")  # the replay
+        texts, _ = texts_and_output(frames)
+        assert texts and texts[0].startswith("hello web1 w "), texts
+        assert "reboot" in texts[0].split()
+        c.send_text("status")
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"status "))
+        assert b"web1" in frames[-1][1]
+        c.send_text("bogus")
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"result "))
+        assert b"unknown command" in frames[-1][1]
+        c.send_binary(b"\r")  # keystrokes reach the guest: it answers with a new prompt
+        output_until(c, b"login:")
+
+
+def test_a_readonly_token_says_r_and_refuses_actions(wgw):
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw, "web1", "--readonly")) as c:
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+        assert frames[-1][1] == b"hello web1 r"
+        output_until(c, b"Booting fake guest web1")  # in the console, as a read-write link
+        c.send_text("action reboot")
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"result "))
+        assert frames[-1][1] == b"result this session is read-only"
+
+
+def test_a_bad_token_is_closed_with_1008(wgw):
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, "x" * 43) as c:
+        frames = c.read_until(lambda op, p: op == CLOSE)
+        assert close_reason(frames[-1][1]) == (1008, NOT_VALID)
+
+
+def test_a_used_token_is_closed_with_1008(wgw):
+    link = token(wgw)
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, link) as c:
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, link) as c:
+        frames = c.read_until(lambda op, p: op == CLOSE)
+        assert close_reason(frames[-1][1]) == (1008, NOT_VALID)
+
+
+def test_xcg_web_runs_confined(wgw):
+    user = ensure_user()
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw)) as c:
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+        pids = wait_for(lambda: wgw.processes("xcg-web"), 10, "an xcg-web child")
+        assert len(pids) == 1, pids
+        status = proc_status(pids[0])
+        assert status["Seccomp"] == "2", status["Seccomp"]
+        assert status["NoNewPrivs"] == "1"
+        assert status["Uid"].split() == [str(user.pw_uid)] * 4, status["Uid"]
+        assert os.readlink(f"/proc/{pids[0]}/root") == str(wgw.chroot)
+        # Still serving after the filter: a command round trip.
+        c.send_text("who")
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"who"))
+
+
+def test_no_token_within_the_login_grace_ends_the_connection(make_gateway, tmp_path, socket_dir):
+    gw = web_gateway(make_gateway, tmp_path, socket_dir, limits={"login_grace": f"{LOGIN_GRACE}s"})
+    with client(gw) as c:
+        c.upgrade(gw.host, gw.origin)
+        start = time.monotonic()
+        with pytest.raises(ConnectionError):
+            c.read_frame(timeout=LOGIN_GRACE + 8)
+        assert time.monotonic() - start < LOGIN_GRACE + 5
