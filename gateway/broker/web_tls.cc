@@ -212,10 +212,3 @@ std::vector<std::string> web_file_problems(const config::WebSettings& web) {
 }
 
 }  // namespace xcg::gateway
-
-namespace xcg::gateway {
-
-// Until the checks of its owner and mode land (webconfig), the bytes as they are.
-std::string load_panel_secret(const std::string& path) { return read_file(path); }
-
-}  // namespace xcg::gateway

@@ -179,7 +179,7 @@ def test_a_link_logs_in_once_and_the_login_is_audited(web_gw):
     assert logins[0]["domain"] == "web1" and logins[0]["token"] == "link", logins
     assert logins[0]["user_agent"].startswith("Mozilla/5.0 (X11) ?[31mtest"), logins
     wait_for(lambda: any(r["event"] == "auth_failure" for r in records()), 5, "the refusal's record")
-    everything = web_gw.read_log() + (web_gw.directory / "audit.jsonl").read_text()
+    everything = web_gw.read_log() + (web_gw.config_path.parent / "audit.jsonl").read_text()
     assert token not in everything
 
 
@@ -235,7 +235,7 @@ def test_a_link_from_a_key_ends_with_the_key(web_gw, keys):
     watcher.start()
     wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
                          for r in web_gw.audit_records()), 10, "the web login")
-    rewrite_config(web_gw, [keys["web2"].public_line])
+    rewrite_config(web_gw, [keys["stranger"].public_line])
     revoked_at = time.monotonic()
     watcher.join(30)
     run = box["run"]
@@ -255,7 +255,7 @@ def test_an_operator_link_survives_a_key_change_but_not_its_domain_losing_consol
     watcher.start()
     wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
                          for r in web_gw.audit_records()), 10, "the web login")
-    rewrite_config(web_gw, [keys["web2"].public_line])  # done when ctl returns
+    rewrite_config(web_gw, [keys["stranger"].public_line])  # done when ctl returns
     assert watcher.is_alive()
     text = web_gw.config_path.read_text().replace("  web1:\n", "  web1:\n    actions: [reboot]\n", 1)
     web_gw.config_path.write_text(text)
