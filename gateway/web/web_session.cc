@@ -67,6 +67,4 @@ std::optional<int> WebSession::console_to_watch() const {
   return session_ ? session_->console_to_watch() : std::nullopt;
 }
 
-bool WebSession::over() const { return session_ ? session_->over() : terminal_.close().has_value(); }
-
 }  // namespace xcg::gateway::web

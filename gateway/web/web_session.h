@@ -38,8 +38,6 @@ class WebSession {
   void step(Clock::time_point now);
 
   std::optional<int> console_to_watch() const;
-  // Nothing more to do once the terminal's frames and close are sent.
-  bool over() const;
   WebSocketTerminal& terminal() { return terminal_; }
 
  private:

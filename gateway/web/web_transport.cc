@@ -334,6 +334,7 @@ struct WebTransport::Impl {
     bool tls = !s.tls_chain_pem.empty() || !s.tls_key_pem.empty();
     if (tls) {
       tls_context = make_tls(s.tls_chain_pem, s.tls_key_pem);
+      loop.settings.tls_key_pem = {};  // OpenSSL has its copy; the caller wipes the hello's
       tls_connection.emplace(loop, beast::ssl_stream<beast::tcp_stream>(
                                        beast::tcp_stream(adopt_socket(loop.ioc)), *tls_context));
     } else {

@@ -46,7 +46,6 @@ class WebSocketTerminal : public Terminal {
   // For the transport: the next frame to write, if any, and after the last one the close.
   std::optional<Frame> take_frame();
   const std::optional<CloseFrame>& close() const { return close_; }
-  size_t queued_bytes() const { return queued_; }
 
  private:
   std::deque<Frame> frames_;

@@ -215,3 +215,19 @@ def test_no_token_within_the_login_grace_ends_the_connection(make_gateway, tmp_p
         with pytest.raises(ConnectionError):
             c.read_frame(timeout=LOGIN_GRACE + 8)
         assert time.monotonic() - start < LOGIN_GRACE + 5
+
+
+def test_a_plain_listener_behind_a_proxy_serves_without_tls_and_hsts(make_gateway, tmp_path, socket_dir):
+    port = free_port()
+    web = {"listen": [f"http://127.0.0.1:{port}"], "public_url": "https://console.test",
+           "trusted_proxies": ["127.0.0.1/32"]}
+    gw = make_gateway(extra={"web": web}, args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.control_socket = socket_dir / "control.sock"
+    with WebClient("127.0.0.1", port, tls=False) as c:
+        status, headers, _ = c.get("/", "console.test")
+        assert status == 200
+        assert "strict-transport-security" not in headers
+        assert "connect-src wss://console.test;" in headers["content-security-policy"]
+    with log_in("127.0.0.1", port, "console.test", "https://console.test", token(gw), tls=False) as c:
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+        assert frames[-1][1].startswith(b"hello web1 w")
