@@ -95,8 +95,9 @@ def target(tmp_path_factory, keys):
     assert status == 0, f"xcg serve exited with {status} after SIGTERM:\n{gw.read_log()}"
 
 
-def session_count(gw):
-    return len(gw.processes("xcg-session"))
+def session_count(target):
+    """Session processes run under the program's file name: here the renamed link's."""
+    return len(target.gw.processes(target.comm))
 
 
 def test_the_program_lists_its_cases():
@@ -124,7 +125,7 @@ def test_bad_input(target, keys, case):
     assert status.stdout.startswith(f"web1: running, domid {target.domid},"), \
         f"web1 was restarted or stopped: {status.stdout!r} ({verdict})"
     # Only the viewer's session is left; a case's session may wait out the login grace time.
-    wait_for(lambda: session_count(gw) == 1, LOGIN_GRACE + 10,
+    wait_for(lambda: session_count(target) == 1, LOGIN_GRACE + 10,
              f"the case's session to end ({verdict})")
     kernel_after = kernel_log()
     if kernel_before is not None and kernel_after is not None:
