@@ -515,6 +515,8 @@ inside() {
   check "xcg check --config /etc/xcg/xcg.yaml" example_config_passes_check
   check "the session program /usr/libexec/xcg/xcg-session, mode 755" \
     mode_owner_is /usr/libexec/xcg/xcg-session "755 root root"
+  check "the browser console program /usr/libexec/xcg/xcg-web, mode 755" \
+    mode_owner_is /usr/libexec/xcg/xcg-web "755 root root"
   check "unit installed and enabled" \
     eval 'test -f "$R/lib/systemd/system/xcg.service" && test -L "$R/etc/systemd/system/multi-user.target.wants/xcg.service"'
   check "systemd-analyze verify xcg.service (in the chroot)" unit_verifies
