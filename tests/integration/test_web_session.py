@@ -4,6 +4,7 @@ a bad one (close 1008), and the process's confinement."""
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import XCG, describe, ensure_user, proc_status, wait_for
+from test_weblink import panel_token
 from web_client import BINARY, CLOSE, TEXT, HandshakeError, WebClient, close_reason, log_in
 
 NOT_VALID = "this link is not valid (any more)"
@@ -28,13 +30,13 @@ def free_port():
 LOGIN_GRACE = 2
 
 
-def web_gateway(make_gateway, tmp_path, socket_dir, **extra):
+def web_gateway(make_gateway, tmp_path, socket_dir, web_extra=None, **extra):
     """A gateway with a TLS web listener (self-signed pair made at start) and a control socket;
     sessions confined as run_as in an empty chroot."""
     port = free_port()
     chroot = tmp_path / "empty"
     web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
-           "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key")}
+           "tls_cert": str(tmp_path / "web.crt"), "tls_key": str(tmp_path / "web.key"), **(web_extra or {})}
     gw = make_gateway(extra={"web": web, "run_as": "xcg", "chroot_dir": str(chroot), **extra},
                       args=["--control-socket", str(socket_dir / "control.sock")])
     gw.control_socket = socket_dir / "control.sock"
@@ -189,6 +191,36 @@ def test_a_used_token_is_closed_with_1008(wgw):
     with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, link) as c:
         frames = c.read_until(lambda op, p: op == CLOSE)
         assert close_reason(frames[-1][1]) == (1008, NOT_VALID)
+
+
+def test_every_bad_token_gets_the_same_answer_and_none_is_logged(make_gateway, tmp_path, socket_dir):
+    secret = secrets.token_bytes(32)
+    secret_file = tmp_path / "panel.secret"
+    secret_file.write_bytes(secret)
+    secret_file.chmod(0o600)
+    gw = web_gateway(make_gateway, tmp_path, socket_dir, {"panel_secret_file": str(secret_file)})
+    used = panel_token(secret, "web1", readonly=False)
+    with log_in("127.0.0.1", gw.web_port, gw.host, gw.origin, used) as c:
+        c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+    fields = panel_token(secret, "web2", readonly=False).split("~")
+    bad = {
+        "reused": used,
+        "expired": panel_token(secret, "web1", readonly=False, ttl=-1),
+        "forged": panel_token(b"y" * 32, "web1", readonly=False),
+        "another domain's, renamed": "~".join([fields[0], "web1", *fields[2:]]),
+        "truncated": panel_token(secret, "web1", readonly=False)[:-5],
+        "a link never minted": "A" * 43,
+        "a link, truncated": token(gw)[:20],
+    }
+    for what, value in bad.items():
+        with log_in("127.0.0.1", gw.web_port, gw.host, gw.origin, value) as c:
+            frames = c.read_until(lambda op, p: op == CLOSE)
+            assert close_reason(frames[-1][1]) == (1008, NOT_VALID), what
+    wait_for(lambda: not gw.processes("xcg-web"), 10, "the refused sessions to end")
+    logs = b"".join(p.read_bytes() for p in gw.dir.rglob("*") if p.is_file() and p.suffix != ".secret")
+    for what, value in bad.items():
+        assert value.encode() not in logs, f"the {what} token is in a file under {gw.dir}"
+        assert value.split("~")[-1].encode() not in logs, f"the {what} token's MAC is logged"
 
 
 def test_xcg_web_runs_confined(wgw):
