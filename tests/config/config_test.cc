@@ -11,18 +11,13 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "tests/config/samples.h"
 
 namespace xcg::config {
 namespace {
 
-// From `ssh-keygen`; see public_key_test.cc for their fingerprints.
-const std::string kAlice =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
-const std::string kAliceFingerprint = "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0";
-const std::string kBob =
-    "ecdsa-sha2-nistp256 "
-    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
-    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
+using namespace xcg::config::samples;
+
 const std::string kErin =
     "ssh-rsa "
     "AAAAB3NzaC1yc2EAAAADAQABAAABAQC1MeT9ZK7G2wpkR0w0qHt3pGPrjTyol7r08/LIiOOvzJowrR88kOhTyGkk"
@@ -52,18 +47,6 @@ std::string fingerprint_of(const std::string& line) {
   auto key = parse_public_key(line);
   REQUIRE(key);
   return key->fingerprint();
-}
-
-// Every problem's "FILE:LINE:COLUMN: message"; empty if the text is valid.
-std::vector<std::string> problems(const std::string& text) {
-  try {
-    parse_config(text, "t.yaml");
-  } catch (const ConfigError& e) {
-    std::vector<std::string> out;
-    for (const auto& p : e.problems()) out.push_back(p.str());
-    return out;
-  }
-  return {};
 }
 
 using Lines = std::vector<std::string>;

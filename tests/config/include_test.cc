@@ -11,22 +11,16 @@
 
 #include "base/unique_fd.h"
 #include "config/config.h"
+#include "tests/config/samples.h"
 
 namespace xcg::config {
 namespace {
 
+using namespace xcg::config::samples;
+
 namespace fs = std::filesystem;
 using Lines = std::vector<std::string>;
 
-// From `ssh-keygen`, as in config_test.cc.
-const std::string kAlice =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
-const std::string kAliceFingerprint = "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0";
-const std::string kBob =
-    "ecdsa-sha2-nistp256 "
-    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
-    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
-const std::string kBobFingerprint = "SHA256:URxX0N5O8/+NFtFlihdzf7HYEyta1Dm01fcQUpxhSO4";
 const std::string kCarol =
     "ecdsa-sha2-nistp384 "
     "AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBK2fkWcuhwsRW/"

@@ -19,21 +19,18 @@
 #include "base/text.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
+#include "tests/config/samples.h"
 
 namespace xcg::config {
 namespace {
+
+using namespace xcg::config::samples;
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 
 // From `ssh-keygen`, as in config_test.cc.
-const std::string kAlice =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
-const std::string kBob =
-    "ecdsa-sha2-nistp256 "
-    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
-    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
 
 using TopFields = std::vector<std::pair<std::string, std::string>>;  // name, flow YAML
 
@@ -164,18 +161,6 @@ std::string write_file(const fs::path& path, const std::string& text) {
   REQUIRE(fd);
   REQUIRE(::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
   return path.string();
-}
-
-// Every "FILE:LINE:COLUMN: message"; empty if the text is valid.
-std::vector<std::string> problems(const std::string& text) {
-  try {
-    parse_config(text, "t.yaml");
-  } catch (const ConfigError& e) {
-    std::vector<std::string> out;
-    for (const auto& p : e.problems()) out.push_back(p.str());
-    return out;
-  }
-  return {};
 }
 
 // The allowed names of one section ("limits."), without the prefix, from the schema.

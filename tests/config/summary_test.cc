@@ -7,21 +7,16 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/config/samples.h"
 
 namespace xcg::config {
 namespace {
 
+using namespace xcg::config::samples;
+
 using Lines = std::vector<std::string>;
 
-// From `ssh-keygen`, as in public_key_test.cc.
-const std::string kAlice =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
 const std::string kAliceNoComment = kAlice.substr(0, kAlice.rfind(' '));
-const std::string kAliceFingerprint = "SHA256:CKTvBVVK0HpK/jSTdSn2NK+7fs8kuiombmxuE1CCxy0";
-const std::string kBob =
-    "ecdsa-sha2-nistp256 "
-    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
-    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
 const std::string kErin =
     "ssh-rsa "
     "AAAAB3NzaC1yc2EAAAADAQABAAABAQC1MeT9ZK7G2wpkR0w0qHt3pGPrjTyol7r08/LIiOOvzJowrR88kOhTyGkk"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/config/samples.h"
 
 namespace xcg::config {
 namespace {
@@ -22,18 +23,7 @@ std::string with_web(const Lines& lines) {
   return out;
 }
 
-Lines problems_in(const std::string& text) {
-  try {
-    parse_config(text, "t.yaml");
-  } catch (const ConfigError& e) {
-    Lines out;
-    for (const auto& p : e.problems()) out.push_back(p.str());
-    return out;
-  }
-  return {};
-}
-
-Lines problems(const Lines& web) { return problems_in(with_web(web)); }
+Lines problems(const Lines& web) { return samples::problems(with_web(web)); }
 
 const std::string kListen = "listen: ['127.0.0.1:8443']";
 const std::string kUrl = "public_url: https://console.example";
@@ -87,7 +77,8 @@ TEST_CASE("web needs listen and public_url, and knows its fields", "[config][web
         Lines{"t.yaml:8:3: unknown field 'tls_crt': expected listen, public_url, tls_cert, tls_key, "
               "link_ttl, panel_secret_file or trusted_proxies"});
   CHECK(problems({"listen: []", kUrl}) == Lines{"t.yaml:6:11: listen: must list at least one item"});
-  CHECK(problems_in("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\nweb: 5\n") ==
+  CHECK(samples::problems(
+            "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\nweb: 5\n") ==
         Lines{"t.yaml:5:6: web: expected a mapping"});
 }
 

@@ -3,18 +3,14 @@
 
 #include "config/config.h"
 #include "gateway/broker/reload_plan.h"
+#include "tests/config/samples.h"
 
 using namespace xcg;
 using namespace xcg::gateway;
 
 namespace {
 
-const std::string kAlice =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICE/4M2VoKgAH0U212LYmVBUCGY+E5kQn3S1AR6B7JHu alice@laptop";
-const std::string kBob =
-    "ecdsa-sha2-nistp256 "
-    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJiUNEhG2FBdmlyfNUS96Rjr"
-    "bQCscnF7YgFYll9rVI8MaMB1+0zY/pzyVx4NqRAeHtBfAB1sqMJo/hgFVZnKF78= bob@ecdsa256";
+using namespace xcg::config::samples;
 
 const std::string kHead =
     "listen: [\"127.0.0.1:2222\"]\n"
