@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Console throughput through the console-client stand-in, two xcg builds alternated on one
+guest: ROUNDS rounds of (before: RUNS runs, after: RUNS runs). On a loaded machine this
+compares two builds more fairly than one run of each (docs/performance.md). Needs root.
+
+  bench/ab_throughput.py --build build-bench --before OLD/xcg [--rounds 6] [--runs 3]
+"""
+
+import argparse
+import fcntl
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen_client import LoadGen  # noqa: E402
+from servers import Guests, Layout, XcgServer, domain_name, run_checked  # noqa: E402
+
+SEQ = 10_000_000  # lines of the numbered guest: 88 MB a run
+
+
+def measure(build, layout, domains, work, loadgen, label, binary, runs):
+    server = XcgServer(build, layout, domains, work, binary=binary, name=label if binary else None)
+    server.write_config()
+    server.start()
+    try:
+        return [loadgen.run("throughput", server, 1, 1, 120, seq=SEQ) for _ in range(runs)]
+    finally:
+        server.stop()
+
+
+def summary(label, results):
+    speeds = [r["mb_per_s"] for r in results]
+    failed = sum(1 for r in results if not r["ok"])
+    dropped = sum(1 for r in results if r["skipped_bytes"])
+    return (f"{label}: median {statistics.median(speeds):.1f} MB/s, fastest {max(speeds):.1f}, "
+            f"slowest {min(speeds):.1f}, {failed} of {len(results)} failed, {dropped} with bytes "
+            "dropped for a slow viewer")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", type=Path, required=True, help="optimised build with xcg and bench/")
+    parser.add_argument("--before", required=True, help="the other xcg binary (its xcg-session beside it)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    build = args.build.resolve()
+    lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    layout = Layout()
+    layout.create(build)
+    work = layout.xcg
+    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
+                 "--count", "1"])
+    domains = [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+    log = open(work / "loadgen.log", "wb")
+    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, log)
+    guests = Guests(build, layout, 1, work / "guests.log")
+    guests.start()
+    results = {"before": [], "after": []}
+    try:
+        for round_ in range(args.rounds):
+            for label, binary in (("before", args.before), ("after", None)):
+                got = measure(build, layout, domains, work, loadgen, label, binary, args.runs)
+                results[label] += got
+                print(f"round {round_ + 1} {label}: " + ", ".join(f"{r['mb_per_s']:.1f}" for r in got), flush=True)
+    finally:
+        guests.stop()
+    for label, got in results.items():
+        print(summary(label, got))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
