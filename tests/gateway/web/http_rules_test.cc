@@ -100,9 +100,9 @@ TEST_CASE("X-Forwarded-For: the last entry is the client", "[web]") {
   CHECK(forwarded_client("203.0.113.7") == "203.0.113.7");
   CHECK(forwarded_client("10.0.0.1, 198.51.100.2 , 203.0.113.7 ") == "203.0.113.7");
   CHECK(forwarded_client("203.0.113.7, 2001:db8::5") == "2001:db8::5");
-  CHECK(forwarded_client("") == "");
-  CHECK(forwarded_client("1.2.3.4, evil\r\nname") == "");
-  CHECK(forwarded_client("1.2.3.4,") == "");
+  CHECK(forwarded_client("").empty());
+  CHECK(forwarded_client("1.2.3.4, evil\r\nname").empty());
+  CHECK(forwarded_client("1.2.3.4,").empty());
 }
 
 TEST_CASE("the subprotocol and gzip are recognised in their header lists", "[web]") {
