@@ -104,13 +104,13 @@ WEB_ECHO_TARGET = 1.2  # web viewer / SSH viewer, same gateway, same domain
 
 
 def web_figures(results, prof):
-    """The browser console (xcg only): its echo against xcg's SSH echo in the same run, the
+    """The browser console (xcg only): its echo against xcg's SSH echo measured just before it, the
     viewers open at once, and memory per web session beside xcg's per SSH session."""
     x = results.get("xcg") or {}
     rows = []
     for key, label, pct in (("web_echo_p50", "keystroke echo, median", "p50"),
                             ("web_echo_p99", "keystroke echo, p99", "p99")):
-        w, s = _get(x, "web_echo", "rtt_ms", pct), _get(x, "echo", "rtt_ms", pct)
+        w, s = _get(x, "web_echo", "rtt_ms", pct), _get(x, "web_echo", "ssh", "rtt_ms", pct)
         ratio = w / s if w is not None and s else None
         rows.append({"key": key, "label": label, "unit": "ms", "web": w, "ssh": s, "ratio": ratio,
                      "target": WEB_ECHO_TARGET, "met": None if ratio is None else ratio <= WEB_ECHO_TARGET})

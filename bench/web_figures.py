@@ -24,10 +24,14 @@ def mint_link(server, domain):
 
 
 def measure_web_echo(lg, server, prof):
-    """The same keystrokes on the same domain (vm0001) as the SSH `echo` figure."""
+    """The SSH viewer's echo and then the web viewer's, back to back on the same domain
+    (vm0001) with the same keystrokes: the pair is compared, so that load that comes and goes
+    on the machine between figures weighs on both alike."""
     link = mint_link(server, server.domains[0][0])
-    return lg.run("webecho", server, 1, 1, timeout=prof.keystrokes * 6 + 60, stdin=link + "\n",
-                  keystrokes=prof.keystrokes)
+    ssh = measure.measure_echo(lg, server, prof)
+    web = lg.run("webecho", server, 1, 1, timeout=prof.keystrokes * 6 + 60, stdin=link + "\n",
+                 keystrokes=prof.keystrokes)
+    return {**web, "ssh": ssh}
 
 
 def web_pss(mem):

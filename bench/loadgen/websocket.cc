@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -31,7 +32,8 @@ UniqueFd connect_tcp(const WebLink& link) {
       ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
     throw std::runtime_error(fmt::format("connect {}: {}", link.authority(), std::strerror(errno)));
   int one = 1;  // keystrokes are single bytes: no Nagle delay, as libssh does for SSH
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+    throw std::runtime_error(fmt::format("TCP_NODELAY: {}", std::strerror(errno)));
   return fd;
 }
 
@@ -60,7 +62,9 @@ uint32_t mask_key() {
 std::optional<WebLink> parse_web_link(std::string_view url) {
   constexpr std::string_view kScheme = "https://";
   size_t slash = url.find("/#"), colon = url.rfind(':', slash);
-  if (!url.starts_with(kScheme) || slash == std::string_view::npos || colon < kScheme.size()) return std::nullopt;
+  if (!url.starts_with(kScheme) || slash == std::string_view::npos || colon == std::string_view::npos ||
+      colon < kScheme.size())
+    return std::nullopt;
   WebLink l;
   l.host = std::string(url.substr(kScheme.size(), colon - kScheme.size()));
   l.port = std::atoi(std::string(url.substr(colon + 1, slash - colon - 1)).c_str());
@@ -72,13 +76,14 @@ std::optional<WebLink> parse_web_link(std::string_view url) {
 
 WebSocket::WebSocket(const WebLink& link, std::chrono::seconds timeout)
     : fd_(connect_tcp(link)), ctx_(SSL_CTX_new(TLS_client_method())) {
-  if (!ctx_) throw std::runtime_error("SSL_CTX_new failed");
-  SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+  if (!ctx_ || SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION) != 1)
+    throw std::runtime_error("SSL_CTX_new failed");
   ssl_.reset(SSL_new(ctx_.get()));
   if (!ssl_ || SSL_set_fd(ssl_.get(), fd_.get()) != 1) throw std::runtime_error("SSL_new failed");
   timeval tv{static_cast<time_t>(timeout.count()), 0};  // a stalled server cannot hang a read forever
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+      ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+    throw std::runtime_error(fmt::format("socket timeouts: {}", std::strerror(errno)));
   if (SSL_connect(ssl_.get()) != 1) throw std::runtime_error("TLS handshake failed with " + link.authority());
   upgrade(link, Clock::now() + timeout);
 }
