@@ -85,28 +85,42 @@ int run_web_echo(const Options& o) {
   return 0;
 }
 
-int run_web_hold(const Options& o) {
+namespace {
+
+// The viewers `webhold` keeps open, and what opening them took.
+struct Viewers {
   std::vector<std::unique_ptr<WebSocket>> open;
-  std::map<std::string, int> failures;
+  std::map<std::string, int> failures;  // by the first words of the error
   Samples login_ms;
   int failed = 0;
-  for (std::string line; std::getline(std::cin, line) && line != "quit";) {
-    if (line == "report") {
-      Json j;
-      j.str("mode", "webhold").integer("attached", static_cast<int64_t>(open.size())).integer("failed", failed);
-      j.stats("login_ms", login_ms).counts("failures", failures);
-      std::printf("%s\n", j.text().c_str());
-      std::fflush(stdout);
-      continue;
-    }
+
+  void add(const std::string& url, const Options& o) {
     auto t0 = Clock::now();
     try {
-      open.push_back(log_in(line, o, true));
+      open.push_back(log_in(url, o, true));
       login_ms.add(ms_between(t0, Clock::now()));
     } catch (const std::exception& e) {
       ++failed;
       ++failures[std::string(e.what()).substr(0, 60)];
     }
+  }
+
+  void report() const {
+    Json j;
+    j.str("mode", "webhold").integer("attached", static_cast<int64_t>(open.size())).integer("failed", failed);
+    j.stats("login_ms", login_ms).counts("failures", failures);
+    std::printf("%s\n", j.text().c_str());
+    std::fflush(stdout);
+  }
+};
+
+}  // namespace
+
+int run_web_hold(const Options& o) {
+  Viewers viewers;
+  for (std::string line; std::getline(std::cin, line) && line != "quit";) {
+    if (line == "report") viewers.report();
+    else viewers.add(line, o);
   }
   return 0;
 }
