@@ -111,6 +111,8 @@ def web_figures(results, prof):
     for key, label, pct in (("web_echo_p50", "keystroke echo, median", "p50"),
                             ("web_echo_p99", "keystroke echo, p99", "p99")):
         w, s = _get(x, "web_echo", "rtt_ms", pct), _get(x, "web_echo", "ssh", "rtt_ms", pct)
+        if _get(x, "web_echo", "lost") or _get(x, "web_echo", "ssh", "lost"):
+            w = s = None  # lost keystrokes: no percentile of the rest stands for the pair
         ratio = w / s if w is not None and s else None
         rows.append({"key": key, "label": label, "unit": "ms", "web": w, "ssh": s, "ratio": ratio,
                      "target": WEB_ECHO_TARGET, "met": None if ratio is None else ratio <= WEB_ECHO_TARGET})
