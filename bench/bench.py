@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
+import web_figures  # noqa: E402
 from loadgen_client import LoadGen  # noqa: E402
 from servers import (RUN, BenchError, Guests, Layout, OpenSshServer, XcgServer,  # noqa: E402
                      domain_name, remove_baseline_system_files, run_checked)
@@ -112,7 +113,7 @@ def run(args):
         guests.start()
         lg = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, loadgen_log)
 
-        xcg = XcgServer(build, layout, domains, work)
+        xcg = XcgServer(build, layout, domains, work, web=True)
         xcg.write_config()
         ssh = OpenSshServer(layout, domains, work)
         ssh.setup()
@@ -126,7 +127,8 @@ def run(args):
         for server in sides:
             say(f"starting {server.label}")
             server.start()
-            results[server.name] = measure.measure(lg, server, prof, say)
+            figures = measure.FIGURES + (web_figures.FIGURES if server.web else [])
+            results[server.name] = measure.measure(lg, server, prof, say, figures)
             server.stop()
         # Only the domains those figures use (the first, and the throughput domain).
         direct = XcgServer(build, layout, [domains[0], domains[prof.throughput_domain - 1]], work, direct=True)
@@ -151,6 +153,7 @@ def run(args):
 
     figures = report.compute(results, prof)
     direct = report.direct_figures(results)
+    web = report.web_figures(results, prof)
     data = {
         "profile": prof.name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -161,6 +164,7 @@ def run(args):
         "parameters": {k: v for k, v in vars(prof).items()},
         "figures": figures,
         "figures_direct": direct,
+        "figures_web": web,
         "xcg": results.get("xcg"),
         "openssh": results.get("openssh"),
         "xcg_direct": results.get("xcg_direct"),
@@ -172,7 +176,7 @@ def run(args):
     report.write_chart_data(figures, results, work / "chart")
     problem = report.draw_chart(HERE / "chart.gp", work / "chart", out / "chart.png")
     print()
-    print(report.table(figures, results, direct))
+    print(report.table(figures, results, direct, web))
     print()
     print(f"load average {load_at_start[0]:.2f} at start, {data['load_average_end'][0]:.2f} at end; "
           f"{data['seconds']:.0f} s")

@@ -27,12 +27,14 @@ class LoadGen:
             argv += ["--" + name.replace("_", "-"), str(value)]
         return argv
 
-    def run(self, mode, server, first, count, timeout, **options):
+    def run(self, mode, server, first, count, timeout, stdin=None, **options):
+        """stdin: text for the mode's standard input (the web modes read links there)."""
         argv = self.argv(mode, server, first, count, **options)
         self.log.write(f"$ {' '.join(argv)}\n".encode())
         self.log.flush()
         try:
-            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            result = subprocess.run(argv, input=stdin.encode() if stdin else None,
+                                    stdin=None if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=self.log, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise LoadGenError(f"xcg-loadgen {mode} did not finish within {timeout}s") from None
@@ -44,6 +46,10 @@ class LoadGen:
     def hold(self, server, first, count, concurrency):
         return Hold(self.argv("hold", server, first, count, concurrency=concurrency), self.log)
 
+    def web_hold(self, server):
+        """`xcg-loadgen webhold`: one web viewer per link written to it (Hold.write_lines)."""
+        return Hold(self.argv("webhold", server, 1, 1), self.log)
+
 
 class Hold:
     """An `xcg-loadgen hold` process: sessions that stay open across commands."""
@@ -53,6 +59,10 @@ class Hold:
         log.flush()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         procs.started.add(self.proc.pid)
+
+    def write_lines(self, lines):
+        self.proc.stdin.write("".join(line + "\n" for line in lines).encode())
+        self.proc.stdin.flush()
 
     def command(self, line, timeout):
         self.proc.stdin.write((line + "\n").encode())

@@ -22,6 +22,7 @@ class Profile:
     trickle_period_ms: int = 1000
     settle_s: float = 2.0
     hold_concurrency: int = 16
+    web_viewers: int = 50    # browser console viewers open at once (xcg only)
 
     @property
     def domains(self):
@@ -36,7 +37,7 @@ class Profile:
 
 FULL = Profile("full", max_sessions=1000, latency_logins=100, latency_domains=50, keystrokes=1000,
                seq=10_000_000, memory_sessions=100, rate_seconds=30, rate_concurrency=16,
-               steps=[10, 50, 100, 250, 500, 1000])
+               steps=[10, 50, 100, 250, 500, 1000], web_viewers=500)
 QUICK = Profile("quick", max_sessions=100, latency_logins=20, latency_domains=20, keystrokes=200,
                 seq=1_000_000, memory_sessions=100, rate_seconds=5, rate_concurrency=16,
                 steps=[10, 50, 100], trickle_ms=2000, settle_s=1.0)

@@ -100,6 +100,48 @@ def direct_figures(results):
     return rows
 
 
+WEB_ECHO_TARGET = 1.2  # web viewer / SSH viewer, same gateway, same domain
+
+
+def web_figures(results, prof):
+    """The browser console (xcg only): its echo against xcg's SSH echo measured just before it, the
+    viewers open at once, and memory per web session beside xcg's per SSH session."""
+    x = results.get("xcg") or {}
+    rows = []
+    for key, label, pct in (("web_echo_p50", "keystroke echo, median", "p50"),
+                            ("web_echo_p99", "keystroke echo, p99", "p99")):
+        w, s = _get(x, "web_echo", "rtt_ms", pct), _get(x, "web_echo", "ssh", "rtt_ms", pct)
+        if _get(x, "web_echo", "lost") or _get(x, "web_echo", "ssh", "lost"):
+            w = s = None  # lost keystrokes: no percentile of the rest stands for the pair
+        ratio = w / s if w is not None and s else None
+        rows.append({"key": key, "label": label, "unit": "ms", "web": w, "ssh": s, "ratio": ratio,
+                     "target": WEB_ECHO_TARGET, "met": None if ratio is None else ratio <= WEB_ECHO_TARGET})
+    errors = _get(x, "web_viewers", "errors")
+    rows.append({"key": "web_viewers", "label": f"{prof.web_viewers} web viewers at once: errors", "unit": "",
+                 "web": errors, "ssh": None, "ratio": None, "target": 0,
+                 "met": None if errors is None else errors == 0})
+    rows.append({"key": "web_memory", "label": f"memory/session, web at {prof.web_viewers}, SSH at {prof.memory_sessions}", "unit": "KiB PSS",
+                 "web": _get(x, "web_viewers", "per_session_pss_kb"), "ssh": _get(x, "memory", "per_session_pss_kb"),
+                 "ratio": None, "target": None, "met": None})
+    rows.append({"key": "web_process_pss", "label": "PSS per xcg-web process", "unit": "KiB",
+                 "web": _get(x, "web_viewers", "xcg_web_pss_kb_per_process"), "ssh": None,
+                 "ratio": None, "target": None, "met": None})
+    return rows
+
+
+def _web_table(rows):
+    lines = ["", f"{'browser console (xcg only)':<46} {'web':>10} {'SSH':>10} {'web/SSH':>7}  {'target':<11} met"]
+    for f in rows:
+        unit = f" ({f['unit']})" if f["unit"] else ""
+        ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
+        target = "" if f["target"] is None else (f"≤ {f['target']:g}×" if f["ratio"] is not None or f["unit"]
+                                                 else f"= {f['target']}")
+        met = {True: "yes", False: "NO", None: ""}[f["met"]]
+        lines.append(f"{(f['label'] + unit):<46} {_fmt(f['web'], f['unit']):>10} {_fmt(f['ssh'], f['unit']):>10} "
+                     f"{ratio:>7}  {target:<11} {met}")
+    return lines
+
+
 def _fmt(v, unit=""):
     if v is None:
         return "-"
@@ -119,7 +161,7 @@ def _target_text(f):
     return {"le": f"≤ {t:g}×", "ge": f"≥ {t:g}×", "eq": f"= {t}", "abs": f"{t} (xcg)"}[f["direction"]]
 
 
-def table(figures, results, direct=()):
+def table(figures, results, direct=(), web=()):
     lines = []
     before = bool(results.get("before"))
     extra = f" {'before':>10}" if before else ""
@@ -138,6 +180,8 @@ def table(figures, results, direct=()):
             ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
             lines.append(f"{(f['label'] + ' (' + f['unit'] + ')'):<46} {_fmt(f['xcg_direct'], f['unit']):>10} "
                          f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}")
+    if web:
+        lines += _web_table(web)
     lines.append("")
     head = (f"{'sessions':>8} | {'xcg errors':>10} {'broker PSS':>11} {'total PSS':>10} {'echo p50/p99 ms':>16} |"
             f" {'ssh errors':>10} {'sshd PSS':>9} {'total PSS':>10} {'echo p50/p99 ms':>16}")

@@ -52,7 +52,7 @@ build() {
     meson setup "$BUILD" -Dbuildtype=release -Db_sanitize=none >/dev/null
   fi
   say "building $BUILD/"
-  ninja -C "$BUILD" xcg xcg-session bench/pty_attach bench/guest_host bench/xcg-loadgen
+  ninja -C "$BUILD" xcg xcg-session xcg-web bench/pty_attach bench/guest_host bench/xcg-loadgen
 }
 
 cleanup() {

@@ -130,6 +130,7 @@ class Server:
     name = ""
     label = ""
     user = None  # the SSH user; None: the domain name
+    web = False  # a browser-console listener (xcg only)
     port = 0
     proc = None
 
@@ -158,7 +159,7 @@ class XcgServer(Server):
     name = "xcg"
     label = "xcg"
 
-    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None):
+    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None, web=False):
         """direct: the built-in fake guest on xcg's own pty, read by the hub as a Xen console
         is, instead of the shared guests behind a console client. For comparison only: those
         are not the guests the baseline serves. binary, name: another xcg build to measure in
@@ -174,6 +175,9 @@ class XcgServer(Server):
             self.name, self.label = name, f"xcg ({name})"
         self.config = layout.xcg / f"{self.name}.yaml"
         self.log_path = work / f"{self.name}.log"
+        self.control_socket = layout.xcg / f"{self.name}.sock"
+        self.web = web
+        self.web_port = 0
 
     def write_config(self):
         q = json.dumps  # JSON strings are valid YAML scalars
@@ -195,6 +199,7 @@ class XcgServer(Server):
               [f"  guest_command: [{q(str(self.layout.pty_attach))}, {q(str(self.layout.consoles))}]"]),
             "  autostart: true",
             "  shutdown_grace_ms: 2000",
+            *self.web_config(),
             "domains:",
         ]
         for name, key in self.domains:
@@ -204,12 +209,23 @@ class XcgServer(Server):
         ensure_system_user(XCG_SESSION_USER, "/usr/sbin/nologin", "xcg session processes")
         run_checked([str(self.binary), "check", "--config", str(self.config)])
 
+    def web_config(self):
+        if not self.web:
+            return []
+        # public_url names the port, so the port is chosen before start (a free one now).
+        self.web_port = self.web_port or free_port()
+        q = json.dumps
+        return ["web:", f'  listen: ["127.0.0.1:{self.web_port}"]',
+                f"  public_url: https://127.0.0.1:{self.web_port}",
+                f"  tls_cert: {q(str(self.layout.xcg / 'web.crt'))}",
+                f"  tls_key: {q(str(self.layout.xcg / 'web.key'))}"]
+
     def start(self):
         self._log = open(self.log_path, "ab")
         offset = self._log.tell()
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--config", str(self.config),
-             "--control-socket", str(self.layout.xcg / f"{self.name}.sock")],
+             "--control-socket", str(self.control_socket)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         procs.started.add(self.proc.pid)
         match = wait_for_log(self.log_path, r"listening on 127\.0\.0\.1:(\d+)", self.proc, "xcg serve", offset)

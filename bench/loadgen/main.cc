@@ -8,6 +8,7 @@
 //     echo       --keystrokes K         keystroke round trips on one attached session
 //     throughput --seq N                guest → client bytes of `seq N`
 //     hold       [--concurrency C]      keeps sessions open; commands on stdin (see hold.cc)
+//     webecho, webhold                  the same over xcg-web's WebSocket, links on stdin (web.cc)
 // Every mode prints one JSON object per line on stdout.
 #include <sys/stat.h>
 
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o)) {
     std::fprintf(stderr,
-                 "usage: xcg-loadgen keygen|latency|rate|echo|throughput|hold --keys DIR "
+                 "usage: xcg-loadgen keygen|latency|rate|echo|throughput|hold|webecho|webhold --keys DIR "
                  "[--port P] [--user U] [--prefix vm] [--first I] [--count N] ... "
                  "(see bench/loadgen/main.cc)\n");
     return 2;
@@ -97,6 +98,8 @@ int main(int argc, char** argv) {
     else if (o.mode == "echo") rc = run_echo(o);
     else if (o.mode == "throughput") rc = run_throughput(o);
     else if (o.mode == "hold") rc = run_hold(o);
+    else if (o.mode == "webecho") rc = run_web_echo(o);
+    else if (o.mode == "webhold") rc = run_web_hold(o);
     else std::fprintf(stderr, "xcg-loadgen: unknown mode '%s'\n", o.mode.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "xcg-loadgen: %s\n", e.what());

@@ -45,5 +45,7 @@ int run_rate(const Options& o);
 int run_echo(const Options& o);
 int run_throughput(const Options& o);
 int run_hold(const Options& o);
+int run_web_echo(const Options& o);  // web.cc
+int run_web_hold(const Options& o);
 
 }  // namespace xcg::bench
