@@ -18,19 +18,11 @@ import pytest
 from conftest import (LISTENING, STATE_TIMEOUT, XCG, default_domains, describe, render_config,
                       send_until)
 
-selenium = pytest.importorskip("selenium", reason="needs python3-selenium (./dev installs it)")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from browser_page import (browser, buttons, closed_reason, element,  # noqa: F401 (a fixture)
+                          open_console as open_page, rows, severe_logs, text, type_keys, wait)
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-PAGE_TIMEOUT = 10
 REVOKE_LIMIT = 1.5  # "within a second", plus the reload's debounce and some grace
 NOT_VALID = "not valid"
-
-if not os.access(CHROMEDRIVER, os.X_OK):
-    pytest.skip("needs chromium-driver (./dev installs it)", allow_module_level=True)
 
 
 def free_port():
@@ -56,20 +48,6 @@ def wgw(make_gateway, tmp_path):
     shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def browser(tmp_path):
-    profile = tmp_path / "chromium"
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", f"--user-data-dir={profile}",
-                "--window-size=1200,800"):
-        options.add_argument(arg)
-    options.accept_insecure_certs = True  # the gateway's self-signed pair
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
 def weblink(gw, domain, *flags):
     """A one-time link from the operator's `xcg ctl weblink DOMAIN [--readonly]`."""
     result = subprocess.run([XCG, "ctl", "--socket", str(gw.control_socket), "weblink", domain,
@@ -82,49 +60,8 @@ def weblink(gw, domain, *flags):
     return match.group(0)
 
 
-def wait(driver, condition, what, timeout=PAGE_TIMEOUT):
-    try:
-        return WebDriverWait(driver, timeout).until(lambda _: condition())
-    except selenium.common.exceptions.TimeoutException:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; terminal:\n"
-                             f"{rows(driver)}\nstatus: {text(driver, 'status')!r}") from None
-
-
-def element(driver, selector):
-    return driver.find_element(By.CSS_SELECTOR, selector)
-
-
-def text(driver, element_id):
-    return driver.find_element(By.ID, element_id).text
-
-
-def rows(driver):
-    return element(driver, ".xterm-rows").text
-
-
-def buttons(driver):
-    return [b.get_attribute("data-action") for b in driver.find_elements(By.CSS_SELECTOR, "#buttons button")]
-
-
 def open_console(driver, link, domain="web1"):
-    """Loads the page from a blank one (a link differing only in its fragment would not
-    reload) and waits until the session said hello."""
-    driver.get("about:blank")
-    driver.get(link)
-    wait(driver, lambda: text(driver, "domain") == domain, "the session's hello")
-
-
-def type_keys(driver, keys):
-    element(driver, ".xterm-helper-textarea").send_keys(keys)
-
-
-def closed_reason(driver, timeout=PAGE_TIMEOUT):
-    wait(driver, lambda: element(driver, "#closed").is_displayed(), "the closed overlay", timeout)
-    return text(driver, "closed-reason")
-
-
-def severe_logs(driver):
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    open_page(driver, link, domain)
 
 
 def log_in(driver, domain="web1"):
@@ -156,7 +93,7 @@ def test_typing_reaches_the_guest(wgw, browser):
     type_keys(browser, "echo typed-in-browser\n")
     wait(browser, lambda: rows(browser).count("typed-in-browser") == 2, "the guest's answer")
     if os.environ.get("XCG_WEB_SCREENSHOT"):
-        browser.find_element(By.ID, "log-button").click()
+        element(browser, "#log-button").click()
         wait(browser, lambda: text(browser, "log"), "the recent log")
         browser.save_screenshot(os.environ["XCG_WEB_SCREENSHOT"])
     assert severe_logs(browser) == []

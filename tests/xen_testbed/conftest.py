@@ -1,6 +1,7 @@
 """Fixtures for the real-Xen test bed: the booted QEMU (dom0 + guest1 + guest2), an operator
 channel into dom0 (its sshd, root, the run's own key), and `xcg serve` running in dom0 with
-`hypervisor: xen`, reached by the host's OpenSSH client through QEMU's hostfwd port.
+`hypervisor: xen`, reached by the host's OpenSSH client through QEMU's hostfwd port (and its
+browser console, with a self-signed pair, by the host's Chromium through another).
 
 The test bed must already be running (tests/xen_testbed/run.sh does build, boot, these tests
 and stop). One `xcg serve` serves the whole session: starting it per test would cost little,
@@ -36,6 +37,7 @@ DOM0_PID = "/run/xcg-testbed-serve.pid"
 DOM0_EXIT = "/run/xcg-testbed-serve.exit"  # its exit status, once it has exited
 DETACH = b"\x1d"
 READ_ONLY_DOMAIN = "guest1"  # keys["viewer"] is a read-only key for it
+DOM0_WEB_PORT = 8443  # testbed.sh forwards the host's WEB_PORT here
 
 RUNNING = re.compile(
     r"^(?P<name>[\w.-]+): running, domid (?P<domid>\d+), (?P<mem>\d+) MiB, "
@@ -185,6 +187,7 @@ class Bed:
     def __init__(self, state):
         self.ssh_port = int(state["SSH_PORT"])
         self.xcg_port = int(state["XCG_PORT"])
+        self.web_port = int(state["WEB_PORT"])
         self.key = RUN / "operator_key"
 
     def argv(self, command, tty=False):
@@ -291,7 +294,7 @@ def keys(tmp_path_factory):
     }
 
 
-def render_config(keys):
+def render_config(keys, web_port):
     lines = ['listen: ["0.0.0.0:2222"]',  # dom0's side of the hostfwd
              'host_keys: ["/var/lib/xcg/ssh_host_ed25519_key"]',
              "hypervisor: xen",
@@ -300,6 +303,13 @@ def render_config(keys):
              # the default 30 s when other work shares the two cores.
              "xen:",
              "  timeout: 120s",
+             # The browser reaches dom0 through the hostfwd: Host and Origin name the host's
+             # end. Neither file exists at first, so xcg makes a self-signed pair there.
+             "web:",
+             f'  listen: ["0.0.0.0:{DOM0_WEB_PORT}"]',
+             f'  public_url: "https://127.0.0.1:{web_port}"',
+             '  tls_cert: "/var/lib/xcg/web.crt"',
+             '  tls_key: "/var/lib/xcg/web.key"',
              "domains:"]
     for name in GUESTS:
         lines += [f"  {name}:", "    keys:", f'      - "{keys[name].public_line}"']
@@ -323,7 +333,7 @@ class Gateway:
             pytest.fail("no xcg binary in dom0: set XCG_BINARY and run "
                         "tests/xen_testbed/testbed.sh deploy (run.sh does it)")
         bed.check("sh", "-c", f"mkdir -p /etc/xcg /var/log/xcg && cat >{DOM0_CONFIG}",
-                  input=render_config(self.keys))
+                  input=render_config(self.keys, bed.web_port))
         check = bed.run("/usr/local/bin/xcg", "check", "--config", DOM0_CONFIG)
         assert check.returncode == 0, describe(check)
         # setsid + all descriptors redirected: the ssh session ends, xcg serve stays. A shell

@@ -5,7 +5,8 @@
 #   testbed.sh build       build the dom0 image, or reuse the cached one (root)
 #   testbed.sh boot        start QEMU in the background; wait for dom0 and both guests;
 #                          install XCG_BINARY in dom0 as /usr/local/bin/xcg (and the
-#                          xcg-session beside it, which that xcg runs for each connection)
+#                          xcg-session and xcg-web beside it, which that xcg runs for each
+#                          SSH and browser connection)
 #   testbed.sh deploy      install XCG_BINARY in the running dom0 again (after a rebuild)
 #   testbed.sh ssh [CMD]   run CMD (or a shell) in dom0 as root, the operator's way
 #   testbed.sh console     attach to the serial console (Xen + dom0 hvc0; needs socat)
@@ -14,8 +15,8 @@
 #   testbed.sh clean       stop, then delete the cache and the run directory
 #
 # Everything stays on this machine: QEMU user networking with restrict=on (dom0 reaches
-# nothing), and only two hostfwd ports on 127.0.0.1 lead into dom0: its sshd (operator) and
-# port 2222 (xcg serve). The disk is attached with snapshot=on: every boot starts pristine.
+# nothing), and only three hostfwd ports on 127.0.0.1 lead into dom0: its sshd (operator),
+# port 2222 (xcg serve) and port 8443 (xcg's browser console). The disk is attached with snapshot=on: every boot starts pristine.
 #
 # Environment:
 #   XCG_BINARY=build/xcg                the xcg binary for dom0 (from the host's build)
@@ -36,11 +37,13 @@ DOM0_MEM=${XCG_TESTBED_DOM0_MEM:-512}
 BOOT_TIMEOUT=${XCG_TESTBED_BOOT_TIMEOUT:-600}
 XCG_BINARY=${XCG_BINARY:-$HERE/../../build/xcg}
 SESSION_BINARY=$(dirname "$XCG_BINARY")/xcg-session   # a build tree's xcg runs the one beside it
+WEB_BINARY=$(dirname "$XCG_BINARY")/xcg-web             # likewise for a browser connection
 SUITE=bookworm
 GUESTS=(guest1 guest2)
 XCG_DOM0_PORT=2222
+WEB_DOM0_PORT=8443
 HOST_PACKAGES="qemu-system-x86 debootstrap e2fsprogs cpio gzip xz-utils openssh-client
-  python3 python3-pytest python3-pexpect"
+  python3 python3-pytest python3-pexpect chromium chromium-driver python3-selenium"
 
 ROOTFS=$CACHE/rootfs
 KEY=$RUN/operator_key   # per run, never cached; dom0 gets the public half through the share
@@ -155,13 +158,13 @@ rootfs_apt() {
 
 recipe_packages() { sed -e 's/#.*//' "$RECIPE/dom0-packages" | xargs; }
 
-# Debian packages (of this host) that hold the libraries XCG_BINARY (and xcg-session) link.
+# Debian packages (of this host) that hold the libraries XCG_BINARY (xcg-session, xcg-web) link.
 binary_packages() {
   [[ -f $XCG_BINARY ]] || return 0
   local lib b paths=()
   while read -r lib; do
     paths+=("$lib" "/usr$lib" "$(readlink -f "$lib")")   # dpkg knows one of the spellings
-  done < <(for b in "$XCG_BINARY" "$SESSION_BINARY"; do [[ -f $b ]] && ldd "$b"; done \
+  done < <(for b in "$XCG_BINARY" "$SESSION_BINARY" "$WEB_BINARY"; do [[ -f $b ]] && ldd "$b"; done \
              | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
   ((${#paths[@]})) || return 0
   { dpkg -S "${paths[@]}" 2>/dev/null || true; } | awk -F': ' '/^[^ ]+: \// { print $1 }' \
@@ -373,7 +376,7 @@ free_port() {
 }
 
 start_qemu() {
-  local ssh_port=$1 xcg_port=$2
+  local ssh_port=$1 xcg_port=$2 web_port=$3
   local xen_cmdline="console=com1 com1=115200,8n1 console_timestamps=boot dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M loglvl=all guest_loglvl=all"
   local dom0_cmdline="root=/dev/vda rootfstype=ext4 console=hvc0 earlyprintk=xen"
   rm -f "$RUN"/serial.log "$RUN"/serial.sock "$RUN"/monitor.sock "$RUN"/qemu.pid
@@ -385,7 +388,7 @@ start_qemu() {
     -kernel "$CACHE/xen" -append "$xen_cmdline" \
     -initrd "$CACHE/vmlinux $dom0_cmdline,$CACHE/dom0-initrd.cpio.gz" \
     -drive "file=$CACHE/dom0.img,format=raw,if=virtio,snapshot=on" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,hostfwd=tcp:127.0.0.1:$xcg_port-:$XCG_DOM0_PORT" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$ssh_port-:22,hostfwd=tcp:127.0.0.1:$xcg_port-:$XCG_DOM0_PORT,hostfwd=tcp:127.0.0.1:$web_port-:$WEB_DOM0_PORT" \
     -device virtio-net-pci,netdev=n0,romfile= \
     -device virtio-rng-pci \
     -virtfs "local,path=$SHARE,mount_tag=xcgshare,security_model=none,readonly=on" \
@@ -403,17 +406,18 @@ boot() {
   ssh-keygen -q -t ed25519 -N '' -C xcg-testbed-operator -f "$KEY"
   cp "$KEY.pub" "$SHARE/operator_key.pub"
   stage_binary
-  local ssh_port xcg_port try t0; t0=$(date +%s.%N)
+  local ssh_port xcg_port web_port try t0; t0=$(date +%s.%N)
   for try in 1 2 3; do   # a free port can be taken between the probe and QEMU's bind
     ssh_port=${XCG_TESTBED_SSH_PORT:-$(free_port)}
     xcg_port=${XCG_TESTBED_XCG_PORT:-$(free_port)}
-    [[ $ssh_port != "$xcg_port" ]] || continue
-    if start_qemu "$ssh_port" "$xcg_port"; then break; fi
+    web_port=${XCG_TESTBED_WEB_PORT:-$(free_port)}
+    [[ $(printf '%s\n' "$ssh_port" "$xcg_port" "$web_port" | sort -u | wc -l) == 3 ]] || continue
+    if start_qemu "$ssh_port" "$xcg_port" "$web_port"; then break; fi
     ((try < 3)) || { cat "$RUN/qemu.log" >&2; die "qemu did not start"; }
   done
-  printf 'SSH_PORT=%s\nXCG_PORT=%s\n' "$ssh_port" "$xcg_port" >"$RUN/state"
+  printf 'SSH_PORT=%s\nXCG_PORT=%s\nWEB_PORT=%s\n' "$ssh_port" "$xcg_port" "$web_port" >"$RUN/state"
   log "boot: qemu pid $(<"$RUN/qemu.pid"), -m $MEM, dom0 ${DOM0_MEM}M; dom0 sshd 127.0.0.1:$ssh_port," \
-    "xcg 127.0.0.1:$xcg_port; serial log $RUN/serial.log"
+    "xcg 127.0.0.1:$xcg_port, web 127.0.0.1:$web_port; serial log $RUN/serial.log"
   local deadline=$((SECONDS + BOOT_TIMEOUT))
   until grep -aq 'XCG-TESTBED-READY' "$RUN/serial.log" 2>/dev/null; do
     if grep -aqE 'XCG-TESTBED-FAILED|Kernel panic|Panic on CPU|Dom0 crashed' "$RUN/serial.log" 2>/dev/null \
@@ -439,10 +443,11 @@ boot() {
 
 # The binaries go through the read-only 9p share; dom0 copies them to its own disk.
 stage_binary() {
-  rm -f "$SHARE/xcg" "$SHARE/xcg-session"
+  rm -f "$SHARE/xcg" "$SHARE/xcg-session" "$SHARE/xcg-web"
   if [[ -f $XCG_BINARY ]]; then
     cp "$XCG_BINARY" "$SHARE/xcg"
     if [[ -f $SESSION_BINARY ]]; then cp "$SESSION_BINARY" "$SHARE/xcg-session"; fi
+    if [[ -f $WEB_BINARY ]]; then cp "$WEB_BINARY" "$SHARE/xcg-web"; fi
   else
     log "warning: no xcg binary at $XCG_BINARY (set XCG_BINARY); dom0 gets none"
   fi
@@ -452,11 +457,13 @@ deploy() {
   qemu_pid >/dev/null || die "not running"
   stage_binary
   [[ -f $SHARE/xcg ]] || return 0
-  dom0 'for f in xcg xcg-session; do
+  dom0 'for f in xcg xcg-session xcg-web; do
           [ -f /mnt/host/$f ] || continue
           install -m 755 /mnt/host/$f /usr/local/bin/$f && ! ldd /usr/local/bin/$f | grep "not found" || exit 1
         done' || die "xcg cannot run in dom0 (missing libraries above?)"
-  log "deploy: $XCG_BINARY -> dom0:/usr/local/bin/xcg$([[ -f $SHARE/xcg-session ]] && echo ", xcg-session too")"
+  local also=() f
+  for f in xcg-session xcg-web; do [[ -f $SHARE/$f ]] && also+=("$f"); done
+  log "deploy: $XCG_BINARY -> dom0:/usr/local/bin/xcg${also[*]:+ (with ${also[*]})}"
 }
 
 stop() {
@@ -479,7 +486,7 @@ cmd_console() {
 status() {
   local p
   if p=$(qemu_pid); then
-    echo "running: qemu pid $p; dom0 sshd 127.0.0.1:$(state SSH_PORT), xcg 127.0.0.1:$(state XCG_PORT); serial log $RUN/serial.log"
+    echo "running: qemu pid $p; dom0 sshd 127.0.0.1:$(state SSH_PORT), xcg 127.0.0.1:$(state XCG_PORT), web 127.0.0.1:$(state WEB_PORT); serial log $RUN/serial.log"
   else
     echo "not running"
   fi
