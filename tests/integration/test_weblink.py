@@ -236,18 +236,24 @@ def rewrite_config(gw, web1_keys):
     assert result.returncode == 0, describe(result)
 
 
-def test_a_link_from_a_key_ends_with_the_key(web_gw, keys):
-    token = token_of(web_gw.ssh("web1", "web1", "weblink").stdout)
+def reload_during_a_key_link_login(gw, keys_now, hold, timeout):
+    """Logs in with a link minted by web1's key, holding the session `hold` seconds; once the
+    login is audited, rewrites web1's keys to `keys_now`. Returns (run, time of the reload)."""
+    token = token_of(gw.ssh("web1", "web1", "weblink").stdout)
     box = {}
-    watcher = threading.Thread(target=lambda: box.update(run=web_run(web_gw, f"web_login {token} 20",
-                                                                     timeout=25)))
+    watcher = threading.Thread(target=lambda: box.update(run=web_run(gw, f"web_login {token} {hold}",
+                                                                     timeout=timeout)))
     watcher.start()
     wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
-                         for r in web_gw.audit_records()), 10, "the web login")
-    rewrite_config(web_gw, [keys["stranger"].public_line])
-    revoked_at = time.monotonic()
-    watcher.join(30)
-    run = box["run"]
+                         for r in gw.audit_records()), 10, "the web login")
+    rewrite_config(gw, keys_now)
+    reloaded_at = time.monotonic()
+    watcher.join(timeout + 5)
+    return box["run"], reloaded_at
+
+
+def test_a_link_from_a_key_ends_with_the_key(web_gw, keys):
+    run, revoked_at = reload_during_a_key_link_login(web_gw, [keys["stranger"].public_line], 20, 25)
     kinds = [a["type"] for a in answers_of(run)]
     assert kinds[:2] == ["authorize_ans", "revoke"], run
     assert run.closed and run.elapsed < 20, run
@@ -257,17 +263,9 @@ def test_a_link_from_a_key_ends_with_the_key(web_gw, keys):
 
 
 def test_a_link_from_a_key_made_read_only_narrows(web_gw, keys):
-    token = token_of(web_gw.ssh("web1", "web1", "weblink").stdout)
-    box = {}
-    watcher = threading.Thread(target=lambda: box.update(run=web_run(web_gw, f"web_login {token} 3",
-                                                                     timeout=10)))
-    watcher.start()
-    wait_for(lambda: any(r.get("via") == "web" and r["event"] == "auth_success"
-                         for r in web_gw.audit_records()), 10, "the web login")
-    rewrite_config(web_gw, [{"key": keys["web1"].public_line, "readonly": True}])
-    watcher.join(15)
-    answers = answers_of(box["run"])
-    assert [a["type"] for a in answers[:2]] == ["authorize_ans", "narrowed"], box["run"]
+    run, _ = reload_during_a_key_link_login(web_gw, [{"key": keys["web1"].public_line, "readonly": True}], 3, 10)
+    answers = answers_of(run)
+    assert [a["type"] for a in answers[:2]] == ["authorize_ans", "narrowed"], run
     assert answers[1]["readonly"] and "read-only" in answers[1]["text"], answers
 
 
