@@ -34,7 +34,8 @@ struct ListenAddress {
   std::string host;   // numeric IPv4 or IPv6 (without brackets)
   uint16_t port = 0;  // 0 = any free port (for tests)
   bool ipv6 = false;
-  std::string text;  // as written, for messages
+  std::string text;       // as written, for messages
+  std::string unix_path;  // set: a unix socket ("unix:/run/xcg/web.sock"), host and port unused
 };
 
 // Where a value came from, for messages ("FILE:LINE:COLUMN").

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <sys/un.h>
 
 #include <algorithm>
 
@@ -12,6 +13,8 @@ namespace {
 
 constexpr long long kMaxLinkTtl = 600;  // web_tokens' longest lifetime
 constexpr std::string_view kPlain = "http://";
+constexpr std::string_view kUnix = "unix:";
+constexpr size_t kMaxUnixPath = sizeof(sockaddr_un::sun_path);
 
 // A plain listener "http://HOST:PORT": only on loopback, behind a proxy on this host.
 Result<ListenAddress> parse_plain(std::string_view text) {
@@ -25,17 +28,29 @@ Result<ListenAddress> parse_plain(std::string_view text) {
                           text));
 }
 
-// Unix sockets ("unix:PATH") are not built yet; "https://" is a common slip for TLS.
+// A plain listener "unix:PATH" for a proxy on this host; who may connect is up to the socket's
+// directory (the socket takes its group), so the path must be absolute and fit a sockaddr_un.
+Result<ListenAddress> parse_unix(std::string_view text) {
+  std::string path(text.substr(kUnix.size()));
+  if (path.empty() || path.front() != '/' || path.back() == '/')
+    return fail(Errc::invalid_input, fmt::format("'{}': a unix socket is written unix:/ABSOLUTE/PATH", text));
+  if (path.size() >= kMaxUnixPath)
+    return fail(Errc::invalid_input,
+                fmt::format("'{}': a unix socket path has at most {} bytes", text, kMaxUnixPath - 1));
+  return ListenAddress{.text = std::string(text), .unix_path = std::move(path)};
+}
+
+// "https://" is a common slip for TLS.
 Result<ListenAddress> parse_web_listen(std::string_view text) {
   if (text.starts_with(kPlain)) return parse_plain(text);
+  if (text.starts_with(kUnix)) return parse_unix(text);
   if (text.starts_with("https://"))
     return fail(Errc::invalid_input,
                 fmt::format("'{}': write a TLS listener as HOST:PORT, without https://", text));
-  if (text.starts_with("unix:"))
-    return fail(Errc::invalid_input,
-                fmt::format("'{}': unix sockets are not supported; use http://127.0.0.1:PORT", text));
   return parse_listen_address(text);
 }
+
+bool plain(const ListenAddress& a) { return !a.unix_path.empty() || a.text.starts_with(kPlain); }
 
 bool read_listen(Loader& in, const Field& f, WebSettings& web) {
   auto items = read_strings(in, f, true);
@@ -44,7 +59,7 @@ bool read_listen(Loader& in, const Field& f, WebSettings& web) {
   for (const auto& [text, node] : *items) {
     auto address = parse_web_listen(text);
     if (address) {
-      (text.starts_with(kPlain) ? web.plain_listen : web.listen).push_back(*address);
+      (plain(*address) ? web.plain_listen : web.listen).push_back(*address);
       continue;
     }
     in.report(node.Mark(), fmt::format("{}: {}", name_of(f), address.error().message));

@@ -245,7 +245,7 @@ void Broker::accept_one(UniqueFd tcp, ListenerKind kind) {
   // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
   // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
   int one = 1;
-  if (::setsockopt(tcp.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+  if (!is_unix(remote) && ::setsockopt(tcp.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
     log::debug("TCP_NODELAY: {}", std::strerror(errno));
   spawn_session(std::move(tcp), remote, source, kind);
 }
@@ -267,8 +267,9 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   SessionRecord s;
   s.id = next_session_id_++;
   s.kind = web ? SessionKind::web : SessionKind::ssh;
+  // Whoever may open a unix listener's socket file is a proxy the operator let in.
   s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
-                          in_networks(host_of(remote), config_->web->trusted_proxies);
+                          (is_unix(remote) || in_networks(host_of(remote), config_->web->trusted_proxies));
   s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;  // SSH only
   s.pid = spawned->child.pid;
   s.pidfd = std::move(spawned->child.pidfd);

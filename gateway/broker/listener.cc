@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -27,6 +30,8 @@ std::string format_sockaddr(const sockaddr_storage& ss) {
     ::inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
     return fmt::format("[{}]:{}", host, ntohs(a.sin6_port));
   }
+  if (ss.ss_family == AF_UNIX)
+    return fmt::format("unix:{}", reinterpret_cast<const sockaddr_un&>(ss).sun_path);
   return "unknown";
 }
 
@@ -49,7 +54,43 @@ std::system_error bind_error(const config::ListenAddress& a, const char* what) {
   return std::system_error(errno, std::generic_category(), fmt::format("{} {}", what, a.text));
 }
 
+// A socket file left by a broker that is gone is replaced; one that still answers is in use.
+void clear_stale_socket(const config::ListenAddress& a, const sockaddr_un& sun) {
+  struct stat st {};
+  if (::lstat(a.unix_path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode))
+    throw std::system_error(EEXIST, std::generic_category(), "not a socket: " + a.text);
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&sun), sizeof sun) == 0)
+    throw std::system_error(EADDRINUSE, std::generic_category(), "bind " + a.text);
+  if (::unlink(a.unix_path.c_str()) != 0) throw bind_error(a, "unlink stale");
+}
+
+// The socket takes its directory's group and mode 0660: the operator grants a proxy access
+// by the directory (`install -d -g www-data -m 0750 /run/xcg-web`), as with any local service.
+void share_with_directory_group(const config::ListenAddress& a) {
+  auto dir = a.unix_path.substr(0, a.unix_path.rfind('/'));
+  struct stat st {};
+  if (::stat(dir.empty() ? "/" : dir.c_str(), &st) != 0) throw bind_error(a, "stat directory of");
+  if (::chown(a.unix_path.c_str(), static_cast<uid_t>(-1), st.st_gid) != 0) throw bind_error(a, "chown");
+  if (::chmod(a.unix_path.c_str(), 0660) != 0) throw bind_error(a, "chmod");
+}
+
+Listener open_unix(const config::ListenAddress& a) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  a.unix_path.copy(sun.sun_path, sizeof sun.sun_path - 1);  // the config checked the length
+  clear_stale_socket(a, sun);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw bind_error(a, "socket");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) throw bind_error(a, "bind");
+  share_with_directory_group(a);
+  if (::listen(fd.get(), 128) != 0) throw bind_error(a, "listen");
+  return Listener{std::move(fd), a.text};
+}
+
 Listener open_one(const config::ListenAddress& a) {
+  if (!a.unix_path.empty()) return open_unix(a);
   sockaddr_storage ss{};
   socklen_t len;
   if (a.ipv6) {
@@ -95,10 +136,13 @@ std::string peer_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  // A proxy's end of a unix socket has no name: the listener's path says where it came from.
+  if (ss.ss_family == AF_UNIX) return local_address(fd);
   return format_sockaddr(ss);
 }
 
 std::string host_of(std::string_view address) {
+  if (is_unix(address)) return std::string(address);
   if (!address.empty() && address[0] == '[') return std::string(address.substr(1, address.find(']') - 1));
   return std::string(address.substr(0, address.rfind(':')));
 }
@@ -135,6 +179,8 @@ bool in_networks(std::string_view host, const std::vector<std::string>& networks
   }
   return false;
 }
+
+bool is_unix(std::string_view address) { return address.starts_with("unix:"); }
 
 std::string local_address(int fd) {
   sockaddr_storage ss{};

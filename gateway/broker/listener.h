@@ -17,7 +17,7 @@ enum class ListenerKind : uint8_t { ssh, web_tls, web_plain };
 
 struct Listener {
   UniqueFd fd;
-  std::string address;  // the bound address, with the real port: "127.0.0.1:40123"
+  std::string address;  // the bound address, with the real port: "127.0.0.1:40123", or "unix:PATH"
   ListenerKind kind = ListenerKind::ssh;
 };
 
@@ -28,7 +28,10 @@ std::vector<Listener> open_listeners(const std::vector<config::ListenAddress>& a
 // "203.0.113.7:51234" / "[2001:db8::1]:51234" for an accepted peer or a bound socket.
 std::string peer_address(int fd);
 std::string local_address(int fd);
-// The host part of an address peer_address() gave: "203.0.113.7", "2001:db8::1".
+// A unix socket's address: "unix:/run/xcg/web.sock" (for an accepted connection, the listener's).
+bool is_unix(std::string_view address);
+// The host part of an address peer_address() gave (a unix socket's whole address): "203.0.113.7",
+// "2001:db8::1".
 std::string host_of(std::string_view address);
 // The per-source limits' bucket of a host (as host_of gives it): the network of the address cut
 // to its family's prefix length, "203.0.113.0/24", "2001:db8:1:2::/64". A v4-mapped IPv6

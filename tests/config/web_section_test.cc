@@ -34,7 +34,7 @@ Lines url_problems(const std::string& url) { return problems({kListen, "public_u
 TEST_CASE("a full web section reads into WebSettings", "[config][web]") {
   auto c = parse_config(
       with_web({"listen: ['0.0.0.0:443', '[::]:0', 'http://127.0.0.1:8080', "
-                "'http://[::1]:8081']",
+                "'http://[::1]:8081', 'unix:/run/xcg/web.sock']",
                 "public_url: HTTPS://Console.Example:443/", "tls_cert: /srv/web/../tls/c.pem",
                 "tls_key: /srv/tls/k.pem", "link_ttl: 2m", "panel_secret_file: /etc/xcg/panel.secret",
                 "trusted_proxies: [127.0.0.1, 10.1.0.0/16, '::1/128', '2001:DB8::/32']"}),
@@ -45,9 +45,11 @@ TEST_CASE("a full web section reads into WebSettings", "[config][web]") {
   CHECK(w.listen[0].host == "0.0.0.0");
   CHECK(w.listen[0].port == 443);
   CHECK((w.listen[1].ipv6 && w.listen[1].port == 0));
-  REQUIRE(w.plain_listen.size() == 2);
+  REQUIRE(w.plain_listen.size() == 3);
   CHECK((w.plain_listen[0].host == "127.0.0.1" && w.plain_listen[0].port == 8080));
   CHECK((w.plain_listen[1].host == "::1" && w.plain_listen[1].text == "http://[::1]:8081"));
+  CHECK((w.plain_listen[2].unix_path == "/run/xcg/web.sock" &&
+         w.plain_listen[2].text == "unix:/run/xcg/web.sock"));
   CHECK(w.public_url == "https://console.example");
   CHECK(w.tls_cert == "/srv/tls/c.pem");
   CHECK(w.tls_key == "/srv/tls/k.pem");
@@ -91,9 +93,12 @@ TEST_CASE("web.listen refuses what is not a loopback plain or a TLS address", "[
       problems({"listen: ['https://0.0.0.0:443']", kUrl}) ==
       Lines{
           "t.yaml:6:12: listen: 'https://0.0.0.0:443': write a TLS listener as HOST:PORT, without https://"});
-  CHECK(problems({"listen: ['unix:/run/xcg/web.sock']", kUrl}) ==
-        Lines{"t.yaml:6:12: listen: 'unix:/run/xcg/web.sock': unix sockets are not supported; use "
-              "http://127.0.0.1:PORT"});
+  CHECK(problems({"listen: ['unix:run/web.sock', 'unix:/run/xcg/']", kUrl}) ==
+        Lines{"t.yaml:6:12: listen: 'unix:run/web.sock': a unix socket is written unix:/ABSOLUTE/PATH",
+              "t.yaml:6:33: listen: 'unix:/run/xcg/': a unix socket is written unix:/ABSOLUTE/PATH"});
+  CHECK(problems({"listen: ['unix:/" + std::string(107, 'a') + "']", kUrl}) ==
+        Lines{"t.yaml:6:12: listen: 'unix:/" + std::string(107, 'a') +
+              "': a unix socket path has at most 107 bytes"});
   CHECK(problems({"listen: ['console.example:443']", kUrl}) ==
         Lines{"t.yaml:6:12: listen: bad listen address 'console.example:443': expected IPV4:PORT or "
               "[IPV6]:PORT"});

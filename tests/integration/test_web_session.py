@@ -7,6 +7,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import XCG, describe, ensure_user, proc_status, wait_for
+from conftest import XCG, default_domains, describe, ensure_user, proc_status, render_config, wait_for
 from test_weblink import panel_token
 from web_client import BINARY, CLOSE, TEXT, HandshakeError, WebClient, close_reason, log_in
 
@@ -263,3 +264,49 @@ def test_a_plain_listener_behind_a_proxy_serves_without_tls_and_hsts(make_gatewa
     with log_in("127.0.0.1", port, "console.test", "https://console.test", token(gw), tls=False) as c:
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
         assert frames[-1][1].startswith(b"hello web1 w")
+
+
+def unix_web(tmp_path, path):
+    return {"listen": [f"unix:{path}"], "public_url": "https://console.test"}
+
+
+def test_a_unix_listener_serves_a_proxy_and_takes_its_forwarded_for(make_gateway, tmp_path, socket_dir):
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o750)
+    os.chown(directory, -1, 65534)  # the proxy's group, given by the directory
+    path = directory / "web.sock"
+    gw = make_gateway(extra={"web": unix_web(tmp_path, path)},
+                      args=["--control-socket", str(socket_dir / "control.sock")])
+    gw.control_socket = socket_dir / "control.sock"
+    st = path.stat()
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == 65534
+    with WebClient(str(path), None, tls=False) as c:
+        status, headers, _ = c.get("/", "console.test")
+        assert status == 200 and "strict-transport-security" not in headers
+    c = WebClient(str(path), None, tls=False)
+    with c:
+        c.upgrade("console.test", "https://console.test", extra={"X-Forwarded-For": "203.0.113.9"})
+        c.send_text(token(gw))
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+        assert frames[-1][1].startswith(b"hello web1 w")
+    [login] = [r for r in gw.audit_records() if r.get("via") == "web" and r["event"] == "auth_success"]
+    assert login["remote"] == f"203.0.113.9 (via unix:{path})", login
+
+
+def test_a_unix_listener_replaces_a_stale_socket_and_refuses_a_file(make_gateway, tmp_path, keys):
+    stale = tmp_path / "stale.sock"
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(stale))
+    left.close()  # the file stays and nobody listens: what a killed broker leaves
+    make_gateway(extra={"web": unix_web(tmp_path, stale)})
+    with WebClient(str(stale), None, tls=False) as c:
+        assert c.get("/", "console.test")[0] == 200
+    occupied = tmp_path / "file"
+    occupied.write_text("an operator's file\n")
+    config = tmp_path / "occupied.yaml"
+    config.write_text(render_config(tmp_path, default_domains(keys), {"autostart": False},
+                                    {"web": unix_web(tmp_path, occupied)}))
+    result = subprocess.run([XCG, "serve", "--config", str(config)], capture_output=True, text=True,
+                            timeout=20, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1 and f"not a socket: unix:{occupied}" in result.stderr, describe(result)
+    assert occupied.read_text() == "an operator's file\n"

@@ -48,12 +48,21 @@ def frame(opcode, payload, fin=True, mask=True, rsv=0):
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def connect_unix(path, timeout):
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(timeout)
+    raw.connect(path)
+    return raw
+
+
 class WebClient:
-    """`WebClient(host, port)` connects (TLS unless `tls=False`); `upgrade()` opens /ws."""
+    """`WebClient(host, port)` connects (TLS unless `tls=False`; a host starting with "/" is a
+    unix socket's path); `upgrade()` opens /ws."""
 
     def __init__(self, host, port, tls=True, server_name=None, cafile=None, timeout=10):
         self.timeout = timeout
-        raw = socket.create_connection((host, port), timeout=timeout)
+        raw = connect_unix(host, timeout) if host.startswith("/") else \
+            socket.create_connection((host, port), timeout=timeout)
         if tls:
             context = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
             context.minimum_version = ssl.TLSVersion.TLSv1_2
