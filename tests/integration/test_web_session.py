@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import XCG, describe, ensure_user, proc_status, wait_for
+from conftest import DETACH, XCG, describe, ensure_user, proc_status, wait_for
 from test_weblink import panel_token
 from web_client import BINARY, CLOSE, TEXT, HandshakeError, WebClient, close_reason, log_in
 
@@ -166,6 +166,20 @@ def test_a_good_token_gets_hello_the_replay_and_answers(wgw):
         assert b"unknown command" in frames[-1][1]
         c.send_binary(b"\r")  # keystrokes reach the guest: it answers with a new prompt
         output_until(c, b"login:")
+
+
+def test_the_console_is_watched_again_after_each_detach(wgw):
+    """xcg-web keeps the console socket in its epoll set between steps; each attach from the
+    menu brings a new socket (often under the old one's number) that must be watched too."""
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw)) as c:
+        output_until(c, b"Booting fake guest web1")
+        for word in (b"first", b"second", b"third"):
+            c.send_binary(DETACH)
+            output_until(c, b"Choice: ")
+            c.send_binary(b"1")
+            output_until(c, b"[console of web1")
+            c.send_binary(word)  # the guest echoes what it is sent
+            output_until(c, word)
 
 
 def test_a_readonly_token_says_r_and_refuses_actions(wgw):
