@@ -5,6 +5,9 @@ two xcg builds alternated (docs/web.md, "Measurements"). Needs root.
   bench/ab_web_echo.py ab --build build-bench --before OLD/xcg [--rounds 8] [--keystrokes 1000]
       ROUNDS rounds of (before, after): each starts that build's gateway and measures the SSH
       echo and then the web echo on the same domain; medians of the per-run figures at the end.
+  bench/ab_web_echo.py cpu --build build-bench --before OLD/xcg [--rounds 5] [--keystrokes 3000]
+      the same rounds, but each run under perf's sched_switch events: microseconds on a CPU
+      and sleeps per keystroke of xcg-session and xcg-web (login and replay included).
   bench/ab_web_echo.py syscalls --build build-bench [--binary OTHER/xcg]
       the system calls per keystroke of one xcg-session and one xcg-web process, by strace,
       and how often each process, and the load generator's client, went to sleep per
@@ -18,7 +21,6 @@ import collections
 import fcntl
 import json
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -95,38 +97,60 @@ def ab(bench, args):
     print(json.dumps(results))
 
 
-def traced_calls(trace_dir, program):
-    """Counts by system call of the one traced process that executed `program`."""
-    for path in Path(trace_dir).iterdir():
+def cpu(bench, args):
+    results = collections.defaultdict(list)
+    for round_ in range(args.rounds):
+        for label, binary in (("before", args.before), ("after", None)):
+            server = bench.server(label, binary)
+            try:
+                for program, fn in (("xcg-session", bench.ssh_echo), ("xcg-web", bench.web_echo)):
+                    counts = scheduling(server, fn, args.keystrokes)
+                    got = (counts["cpu_us " + program] / args.keystrokes, counts["sleeps " + program] / args.keystrokes)
+                    results[label, program].append(got)
+                    print(f"round {round_ + 1} {label} {program}: {got[0]:.1f} us on a CPU, {got[1]:.2f} sleeps",
+                          flush=True)
+            finally:
+                server.stop()
+    for (label, program), runs in results.items():
+        print(f"{label} {program} (medians of {len(runs)} runs): "
+              f"{statistics.median(r[0] for r in runs):.1f} us on a CPU, "
+              f"{statistics.median(r[1] for r in runs):.2f} sleeps per keystroke")
+
+
+def trace_of(trace_dir, program):
+    """The lines of the one traced process that executed `program`, or None."""
+    for path in Path(trace_dir).glob("t.*"):
         lines = path.read_text(errors="replace").splitlines()
-        if not any(line.startswith("execve(") and f"/{program}\"" in line for line in lines):
-            continue
-        counts = collections.Counter()
-        for line in lines:
-            match = CALL.match(line)
-            if not match:
-                continue
-            counts[match.group(1)] += 1
-        return counts
-    raise RuntimeError(f"no traced process ran {program}")
+        if any(line.startswith("execve(") and f"/{program}\"" in line for line in lines):
+            return lines
+    return None
 
 
-def traced(bench, server, program, measure_fn, keystrokes):
-    trace_dir = tempfile.mkdtemp(prefix="xcg-strace-")
-    strace = subprocess.Popen(["strace", "-f", "-ff", "-qq", "-o", f"{trace_dir}/t", "-p", str(server.main_pid())],
-                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.started.add(strace.pid)
-    try:
-        time.sleep(1)  # strace has attached (it prints nothing we could wait for with -qq)
-        measure_fn(server, keystrokes)
-        time.sleep(1)  # the session process has exited
-    finally:
-        strace.terminate()
-        strace.wait(timeout=30)
-    try:
-        return traced_calls(trace_dir, program)
-    finally:
-        shutil.rmtree(trace_dir)
+def wait_until(what, condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+def traced(server, program, measure_fn, keystrokes):
+    """Counts by system call of the session process that ran `program` during one run."""
+    with tempfile.TemporaryDirectory(prefix="xcg-strace-") as trace_dir:
+        log = Path(trace_dir) / "strace.log"
+        with open(log, "wb") as stderr:
+            strace = subprocess.Popen(["strace", "-f", "-ff", "-o", f"{trace_dir}/t", "-p", str(server.main_pid())],
+                                      stdin=subprocess.DEVNULL, stderr=stderr)
+        procs.started.add(strace.pid)
+        try:
+            wait_until("strace attaching", lambda: b"attached" in log.read_bytes())
+            measure_fn(server, keystrokes)
+            wait_until(f"{program} exiting",
+                       lambda: (trace_of(trace_dir, program) or [""])[-1].startswith("+++ exited"))
+        finally:
+            strace.terminate()
+            strace.wait(timeout=30)
+        return collections.Counter(m.group(1) for m in map(CALL.match, trace_of(trace_dir, program)) if m)
 
 
 def scheduling(server, measure_fn, keystrokes):
@@ -137,7 +161,8 @@ def scheduling(server, measure_fn, keystrokes):
         perf = subprocess.Popen(["perf", "record", "-q", "-a", "-e", "sched:sched_switch", "-o", data],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.started.add(perf.pid)
-        time.sleep(1)  # perf has opened its events
+        # perf writes its file's header once its events are open
+        wait_until("perf starting", lambda: Path(data).exists() and Path(data).stat().st_size > 0)
         measure_fn(server, keystrokes)
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=60)
@@ -166,7 +191,7 @@ def syscalls(bench, args):
     server = bench.server("traced", args.binary)
     try:
         for program, fn in (("xcg-session", bench.ssh_echo), ("xcg-web", bench.web_echo)):
-            per = per_keystroke(lambda n: traced(bench, server, program, fn, n))
+            per = per_keystroke(lambda n: traced(server, program, fn, n))
             shown = sorted(((v, k) for k, v in per.items() if v >= 0.05), reverse=True)
             total = sum(per.values())
             print(f"{program}: {total:.2f} system calls per keystroke: "
@@ -182,22 +207,22 @@ def syscalls(bench, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["ab", "syscalls"])
+    parser.add_argument("mode", choices=["ab", "cpu", "syscalls"])
     parser.add_argument("--build", type=Path, required=True, help="optimised build with xcg and bench/")
-    parser.add_argument("--before", help="ab: the other xcg binary (its xcg-session and xcg-web beside it)")
+    parser.add_argument("--before", help="ab, cpu: the other xcg binary (its xcg-session and xcg-web beside it)")
     parser.add_argument("--binary", help="syscalls: another xcg binary than the build's")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--keystrokes", type=int, default=measure.FULL.keystrokes)
     args = parser.parse_args()
-    if args.mode == "ab" and not args.before:
-        parser.error("ab needs --before")
+    if args.mode in ("ab", "cpu") and not args.before:
+        parser.error(f"{args.mode} needs --before")
     lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
     fcntl.flock(lock, fcntl.LOCK_EX)
     procs.become_subreaper()
     bench = Bench(args.build.resolve())
     bench.guests.start()
     try:
-        (ab if args.mode == "ab" else syscalls)(bench, args)
+        {"ab": ab, "cpu": cpu, "syscalls": syscalls}[args.mode](bench, args)
     finally:
         bench.guests.stop()
 
