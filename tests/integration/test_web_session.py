@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETACH, XCG, describe, ensure_user, proc_status, wait_for
+from conftest import XCG, describe, ensure_user, proc_status, wait_for
 from test_weblink import panel_token
 from web_client import BINARY, CLOSE, TEXT, HandshakeError, WebClient, close_reason, log_in
 
@@ -174,7 +174,7 @@ def test_the_console_is_watched_again_after_each_detach(wgw):
     with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw)) as c:
         output_until(c, b"Booting fake guest web1")
         for word in (b"first", b"second", b"third"):
-            c.send_binary(DETACH)
+            c.send_binary(b"\x1d")  # Ctrl-]: back to the menu
             output_until(c, b"Choice: ")
             c.send_binary(b"1")
             output_until(c, b"[console of web1")
