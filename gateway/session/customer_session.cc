@@ -133,6 +133,7 @@ void CustomerSession::attach_console(bool from_menu) {
     return send_menu_output();
   }
   console_.emplace(std::move(socket));
+  ++console_attachments_;
   console_paused_ = false;
   mode_ = Mode::console;
   if (!menu_ || menu_->state() != menu::Menu::State::console)  // the menu prints its own hint

@@ -57,6 +57,9 @@ class CustomerSession {
   // The console socket, while the session wants to read it: attached, and the customer keeps
   // up with the output.
   std::optional<int> console_to_watch() const;
+  // Consoles attached so far: tells a new console socket from an earlier one that had the same
+  // number, for a transport that keeps the socket registered between steps (xcg-web's epoll).
+  unsigned console_attachments() const { return console_attachments_; }
   bool started() const { return started_; }
   // Nothing more to do: the terminal was ended, or the customer is gone.
   bool over() const { return mode_ == Mode::over; }
@@ -109,6 +112,7 @@ class CustomerSession {
   std::optional<menu::Menu> menu_;
   bool exec_console_ = false;  // the console was asked for by exec: detaching ends the session
   std::optional<ConsoleLink> console_;
+  unsigned console_attachments_ = 0;
   bool console_paused_ = false;  // the customer is not keeping up: the console is not read
 
   OutputQueue output_;

@@ -22,11 +22,12 @@ SessionWatch::SessionWatch(int broker_fd) : epoll_(::epoll_create1(EPOLL_CLOEXEC
     throw std::system_error(errno, std::generic_category(), "session epoll");
 }
 
-void SessionWatch::watch_console(std::optional<int> console) {
+void SessionWatch::watch_console(std::optional<WatchedConsole> console) {
+  if (console == console_) return;
   // ENOENT and EBADF are expected: a closed descriptor left the set by itself.
-  if (console_) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, *console_, nullptr);
+  if (console_) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, console_->fd, nullptr);
   console_ = console;
-  if (console_ && !add(epoll_.get(), *console_)) console_.reset();  // not watched: the tick still steps
+  if (console_ && !add(epoll_.get(), console_->fd)) console_.reset();  // not watched: the tick still steps
 }
 
 void SessionWatch::forget_broker() {
@@ -40,7 +41,7 @@ SessionWatch::Ready SessionWatch::ready() {
   Ready r;
   for (int i = 0; i < n; ++i) {
     r.broker |= events[i].data.fd == broker_;
-    r.console |= console_ && events[i].data.fd == *console_;
+    r.console |= console_ && events[i].data.fd == console_->fd;
   }
   return r;
 }

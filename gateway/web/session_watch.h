@@ -12,14 +12,23 @@
 
 namespace xcg::gateway::web {
 
+// The console socket to watch: its number, and which attachment it came from (a number may be
+// reused by the next console once the old one is closed).
+struct WatchedConsole {
+  int fd = -1;
+  unsigned attachment = 0;
+  bool operator==(const WatchedConsole&) const = default;
+};
+
 class SessionWatch {
  public:
   explicit SessionWatch(int broker_fd);  // throws std::system_error
   int fd() const { return epoll_.get(); }
 
   // Watches `console` from now on instead of the one before (none: nullopt). The old one may be
-  // closed already, and its number reused by the new one.
-  void watch_console(std::optional<int> console);
+  // closed already, and its number reused by the new one. The same console as before costs no
+  // system call: this runs after every event, three times per keystroke.
+  void watch_console(std::optional<WatchedConsole> console);
   // Stops watching the broker (it hung up: its socket stays readable).
   void forget_broker();
 
@@ -33,7 +42,7 @@ class SessionWatch {
  private:
   UniqueFd epoll_;
   int broker_;
-  std::optional<int> console_;
+  std::optional<WatchedConsole> console_;
 };
 
 }  // namespace xcg::gateway::web

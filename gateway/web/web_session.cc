@@ -63,8 +63,10 @@ void WebSession::step(Clock::time_point now) {
   session_->step(now);
 }
 
-std::optional<int> WebSession::console_to_watch() const {
-  return session_ ? session_->console_to_watch() : std::nullopt;
+std::optional<WatchedConsole> WebSession::console_to_watch() const {
+  auto fd = session_ ? session_->console_to_watch() : std::nullopt;
+  if (!fd) return std::nullopt;
+  return WatchedConsole{*fd, session_->console_attachments()};
 }
 
 }  // namespace xcg::gateway::web

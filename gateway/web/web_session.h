@@ -11,6 +11,7 @@
 
 #include "gateway/session/broker_client.h"
 #include "gateway/session/customer_session.h"
+#include "gateway/web/session_watch.h"
 #include "gateway/web/websocket_terminal.h"
 
 namespace xcg::gateway::web {
@@ -37,7 +38,7 @@ class WebSession {
   void console_readable();
   void step(Clock::time_point now);
 
-  std::optional<int> console_to_watch() const;
+  std::optional<WatchedConsole> console_to_watch() const;
   WebSocketTerminal& terminal() { return terminal_; }
 
  private:

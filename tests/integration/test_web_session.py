@@ -169,6 +169,20 @@ def test_a_good_token_gets_hello_the_replay_and_answers(wgw):
         output_until(c, b"login:")
 
 
+def test_the_console_is_watched_again_after_each_detach(wgw):
+    """xcg-web keeps the console socket in its epoll set between steps; each attach from the
+    menu brings a new socket (often under the old one's number) that must be watched too."""
+    with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw)) as c:
+        output_until(c, b"Booting fake guest web1")
+        for word in (b"first", b"second", b"third"):
+            c.send_binary(b"\x1d")  # Ctrl-]: back to the menu
+            output_until(c, b"Choice: ")
+            c.send_binary(b"1")
+            output_until(c, b"[console of web1")
+            c.send_binary(word)  # the guest echoes what it is sent
+            output_until(c, word)
+
+
 def test_a_readonly_token_says_r_and_refuses_actions(wgw):
     with log_in("127.0.0.1", wgw.web_port, wgw.host, wgw.origin, token(wgw, "web1", "--readonly")) as c:
         frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))

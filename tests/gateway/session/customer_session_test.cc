@@ -116,9 +116,11 @@ TEST_CASE("Ctrl-] in the console detaches back to the menu", "[customer_session]
   f.customer.console_on_login = true;
   CustomerSession s(f.terminal, f.broker, f.customer, 0);
   f.answer_attach();
+  CHECK(s.console_attachments() == 0);
   REQUIRE(s.start_shell());
   s.step(Clock::now());
   REQUIRE(s.console_to_watch());
+  CHECK(s.console_attachments() == 1);  // tells this console from a later one with the same number
 
   REQUIRE(::write(f.hub.first.get(), "login: ", 7) == 7);
   s.console_readable();
