@@ -101,7 +101,9 @@ void CurlMulti::configure(HttpCall& call, const HttpRequest& request) {
   set(easy, CURLOPT_COPYPOSTFIELDS, request.body.c_str());
   set(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   set(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
-  set(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  set(easy, CURLOPT_TCP_KEEPALIVE, 1L);  // a watch's stream is quiet for long
+  set(easy, CURLOPT_TCP_KEEPIDLE, 10L);
+  set(easy, CURLOPT_TCP_KEEPINTVL, 5L);
   set(easy, CURLOPT_WRITEFUNCTION, &HttpCall::on_write);
   set(easy, CURLOPT_WRITEDATA, &call);
   set(easy, CURLOPT_PRIVATE, &call);

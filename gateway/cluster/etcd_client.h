@@ -73,6 +73,7 @@ class EtcdClient {
                                                  HttpCall::OnDone on_done, size_t& index);
   // The endpoint `index` failed: move on from it, unless another failure already did.
   void endpoint_failed(size_t index);
+  size_t current_endpoint() const { return current_; }
   EventLoop& loop() { return loop_; }
 
  private:

@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
+constexpr std::chrono::milliseconds kProbeInterval{3000};
 
 }  // namespace
 
@@ -24,9 +25,28 @@ EtcdWatch::EtcdWatch(EtcdClient& client, std::string prefix, int64_t from_revisi
     open();
   else
     read_whole();
+  probe();
 }
 
 EtcdWatch::~EtcdWatch() = default;
+
+void EtcdWatch::probe() {
+  probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
+    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](Result<RangeResult>) {
+      if (!alive.expired()) probed();
+    });
+  });
+}
+
+// Whatever the answer, the client has moved on from a member that could not give it.
+void EtcdWatch::probed() {
+  if (stream_ && client_.current_endpoint() != endpoint_) {
+    log::warn("etcd watch on {}: its member stopped answering; resuming from revision {}", prefix_,
+              next_revision_);
+    open();
+  }
+  probe();
+}
 
 void EtcdWatch::read_whole() {
   watching_ = false;

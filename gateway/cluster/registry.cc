@@ -63,6 +63,15 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
   log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
 }
 
+void RegistryWriter::offer(const std::string& domain) {
+  if (held_.contains(domain)) return;
+  client_.txn_put_if(domain_key(domain), 0, node_, 0, guarded([this, domain](Result<TxnResult> r) {
+    if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
+    if (r->succeeded) held_[domain] = r->revision;
+    if (r->current && r->current->value == node_) held_[domain] = r->current->mod_revision;
+  }));
+}
+
 void RegistryWriter::release(const std::string& domain) {
   auto it = held_.find(domain);
   if (it == held_.end()) return;

@@ -191,3 +191,19 @@ TEST_CASE("endpoints: https anywhere, plain http only on loopback", "[etcd_json]
   CHECK_FALSE(check_endpoints({"https://10.0.0.1:2379/v3"}));
   CHECK_FALSE(check_endpoints({"ftp://10.0.0.1:2379"}));
 }
+
+TEST_CASE("a watch leaves a member that stops answering without closing the stream", "[etcd]") {
+  EtcdCluster cluster(3);
+  EventLoop loop;
+  EtcdClient watcher(loop, settings_for(cluster.endpoints()));
+  EtcdClient writer(loop, settings_for({cluster.endpoint(1), cluster.endpoint(2)}));
+  Seen seen;
+  auto watch = watcher.watch("/t/p/", 0, seen.callbacks());
+  REQUIRE(loop.run_until([&] { return watch->watching(); }, 5s));
+  cluster.pause(0);
+  write(loop, writer, "/t/p/1", "a");
+  write(loop, writer, "/t/p/2", "b");
+  CHECK(seen.wait_for(loop, 3));
+  cluster.resume(0);
+  CHECK(seen.lines == std::vector<std::string>{"snapshot 0", "put /t/p/1=a", "put /t/p/2=b"});
+}
