@@ -27,10 +27,11 @@ void Broker::start_fleet() {
                     host_key_fingerprint(host_keys_pem_.at(0), config_->host_keys.at(0)), XCG_VERSION};
   }
   fleet_ = std::make_unique<FleetLink>(loop_, cluster, std::move(self));
-  hubs_->set_presence_listener(
-      [this](const std::string& domain, HubDirectory::Presence presence) { fleet_->domain_presence(domain, presence); });
-  log::info("fleet: {} '{}' on etcd {}", cluster.role == config::ClusterRole::front ? "front" : "node", cluster.node,
-            cluster.endpoints.front());
+  hubs_->set_presence_listener([this](const std::string& domain, HubDirectory::Presence presence) {
+    fleet_->domain_presence(domain, presence);
+  });
+  log::info("fleet: {} '{}' on etcd {}", cluster.role == config::ClusterRole::front ? "front" : "node",
+            cluster.node, cluster.endpoints.front());
 }
 
 }  // namespace xcg::gateway

@@ -49,6 +49,7 @@ class EtcdWatch {
   void open();
   void on_data(std::string_view bytes);
   bool on_message(std::string_view line);
+  void on_canceled(const WatchMessage& m);
   void on_closed(Result<HttpResponse> outcome);
   void again_later();
   void probe();

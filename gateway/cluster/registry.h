@@ -18,7 +18,8 @@ namespace xcg {
 
 class RegistryWriter {
  public:
-  RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info, int64_t lease_ttl_s);
+  RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info,
+                 int64_t lease_ttl_s);
   RegistryWriter(const RegistryWriter&) = delete;
   RegistryWriter& operator=(const RegistryWriter&) = delete;
   ~RegistryWriter();
