@@ -102,6 +102,7 @@ void EtcdCluster::start(Member& m, const std::string& initial_cluster) {
                                    "--log-level",
                                    "warn"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   char* envp[] = {nullptr};
