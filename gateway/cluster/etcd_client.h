@@ -5,7 +5,8 @@
 // A request that cannot reach its endpoint, or that the member answers it cannot serve now
 // (no leader), moves to the next endpoint and is tried again there, once per endpoint.
 //
-// Callbacks must not destroy the client; they may destroy watches and leases.
+// Callbacks must not destroy the client; they may destroy watches and leases. The client must
+// outlive its watches and leases.
 #pragma once
 
 #include <chrono>
