@@ -138,6 +138,7 @@ struct ClusterSettings {
   std::string prefix = "/xcg/";        // every key is under it; starts and ends with '/'
   unsigned lease_ttl_s = 5;            // 2..60: the node's lease in etcd
   std::string advertise;               // HOST:PORT fronts connect to; default: the first listen address
+  bool operator==(const ClusterSettings&) const = default;
 };
 
 // A front a node trusts (`fronts:`), by its host key.
