@@ -101,6 +101,7 @@ int check(const Args& args) {
     auto config = xcg::config::load_config(args.config);
     if (!check_web_files(args.config, *config) || !check_cluster_files(args.config, *config)) return 1;
     fmt::print("{}: OK: {}", args.config, xcg::config::summarize(*config));
+    if (config->cluster) fmt::print("{}\n", xcg::key_map_status(*config, std::chrono::seconds(3)));
     return 0;
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::printf("%s\n", p.str().c_str());

@@ -13,19 +13,21 @@
 namespace xcg {
 namespace {
 
-constexpr std::chrono::seconds kDeadline{30};
+constexpr std::chrono::milliseconds kDeadline{30000};
 
 // One client on its own loop, for one command.
 struct Session {
   EventLoop loop;
   EtcdClient client;
-  explicit Session(const config::ClusterSettings& cluster) : client(loop, etcd_settings_of(cluster)) {}
+  std::chrono::milliseconds deadline;
+  explicit Session(const config::ClusterSettings& cluster, std::chrono::milliseconds deadline = kDeadline)
+      : client(loop, etcd_settings_of(cluster)), deadline(deadline) {}
 
   template <class T>
   Result<T> wait(const std::function<void(EtcdReply<T>)>& start) {
     std::optional<Result<T>> answer;
     start([&](Result<T> r) { answer = std::move(r); });
-    if (!loop.run_until([&] { return answer.has_value(); }, kDeadline))
+    if (!loop.run_until([&] { return answer.has_value(); }, deadline))
       return fail(Errc::timeout, "etcd did not answer in time");
     return std::move(*answer);
   }
@@ -43,7 +45,7 @@ struct Session {
         --left;
         if (!r && !failed) failed = r.error();
       });
-    if (!loop.run_until([&] { return left == 0; }, kDeadline))
+    if (!loop.run_until([&] { return left == 0; }, deadline))
       return fail(Errc::timeout, "etcd did not answer in time");
     if (failed) return tl::unexpected(*failed);
     return {};
@@ -87,6 +89,21 @@ int import_keys(const config::ClusterSettings& cluster, const std::vector<std::s
   fmt::print("{} keys of {} domains: {} written, {} already in etcd\n", wanted.size(), domains->domains.size(),
              writes.size(), wanted.size() - writes.size());
   return 0;
+}
+
+std::string key_map_status(const config::Config& config, std::chrono::milliseconds deadline) {
+  const auto& cluster = *config.cluster;
+  Session etcd(cluster, deadline);
+  auto now = etcd.range(keys_prefix(cluster.prefix));
+  if (!now) return fmt::format("warning: etcd: cannot read the key map: {}", now.error().message);
+  auto map = read_key_map(cluster.prefix, now->kvs);
+  size_t here = 0;
+  for (const auto& [name, keys] : map.domains)
+    if (config.is_front() || config.domains.contains(name)) here += keys.size();
+  auto text = fmt::format("etcd: {} keys of {} domains ({} for the domains here)", map.key_count(),
+                          map.domains.size(), here);
+  for (const auto& p : map.problems) text += fmt::format("\nwarning: etcd: ignoring {}", p.str());
+  return text;
 }
 
 int export_keys(const config::ClusterSettings& cluster) {

@@ -2,6 +2,7 @@
 // with `domains:` (docs/fleet.md). A command line tool: it runs its own EventLoop until done.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -15,5 +16,8 @@ int import_keys(const config::ClusterSettings& cluster, const std::vector<std::s
 // Prints the key map as a YAML `domains:` document, sorted; bad values are reported on stderr
 // and left out.
 int export_keys(const config::ClusterSettings& cluster);
+// For `xcg check`: "etcd: 7 keys of 3 domains (5 for the domains here)", or
+// "warning: etcd: cannot read the key map: WHY" when it cannot be reached within `deadline`.
+std::string key_map_status(const config::Config& config, std::chrono::milliseconds deadline);
 
 }  // namespace xcg

@@ -10,7 +10,7 @@ import time
 import pexpect
 
 from conftest import XCG, describe, send_until, wait_for
-from etcd_cluster import etcd3  # noqa: F401 (a fixture)
+from etcd_cluster import etcd3, free_port  # noqa: F401 (etcd3: a fixture)
 
 REVOKE_LIMIT = 1.0
 PREFIX = "/xcg/"
@@ -76,6 +76,20 @@ def test_import_then_login_and_wrong_domain_refused(make_gateway, etcd3, keys, t
     assert_refused(gw, "elsewhere", "stranger")  # not a domain of this node
     again = import_keys(gw, keys, tmp_path)
     assert again.stdout == "3 keys of 3 domains: 0 written, 3 already in etcd\n", describe(again)
+    check = subprocess.run([XCG, "check", "--config", str(gw.config_path)], capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0, describe(check)
+    assert "\netcd: 3 keys of 3 domains (2 for the domains here)\n" in check.stdout, describe(check)
+
+
+def test_check_says_when_etcd_cannot_be_reached(tmp_path):
+    config = tmp_path / "xcg.yaml"
+    config.write_text(f'listen: ["127.0.0.1:0"]\nhost_keys: [{json.dumps(str(tmp_path / "k"))}]\n'
+                      f'hypervisor: sim\ndomains: {{web1: {{}}}}\n'
+                      f'cluster: {{endpoints: ["http://127.0.0.1:{free_port()}"]}}\n')
+    check = subprocess.run([XCG, "check", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, describe(check)
+    assert "\nwarning: etcd: cannot read the key map: " in check.stdout, describe(check)
 
 
 def test_deleting_the_key_in_etcd_ends_a_live_session_within_a_second(make_gateway, etcd3, keys, tmp_path):
