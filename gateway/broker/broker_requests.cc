@@ -186,6 +186,7 @@ ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::Authori
     return ipc::AuthorizeAns{};
   }
   s.front_fingerprint = front_key.fingerprint();
+  s.front_key_blob = front_key.blob;
   accept_login(s, domain, fingerprint, grant->key->key.blob, grant->readonly);
   return grant_answer(domain, fingerprint, grant->readonly);
 }
