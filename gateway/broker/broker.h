@@ -124,11 +124,13 @@ class Broker : private RequestHandler {
   // What a session's requests left to write when it ends.
   void settle_requests(SessionRecord& s);
   ipc::Message answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req);
-  ipc::AuthorizeAns refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req, const std::string& fingerprint);
+  ipc::AuthorizeAns refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
+                                     const std::string& fingerprint);
   // A front's login for a customer (front_login.h).
   ipc::Message answer_front_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
                                       const config::PublicKey& front_key);
-  ipc::AuthorizeAns grant_answer(const config::Domain& domain, const std::string& fingerprint, bool readonly) const;
+  ipc::AuthorizeAns grant_answer(const config::Domain& domain, const std::string& fingerprint,
+                                 bool readonly) const;
   // Browser console logins and links (broker_web.cc).
   ipc::Message answer_web_authorize(SessionRecord& s, const ipc::WebAuthorizeReq& req);
   Result<void> web_login_refusal(SessionRecord& s, const Grant& grant, const std::string& forwarded_for);

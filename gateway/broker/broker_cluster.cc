@@ -21,7 +21,8 @@ void Broker::start_key_map() {
             keys_prefix(config_->cluster->prefix));
 }
 
-std::shared_ptr<const config::Config> Broker::effective(std::shared_ptr<const config::Config> from_files) const {
+std::shared_ptr<const config::Config> Broker::effective(
+    std::shared_ptr<const config::Config> from_files) const {
   // A `cluster:` added by a reload takes a restart (restart_only_changes says so).
   if (!from_files->cluster || !key_feed_) return from_files;
   return config::with_domain_keys(*from_files, etcd_keys_);
