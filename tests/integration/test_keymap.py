@@ -163,3 +163,18 @@ def test_import_of_an_invalid_file_writes_nothing(make_gateway, etcd3, keys, tmp
     assert "bad public key: unknown key type 'ssh-foo'" in result.stderr
     assert f"{tmp_path / 'missing.yaml'}:1:1: cannot open" in result.stderr
     assert etcd3.get_prefix(f"{PREFIX}keys/") == {}
+
+
+def test_with_etcd_gone_the_last_key_map_stays_in_use(make_gateway, etcd3, keys, tmp_path):
+    gw = node(make_gateway, etcd3, keys)
+    assert import_keys(gw, keys, tmp_path).returncode == 0
+    wait_for(lambda: logs_in(gw, "web1", "web1"), 5, "web1's key from etcd")
+    for member in range(3):
+        etcd3.kill(member)
+    unreachable = b"key map: etcd cannot be reached; the last key map (3 keys) stays in use"
+    wait_for(lambda: unreachable in gw.log_path.read_bytes(), 10, "the key map's unreachable line")
+    assert logs_in(gw, "web1", "web1")
+    assert_refused(gw, "web2", "web1")
+    # Said once, however often the watch tries again meanwhile.
+    wait_for(lambda: gw.log_path.read_bytes().count(b"etcd watch on") > 3, 10, "the watch to retry")
+    assert gw.log_path.read_bytes().count(unreachable) == 1
