@@ -121,6 +121,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   hypervisor_ = parts_.make_hypervisor(loop_);
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
+  if (config_->cluster) start_fleet();
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });

@@ -26,6 +26,7 @@
 #include "gateway/broker/audit_log.h"
 #include "gateway/broker/config_watch.h"
 #include "gateway/broker/control.h"
+#include "gateway/broker/fleet_link.h"
 #include "gateway/broker/hub_directory.h"
 #include "gateway/broker/listener.h"
 #include "gateway/broker/monitor.h"
@@ -94,6 +95,8 @@ class Broker : private RequestHandler {
   ipc::Hello web_hello(ListenerKind kind, bool trust_forwarded_for) const;
   // Reads the TLS pair (at start and at each reload); a reload keeps the old one on failure.
   void load_web_tls();
+  // With `cluster:`: etcd, and on a node the registry following its domains (broker_fleet.cc).
+  void start_fleet();
   void watch_session(SessionRecord& s);
   void set_authorized(SessionRecord& s, const std::string& domain);
   void forget(SessionRecord& s);
@@ -184,6 +187,7 @@ class Broker : private RequestHandler {
   std::optional<WebTls> web_tls_;  // with `web:` only
   std::unique_ptr<WebTokens> web_tokens_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
+  std::unique_ptr<FleetLink> fleet_;  // with `cluster:` only; outlives hubs_, which tells it
   std::unique_ptr<HubDirectory> hubs_;
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
@@ -195,9 +199,9 @@ class Broker : private RequestHandler {
   UniqueFd signal_fd_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ConfigWatch> config_watch_;
-  // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map.
+  // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map
+  // (through fleet_'s client, declared before it so that it outlives the feed).
   std::shared_ptr<const config::Config> file_config_;
-  std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<KeyMapFeed> key_feed_;
   DomainKeys etcd_keys_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
