@@ -112,6 +112,14 @@ TEST_CASE("summary: with cluster, keys are in etcd and the cluster is described"
   CHECK(front.cluster == "cluster: front 'f1', prefix /xcg/, etcd at http://127.0.0.1:2379");
 }
 
+TEST_CASE("summary: with cluster, keys written in the file are said to be unused") {
+  auto s = summary_of(*parse_config(
+      kHead + "  web1:\n    keys: ['" + kAlice + "']\ncluster: {endpoints: ['http://127.0.0.1:2379']}\n",
+      "t.yaml"));
+  CHECK(warning_lines(s) == Lines{"t.yaml:5:3: warning: domain 'web1' lists keys, which are not used: with "
+                                  "cluster: a domain's keys are etcd's (xcg keys import puts them there)"});
+}
+
 TEST_CASE("summary: an RSA key under 3072 bits is weak") {
   auto s = summary_of_text("  web1:\n    keys:\n      - " + kGina + "\n      - " + kErin + "\n");
   CHECK(warning_lines(s) ==
