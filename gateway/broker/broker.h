@@ -29,6 +29,8 @@
 #include "gateway/broker/hub_directory.h"
 #include "gateway/broker/listener.h"
 #include "gateway/broker/monitor.h"
+#include "gateway/broker/node_directory.h"
+#include "gateway/broker/node_links.h"
 #include "gateway/broker/reload_plan.h"
 #include "gateway/broker/session_record.h"
 #include "gateway/broker/session_spawner.h"
@@ -58,6 +60,8 @@ struct BrokerParts {
   std::vector<Listener> listeners;  // SSH and web, each with its kind
   std::unique_ptr<SessionSpawner> spawner;
   std::unique_ptr<SessionSpawner> web_spawner;  // xcg-web; null without `web:`
+  // A front's: where each domain runs (docs/fleet.md). Null: this broker is not a front.
+  std::unique_ptr<NodeDirectory> nodes;
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };
@@ -112,6 +116,7 @@ class Broker : private RequestHandler {
   void on(SessionRecord& s, const ipc::SysrqReq& r) override;
   void on(SessionRecord& s, const ipc::WebAuthorizeReq& r) override;
   void on(SessionRecord& s, const ipc::WeblinkReq& r) override;
+  void on(SessionRecord& s, const ipc::NodeConnectReq& r) override;
   void reply(SessionRecord& s, const ipc::Message& answer) override;
   void cut_off(SessionRecord& s, std::string_view why) override;
 
@@ -130,6 +135,9 @@ class Broker : private RequestHandler {
   Result<std::string> mint_link(const std::string& domain, bool readonly, std::chrono::seconds ttl,
                                 const std::string& issuer);
   std::string control_weblink(const std::string& args);
+  // A front's relay to the node (broker_front.cc).
+  void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
+                           UniqueFd node);
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
                     const std::string& blob);
   ipc::Message answer_attach(SessionRecord& s, UniqueFd& pass);
@@ -170,6 +178,7 @@ class Broker : private RequestHandler {
   std::unique_ptr<WebTokens> web_tokens_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::unique_ptr<HubDirectory> hubs_;
+  std::unique_ptr<NodeLinks> node_links_;  // a front's only
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;
