@@ -70,4 +70,10 @@ const Domain* Config::domain_for_key(std::string_view blob) const {
   return domain == domains.end() ? nullptr : &domain->second;
 }
 
+const FrontKey* Config::front_for_key(std::string_view blob) const {
+  for (const auto& f : fronts)
+    if (f.key.blob == blob) return &f;
+  return nullptr;
+}
+
 }  // namespace xcg::config

@@ -127,6 +127,25 @@ struct WebSettings {
   std::vector<std::string> trusted_proxies;       // normalised CIDRs ("10.0.0.0/8"): X-Forwarded-For believed
 };
 
+// `cluster:` (docs/fleet.md). Absent from the file: a single host, no etcd.
+enum class ClusterRole { node, front };
+struct ClusterSettings {
+  ClusterRole role = ClusterRole::node;
+  std::string node;                    // this process's name in nodes/; default: the host name
+  std::vector<std::string> endpoints;  // "https://HOST:PORT" (or http:// on loopback), as written
+  std::string ca_file;                 // "" = the system's CAs
+  std::string cert_file, key_file;     // the TLS client pair: both or neither
+  std::string prefix = "/xcg/";        // every key is under it; starts and ends with '/'
+  unsigned lease_ttl_s = 5;            // 2..60: the node's lease in etcd
+  std::string advertise;               // HOST:PORT fronts connect to; default: the first listen address
+};
+
+// A front a node trusts (`fronts:`), by its host key.
+struct FrontKey {
+  PublicKey key;
+  Location where;
+};
+
 struct Config {
   std::string path;
   std::vector<std::string> source_files;      // every file read (main + included), absolute
@@ -143,7 +162,12 @@ struct Config {
   SimSettings sim;
   XenSettings xen;
   std::optional<WebSettings> web;
+  std::optional<ClusterSettings> cluster;
+  std::vector<FrontKey> fronts;  // a node's; none on a front
 
+  bool is_front() const { return cluster && cluster->role == ClusterRole::front; }
+  // The front (matched by its key's blob), or nullptr.
+  const FrontKey* front_for_key(std::string_view blob) const;
   // The domain a key (matched by its blob) belongs to, or nullptr.
   const Domain* domain_for_key(std::string_view blob) const;
 

@@ -90,6 +90,10 @@ void Loader::report(const YAML::Mark& m, std::string message) {
   problems_.push_back(Problem{where(m), std::move(message)});
 }
 
+void Loader::report_at(Location where, std::string message) {
+  problems_.push_back(Problem{std::move(where), std::move(message)});
+}
+
 std::optional<YAML::Node> Loader::parse_yaml(const std::string& text, std::string_view top) {
   std::vector<YAML::Node> docs;
   try {
@@ -183,6 +187,11 @@ void Loader::add_key(const YAML::Node& line, bool readonly, Domain& d) {
     return;
   }
   d.keys.push_back(DomainKey{std::move(*key), where(line.Mark()), readonly});
+}
+
+const std::string* Loader::key_owner(const std::string& blob) const {
+  auto owner = key_owners_.find(blob);
+  return owner == key_owners_.end() ? nullptr : &owner->second.domain;
 }
 
 // file_identity of the main file, looked up once per load.

@@ -46,6 +46,7 @@ class Loader {
   const std::filesystem::path& base_dir() const { return base_dir_; }
   Location where(const YAML::Mark& m) const;
   void report(const YAML::Mark& m, std::string message);
+  void report_at(Location where, std::string message);
 
   // The entries of a mapping field ("NAME: expected a mapping" if it is not one); none if null.
   std::optional<Entries> entries(const Field& f);
@@ -57,6 +58,8 @@ class Loader {
   void include(const IncludeTarget& target, const YAML::Node& from);
   // Adds a key line to the domain, unless another domain (or this one) already has it.
   void add_key(const YAML::Node& line, bool readonly, Domain& d);
+  // The domain that has the key (by its blob), or nullptr.
+  const std::string* key_owner(const std::string& blob) const;
 
  private:
   struct KeyOwner {

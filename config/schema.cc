@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "config/cluster_section.h"
 #include "config/includes.h"
 #include "config/table.h"
 #include "config/values.h"
@@ -294,12 +295,12 @@ const Table<Config>& main_table() {
   static const Table<Config> table{{
       required(custom("listen", read_listen)),
       required(custom("host_keys", read_host_keys)),
-      required(field("hypervisor",
-                     Choice<HypervisorKind>{{{"sim", HypervisorKind::sim}, {"xen", HypervisorKind::xen}}},
-                     &Config::hypervisor)),
+      // Required of a node, by check_role: a front has no hypervisor and no domains.
+      field("hypervisor", Choice<HypervisorKind>{{{"sim", HypervisorKind::sim}, {"xen", HypervisorKind::xen}}},
+            &Config::hypervisor),
       field("audit_log", Path{.literal = "-"}, &Config::audit_log),
       // With includes, the main file may leave every domain to them.
-      required(custom("domains", read_domains, domain_table), "include"),
+      custom("domains", read_domains, domain_table),
       section("sim", sim_table, &Config::sim),
       field("run_as", UserName{}, &Config::run_as),
       field("chroot_dir", ChrootDir{}, &Config::chroot_dir),
@@ -307,6 +308,8 @@ const Table<Config>& main_table() {
       section("console", console_table, &Config::console),
       section("xen", xen_table, &Config::xen),
       custom("web", read_web, web_table),
+      custom("cluster", read_cluster, cluster_table),
+      custom("fronts", read_fronts),
       // Last: the main file's domains and keys are the first places, included ones the second.
       custom("include", read_include),
   }};
@@ -318,7 +321,8 @@ const Table<Config>& main_table() {
 std::vector<std::string> schema_fields() { return names_of(main_table()); }
 
 void read_main(Loader& in, const YAML::Node& root) {
-  read_table(in, in.entries(root), root, main_table(), in.config());
+  auto read = read_table(in, in.entries(root), root, main_table(), in.config());
+  check_role(in, read, root, in.config());
 }
 
 void read_included(Loader& in, const YAML::Node& root) {

@@ -1,6 +1,7 @@
 #include "config/summary.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <tuple>
@@ -18,8 +19,9 @@ std::string describe_key(const PublicKey& key) {
   return fmt::format("{} ({})", key.fingerprint(), key.comment);
 }
 
-void check_domain(const Domain& d, std::vector<Problem>& out) {
-  if (d.keys.empty())
+// With `cluster:`, a domain's keys come from etcd: none in the file is the normal case.
+void check_domain(const Domain& d, bool keys_in_etcd, std::vector<Problem>& out) {
+  if (d.keys.empty() && !keys_in_etcd)
     out.push_back({d.where, fmt::format("domain '{}' has no keys: nobody can log in to it", d.name)});
   if (d.actions.empty())
     out.push_back({d.where, fmt::format("domain '{}' allows no actions: its users can log in but "
@@ -57,6 +59,7 @@ std::string Summary::counts() const {
 
 std::string Summary::str() const {
   std::string out = counts() + "\n";
+  if (!cluster.empty()) out += cluster + "\n";
   for (const auto& w : warnings) out += warning_line(w) + "\n";
   return out;
 }
@@ -64,6 +67,15 @@ std::string Summary::str() const {
 std::string warning_line(const Problem& warning) {
   if (warning.where.file.empty()) return "warning: " + warning.message;
   return warning.where.str() + ": warning: " + warning.message;
+}
+
+std::string cluster_line(const Config& config) {
+  if (!config.cluster) return "";
+  const auto& k = *config.cluster;
+  auto etcd = fmt::format("prefix {}, etcd at {}", k.prefix, fmt::join(k.endpoints, ", "));
+  if (k.role == ClusterRole::front) return fmt::format("cluster: front '{}', {}", k.node, etcd);
+  return fmt::format("cluster: node '{}' (advertised as {}), {}; {}", k.node, k.advertise, etcd,
+                     count(config.fronts.size(), "front"));
 }
 
 Summary summary_of(const Config& config) {
@@ -74,9 +86,10 @@ Summary summary_of(const Config& config) {
     s.keys += d.keys.size();
     s.readonly_keys +=
         std::count_if(d.keys.begin(), d.keys.end(), [](const DomainKey& k) { return k.readonly; });
-    check_domain(d, s.warnings);
+    check_domain(d, config.cluster.has_value(), s.warnings);
   }
   sort_by_position(config, s.warnings);
+  s.cluster = cluster_line(config);
   return s;
 }
 

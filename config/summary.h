@@ -19,15 +19,20 @@ struct Summary {
   size_t readonly_keys = 0;
   size_t files = 0;               // the main file and every included one
   std::vector<Problem> warnings;  // in file order; `where.file` is empty when unknown
+  std::string cluster;            // cluster_line(), or "" without `cluster:`
 
   // "3 domains, 7 keys (2 read-only), 4 files"; the read-only part only when there are some.
   std::string counts() const;
-  // The counts line, then one line per warning, each ending in '\n'.
+  // The counts line, the cluster line if any, then one line per warning, each ending in '\n'.
   std::string str() const;
 };
 
 // "FILE:LINE:COLUMN: warning: MESSAGE", or "warning: MESSAGE" without a position.
 std::string warning_line(const Problem& warning);
+
+// "cluster: node 'dom0-a' (advertised as HOST:PORT), prefix /xcg/, etcd at URL, URL; 2 fronts":
+// how this process takes part in the fleet.
+std::string cluster_line(const Config& config);
 
 Summary summary_of(const Config& config);
 // summary_of(config).str()

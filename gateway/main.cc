@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "config/cluster_section.h"
 #include "config/config.h"
 #include "config/summary.h"
 #include "gateway/broker/broker.h"
@@ -84,10 +85,18 @@ bool check_web_files(const std::string& path, const xcg::config::Config& config)
   return problems.empty();
 }
 
+// The TLS files `cluster:` names, which the config loader does not open.
+bool check_cluster_files(const std::string& path, const xcg::config::Config& config) {
+  if (!config.cluster) return true;
+  auto problems = xcg::config::cluster_file_problems(*config.cluster);
+  for (const auto& p : problems) fmt::print("{}: cluster: {}\n", path, p);
+  return problems.empty();
+}
+
 int check(const Args& args) {
   try {
     auto config = xcg::config::load_config(args.config);
-    if (!check_web_files(args.config, *config)) return 1;
+    if (!check_web_files(args.config, *config) || !check_cluster_files(args.config, *config)) return 1;
     fmt::print("{}: OK: {}", args.config, xcg::config::summarize(*config));
     return 0;
   } catch (const xcg::config::ConfigError& e) {

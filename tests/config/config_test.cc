@@ -283,7 +283,8 @@ TEST_CASE("unknown fields are reported at every level") {
               "t.yaml:8:3: unknown field 'guest': expected guest_command, autostart, "
               "shutdown_grace_ms or toolstack",
               "t.yaml:9:1: unknown field 'listen_on': expected listen, host_keys, hypervisor, "
-              "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen, web or include"});
+              "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen, web, cluster, fronts or "
+              "include"});
 }
 
 TEST_CASE("duplicate mapping keys are reported at the second one") {

@@ -77,6 +77,15 @@ std::string dump_web(const std::optional<WebSettings>& web) {
                            web->link_ttl_s, web->panel_secret_file, join(web->trusted_proxies, ","));
 }
 
+std::string dump_cluster(const Config& c) {
+  std::string out;
+  for (const auto& f : c.fronts) out += f.key.blob + ",";
+  if (!c.cluster) return out + "no cluster\n";
+  const auto& k = *c.cluster;
+  return out + fmt::format("|{} {} {} {} {} {} {} {} {}\n", int(k.role), k.node, join(k.endpoints, ","),
+                           k.ca_file, k.cert_file, k.key_file, k.prefix, k.lease_ttl_s, k.advertise);
+}
+
 // Every setting of the Config, as text: two configs that read differently dump differently.
 std::string dump(const Config& c) {
   const auto& l = c.limits;
@@ -92,13 +101,19 @@ std::string dump(const Config& c) {
   out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
   out += fmt::format("{} {} {}\n", c.xen.toolstack, c.xen.timeout_s, c.xen.lock_dir);
   for (const auto& [name, d] : c.domains) out += dump_domain(d);
-  return out + dump_web(c.web);
+  return out + dump_web(c.web) + dump_cluster(c);
 }
+
+// A sample that is a whole file rather than one top-level field.
+const std::string kWholeFile = "*";
 
 // For each field of the schema: the top-level field to set, and a value that sets the field
 // to something other than its default.
 std::map<std::string, std::pair<std::string, std::string>> samples(const std::string& include) {
   auto domain = [](const std::string& body) { return "{web1: {" + body + "}}"; };
+  auto cluster = [](const std::string& more) {
+    return "{endpoints: ['http://127.0.0.1:2379']" + more + "}";
+  };
   auto web = [](const std::string& more) {
     return "{listen: ['127.0.0.1:8443'], public_url: 'https://console.example'" + more + "}";
   };
@@ -153,6 +168,21 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"web.panel_secret_file", {"web", web(", panel_secret_file: /etc/xcg/panel.secret")}},
       {"web.trusted_proxies", {"web", web(", trusted_proxies: [10.0.0.0/8]")}},
       {"include", {"include", "['" + include + "']"}},
+      {"cluster", {"cluster", cluster("")}},
+      // A front has no domains: a whole file of its own.
+      {"cluster.role",
+       {kWholeFile,
+        "listen: ['127.0.0.1:2222']\nhost_keys: [/etc/xcg/host_key]\n"
+        "cluster: {role: front, endpoints: ['http://127.0.0.1:2379']}\n"}},
+      {"cluster.node", {"cluster", cluster(", node: dom0-b")}},
+      {"cluster.endpoints", {"cluster", cluster("")}},
+      {"cluster.ca_file", {"cluster", cluster(", ca_file: /etc/xcg/ca.pem")}},
+      {"cluster.cert_file", {"cluster", cluster(", cert_file: /c.pem, key_file: /k.pem")}},
+      {"cluster.key_file", {"cluster", cluster(", cert_file: /c.pem, key_file: /k.pem")}},
+      {"cluster.prefix", {"cluster", cluster(", prefix: /other/")}},
+      {"cluster.lease_ttl", {"cluster", cluster(", lease_ttl: 9")}},
+      {"cluster.advertise", {"cluster", cluster(", advertise: 'dom0-b.example:22'")}},
+      {"fronts", {"fronts", "['" + kBob + "']"}},
   };
 }
 
@@ -185,7 +215,7 @@ TEST_CASE("every field in the schema is read into the config", "[schema]") {
     auto sample = cases.find(name);
     REQUIRE(sample != cases.end());  // a new field needs a sample here
     const auto& [top, value] = sample->second;
-    auto config = parse_config(config_with(top, value), dir + "/xcg.yaml");
+    auto config = parse_config(top == kWholeFile ? value : config_with(top, value), dir + "/xcg.yaml");
     CHECK(dump(*config) != base);
     cases.erase(sample);
   }

@@ -94,6 +94,21 @@ TEST_CASE("summary: a domain with no keys") {
               "t.yaml:8:3: warning: domain 'empty' has no keys: nobody can log in to it"});
 }
 
+TEST_CASE("summary: with cluster, keys are in etcd and the cluster is described") {
+  auto node = summary_of(*parse_config(kHead + "  web1: {}\ncluster: {node: dom0-a, endpoints: "
+                                                 "['http://127.0.0.1:2379', 'https://e2:2379']}\nfronts: ['" +
+                                                 kBob + "']\n",
+                                       "t.yaml"));
+  CHECK(node.warnings.empty());
+  CHECK(node.str() ==
+        "1 domain, 0 keys, 1 file\ncluster: node 'dom0-a' (advertised as 127.0.0.1:2222), prefix /xcg/, etcd at "
+        "http://127.0.0.1:2379, https://e2:2379; 1 front\n");
+  auto front = summary_of(*parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {role: front, "
+                                        "node: f1, endpoints: ['http://127.0.0.1:2379']}\n",
+                                        "t.yaml"));
+  CHECK(front.cluster == "cluster: front 'f1', prefix /xcg/, etcd at http://127.0.0.1:2379");
+}
+
 TEST_CASE("summary: an RSA key under 3072 bits is weak") {
   auto s = summary_of_text("  web1:\n    keys:\n      - " + kGina + "\n      - " + kErin + "\n");
   CHECK(warning_lines(s) ==

@@ -1,0 +1,49 @@
+#include "gateway/cluster/etcd_lease.h"
+
+#include <chrono>
+#include <utility>
+
+#include "base/log.h"
+#include "gateway/cluster/etcd_client.h"
+
+namespace xcg {
+
+EtcdLease::EtcdLease(EtcdClient& client, int64_t ttl_s, std::function<void(int64_t)> on_change)
+    : client_(client), ttl_s_(ttl_s), on_change_(std::move(on_change)) {
+  grant();
+}
+
+EtcdLease::~EtcdLease() = default;
+
+void EtcdLease::later(void (EtcdLease::*step)()) {
+  timer_ = client_.loop().timer(std::chrono::milliseconds(ttl_s_ * 1000 / 3), "etcd lease", [this, step] { (this->*step)(); });
+}
+
+void EtcdLease::grant() {
+  client_.lease_grant(ttl_s_, [this, alive = std::weak_ptr<int>(alive_)](Result<LeaseGrant> r) {
+    if (alive.expired()) return;
+    if (!r) {
+      log::warn("etcd: granting a lease failed: {}", r.error().message);
+      return later(&EtcdLease::grant);
+    }
+    id_ = r->id;
+    later(&EtcdLease::refresh);
+    on_change_(id_);  // may destroy us: nothing after it
+  });
+}
+
+void EtcdLease::refresh() {
+  client_.lease_keepalive(id_, [this, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
+    if (alive.expired()) return;
+    if (!ttl) {
+      log::warn("etcd: keeping lease {:x} alive failed: {}", id_, ttl.error().message);
+      return later(&EtcdLease::refresh);
+    }
+    if (*ttl > 0) return later(&EtcdLease::refresh);
+    log::warn("etcd: lease {:x} expired; granting a new one", id_);
+    id_ = 0;
+    grant();
+  });
+}
+
+}  // namespace xcg

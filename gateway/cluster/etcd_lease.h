@@ -1,0 +1,39 @@
+// One lease, kept alive at a third of its TTL. When etcd no longer knows it (this process was
+// cut off for longer than the TTL), a new one is granted and the owner told, so that it puts
+// its keys again under the new lease.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "base/event_loop.h"
+
+namespace xcg {
+
+class EtcdClient;
+
+class EtcdLease {
+ public:
+  // `on_change` gets each new lease's id, the first one included.
+  EtcdLease(EtcdClient& client, int64_t ttl_s, std::function<void(int64_t lease)> on_change);
+  EtcdLease(const EtcdLease&) = delete;
+  EtcdLease& operator=(const EtcdLease&) = delete;
+  ~EtcdLease();  // stops the keepalives; etcd drops the lease when its TTL runs out
+
+  int64_t id() const { return id_; }  // 0 while there is none
+
+ private:
+  void grant();
+  void refresh();
+  void later(void (EtcdLease::*step)());
+
+  EtcdClient& client_;
+  int64_t ttl_s_;
+  std::function<void(int64_t)> on_change_;
+  int64_t id_ = 0;
+  EventLoop::Timer timer_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
+};
+
+}  // namespace xcg

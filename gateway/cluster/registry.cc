@@ -1,0 +1,80 @@
+#include "gateway/cluster/registry.h"
+
+#include <utility>
+
+#include "base/log.h"
+
+namespace xcg {
+
+RegistryWriter::RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info,
+                               int64_t lease_ttl_s)
+    : client_(client), prefix_(std::move(prefix)), node_(std::move(node)), info_(std::move(info)) {
+  lease_ = client_.keep_lease(lease_ttl_s, [this](int64_t lease) { on_lease(lease); });
+}
+
+RegistryWriter::~RegistryWriter() = default;
+
+// Wraps an answer's handler so that it does nothing once this writer is gone.
+template <class F>
+auto RegistryWriter::guarded(F f) {
+  return [alive = std::weak_ptr<int>(alive_), f = std::move(f)](auto r) mutable {
+    if (!alive.expired()) f(std::move(r));
+  };
+}
+
+std::string RegistryWriter::domain_key(const std::string& domain) const { return domains_prefix(prefix_) + domain; }
+
+void RegistryWriter::on_lease(int64_t lease) {
+  registered_ = false;
+  client_.put(nodes_prefix(prefix_) + node_, encode_node(info_), lease, guarded([this, lease](Result<int64_t> r) {
+    if (!r) return log::warn("registry: putting node {} failed: {}", node_, r.error().message);
+    registered_ = lease == lease_->id();
+    if (registered_) log::info("registry: node {} registered", node_);
+  }));
+  recheck();  // after a lapse long enough to lose the lease, another node may have our domains
+}
+
+void RegistryWriter::claim(const std::string& domain) {
+  client_.range(domain_key(domain), false, guarded([this, domain](Result<RangeResult> r) {
+    if (!r) return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
+    if (r->kvs.empty()) return write_claim(domain, 0);
+    const KeyValue& now = r->kvs.front();
+    if (now.value == node_) {
+      held_[domain] = now.mod_revision;
+      return;
+    }
+    write_claim(domain, now.mod_revision);
+  }));
+}
+
+void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision) {
+  client_.txn_put_if(domain_key(domain), mod_revision, node_, 0,
+                     guarded([this, domain](Result<TxnResult> r) { claimed(domain, std::move(r)); }));
+}
+
+void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
+  if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
+  if (r->succeeded) {
+    held_[domain] = r->revision;
+    return;
+  }
+  held_.erase(domain);
+  std::string owner = r->current ? r->current->value : "nobody";
+  log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
+}
+
+void RegistryWriter::release(const std::string& domain) {
+  auto it = held_.find(domain);
+  if (it == held_.end()) return;
+  int64_t mod_revision = it->second;
+  held_.erase(it);
+  client_.txn_delete_if(domain_key(domain), mod_revision, guarded([domain](Result<TxnResult> r) {
+    if (!r) log::warn("registry: removing domain {} failed: {}", domain, r.error().message);
+  }));
+}
+
+void RegistryWriter::recheck() {
+  for (const auto& [domain, mod_revision] : held_) write_claim(domain, mod_revision);
+}
+
+}  // namespace xcg

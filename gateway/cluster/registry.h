@@ -1,0 +1,56 @@
+// The node's side of the registry (docs/fleet.md, "Registry"): nodes/<node> under the node's
+// lease, put again whenever the lease changes; domains/<domain> = node name for each domain
+// running here, written only by a transaction that compares the key's mod_revision with the
+// one this node last saw, so a node that lost a domain cannot overwrite its new owner.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "gateway/cluster/etcd_client.h"
+#include "gateway/cluster/etcd_lease.h"
+#include "gateway/cluster/registry_keys.h"
+
+namespace xcg {
+
+class RegistryWriter {
+ public:
+  RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info, int64_t lease_ttl_s);
+  RegistryWriter(const RegistryWriter&) = delete;
+  RegistryWriter& operator=(const RegistryWriter&) = delete;
+  ~RegistryWriter();
+
+  // The domain runs here now (started, or migrated in): take the record over from whatever
+  // it says, at the revision read just before.
+  void claim(const std::string& domain);
+  // The domain stopped here: remove the record, unless another node has written it since.
+  void release(const std::string& domain);
+  // Writes each held record again against the revision of this node's last write: one that
+  // another node has taken meanwhile is refused, and let go.
+  void recheck();
+
+  bool registered() const { return registered_; }  // nodes/<node> is up under the current lease
+  bool holds(const std::string& domain) const { return held_.contains(domain); }
+  int64_t lease() const { return lease_ ? lease_->id() : 0; }
+
+ private:
+  void on_lease(int64_t lease);
+  void write_claim(const std::string& domain, int64_t mod_revision);
+  void claimed(const std::string& domain, Result<TxnResult> r);
+  std::string domain_key(const std::string& domain) const;
+  template <class F>
+  auto guarded(F f);
+
+  EtcdClient& client_;
+  std::string prefix_;
+  std::string node_;
+  NodeInfo info_;
+  std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
+  bool registered_ = false;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
+  std::unique_ptr<EtcdLease> lease_;
+};
+
+}  // namespace xcg

@@ -1,0 +1,107 @@
+// The registry, written by nodes and read by a front, against a real etcd.
+#include "gateway/cluster/registry.h"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include "gateway/cluster/registry_view.h"
+#include "tests/gateway/cluster/etcd_fixture.h"
+#include "tests/gateway/cluster/etcd_wait.h"
+
+using namespace xcg;
+using namespace xcg::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kPrefix = "/xcg/";
+
+EtcdSettings settings_for(const EtcdCluster& cluster) {
+  EtcdSettings s;
+  s.endpoints = cluster.endpoints();
+  return s;
+}
+
+NodeInfo info(const std::string& address) { return NodeInfo{address, "SHA256:" + address, "0.1.0"}; }
+
+// Whether `view` routes `domain` to `node` (nullopt: to no node) within a few seconds.
+bool routes(EventLoop& loop, const RegistryView& view, const std::string& domain,
+            std::optional<std::string> node) {
+  return loop.run_until(
+      [&] {
+        auto route = view.lookup(domain);
+        return view.ready() && (route ? std::optional<std::string>(route->node) : std::nullopt) == node;
+      },
+      5s);
+}
+
+}  // namespace
+
+TEST_CASE("a node's domains are routed to its address until it releases them", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  RegistryWriter node(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  REQUIRE(loop.run_until([&] { return node.registered(); }, 5s));
+  node.claim("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  auto route = view.lookup("web1");
+  CHECK(route->address == "10.0.0.1:22");
+  CHECK(route->host_key_fingerprint == "SHA256:10.0.0.1:22");
+  REQUIRE(loop.run_until([&] { return node.holds("web1"); }, 5s));
+  CHECK_FALSE(view.lookup("web2"));
+  node.release("web1");
+  CHECK(routes(loop, view, "web1", std::nullopt));
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.empty());
+}
+
+TEST_CASE("a node that lost a domain cannot write over its new owner", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  RegistryWriter a(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  RegistryWriter b(client, kPrefix, "dom0-b", info("10.0.0.2:22"), 5);
+  a.claim("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  b.claim("web1");  // migrated to b
+  REQUIRE(routes(loop, view, "web1", "dom0-b"));
+  REQUIRE(loop.run_until([&] { return b.holds("web1"); }, 5s));
+  a.recheck();  // a, back from a partition, writes its stale record again
+  REQUIRE(loop.run_until([&] { return !a.holds("web1"); }, 5s));
+  a.release("web1");
+  loop.run_until([] { return false; }, 200ms);  // room for a stray write to land
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.at(0).value == "dom0-b");
+  CHECK(view.lookup("web1")->node == "dom0-b");
+}
+
+TEST_CASE("a node that stops keeping its lease disappears; its domains route nowhere", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  auto node = std::make_unique<RegistryWriter>(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 1);
+  node->claim("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  node.reset();
+  CHECK(loop.run_until([&] { return !view.lookup("web1"); }, 5s));
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.size() == 1);  // the record stays; its node is gone
+}
+
+TEST_CASE("a node whose lease was lost registers again under the new one", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  RegistryWriter node(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 3);
+  node.claim("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  int64_t first = node.lease();
+  REQUIRE(answer<void>(loop, [&](auto done) { client.lease_revoke(first, done); }));
+  REQUIRE(routes(loop, view, "web1", std::nullopt));
+  CHECK(routes(loop, view, "web1", "dom0-a"));
+  CHECK(node.lease() != first);
+  CHECK(node.holds("web1"));
+}

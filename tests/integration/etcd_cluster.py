@@ -1,0 +1,154 @@
+"""A real etcd cluster for the integration tests: N members of /usr/bin/etcd on loopback, on
+free ports, in a temporary directory; killed and reaped at the end. The same features as the
+unit tests' fixture (tests/gateway/cluster/etcd_fixture.h): kill, pause (SIGSTOP) and resume
+a member, wait until healthy, and etcdctl with an argv.
+
+    from etcd_cluster import etcd, etcd3   # pytest fixtures: 1 and 3 members
+    def test_x(etcd):
+        etcd.put("/xcg/keys/web1/SHA256:...", "ssh-ed25519 AAAA...")
+        config = {"cluster": {"endpoints": etcd.endpoints, ...}}
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ETCD = "/usr/bin/etcd"
+ETCDCTL = "/usr/bin/etcdctl"
+START_TIMEOUT = 20
+
+
+def free_port():
+    """A port nobody listens on now; etcd binds it a moment later."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EtcdCluster:
+    def __init__(self, members=1, base_dir=None):
+        self.dir = tempfile.mkdtemp(prefix="xcg-etcd-", dir=base_dir)
+        self.names = [f"m{i}" for i in range(members)]
+        self.client_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
+        self.peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
+        self.procs = [None] * members
+
+    @property
+    def endpoints(self):
+        return list(self.client_urls)
+
+    def start(self, deadline=START_TIMEOUT):
+        initial = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer_urls))
+        try:
+            for i in range(len(self.names)):
+                self._start_member(i, initial)
+            self.wait_healthy(deadline=deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_member(self, i, initial):
+        name = self.names[i]
+        argv = [ETCD, "--name", name, "--data-dir", os.path.join(self.dir, name),
+                "--listen-client-urls", self.client_urls[i], "--advertise-client-urls", self.client_urls[i],
+                "--listen-peer-urls", self.peer_urls[i], "--initial-advertise-peer-urls", self.peer_urls[i],
+                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--initial-cluster-token", "xcg-test", "--heartbeat-interval", "50",
+                "--election-timeout", "500", "--auto-compaction-mode", "revision",
+                "--auto-compaction-retention", "1000", "--log-level", "warn"]
+        with open(self.log_path(i), "wb") as log:
+            self.procs[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def log_path(self, i):
+        return os.path.join(self.dir, f"{self.names[i]}.log")
+
+    def read_logs(self):
+        text = ""
+        for i in range(len(self.names)):
+            if os.path.exists(self.log_path(i)):
+                with open(self.log_path(i), errors="replace") as f:
+                    text += f"--- {self.names[i]}\n{f.read()}"
+        return text
+
+    def healthy(self, i):
+        try:
+            with urllib.request.urlopen(self.client_urls[i] + "/health", timeout=0.5) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_healthy(self, member=None, deadline=START_TIMEOUT):
+        """Until `member` (every member when None) is healthy; raises at the deadline."""
+        wanted = range(len(self.names)) if member is None else [member]
+        until = time.monotonic() + deadline
+        while not all(self.healthy(i) for i in wanted):
+            if time.monotonic() > until:
+                raise AssertionError(f"etcd not healthy after {deadline}s:\n{self.read_logs()}")
+            time.sleep(0.05)
+
+    def kill(self, i):
+        proc = self.procs[i]
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self.procs[i] = None
+
+    def pause(self, i):
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def resume(self, i):
+        self.procs[i].send_signal(signal.SIGCONT)
+
+    def stop(self):
+        for i in range(len(self.procs)):
+            self.kill(i)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def etcdctl(self, *args, check=True):
+        live = [u for u, p in zip(self.client_urls, self.procs) if p is not None]
+        env = dict(os.environ, ETCDCTL_API="3")
+        return subprocess.run([ETCDCTL, "--endpoints", ",".join(live), "--dial-timeout", "2s", *args],
+                              env=env, capture_output=True, text=True, timeout=15, check=check)
+
+    def put(self, key, value):
+        self.etcdctl("put", key, value)
+
+    def get(self, key):
+        """The value of `key`, or None."""
+        out = self.etcdctl("get", "--print-value-only", key).stdout
+        return out[:-1] if out.endswith("\n") else (out or None)
+
+    def get_prefix(self, prefix):
+        """{key: value} of every key under `prefix`."""
+        lines = self.etcdctl("get", "--prefix", prefix).stdout.split("\n")
+        return dict(zip(lines[0:-1:2], lines[1:-1:2]))
+
+    def delete(self, key):
+        self.etcdctl("del", key)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    with EtcdCluster(1, base_dir=tmp_path) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd3(tmp_path):
+    with EtcdCluster(3, base_dir=tmp_path) as cluster:
+        yield cluster
