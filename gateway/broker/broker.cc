@@ -121,7 +121,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   hypervisor_ = parts_.make_hypervisor(loop_);
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
-  if (parts_.nodes) node_links_ = std::make_unique<NodeLinks>(loop_, *parts_.nodes);
+  open_node_links();
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });
@@ -152,7 +152,7 @@ void Broker::take_session_limits() {
 
 void Broker::prepare_sandbox() {
   hello_.host_keys_pem = host_keys_pem_;
-  hello_.front = parts_.nodes != nullptr;
+  hello_.front = config_->is_front();
   take_session_limits();
   if (::geteuid() != 0) {
     log::warn(
@@ -269,7 +269,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   SessionRecord s;
   s.id = next_session_id_++;
   s.kind = web ? SessionKind::web : SessionKind::ssh;
-  s.front = !web && node_links_ != nullptr;
+  s.front = !web && config_->is_front();
   s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
                           in_networks(host_of(remote), config_->web->trusted_proxies);
   s.max_auth_requests = static_cast<int>(hello_.max_auth_tries + hello_.max_key_offers) + 2;  // SSH only

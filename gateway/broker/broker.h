@@ -60,8 +60,9 @@ struct BrokerParts {
   std::vector<Listener> listeners;  // SSH and web, each with its kind
   std::unique_ptr<SessionSpawner> spawner;
   std::unique_ptr<SessionSpawner> web_spawner;  // xcg-web; null without `web:`
-  // A front's: where each domain runs (docs/fleet.md). Null: this broker is not a front.
-  std::unique_ptr<NodeDirectory> nodes;
+  // A front's (`cluster: role: front`): where each domain runs, the fleet's registry
+  // (docs/fleet.md), on the broker's loop. Unset on a front: no customer can be relayed.
+  std::function<std::unique_ptr<NodeDirectory>(EventLoop&)> make_node_directory;
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };
@@ -136,6 +137,7 @@ class Broker : private RequestHandler {
                                 const std::string& issuer);
   std::string control_weblink(const std::string& args);
   // A front's relay to the node (broker_front.cc).
+  void open_node_links();
   void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
                            UniqueFd node);
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
@@ -178,7 +180,8 @@ class Broker : private RequestHandler {
   std::unique_ptr<WebTokens> web_tokens_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::unique_ptr<HubDirectory> hubs_;
-  std::unique_ptr<NodeLinks> node_links_;  // a front's only
+  std::unique_ptr<NodeDirectory> nodes_;   // a front's only
+  std::unique_ptr<NodeLinks> node_links_;  // with nodes_
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;

@@ -4,7 +4,19 @@
 
 #include "gateway/broker/broker.h"
 
+#include "base/log.h"
+
 namespace xcg::gateway {
+
+void Broker::open_node_links() {
+  if (!config_->is_front()) return;
+  if (!parts_.make_node_directory) {
+    log::warn("front without the fleet's registry: customers cannot reach their domains");
+    return;
+  }
+  nodes_ = parts_.make_node_directory(loop_);
+  node_links_ = std::make_unique<NodeLinks>(loop_, *nodes_);
+}
 
 void Broker::on(SessionRecord& s, const ipc::NodeConnectReq&) {
   // The monitor lets only a front's sessions ask; one relay per session.
@@ -12,6 +24,8 @@ void Broker::on(SessionRecord& s, const ipc::NodeConnectReq&) {
   s.node_connect_asked = true;
   // Audit with copies: the session record may be gone by the time the node answers.
   AuditEvent record{"node_connect", s.remote, s.domain, s.fingerprint, {}};
+  if (!node_links_)
+    return answer_node_connect(s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {});
   node_links_->open(s.domain, [this, id = s.id, record](ipc::NodeConnectAns answer, UniqueFd node) {
     answer_node_connect(id, record, answer, std::move(node));
   });
