@@ -121,7 +121,8 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   hypervisor_ = parts_.make_hypervisor(loop_);
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
-  open_node_links();
+  if (config_->cluster) start_fleet();
+  open_node_links();  // a front's, on the fleet's registry
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });

@@ -26,6 +26,7 @@
 #include "gateway/broker/audit_log.h"
 #include "gateway/broker/config_watch.h"
 #include "gateway/broker/control.h"
+#include "gateway/broker/fleet_link.h"
 #include "gateway/broker/hub_directory.h"
 #include "gateway/broker/listener.h"
 #include "gateway/broker/monitor.h"
@@ -60,9 +61,6 @@ struct BrokerParts {
   std::vector<Listener> listeners;  // SSH and web, each with its kind
   std::unique_ptr<SessionSpawner> spawner;
   std::unique_ptr<SessionSpawner> web_spawner;  // xcg-web; null without `web:`
-  // A front's (`cluster: role: front`): where each domain runs, the fleet's registry
-  // (docs/fleet.md), on the broker's loop. Unset on a front: no customer can be relayed.
-  std::function<std::unique_ptr<NodeDirectory>(EventLoop&)> make_node_directory;
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };
@@ -97,6 +95,8 @@ class Broker : private RequestHandler {
   ipc::Hello web_hello(ListenerKind kind, bool trust_forwarded_for) const;
   // Reads the TLS pair (at start and at each reload); a reload keeps the old one on failure.
   void load_web_tls();
+  // With `cluster:`: etcd, and on a node the registry following its domains (broker_fleet.cc).
+  void start_fleet();
   void watch_session(SessionRecord& s);
   void set_authorized(SessionRecord& s, const std::string& domain);
   void forget(SessionRecord& s);
@@ -179,6 +179,7 @@ class Broker : private RequestHandler {
   std::optional<WebTls> web_tls_;  // with `web:` only
   std::unique_ptr<WebTokens> web_tokens_;
   std::unique_ptr<xen::Hypervisor> hypervisor_;
+  std::unique_ptr<FleetLink> fleet_;  // with `cluster:` only; outlives hubs_, which tells it
   std::unique_ptr<HubDirectory> hubs_;
   std::unique_ptr<NodeDirectory> nodes_;   // a front's only
   std::unique_ptr<NodeLinks> node_links_;  // with nodes_

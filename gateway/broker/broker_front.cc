@@ -3,18 +3,13 @@
 #include <fmt/format.h>
 
 #include "gateway/broker/broker.h"
-
-#include "base/log.h"
+#include "gateway/broker/registry_directory.h"
 
 namespace xcg::gateway {
 
 void Broker::open_node_links() {
-  if (!config_->is_front()) return;
-  if (!parts_.make_node_directory) {
-    log::warn("front without the fleet's registry: customers cannot reach their domains");
-    return;
-  }
-  nodes_ = parts_.make_node_directory(loop_);
+  if (!config_->is_front() || !fleet_ || fleet_->registry() == nullptr) return;
+  nodes_ = std::make_unique<RegistryDirectory>(*fleet_->registry());
   node_links_ = std::make_unique<NodeLinks>(loop_, *nodes_);
 }
 

@@ -116,6 +116,12 @@ std::vector<std::string> host_key_records(const config::Config& config, std::str
   return known_hosts;
 }
 
+std::string host_key_fingerprint(const std::string& pem, const std::string& path) {
+  auto key = config::parse_public_key(public_line(pem, path));
+  if (!key) throw key_error(path, key.error().message);
+  return key->fingerprint();
+}
+
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths) {
   std::vector<std::string> pems;
   for (const auto& path : paths) {

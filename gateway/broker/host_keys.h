@@ -14,6 +14,10 @@ namespace xcg::gateway {
 // readable by group or others.
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths);
 
+// The SHA-256 fingerprint ("SHA256:...") of the public half of a host key in PEM text (one
+// of load_or_create_host_keys'); `path` names it in the error thrown.
+std::string host_key_fingerprint(const std::string& pem, const std::string& path);
+
 // What operators publish for customers: for each host key, a known_hosts line per listen
 // port ("[HOST]:PORT TYPE BASE64", plain "HOST" for port 22) and an SSHFP record
 // ("HOST IN SSHFP ALG 2 SHA256HEX"). `host` defaults to this machine's host name.

@@ -73,8 +73,21 @@ void HubDirectory::remove_domain(const std::string& domain) {
   }
   last_domid_.erase(domain);
   end_reboot_window(domain);
+  if (presence_listener_) presence_listener_(domain, Presence::removed);
   if (auto removed = hypervisor_.remove_domain(domain); !removed)
     log::warn("removing {}: {}", domain, removed.error().message);
+}
+
+void HubDirectory::set_presence_listener(PresenceListener listener) {
+  presence_listener_ = std::move(listener);
+  for (const auto& [domain, hub] : hubs_) {
+    auto status = hypervisor_.status(domain);
+    if (status) tell_presence(domain, status->state == xen::DomainState::running);
+  }
+}
+
+void HubDirectory::tell_presence(const std::string& domain, bool running) {
+  if (presence_listener_) presence_listener_(domain, running ? Presence::running : Presence::not_running);
 }
 
 void HubDirectory::action_started(const std::string& domain, xen::Lifecycle action) {
@@ -109,6 +122,7 @@ void HubDirectory::sync(const std::string& domain, bool announce) {
   if (hub == nullptr) return;
   auto status = hypervisor_.status(domain);
   if (!status) return log::warn("status of {}: {}", domain, status.error().message);
+  tell_presence(domain, status->state == xen::DomainState::running);
   if (status->state != xen::DomainState::running) return announce_stop(domain, *hub, *status);
   end_reboot_window(domain);
   follow_console(domain, *hub, *status, announce);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,6 +50,13 @@ class HubDirectory {
 
   // Follows the domain's state: attaches the hub to its console, tells viewers what happened.
   void sync(const std::string& domain, bool announce = true);
+  // Told what becomes of each domain: whether it runs, each time its state is looked at, and
+  // when a reload removes it. On a node of a fleet, the registry follows it. It is told at
+  // once about every domain served.
+  enum class Presence { running, not_running, removed };
+  using PresenceListener = std::function<void(const std::string& domain, Presence presence)>;
+  void set_presence_listener(PresenceListener listener);
+
   // An action is under way: whatever the domain does next is its doing.
   void action_started(const std::string& domain, xen::Lifecycle action);
   void action_failed(const std::string& domain, xen::Lifecycle action);
@@ -71,8 +79,11 @@ class HubDirectory {
     EventLoop::Timer timer;
   };
 
+  void tell_presence(const std::string& domain, bool running);
+
   EventLoop& loop_;
   xen::Hypervisor& hypervisor_;
+  PresenceListener presence_listener_;
   config::ConsoleSettings console_;
   Timing timing_;
   std::map<std::string, std::unique_ptr<ConsoleHub>> hubs_;

@@ -14,7 +14,8 @@ constexpr size_t kMaxBody = 64 * 1024 * 1024;
 
 void global_init() {
   static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (code != CURLE_OK) throw std::runtime_error(std::string("curl_global_init: ") + curl_easy_strerror(code));
+  if (code != CURLE_OK)
+    throw std::runtime_error(std::string("curl_global_init: ") + curl_easy_strerror(code));
 }
 
 template <class T>
@@ -23,9 +24,7 @@ void set(CURL* easy, CURLoption option, T value) {
     throw std::runtime_error(std::string("curl_easy_setopt: ") + curl_easy_strerror(code));
 }
 
-Errc errc_of(CURLcode code) {
-  return code == CURLE_OPERATION_TIMEDOUT ? Errc::timeout : Errc::unavailable;
-}
+Errc errc_of(CURLcode code) { return code == CURLE_OPERATION_TIMEDOUT ? Errc::timeout : Errc::unavailable; }
 
 uint32_t epoll_events(int what) {
   uint32_t events = 0;
@@ -68,7 +67,8 @@ size_t HttpCall::on_write(char* data, size_t size, size_t count, void* self) noe
 }
 
 Result<HttpResponse> HttpCall::outcome(CURLcode code) {
-  if (overflow_) return fail(Errc::invalid_input, "answer larger than " + std::to_string(kMaxBody) + " bytes");
+  if (overflow_)
+    return fail(Errc::invalid_input, "answer larger than " + std::to_string(kMaxBody) + " bytes");
   if (code != CURLE_OK) {
     std::string why = error_[0] ? error_ : curl_easy_strerror(code);
     return fail(errc_of(code), why);
@@ -101,7 +101,9 @@ void CurlMulti::configure(HttpCall& call, const HttpRequest& request) {
   set(easy, CURLOPT_COPYPOSTFIELDS, request.body.c_str());
   set(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   set(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
-  set(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  set(easy, CURLOPT_TCP_KEEPALIVE, 1L);  // a watch's stream is quiet for long
+  set(easy, CURLOPT_TCP_KEEPIDLE, 10L);
+  set(easy, CURLOPT_TCP_KEEPINTVL, 5L);
   set(easy, CURLOPT_WRITEFUNCTION, &HttpCall::on_write);
   set(easy, CURLOPT_WRITEDATA, &call);
   set(easy, CURLOPT_PRIVATE, &call);

@@ -30,7 +30,7 @@ struct TlsFiles {
 
 struct HttpRequest {
   std::string url;
-  std::string body;  // POSTed as application/json
+  std::string body;                      // POSTed as application/json
   std::chrono::milliseconds timeout{0};  // the whole transfer; 0 for a stream, which has none
   std::chrono::milliseconds connect_timeout{1000};
   TlsFiles tls;

@@ -16,12 +16,14 @@ bool loopback_host(std::string_view host) {
 
 Result<void> check_endpoint(const std::string& url) {
   bool tls = url.starts_with("https://");
-  if (!tls && !url.starts_with("http://")) return fail(Errc::invalid_input, "etcd endpoint '" + url + "': not http(s)://");
+  if (!tls && !url.starts_with("http://"))
+    return fail(Errc::invalid_input, "etcd endpoint '" + url + "': not http(s)://");
   std::string_view rest = std::string_view(url).substr(tls ? 8 : 7);
   if (rest.find('/') != std::string_view::npos)
     return fail(Errc::invalid_input, "etcd endpoint '" + url + "': host and port only, no path");
   auto colon = rest.rfind(':');
-  if (colon == std::string_view::npos || colon + 1 == rest.size() || rest.substr(colon).find(']') != std::string_view::npos)
+  if (colon == std::string_view::npos || colon + 1 == rest.size() ||
+      rest.substr(colon).find(']') != std::string_view::npos)
     return fail(Errc::invalid_input, "etcd endpoint '" + url + "': no port");
   if (!tls && !loopback_host(rest.substr(0, colon)))
     return fail(Errc::invalid_input, "etcd endpoint '" + url + "': plain http only to a loopback address");
@@ -73,8 +75,10 @@ EtcdClient::EtcdClient(EventLoop& loop, EtcdSettings settings)
 
 EtcdClient::~EtcdClient() = default;
 
-HttpRequest EtcdClient::request(const std::string& path, std::string body, std::chrono::milliseconds timeout) const {
-  return HttpRequest{settings_.endpoints[current_] + path, std::move(body), timeout, settings_.connect_timeout,
+HttpRequest EtcdClient::request(const std::string& path, std::string body,
+                                std::chrono::milliseconds timeout) const {
+  return HttpRequest{settings_.endpoints[current_] + path, std::move(body), timeout,
+                     settings_.connect_timeout,
                      TlsFiles{settings_.ca_file, settings_.cert_file, settings_.key_file}};
 }
 
@@ -114,8 +118,9 @@ void EtcdClient::endpoint_failed(size_t index) {
     log::warn("etcd: {} failed; trying {}", settings_.endpoints[index], settings_.endpoints[current_]);
 }
 
-std::unique_ptr<HttpCall> EtcdClient::stream(const std::string& path, std::string body, HttpCall::OnData on_data,
-                                             HttpCall::OnDone on_done, size_t& index) {
+std::unique_ptr<HttpCall> EtcdClient::stream(const std::string& path, std::string body,
+                                             HttpCall::OnData on_data, HttpCall::OnDone on_done,
+                                             size_t& index) {
   index = current_;
   return multi_.start(request(path, std::move(body), std::chrono::milliseconds(0)), std::move(on_done),
                       std::move(on_data));
@@ -126,7 +131,8 @@ void EtcdClient::range(std::string key, bool prefix, EtcdReply<RangeResult> done
 }
 
 void EtcdClient::put(std::string key, std::string value, int64_t lease, EtcdReply<int64_t> done) {
-  call("/v3/kv/put", etcd_json::put_body(key, value, lease), parsed(std::move(done), &etcd_json::parse_revision));
+  call("/v3/kv/put", etcd_json::put_body(key, value, lease),
+       parsed(std::move(done), &etcd_json::parse_revision));
 }
 
 void EtcdClient::delete_range(std::string key, bool prefix, EtcdReply<int64_t> done) {
@@ -154,14 +160,17 @@ void EtcdClient::lease_revoke(int64_t id, EtcdReply<void> done) {
 }
 
 void EtcdClient::lease_grant(int64_t ttl_s, EtcdReply<LeaseGrant> done) {
-  call("/v3/lease/grant", etcd_json::lease_grant_body(ttl_s), parsed(std::move(done), &etcd_json::parse_lease_grant));
+  call("/v3/lease/grant", etcd_json::lease_grant_body(ttl_s),
+       parsed(std::move(done), &etcd_json::parse_lease_grant));
 }
 
 void EtcdClient::lease_keepalive(int64_t id, EtcdReply<int64_t> done) {
-  call("/v3/lease/keepalive", etcd_json::lease_id_body(id), parsed(std::move(done), &etcd_json::parse_keepalive));
+  call("/v3/lease/keepalive", etcd_json::lease_id_body(id),
+       parsed(std::move(done), &etcd_json::parse_keepalive));
 }
 
-std::unique_ptr<EtcdWatch> EtcdClient::watch(std::string prefix, int64_t from_revision, WatchCallbacks callbacks) {
+std::unique_ptr<EtcdWatch> EtcdClient::watch(std::string prefix, int64_t from_revision,
+                                             WatchCallbacks callbacks) {
   return std::make_unique<EtcdWatch>(*this, std::move(prefix), from_revision, std::move(callbacks));
 }
 

@@ -60,19 +60,23 @@ class EtcdClient {
   void compact(int64_t revision, EtcdReply<void> done);
   void lease_grant(int64_t ttl_s, EtcdReply<LeaseGrant> done);
   void lease_keepalive(int64_t id, EtcdReply<int64_t> done);  // the TTL left; 0: the lease is gone
-  void lease_revoke(int64_t id, EtcdReply<void> done);  // its keys go at once
+  void lease_revoke(int64_t id, EtcdReply<void> done);        // its keys go at once
 
   // Events under `prefix` from `from_revision` on; with 0, the prefix is read whole first and
   // handed over as a snapshot. See etcd_watch.h.
-  [[nodiscard]] std::unique_ptr<EtcdWatch> watch(std::string prefix, int64_t from_revision, WatchCallbacks callbacks);
+  [[nodiscard]] std::unique_ptr<EtcdWatch> watch(std::string prefix, int64_t from_revision,
+                                                 WatchCallbacks callbacks);
   // One lease of `ttl_s` seconds, kept alive. See etcd_lease.h.
-  [[nodiscard]] std::unique_ptr<EtcdLease> keep_lease(int64_t ttl_s, std::function<void(int64_t lease)> on_change);
+  [[nodiscard]] std::unique_ptr<EtcdLease> keep_lease(int64_t ttl_s,
+                                                      std::function<void(int64_t lease)> on_change);
 
   // For EtcdWatch: a stream on the current endpoint, which `index` names.
-  [[nodiscard]] std::unique_ptr<HttpCall> stream(const std::string& path, std::string body, HttpCall::OnData on_data,
-                                                 HttpCall::OnDone on_done, size_t& index);
+  [[nodiscard]] std::unique_ptr<HttpCall> stream(const std::string& path, std::string body,
+                                                 HttpCall::OnData on_data, HttpCall::OnDone on_done,
+                                                 size_t& index);
   // The endpoint `index` failed: move on from it, unless another failure already did.
   void endpoint_failed(size_t index);
+  size_t current_endpoint() const { return current_; }
   EventLoop& loop() { return loop_; }
 
  private:

@@ -13,7 +13,8 @@ using nlohmann::json;
 
 Result<json> parse(std::string_view body) {
   json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return fail(Errc::invalid_input, "etcd answered with no JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return fail(Errc::invalid_input, "etcd answered with no JSON object");
   return j;
 }
 
@@ -40,8 +41,9 @@ int64_t header_revision(const json& j) {
 }
 
 KeyValue key_value(const json& j) {
-  return KeyValue{bytes(j, "key"), bytes(j, "value"), integer(j, "create_revision"), integer(j, "mod_revision"),
-                  integer(j, "version"), integer(j, "lease")};
+  return KeyValue{
+      bytes(j, "key"),       bytes(j, "value"),  integer(j, "create_revision"), integer(j, "mod_revision"),
+      integer(j, "version"), integer(j, "lease")};
 }
 
 std::vector<KeyValue> key_values(const json& j) {
@@ -139,12 +141,15 @@ std::string delete_body(std::string_view key, bool prefix) { return key_range(ke
 
 std::string txn_body(std::string_view key, int64_t mod_revision, const std::optional<std::string>& value,
                      int64_t lease) {
-  json compare = {{"target", "MOD"}, {"result", "EQUAL"}, {"key", base64_encode(key)},
+  json compare = {{"target", "MOD"},
+                  {"result", "EQUAL"},
+                  {"key", base64_encode(key)},
                   {"mod_revision", std::to_string(mod_revision)}};
   json then = value ? json{{"request_put", put_request(key, *value, lease)}}
                     : json{{"request_delete_range", key_range(key, false)}};
   json otherwise = {{"request_range", key_range(key, false)}};
-  return json{{"compare", json::array({compare})}, {"success", json::array({then})},
+  return json{{"compare", json::array({compare})},
+              {"success", json::array({then})},
               {"failure", json::array({otherwise})}}
       .dump();
 }
@@ -162,7 +167,9 @@ std::string watch_body(std::string_view prefix, int64_t start_revision) {
 }
 
 Result<RangeResult> parse_range(std::string_view body) {
-  return read_answer<RangeResult>(body, [](const json& j) { return RangeResult{key_values(j), header_revision(j)}; });
+  return read_answer<RangeResult>(body, [](const json& j) {
+    return RangeResult{key_values(j), header_revision(j)};
+  });
 }
 
 Result<int64_t> parse_revision(std::string_view body) {
@@ -182,11 +189,14 @@ Result<TxnResult> parse_txn(std::string_view body) {
 }
 
 Result<LeaseGrant> parse_lease_grant(std::string_view body) {
-  return read_answer<LeaseGrant>(body, [](const json& j) { return LeaseGrant{integer(j, "ID"), integer(j, "TTL")}; });
+  return read_answer<LeaseGrant>(body, [](const json& j) {
+    return LeaseGrant{integer(j, "ID"), integer(j, "TTL")};
+  });
 }
 
 Result<int64_t> parse_keepalive(std::string_view body) {
-  return read_answer<int64_t>(body, [](const json& j) { return integer(j.value("result", json::object()), "TTL"); });
+  return read_answer<int64_t>(
+      body, [](const json& j) { return integer(j.value("result", json::object()), "TTL"); });
 }
 
 Result<WatchMessage> parse_watch_message(std::string_view line) {
@@ -199,7 +209,8 @@ Result<WatchMessage> parse_watch_message(std::string_view line) {
 
 std::string error_message(std::string_view body) {
   json j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("message") && j["message"].is_string()) return printable(j["message"].get<std::string>());
+  if (j.is_object() && j.contains("message") && j["message"].is_string())
+    return printable(j["message"].get<std::string>());
   return printable(body, 200);
 }
 

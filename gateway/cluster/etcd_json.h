@@ -29,7 +29,7 @@ struct RangeResult {
 
 struct TxnResult {
   bool succeeded = false;
-  int64_t revision = 0;  // the store's revision after the transaction
+  int64_t revision = 0;             // the store's revision after the transaction
   std::optional<KeyValue> current;  // when refused: the key as it is (absent: no such key)
 };
 

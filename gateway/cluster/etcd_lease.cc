@@ -16,7 +16,8 @@ EtcdLease::EtcdLease(EtcdClient& client, int64_t ttl_s, std::function<void(int64
 EtcdLease::~EtcdLease() = default;
 
 void EtcdLease::later(void (EtcdLease::*step)()) {
-  timer_ = client_.loop().timer(std::chrono::milliseconds(ttl_s_ * 1000 / 3), "etcd lease", [this, step] { (this->*step)(); });
+  timer_ = client_.loop().timer(std::chrono::milliseconds(ttl_s_ * 1000 / 3), "etcd lease",
+                                [this, step] { (this->*step)(); });
 }
 
 void EtcdLease::grant() {

@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
+constexpr std::chrono::milliseconds kProbeInterval{3000};
 
 }  // namespace
 
@@ -20,13 +21,30 @@ EtcdWatch::EtcdWatch(EtcdClient& client, std::string prefix, int64_t from_revisi
       next_revision_(from_revision),
       callbacks_(std::move(callbacks)),
       backoff_(kFirstBackoff) {
-  if (next_revision_ > 0)
-    open();
-  else
-    read_whole();
+  if (next_revision_ > 0) open();
+  else read_whole();
+  probe();
 }
 
 EtcdWatch::~EtcdWatch() = default;
+
+void EtcdWatch::probe() {
+  probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
+    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](Result<RangeResult>) {
+      if (!alive.expired()) probed();
+    });
+  });
+}
+
+// Whatever the answer, the client has moved on from a member that could not give it.
+void EtcdWatch::probed() {
+  if (stream_ && client_.current_endpoint() != endpoint_) {
+    log::warn("etcd watch on {}: its member stopped answering; resuming from revision {}", prefix_,
+              next_revision_);
+    open();
+  }
+  probe();
+}
 
 void EtcdWatch::read_whole() {
   watching_ = false;
@@ -54,7 +72,8 @@ void EtcdWatch::on_data(std::string_view bytes) {
   partial_.append(bytes);
   size_t start = 0;
   for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
-    if (!on_message(std::string_view(partial_).substr(start, nl - start))) return;  // stream_ is gone
+    if (!on_message(std::string_view(partial_).substr(start, nl - start)))
+      return;  // the stream, or we, are gone
   }
   partial_.erase(0, start);
 }
@@ -69,14 +88,7 @@ bool EtcdWatch::on_message(std::string_view line) {
     return false;
   }
   if (m->canceled) {
-    stream_.reset();
-    if (m->compact_revision > 0) {
-      log::info("etcd watch on {}: revision {} compacted; reading it whole", prefix_, next_revision_);
-      read_whole();
-    } else {
-      log::warn("etcd watch on {}: cancelled: {}", prefix_, m->cancel_reason);
-      again_later();
-    }
+    on_canceled(*m);
     return false;
   }
   if (m->created) {
@@ -90,8 +102,19 @@ bool EtcdWatch::on_message(std::string_view line) {
   return !alive.expired();
 }
 
+void EtcdWatch::on_canceled(const WatchMessage& m) {
+  stream_.reset();
+  if (m.compact_revision > 0) {
+    log::info("etcd watch on {}: revision {} compacted; reading it whole", prefix_, next_revision_);
+    return read_whole();
+  }
+  log::warn("etcd watch on {}: cancelled: {}", prefix_, m.cancel_reason);
+  again_later();
+}
+
 void EtcdWatch::on_closed(Result<HttpResponse> outcome) {
-  std::string why = outcome ? "closed with status " + std::to_string(outcome->status) : outcome.error().message;
+  std::string why =
+      outcome ? "closed with status " + std::to_string(outcome->status) : outcome.error().message;
   log::warn("etcd watch on {}: stream ended ({}); resuming from revision {}", prefix_, why, next_revision_);
   stream_.reset();
   client_.endpoint_failed(endpoint_);
@@ -101,10 +124,8 @@ void EtcdWatch::on_closed(Result<HttpResponse> outcome) {
 void EtcdWatch::again_later() {
   watching_ = false;
   retry_ = client_.loop().timer(backoff_, "etcd watch retry", [this] {
-    if (next_revision_ > 0)
-      open();
-    else
-      read_whole();
+    if (next_revision_ > 0) open();
+    else read_whole();
   });
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
 }

@@ -2,6 +2,10 @@
 // next endpoint, from the revision after the last event it delivered; when etcd has compacted
 // that revision away, it reads the prefix whole, hands it over as a snapshot, and watches from
 // after the snapshot. So an owner that applies snapshots and events in order misses nothing.
+//
+// A member that stops answering without closing the stream (frozen, or cut off from the
+// others) would keep it quiet for ever: every few seconds the watch reads one key through the
+// client, whose failover moves off such a member, and follows it to the next.
 #pragma once
 
 #include <chrono>
@@ -45,8 +49,11 @@ class EtcdWatch {
   void open();
   void on_data(std::string_view bytes);
   bool on_message(std::string_view line);
+  void on_canceled(const WatchMessage& m);
   void on_closed(Result<HttpResponse> outcome);
   void again_later();
+  void probe();
+  void probed();
 
   EtcdClient& client_;
   std::string prefix_;
@@ -58,6 +65,7 @@ class EtcdWatch {
   bool watching_ = false;
   std::chrono::milliseconds backoff_;
   EventLoop::Timer retry_;
+  EventLoop::Timer probe_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
 };
 

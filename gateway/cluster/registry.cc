@@ -22,29 +22,33 @@ auto RegistryWriter::guarded(F f) {
   };
 }
 
-std::string RegistryWriter::domain_key(const std::string& domain) const { return domains_prefix(prefix_) + domain; }
+std::string RegistryWriter::domain_key(const std::string& domain) const {
+  return domains_prefix(prefix_) + domain;
+}
 
 void RegistryWriter::on_lease(int64_t lease) {
   registered_ = false;
-  client_.put(nodes_prefix(prefix_) + node_, encode_node(info_), lease, guarded([this, lease](Result<int64_t> r) {
-    if (!r) return log::warn("registry: putting node {} failed: {}", node_, r.error().message);
-    registered_ = lease == lease_->id();
-    if (registered_) log::info("registry: node {} registered", node_);
-  }));
+  client_.put(nodes_prefix(prefix_) + node_, encode_node(info_), lease,
+              guarded([this, lease](Result<int64_t> r) {
+                if (!r) return log::warn("registry: putting node {} failed: {}", node_, r.error().message);
+                registered_ = lease == lease_->id();
+                if (registered_) log::info("registry: node {} registered", node_);
+              }));
   recheck();  // after a lapse long enough to lose the lease, another node may have our domains
 }
 
 void RegistryWriter::claim(const std::string& domain) {
   client_.range(domain_key(domain), false, guarded([this, domain](Result<RangeResult> r) {
-    if (!r) return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
-    if (r->kvs.empty()) return write_claim(domain, 0);
-    const KeyValue& now = r->kvs.front();
-    if (now.value == node_) {
-      held_[domain] = now.mod_revision;
-      return;
-    }
-    write_claim(domain, now.mod_revision);
-  }));
+                  if (!r)
+                    return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
+                  if (r->kvs.empty()) return write_claim(domain, 0);
+                  const KeyValue& now = r->kvs.front();
+                  if (now.value == node_) {
+                    held_[domain] = now.mod_revision;
+                    return;
+                  }
+                  write_claim(domain, now.mod_revision);
+                }));
 }
 
 void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision) {
@@ -63,14 +67,26 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
   log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
 }
 
+void RegistryWriter::offer(const std::string& domain) {
+  if (held_.contains(domain)) return;
+  client_.txn_put_if(domain_key(domain), 0, node_, 0, guarded([this, domain](Result<TxnResult> r) {
+                       if (!r)
+                         return log::warn("registry: writing domain {} failed: {}", domain,
+                                          r.error().message);
+                       if (r->succeeded) held_[domain] = r->revision;
+                       if (r->current && r->current->value == node_) held_[domain] = r->current->mod_revision;
+                     }));
+}
+
 void RegistryWriter::release(const std::string& domain) {
   auto it = held_.find(domain);
   if (it == held_.end()) return;
   int64_t mod_revision = it->second;
   held_.erase(it);
   client_.txn_delete_if(domain_key(domain), mod_revision, guarded([domain](Result<TxnResult> r) {
-    if (!r) log::warn("registry: removing domain {} failed: {}", domain, r.error().message);
-  }));
+                          if (!r)
+                            log::warn("registry: removing domain {} failed: {}", domain, r.error().message);
+                        }));
 }
 
 void RegistryWriter::recheck() {

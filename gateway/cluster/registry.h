@@ -1,7 +1,8 @@
 // The node's side of the registry (docs/fleet.md, "Registry"): nodes/<node> under the node's
 // lease, put again whenever the lease changes; domains/<domain> = node name for each domain
 // running here, written only by a transaction that compares the key's mod_revision with the
-// one this node last saw, so a node that lost a domain cannot overwrite its new owner.
+// one this node last saw, so a node that lost a domain cannot overwrite its new owner. A
+// domain's record stays while it is shut off here: the node that last ran it serves its menu.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,8 @@ namespace xcg {
 
 class RegistryWriter {
  public:
-  RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info, int64_t lease_ttl_s);
+  RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info,
+                 int64_t lease_ttl_s);
   RegistryWriter(const RegistryWriter&) = delete;
   RegistryWriter& operator=(const RegistryWriter&) = delete;
   ~RegistryWriter();
@@ -25,7 +27,11 @@ class RegistryWriter {
   // The domain runs here now (started, or migrated in): take the record over from whatever
   // it says, at the revision read just before.
   void claim(const std::string& domain);
-  // The domain stopped here: remove the record, unless another node has written it since.
+  // The domain is this node's but does not run: record it only if no node is recorded for
+  // it, so that its customers can still reach a menu to start it.
+  void offer(const std::string& domain);
+  // The domain is no longer this node's: remove the record, unless another node has written
+  // it since.
   void release(const std::string& domain);
   // Writes each held record again against the revision of this node's last write: one that
   // another node has taken meanwhile is refused, and let go.

@@ -9,7 +9,8 @@ std::string nodes_prefix(std::string_view prefix) { return std::string(prefix) +
 std::string domains_prefix(std::string_view prefix) { return std::string(prefix) + "domains/"; }
 
 std::string encode_node(const NodeInfo& info) {
-  return nlohmann::json{{"address", info.address}, {"fingerprint", info.host_key_fingerprint}, {"version", info.version}}
+  return nlohmann::json{
+      {"address", info.address}, {"fingerprint", info.host_key_fingerprint}, {"version", info.version}}
       .dump();
 }
 

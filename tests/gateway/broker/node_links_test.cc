@@ -11,9 +11,13 @@
 #include <catch2/catch.hpp>
 
 #include "gateway/broker/node_links.h"
+#include "gateway/broker/registry_directory.h"
 
-using namespace xcg;
+// Not `using namespace xcg`: the registry has a NodeRoute of its own there.
 using namespace xcg::gateway;
+using xcg::EventLoop;
+using xcg::Result;
+using xcg::UniqueFd;
 using namespace std::chrono_literals;
 
 namespace {
@@ -145,4 +149,16 @@ TEST_CASE("a node that never answers is given up after the timeout", "[node_link
   auto out = open_and_wait(links, loop, "web1");
   CHECK(out.answer->text == "node-b unreachable");
   CHECK(std::chrono::steady_clock::now() - started >= 300ms);
+}
+
+TEST_CASE("a node's advertised address splits into host and port", "[node_links]") {
+  using Split = std::optional<std::pair<std::string, uint16_t>>;
+  CHECK(split_host_port("192.0.2.1:22") == Split({"192.0.2.1", 22}));
+  CHECK(split_host_port("[2001:db8::1]:2222") == Split({"2001:db8::1", 2222}));
+  CHECK(split_host_port("192.0.2.1") == std::nullopt);
+  CHECK(split_host_port("192.0.2.1:0") == std::nullopt);
+  CHECK(split_host_port("192.0.2.1:65536") == std::nullopt);
+  CHECK(split_host_port("192.0.2.1:22x") == std::nullopt);
+  CHECK(split_host_port(":22") == std::nullopt);
+  CHECK(split_host_port("[]:22") == std::nullopt);
 }

@@ -30,22 +30,24 @@ EtcdSettings settings_for(std::vector<std::string> endpoints) {
 struct Seen {
   std::vector<std::string> lines;
   WatchCallbacks callbacks() {
-    return WatchCallbacks{
-        [this](const RangeResult& r) {
-          lines.push_back("snapshot " + std::to_string(r.kvs.size()));
-          for (const auto& kv : r.kvs) lines.push_back("has " + kv.key + "=" + kv.value);
-        },
-        [this](const std::vector<WatchEvent>& events) {
-          for (const auto& e : events)
-            lines.push_back(e.type == WatchEvent::Type::put ? "put " + e.kv.key + "=" + e.kv.value : "del " + e.kv.key);
-        }};
+    return WatchCallbacks{[this](const RangeResult& r) {
+                            lines.push_back("snapshot " + std::to_string(r.kvs.size()));
+                            for (const auto& kv : r.kvs) lines.push_back("has " + kv.key + "=" + kv.value);
+                          },
+                          [this](const std::vector<WatchEvent>& events) {
+                            for (const auto& e : events)
+                              lines.push_back(e.type == WatchEvent::Type::put
+                                                  ? "put " + e.kv.key + "=" + e.kv.value
+                                                  : "del " + e.kv.key);
+                          }};
   }
   bool wait_for(EventLoop& loop, size_t n) {
     return loop.run_until([&] { return lines.size() >= n; }, 10s);
   }
 };
 
-bool gone_within(EventLoop& loop, EtcdClient& client, const std::string& key, std::chrono::milliseconds deadline) {
+bool gone_within(EventLoop& loop, EtcdClient& client, const std::string& key,
+                 std::chrono::milliseconds deadline) {
   return loop.run_until([&] { return read(loop, client, key).kvs.empty(); }, deadline);
 }
 
@@ -80,10 +82,12 @@ TEST_CASE("a transaction with a stale mod revision is refused", "[etcd]") {
   REQUIRE(again);
   CHECK_FALSE(again->succeeded);
   int64_t first = created->revision;
-  auto moved = answer<TxnResult>(loop, [&](auto done) { client.txn_put_if("/t/d", first, "node2", 0, done); });
+  auto moved =
+      answer<TxnResult>(loop, [&](auto done) { client.txn_put_if("/t/d", first, "node2", 0, done); });
   REQUIRE(moved);
   CHECK(moved->succeeded);
-  auto stale = answer<TxnResult>(loop, [&](auto done) { client.txn_put_if("/t/d", first, "node1", 0, done); });
+  auto stale =
+      answer<TxnResult>(loop, [&](auto done) { client.txn_put_if("/t/d", first, "node1", 0, done); });
   REQUIRE(stale);
   CHECK_FALSE(stale->succeeded);
   REQUIRE(stale->current);
@@ -136,7 +140,8 @@ TEST_CASE("a watch delivers a snapshot, then puts and deletes in order", "[etcd]
   write(loop, client, "/t/other", "y");
   REQUIRE(answer<int64_t>(loop, [&](auto done) { client.delete_range("/t/w/old", false, done); }));
   REQUIRE(seen.wait_for(loop, 4));
-  CHECK(seen.lines == std::vector<std::string>{"snapshot 1", "has /t/w/old=0", "put /t/w/a=1", "del /t/w/old"});
+  CHECK(seen.lines ==
+        std::vector<std::string>{"snapshot 1", "has /t/w/old=0", "put /t/w/a=1", "del /t/w/old"});
 }
 
 TEST_CASE("a watch from a compacted revision reads the prefix whole, then goes on", "[etcd]") {
@@ -190,4 +195,20 @@ TEST_CASE("endpoints: https anywhere, plain http only on loopback", "[etcd_json]
   CHECK_FALSE(check_endpoints({"https://10.0.0.1"}));
   CHECK_FALSE(check_endpoints({"https://10.0.0.1:2379/v3"}));
   CHECK_FALSE(check_endpoints({"ftp://10.0.0.1:2379"}));
+}
+
+TEST_CASE("a watch leaves a member that stops answering without closing the stream", "[etcd]") {
+  EtcdCluster cluster(3);
+  EventLoop loop;
+  EtcdClient watcher(loop, settings_for(cluster.endpoints()));
+  EtcdClient writer(loop, settings_for({cluster.endpoint(1), cluster.endpoint(2)}));
+  Seen seen;
+  auto watch = watcher.watch("/t/p/", 0, seen.callbacks());
+  REQUIRE(loop.run_until([&] { return watch->watching(); }, 5s));
+  cluster.pause(0);
+  write(loop, writer, "/t/p/1", "a");
+  write(loop, writer, "/t/p/2", "b");
+  CHECK(seen.wait_for(loop, 3));
+  cluster.resume(0);
+  CHECK(seen.lines == std::vector<std::string>{"snapshot 0", "put /t/p/1=a", "put /t/p/2=b"});
 }

@@ -57,7 +57,8 @@ EtcdCluster::EtcdCluster(int members, std::chrono::milliseconds deadline) : dir_
   }
   try {
     for (auto& m : members_) start(m, initial);
-    if (!wait_healthy(-1, deadline)) throw std::runtime_error("etcd test cluster not healthy in time; logs in " + dir_);
+    if (!wait_healthy(-1, deadline))
+      throw std::runtime_error("etcd test cluster not healthy in time; logs in " + dir_);
   } catch (...) {
     stop_all();
     throw;
@@ -71,13 +72,35 @@ EtcdCluster::~EtcdCluster() {
 }
 
 void EtcdCluster::start(Member& m, const std::string& initial_cluster) {
-  std::vector<std::string> args = {
-      "/usr/bin/etcd", "--name", m.name, "--data-dir", dir_ + "/" + m.name,
-      "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
-      "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
-      "--initial-cluster", initial_cluster, "--initial-cluster-state", "new",
-      "--initial-cluster-token", "xcg-test", "--heartbeat-interval", "50", "--election-timeout", "500",
-      "--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000", "--log-level", "warn"};
+  std::vector<std::string> args = {"/usr/bin/etcd",
+                                   "--name",
+                                   m.name,
+                                   "--data-dir",
+                                   dir_ + "/" + m.name,
+                                   "--listen-client-urls",
+                                   m.client_url,
+                                   "--advertise-client-urls",
+                                   m.client_url,
+                                   "--listen-peer-urls",
+                                   m.peer_url,
+                                   "--initial-advertise-peer-urls",
+                                   m.peer_url,
+                                   "--initial-cluster",
+                                   initial_cluster,
+                                   "--initial-cluster-state",
+                                   "new",
+                                   "--initial-cluster-token",
+                                   "xcg-test",
+                                   "--heartbeat-interval",
+                                   "50",
+                                   "--election-timeout",
+                                   "500",
+                                   "--auto-compaction-mode",
+                                   "revision",
+                                   "--auto-compaction-retention",
+                                   "1000",
+                                   "--log-level",
+                                   "warn"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -21,9 +21,9 @@ class EtcdCluster {
   std::vector<std::string> endpoints() const;  // the client URLs, member 0 first
   const std::string& endpoint(int member) const { return members_.at(member).client_url; }
 
-  void kill(int member);      // SIGKILL, reaped
-  void pause(int member);     // SIGSTOP: connections open, nothing answers
-  void resume(int member);    // SIGCONT
+  void kill(int member);           // SIGKILL, reaped
+  void pause(int member);          // SIGSTOP: connections open, nothing answers
+  void resume(int member);         // SIGCONT
   bool healthy(int member) const;  // its /health says so (blocking, short timeout)
   // Waits until `member` is healthy (every member when -1); false at the deadline.
   bool wait_healthy(int member, std::chrono::milliseconds deadline) const;

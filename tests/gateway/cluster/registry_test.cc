@@ -105,3 +105,22 @@ TEST_CASE("a node whose lease was lost registers again under the new one", "[etc
   CHECK(node.lease() != first);
   CHECK(node.holds("web1"));
 }
+
+TEST_CASE("a domain that does not run is offered only where no node is recorded", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  RegistryWriter a(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  RegistryWriter b(client, kPrefix, "dom0-b", info("10.0.0.2:22"), 5);
+  a.offer("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  REQUIRE(loop.run_until([&] { return a.holds("web1"); }, 5s));
+  b.offer("web1");
+  b.offer("web2");
+  REQUIRE(routes(loop, view, "web2", "dom0-b"));
+  loop.run_until([] { return false; }, 200ms);  // room for a stray write to land
+  CHECK_FALSE(b.holds("web1"));
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.at(0).value == "dom0-a");
+  CHECK(view.lookup("web1")->node == "dom0-a");
+}

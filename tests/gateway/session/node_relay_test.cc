@@ -82,7 +82,7 @@ TEST_CASE("a node that does not answer in time: the customer reads which one", "
   REQUIRE(f.relay.start_shell());
   auto started = Clock::now();
   f.relay.step(started);
-  CHECK(Clock::now() - started >= 1s);
+  CHECK(Clock::now() - started >= 900ms);  // its deadline, in whole milliseconds
   CHECK(f.terminal.err == "xcg: node-b unavailable\r\n");
   CHECK(f.terminal.exit_status == 1);
 }

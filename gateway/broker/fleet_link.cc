@@ -1,0 +1,44 @@
+#include "gateway/broker/fleet_link.h"
+
+#include <utility>
+
+namespace xcg::gateway {
+
+EtcdSettings etcd_settings(const config::ClusterSettings& cluster) {
+  EtcdSettings s;
+  s.endpoints = cluster.endpoints;
+  s.ca_file = cluster.ca_file;
+  s.cert_file = cluster.cert_file;
+  s.key_file = cluster.key_file;
+  return s;
+}
+
+FleetLink::FleetLink(EventLoop& loop, const config::ClusterSettings& cluster, NodeInfo self)
+    : client_(loop, etcd_settings(cluster)) {
+  if (cluster.role == config::ClusterRole::front)
+    view_ = std::make_unique<RegistryView>(client_, cluster.prefix);
+  else
+    writer_ = std::make_unique<RegistryWriter>(client_, cluster.prefix, cluster.node, std::move(self),
+                                               static_cast<int64_t>(cluster.lease_ttl_s));
+}
+
+void FleetLink::domain_presence(const std::string& domain, HubDirectory::Presence presence) {
+  if (!writer_) return;
+  bool first = known_.insert(domain).second;
+  switch (presence) {
+    case HubDirectory::Presence::running:
+      if (running_.insert(domain).second) writer_->claim(domain);
+      return;
+    case HubDirectory::Presence::not_running:
+      running_.erase(domain);
+      if (first) writer_->offer(domain);
+      return;
+    case HubDirectory::Presence::removed:
+      known_.erase(domain);
+      running_.erase(domain);
+      writer_->release(domain);
+      return;
+  }
+}
+
+}  // namespace xcg::gateway

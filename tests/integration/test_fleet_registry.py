@@ -1,0 +1,45 @@
+"""A node of a fleet (`cluster:`, role node) keeps its registry records in a real etcd:
+nodes/<node> under its lease, domains/<domain> for each of its domains (docs/fleet.md)."""
+
+import json
+import subprocess
+
+from conftest import wait_for
+from etcd_cluster import etcd  # noqa: F401 (fixture)
+
+
+def cluster_section(etcd, ttl="2s"):
+    return {"cluster": {"endpoints": etcd.endpoints, "node": "node1", "lease_ttl": ttl}}
+
+
+def host_key_fingerprint(gw):
+    listing = subprocess.run(["ssh-keygen", "-lf", str(gw.host_key_path)], capture_output=True, text=True,
+                             check=True, timeout=10).stdout
+    return listing.split()[1]
+
+
+def test_a_node_registers_itself_and_its_domains(make_gateway, etcd):
+    gw = make_gateway(extra=cluster_section(etcd))
+    record = wait_for(lambda: etcd.get("/xcg/nodes/node1"), 10, "nodes/node1")
+    node = json.loads(record)
+    assert node["address"] == f"127.0.0.1:{gw.port}"
+    assert node["fingerprint"] == host_key_fingerprint(gw)
+    assert node["version"]
+    domains = {"/xcg/domains/web1": "node1", "/xcg/domains/web2": "node1", "/xcg/domains/web3": "node1"}
+    wait_for(lambda: etcd.get_prefix("/xcg/domains/") == domains, 10, "the three domains' records")
+
+
+def test_a_stopped_node_disappears_with_its_lease(make_gateway, etcd):
+    gw = make_gateway(extra=cluster_section(etcd))
+    wait_for(lambda: etcd.get("/xcg/nodes/node1"), 10, "nodes/node1")
+    assert gw.stop() == 0
+    wait_for(lambda: etcd.get("/xcg/nodes/node1") is None, 10, "nodes/node1 to expire")
+    # The domain records stay: a front routes them nowhere until their node is back.
+    assert etcd.get("/xcg/domains/web1") == "node1"
+
+
+def test_a_domain_another_node_holds_is_not_taken_while_it_does_not_run(make_gateway, etcd):
+    etcd.put("/xcg/domains/web1", "node2")
+    make_gateway(extra=cluster_section(etcd), sim={"autostart": False})
+    wait_for(lambda: etcd.get("/xcg/domains/web2") == "node1", 10, "web2 offered")
+    assert etcd.get("/xcg/domains/web1") == "node2"
