@@ -70,6 +70,35 @@ const Domain* Config::domain_for_key(std::string_view blob) const {
   return domain == domains.end() ? nullptr : &domain->second;
 }
 
+namespace {
+
+// The domains a front knows: a name and keys; what they allow is the node's to say.
+Domain front_domain(const std::string& name, const std::vector<DomainKey>& keys) {
+  Domain d{.name = name, .keys = keys};
+  d.actions.assign(std::begin(kAllActions), std::end(kAllActions));
+  return d;
+}
+
+}  // namespace
+
+std::shared_ptr<const Config> with_domain_keys(const Config& base,
+                                               const std::map<std::string, std::vector<DomainKey>>& keys) {
+  auto out = std::make_shared<Config>(base);
+  if (base.is_front()) {
+    out->domains.clear();
+    for (const auto& [name, list] : keys) out->domains.emplace(name, front_domain(name, list));
+  } else {
+    for (auto& [name, d] : out->domains) {
+      auto found = keys.find(name);
+      d.keys = found == keys.end() ? std::vector<DomainKey>{} : found->second;
+    }
+  }
+  out->domain_by_blob_.clear();
+  for (const auto& [name, d] : out->domains)
+    for (const auto& k : d.keys) out->domain_by_blob_.try_emplace(k.key.blob, name);
+  return out;
+}
+
 const FrontKey* Config::front_for_key(std::string_view blob) const {
   for (const auto& f : fronts)
     if (f.key.blob == blob) return &f;

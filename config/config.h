@@ -138,6 +138,7 @@ struct ClusterSettings {
   std::string prefix = "/xcg/";        // every key is under it; starts and ends with '/'
   unsigned lease_ttl_s = 5;            // 2..60: the node's lease in etcd
   std::string advertise;               // HOST:PORT fronts connect to; default: the first listen address
+  bool operator==(const ClusterSettings&) const = default;
 };
 
 // A front a node trusts (`fronts:`), by its host key.
@@ -173,6 +174,8 @@ struct Config {
 
  private:
   friend class Loader;
+  friend std::shared_ptr<const Config> with_domain_keys(const Config&,
+                                                        const std::map<std::string, std::vector<DomainKey>>&);
   std::map<std::string, std::string, std::less<>> domain_by_blob_;
 };
 
@@ -194,6 +197,13 @@ class ConfigError : public std::runtime_error {
 
 // Reads and validates a whole config file. Nothing is returned unless all of it is valid.
 std::shared_ptr<const Config> load_config(const std::string& path);
+// YAML files with `domains:` only, read as a config's included files are (`xcg keys import`).
+std::shared_ptr<const Config> load_domain_files(const std::vector<std::string>& paths);
+// A copy of `base` whose domains' keys are `keys`' (by domain name; a domain missing from it
+// has none). A node keeps its own domains and ignores others'; a front's domains are those
+// of `keys`, known by name only, with every action (the node enforces its own).
+std::shared_ptr<const Config> with_domain_keys(const Config& base,
+                                               const std::map<std::string, std::vector<DomainKey>>& keys);
 // Same, from text (for tests); `path` is used in messages only.
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path);
 

@@ -71,6 +71,18 @@ std::shared_ptr<const Config> Loader::load(const std::string& text) {
   return std::make_shared<const Config>(std::move(config_));
 }
 
+std::shared_ptr<const Config> Loader::load_included(const std::vector<std::string>& paths) {
+  config_.source_files.clear();
+  file_ranks_.clear();
+  for (const auto& path : paths) read_included(path, YAML::Node());
+  if (!problems_.empty()) {
+    sort_problems();
+    throw ConfigError(std::move(problems_));
+  }
+  for (const auto& [blob, first] : key_owners_) config_.domain_by_blob_[blob] = first.domain;
+  return std::make_shared<const Config>(std::move(config_));
+}
+
 // Files in the order they were read; each file's problems in its order.
 void Loader::sort_problems() {
   auto position = [this](const Problem& p) {
@@ -212,6 +224,11 @@ void Loader::add_watch_dir(const std::string& dir) {
 
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path) {
   return Loader(path, std::filesystem::path(path).parent_path()).load(text);
+}
+
+std::shared_ptr<const Config> load_domain_files(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw ConfigError({Problem{{}, "no files given"}});
+  return Loader(paths.front(), std::filesystem::path(paths.front()).parent_path()).load_included(paths);
 }
 
 std::shared_ptr<const Config> load_config(const std::string& path) {

@@ -40,6 +40,9 @@ class Loader {
   Loader(std::string file, std::filesystem::path base_dir);
   // The Config, or throws ConfigError with every problem in file order.
   std::shared_ptr<const Config> load(const std::string& text);
+  // Files read as included ones (only `domains:`), into a Config with their domains only;
+  // throws ConfigError like load.
+  std::shared_ptr<const Config> load_included(const std::vector<std::string>& paths);
 
   Config& config() { return config_; }
   // The directory of the file being read: relative paths in it are relative to that.

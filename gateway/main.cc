@@ -1,6 +1,7 @@
 // xcg: the SSH console gateway for Xen hosting.
 //   xcg serve --config FILE   run the gateway (the broker) in the foreground
 //   xcg check --config FILE   validate a config
+//   xcg keys --config FILE import FILE... | export   the key map in etcd (docs/fleet.md)
 // and one internal subcommand, `guest` (the simulated hypervisor's fake guest). The broker
 // execs a separate program, xcg-session (gateway/session/session_main.cc), for each connection.
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "gateway/broker/host_keys.h"
 #include "gateway/broker/session_program.h"
 #include "gateway/broker/web_tls.h"
+#include "gateway/cluster/keys_command.h"
 #include "xen/sim/sim_hypervisor.h"
 
 namespace {
@@ -30,6 +32,7 @@ constexpr const char* kUsage =
     "usage: xcg serve --config FILE [--control-socket PATH] [--no-watch] [--debug]\n"
     "       xcg check --config FILE\n"
     "       xcg hostkeys --config FILE [--host NAME]\n"
+    "       xcg keys --config FILE import FILE... | export\n"
     "       xcg ctl [--socket PATH] sessions | status | kick DOMAIN|SESSION | reload\n"
     "       xcg ctl [--socket PATH] weblink DOMAIN [--readonly] [--ttl S]\n";
 
@@ -98,6 +101,7 @@ int check(const Args& args) {
     auto config = xcg::config::load_config(args.config);
     if (!check_web_files(args.config, *config) || !check_cluster_files(args.config, *config)) return 1;
     fmt::print("{}: OK: {}", args.config, xcg::config::summarize(*config));
+    if (config->cluster) fmt::print("{}\n", xcg::key_map_status(*config, std::chrono::seconds(3)));
     return 0;
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::printf("%s\n", p.str().c_str());
@@ -180,6 +184,36 @@ int hostkeys(const Args& args) {
   }
 }
 
+// xcg keys --config FILE import FILE... | export
+int keys(int argc, char** argv) {
+  std::string path;
+  std::vector<std::string> words;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) path = argv[++i];
+    else words.emplace_back(a);
+  }
+  if (path.empty()) return usage_error("keys: --config FILE is required");
+  bool import = !words.empty() && words[0] == "import" && words.size() > 1;
+  if (!import && words != std::vector<std::string>{"export"})
+    return usage_error("keys: expected import FILE... or export");
+  try {
+    auto config = xcg::config::load_config(path);
+    if (!config->cluster) {
+      std::fprintf(stderr, "xcg: %s has no cluster: section; the key map is in etcd\n", path.c_str());
+      return 1;
+    }
+    if (import) return xcg::import_keys(*config->cluster, {words.begin() + 1, words.end()});
+    return xcg::export_keys(*config->cluster);
+  } catch (const xcg::config::ConfigError& e) {
+    for (const auto& p : e.problems()) std::fprintf(stderr, "%s\n", p.str().c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "xcg: %s\n", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,6 +225,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "ctl") return ctl(argc, argv);
+  if (command == "keys") return keys(argc, argv);
   Args args;
   if (command != "serve" && command != "check" && command != "hostkeys")
     return usage_error(fmt::format("unknown command '{}'", command));

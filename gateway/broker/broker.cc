@@ -126,6 +126,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });
+  start_key_map();
   if (options_.watch_config) {
     config_watch_ = std::make_unique<ConfigWatch>(loop_, [this] { reload("config file changed"); });
     config_watch_->follow(*config_);
@@ -359,6 +360,7 @@ void Broker::cut_off(SessionRecord& s, std::string_view why) {
 
 void Broker::audit(const SessionRecord& s, std::string event,
                    std::vector<std::pair<std::string, std::string>> extra) {
+  if (!s.front_fingerprint.empty()) extra.emplace_back("front_fp", s.front_fingerprint);
   audit_.write(AuditEvent{std::move(event), s.remote, s.domain, s.fingerprint, std::move(extra)});
 }
 

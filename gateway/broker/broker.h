@@ -37,6 +37,8 @@
 #include "gateway/broker/session_spawner.h"
 #include "gateway/broker/web_tls.h"
 #include "gateway/broker/web_tokens.h"
+#include "gateway/cluster/etcd_client.h"
+#include "gateway/cluster/key_map_feed.h"
 #include "gateway/ipc/ipc.h"
 #include "xen/hypervisor.h"
 
@@ -128,6 +130,11 @@ class Broker : private RequestHandler {
   // What a session's requests left to write when it ends.
   void settle_requests(SessionRecord& s);
   ipc::Message answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req);
+  ipc::AuthorizeAns refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req, const std::string& fingerprint);
+  // A front's login for a customer (front_login.h).
+  ipc::Message answer_front_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
+                                      const config::PublicKey& front_key);
+  ipc::AuthorizeAns grant_answer(const config::Domain& domain, const std::string& fingerprint, bool readonly) const;
   // Browser console logins and links (broker_web.cc).
   ipc::Message answer_web_authorize(SessionRecord& s, const ipc::WebAuthorizeReq& req);
   Result<void> web_login_refusal(SessionRecord& s, const Grant& grant, const std::string& forwarded_for);
@@ -140,8 +147,9 @@ class Broker : private RequestHandler {
   void open_node_links();
   void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
                            UniqueFd node);
+  // `readonly`: narrower than the key, for a front's read-only login.
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
-                    const std::string& blob);
+                    const std::string& blob, bool readonly = false);
   ipc::Message answer_attach(SessionRecord& s, UniqueFd& pass);
   // Lifecycle actions and SysRq answer later, when the hypervisor is done; meanwhile the
   // session's further actions are refused.
@@ -165,6 +173,11 @@ class Broker : private RequestHandler {
   std::string apply_domain_changes();
   void narrow_rights(SessionRecord& s, const RightsChange& change);
   void revoke(SessionRecord& s, const std::string& text);
+  // The key map from etcd with `cluster:` (broker_cluster.cc).
+  void start_key_map();
+  void on_key_map(const KeyMap& map);
+  // The config the files say, with the key map's keys when there is `cluster:`.
+  std::shared_ptr<const config::Config> effective(std::shared_ptr<const config::Config> from_files) const;
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
   std::string status_report() const;
@@ -193,6 +206,11 @@ class Broker : private RequestHandler {
   UniqueFd signal_fd_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ConfigWatch> config_watch_;
+  // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map.
+  std::shared_ptr<const config::Config> file_config_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<KeyMapFeed> key_feed_;
+  DomainKeys etcd_keys_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   int exit_code_ = 0;
 };

@@ -45,7 +45,8 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
     return {false, e.what()};
   }
   auto restart_only = restart_only_changes(*config_, *fresh);
-  config_ = fresh;
+  if (file_config_) file_config_ = fresh;
+  config_ = effective(fresh);
   take_session_limits();
   load_web_tls();
   unsigned revoked = apply_rights();

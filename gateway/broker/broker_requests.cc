@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "gateway/broker/broker.h"
+#include "gateway/broker/front_login.h"
 
 namespace xcg::gateway {
 namespace {
@@ -124,23 +125,14 @@ void Broker::settle_requests(SessionRecord& s) {
 }
 
 ipc::Message Broker::answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req) {
-  ipc::AuthorizeAns ans;
   auto key = config::parse_public_key(req.key_type + " " + req.key_base64);
+  if (key && config_->front_for_key(key->blob)) return answer_front_authorize(s, req, *key);
   const config::Domain* domain = key ? config_->domain_for_key(key->blob) : nullptr;
   std::string fingerprint = key ? key->fingerprint() : "";
   // Unknown key, key of another domain, unknown domain: one answer, so nothing tells a stranger
   // which domains exist.
-  if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type)) {
-    // Unsigned offers are summed up in one record (audit_refused_offers): an agent offers
-    // every key it holds.
-    if (!req.signature_ok) {
-      s.refused_offers.add(req.user, req.key_type, fingerprint);
-      return ans;
-    }
-    audit_.write(
-        AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint, {{"stage", "signature"}}});
-    return ans;
-  }
+  if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type))
+    return refuse_authorize(s, req, fingerprint);
   if (req.signature_ok && !admission_.domain_has_room(domain->name)) {
     audit_.write(AuditEvent{"auth_failure",
                             s.remote,
@@ -148,25 +140,62 @@ ipc::Message Broker::answer_authorize(SessionRecord& s, const ipc::AuthorizeReq&
                             fingerprint,
                             {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"}}});
     log::warn("{}: refusing a login from {}: max_sessions_per_domain reached", domain->name, s.remote);
-    return ans;
+    return ipc::AuthorizeAns{};
   }
   if (req.signature_ok) accept_login(s, *domain, fingerprint, key->blob);
   const config::DomainKey* entry = domain->key_for(key->blob);
+  return grant_answer(*domain, fingerprint, entry && entry->readonly);
+}
+
+ipc::AuthorizeAns Broker::refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
+                                           const std::string& fingerprint) {
+  // Unsigned offers are summed up in one record (audit_refused_offers): an agent offers
+  // every key it holds.
+  if (!req.signature_ok) s.refused_offers.add(req.user, req.key_type, fingerprint);
+  else
+    audit_.write(
+        AuditEvent{"auth_failure", s.remote, printable(req.user, 64), fingerprint, {{"stage", "signature"}}});
+  return ipc::AuthorizeAns{};
+}
+
+ipc::AuthorizeAns Broker::grant_answer(const config::Domain& domain, const std::string& fingerprint,
+                                       bool readonly) const {
+  ipc::AuthorizeAns ans;
   ans.ok = true;
-  ans.domain = domain->name;
-  ans.console_on_login = domain->on_login == config::OnLogin::console;
-  ans.actions = domain->actions;
+  ans.domain = domain.name;
+  ans.console_on_login = domain.on_login == config::OnLogin::console;
+  ans.actions = domain.actions;
   ans.fingerprint = fingerprint;
-  ans.readonly = entry && entry->readonly;
+  ans.readonly = readonly;
   return ans;
 }
 
+// The session stands for the customer: its fingerprint and key are the customer's, so a
+// change of the key map revokes or narrows it as it would a direct login.
+ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
+                                            const config::PublicKey& front_key) {
+  auto grant = front_grant(*config_, front_key, req.user);
+  if (!grant || front_key.type != req.key_type) return refuse_authorize(s, req, front_key.fingerprint());
+  const auto& domain = *grant->domain;
+  std::string fingerprint = grant->key->key.fingerprint();
+  if (!req.signature_ok) return grant_answer(domain, fingerprint, grant->readonly);
+  if (!admission_.domain_has_room(domain.name)) {
+    audit_.write(AuditEvent{"auth_failure", s.remote, domain.name, fingerprint,
+                            {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"},
+                             {"front_fp", front_key.fingerprint()}}});
+    return ipc::AuthorizeAns{};
+  }
+  s.front_fingerprint = front_key.fingerprint();
+  accept_login(s, domain, fingerprint, grant->key->key.blob, grant->readonly);
+  return grant_answer(domain, fingerprint, grant->readonly);
+}
+
 void Broker::accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
-                          const std::string& blob) {
+                          const std::string& blob, bool readonly) {
   const config::DomainKey* entry = domain.key_for(blob);
   s.fingerprint = fingerprint;
   s.key_blob = blob;
-  s.readonly = entry && entry->readonly;
+  s.readonly = readonly || (entry && entry->readonly);
   s.key_label = entry && !entry->key.comment.empty() ? entry->key.comment : fingerprint;
   audit_refused_offers(s);  // the agent's other keys, offered first
   set_authorized(s, domain.name);

@@ -86,6 +86,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (console_changed(a.console, b.console)) changed.push_back("console");
   backend_changes(a, b, changed);
   web_changes(a, b, changed);
+  if (a.cluster != b.cluster) changed.push_back("cluster");
   for (const auto& [name, d] : b.domains) {
     auto before = a.domains.find(name);
     if (before == a.domains.end()) continue;  // new: added as it is

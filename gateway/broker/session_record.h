@@ -34,6 +34,7 @@ struct SessionRecord {
   bool authorized = false;
   std::string domain;  // set once authorized; every later request is for this domain
   std::string fingerprint;
+  std::string front_fingerprint;  // logged in through a front (docs/fleet.md): its host key's
   std::string key_label;  // the key's comment in the config, else its fingerprint
   std::string key_blob;   // to re-check the mapping when the config changes; web: the
                           // key that minted the link ("" for xcg ctl and panel tokens)

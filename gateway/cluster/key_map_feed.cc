@@ -1,0 +1,43 @@
+#include "gateway/cluster/key_map_feed.h"
+
+#include <set>
+
+#include "base/log.h"
+
+namespace xcg {
+
+KeyMapFeed::KeyMapFeed(EtcdClient& client, std::string prefix, OnChange on_change)
+    : prefix_(std::move(prefix)), on_change_(std::move(on_change)) {
+  watch_ = client.watch(keys_prefix(prefix_), 0,
+                        WatchCallbacks{.on_snapshot = [this](const RangeResult& r) { on_snapshot(r); },
+                                       .on_events = [this](const auto& events) { on_events(events); }});
+}
+
+void KeyMapFeed::on_snapshot(const RangeResult& r) {
+  kvs_.clear();
+  for (const auto& kv : r.kvs) kvs_[kv.key] = kv;
+  loaded_ = true;
+  publish(nullptr);
+}
+
+void KeyMapFeed::on_events(const std::vector<WatchEvent>& events) {
+  std::set<std::string> changed;
+  for (const auto& e : events) {
+    changed.insert(e.kv.key);
+    if (e.type == WatchEvent::Type::del) kvs_.erase(e.kv.key);
+    else kvs_[e.kv.key] = e.kv;
+  }
+  if (loaded_) publish(&changed);
+}
+
+void KeyMapFeed::publish(const std::set<std::string>* changed) {
+  std::vector<KeyValue> kvs;
+  kvs.reserve(kvs_.size());
+  for (const auto& [key, kv] : kvs_) kvs.push_back(kv);
+  auto map = read_key_map(prefix_, kvs);
+  for (const auto& p : map.problems)
+    if (!changed || changed->contains(p.key)) log::warn("key map: ignoring {}", p.str());
+  on_change_(map);
+}
+
+}  // namespace xcg
