@@ -134,6 +134,7 @@ void NodeRelay::check_node_end() {
 void NodeRelay::close_node() {
   if (!node_) return;
   ssh_remove_channel_callbacks(node_->channel.get(), &node_cb_);
+  node_->channel.reset();  // before the disconnect, which would free it under our handle
   if (setup_.event != nullptr) ssh_event_remove_session(setup_.event, node_->session.get());
   ssh_disconnect(node_->session.get());
   node_.reset();
