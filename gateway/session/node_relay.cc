@@ -73,12 +73,6 @@ void NodeRelay::connect() {
   auto channel = open_channel();
   if (!channel) return finish(1, "xcg: " + channel.error().message + "\r\n");
   node_ = std::move(*channel);
-  node_cb_.userdata = this;
-  node_cb_.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* ud) {
-    static_cast<NodeRelay*>(ud)->exit_status_ = status;
-  };
-  ssh_callbacks_init(&node_cb_);
-  ssh_set_channel_callbacks(node_->channel.get(), &node_cb_);
   if (ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
     return finish(1, "xcg: internal error\r\n");
   state_ = State::relaying;
@@ -120,20 +114,22 @@ void NodeRelay::from_node() {
   }
 }
 
-// The node ended the channel (its exit status came first), or the connection to it was lost.
+// The node closed the channel (its exit status came first, perhaps already while the channel
+// was being opened: libssh keeps it), or the connection to it was lost.
 void NodeRelay::check_node_end() {
   ssh_session session = node_->session.get();
   ssh_channel channel = node_->channel.get();
   bool lost = !ssh_is_connected(session) || (ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR));
   bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
-  if (ssh_channel_is_eof(channel) && drained && (exit_status_ || ssh_channel_is_closed(channel)))
-    return finish(exit_status_.value_or(0));
+  if (ssh_channel_is_closed(channel) && drained) {
+    int status = ssh_channel_get_exit_status(channel);  // does not wait: the channel is closed
+    return finish(status < 0 ? kExitLost : status);
+  }
   if (lost) finish(kExitLost, "\r\n[xcg: the connection to the node was lost]\r\n");
 }
 
 void NodeRelay::close_node() {
   if (!node_) return;
-  ssh_remove_channel_callbacks(node_->channel.get(), &node_cb_);
   node_->channel.reset();  // before the disconnect, which would free it under our handle
   if (setup_.event != nullptr) ssh_event_remove_session(setup_.event, node_->session.get());
   ssh_disconnect(node_->session.get());

@@ -15,8 +15,6 @@
 #include "gateway/session/output_queue.h"
 #include "gateway/session/terminal.h"
 
-#include <libssh/callbacks.h>
-
 namespace xcg::gateway {
 
 class NodeRelay final : public ChannelCore {
@@ -70,8 +68,6 @@ class NodeRelay final : public ChannelCore {
   bool hung_up_ = false;
   OutputQueue output_;
   std::optional<NodeChannel> node_;
-  ssh_channel_callbacks_struct node_cb_{};
-  std::optional<int> exit_status_;
   int final_status_ = 0;
 };
 

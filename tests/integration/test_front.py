@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from conftest import Gateway, describe, send_until, wait_for
+from conftest import Gateway, describe, wait_for
 from etcd_cluster import etcd  # noqa: F401 (fixture)
-from test_keymap import domains_yaml, xcg_keys
+from test_keymap import attach, domains_yaml, xcg_keys
 
 
 def front_config(gw, etcd):
@@ -98,16 +98,15 @@ def test_a_domain_no_node_runs_is_refused_with_a_line(fleet):
 
 def test_console_with_replay_and_who_through_the_front(fleet):
     front, _ = fleet
-    child = front.spawn("web1", "web1", "console", tty=True)
-    send_until(child, b"\r", rb"login: |web1:~# ")
-    child.send(b"echo front-$((6*7))\r")
-    child.expect(b"front-42")
+    child = attach(front, "web1", "web1")
+    child.send(b"echo through-the-front\r")
+    child.expect(b"\r\nthrough-the-front\r\n")  # the guest's answer, not the echo of the line
     who = front.ssh("web1", "web1", "who")
     assert who.returncode == 0 and who.stdout.strip(), describe(who)
     child.send(b"\x1d")  # Ctrl-] detaches: the exec console ends
     child.expect(pexpect_eof())
-    again = front.spawn("web1", "web1", "console", tty=True)
-    again.expect(b"front-42")  # the scrollback's replay, from the node's hub
+    again = front.spawn("web1", "web1", "console")
+    again.expect(b"\r\nthrough-the-front\r\n")  # the scrollback's replay, from the node's hub
 
 
 def test_the_menu_through_the_front_on_a_pty(fleet):
