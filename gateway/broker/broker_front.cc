@@ -20,7 +20,8 @@ void Broker::on(SessionRecord& s, const ipc::NodeConnectReq&) {
   // Audit with copies: the session record may be gone by the time the node answers.
   AuditEvent record{"node_connect", s.remote, s.domain, s.fingerprint, {}};
   if (!node_links_)
-    return answer_node_connect(s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {});
+    return answer_node_connect(
+        s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {});
   node_links_->open(s.domain, [this, id = s.id, record](ipc::NodeConnectAns answer, UniqueFd node) {
     answer_node_connect(id, record, answer, std::move(node));
   });

@@ -76,7 +76,8 @@ void NodeConnector::start(uint64_t id, const NodeRoute& route) {
   p.fd = std::move(*fd);
   auto fail_all = [this, id] { finish(id, fail(Errc::system, "node connect failed")); };
   p.watch = loop_.watch(
-      p.fd.get(), EPOLLOUT, "node connect " + route.node, [this, id](uint32_t) { on_writable(id); }, fail_all);
+      p.fd.get(), EPOLLOUT, "node connect " + route.node, [this, id](uint32_t) { on_writable(id); },
+      fail_all);
   p.timer = loop_.timer(timeout_, "node connect timeout " + route.node,
                         [this, id] { finish(id, fail(Errc::timeout, "connect timed out")); });
 }

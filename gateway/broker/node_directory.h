@@ -10,8 +10,8 @@
 namespace xcg::gateway {
 
 struct NodeRoute {
-  std::string node;                  // its name, as in nodes/<node>
-  std::string host;                  // a numeric IPv4 or IPv6 address: the loop never resolves names
+  std::string node;  // its name, as in nodes/<node>
+  std::string host;  // a numeric IPv4 or IPv6 address: the loop never resolves names
   uint16_t port = 0;
   std::string host_key_fingerprint;  // "SHA256:...": the session pins the node's host key to it
   bool operator==(const NodeRoute&) const = default;

@@ -8,7 +8,8 @@ namespace xcg::gateway {
 
 void NodeLinks::open(const std::string& domain, Done done) {
   auto route = directory_.route(domain);
-  if (!route) return done(ipc::NodeConnectAns{false, fmt::format("{} is not running on any node", domain), "", ""}, {});
+  if (!route)
+    return done(ipc::NodeConnectAns{false, fmt::format("{} is not running on any node", domain), "", ""}, {});
   connector_.connect(*route, [route = *route, done = std::move(done)](Result<UniqueFd> fd) {
     if (!fd) {
       // The customer learns which node; the operator, why.

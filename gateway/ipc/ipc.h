@@ -280,10 +280,10 @@ struct NodeConnectAns {
   bool operator==(const NodeConnectAns&) const = default;
 };
 
-using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq,
-                             ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq,
-                             Revoke, Narrowed, WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq,
-                             NodeConnectAns>;
+using Message =
+    std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
+                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed,
+                 WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq, NodeConnectAns>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

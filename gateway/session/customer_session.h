@@ -27,13 +27,12 @@ struct Customer {
   std::string domain;
   bool console_on_login = false;
   std::vector<config::Action> actions;
-  bool readonly = false;  // the key may watch the console only: no input, no actions
+  bool readonly = false;    // the key may watch the console only: no input, no actions
   std::string fingerprint;  // of the key that logged in (a front names it to the node)
 };
 
 class CustomerSession final : public ChannelCore {
  public:
-
   // idle_timeout_s: 0 = off; else this long without input ends the session.
   CustomerSession(Terminal& terminal, BrokerClient& broker, Customer customer, unsigned idle_timeout_s);
   ~CustomerSession() override;

@@ -84,9 +84,12 @@ Result<NodeChannel> NodeRelay::open_channel() {
   auto answer = broker_.node_connect(socket);
   if (!answer) return tl::unexpected(answer.error());
   if (!answer->ok) return fail(Errc::unavailable, answer->text);
-  NodeLogin login{answer->node, answer->host_key_fingerprint,
+  NodeLogin login{answer->node,
+                  answer->host_key_fingerprint,
                   front_user(customer_.domain, customer_.fingerprint, customer_.readonly),
-                  setup_.front_key, pty_, command_};
+                  setup_.front_key,
+                  pty_,
+                  command_};
   auto channel = open_node_channel(std::move(socket), login, Clock::now() + setup_.timeout);
   if (channel) return channel;
   log::info("node {}: {}", answer->node, channel.error().message);
@@ -109,7 +112,8 @@ void NodeRelay::from_node() {
     while (output_.bytes() < kMaxPendingOutput) {
       int n = ssh_channel_read_nonblocking(node_->channel.get(), buffer.data(), buffer.size(), is_stderr);
       if (n <= 0) break;
-      output_.add(is_stderr ? Stream::err : Stream::out, std::string_view(buffer.data(), static_cast<size_t>(n)));
+      output_.add(is_stderr ? Stream::err : Stream::out,
+                  std::string_view(buffer.data(), static_cast<size_t>(n)));
     }
   }
 }

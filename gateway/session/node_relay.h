@@ -20,8 +20,8 @@ namespace xcg::gateway {
 class NodeRelay final : public ChannelCore {
  public:
   struct Setup {
-    ssh_key front_key = nullptr;  // borrowed: the session keeps it
-    ssh_event event = nullptr;    // the transport's: the node's session is polled with it
+    ssh_key front_key = nullptr;       // borrowed: the session keeps it
+    ssh_event event = nullptr;         // the transport's: the node's session is polled with it
     std::chrono::seconds timeout{10};  // from the shell request to the node's channel
   };
 

@@ -59,9 +59,11 @@ SshKey front_key(const std::vector<std::string>& host_keys_pem) {
 }
 
 // The menu, commands and console; or, on a front, the relay to the domain's node.
-SshConnection::MakeCore core_maker(BrokerClient& broker, const ipc::Hello& hello, ssh_key key, ssh_event event) {
+SshConnection::MakeCore core_maker(BrokerClient& broker, const ipc::Hello& hello, ssh_key key,
+                                   ssh_event event) {
   if (!hello.front)
-    return [&broker, idle = hello.idle_timeout_s](Terminal& t, const Customer& c) -> std::unique_ptr<ChannelCore> {
+    return [&broker, idle = hello.idle_timeout_s](Terminal& t,
+                                                  const Customer& c) -> std::unique_ptr<ChannelCore> {
       return std::make_unique<CustomerSession>(t, broker, c, idle);
     };
   return [&broker, key, event](Terminal& t, const Customer& c) -> std::unique_ptr<ChannelCore> {

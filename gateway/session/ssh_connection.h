@@ -33,7 +33,8 @@ class SshConnection final : public Terminal {
   // What runs on the channel of a customer who logged in.
   using MakeCore = std::function<std::unique_ptr<ChannelCore>(Terminal&, const Customer&)>;
 
-  SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits, MakeCore make_core);
+  SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits,
+                MakeCore make_core);
   ~SshConnection() override;
   SshConnection(const SshConnection&) = delete;
   SshConnection& operator=(const SshConnection&) = delete;

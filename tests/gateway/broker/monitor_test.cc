@@ -126,7 +126,8 @@ TEST_CASE("only a front's logged-in session may ask for a node connection", "[mo
   REQUIRE(run(SessionPhase::authorized, ipc::NodeConnectReq{}, node) == Outcome::cut_off);
   CHECK(node.cut_offs.front() == "unpermitted request node_connect_req");
   FakeHandler front;
-  CHECK(run(SessionPhase::authorized, ipc::NodeConnectReq{}, front, SessionKind::ssh, true) == Outcome::handled);
+  CHECK(run(SessionPhase::authorized, ipc::NodeConnectReq{}, front, SessionKind::ssh, true) ==
+        Outcome::handled);
   FakeHandler early;
   CHECK(run(SessionPhase::preauth, ipc::NodeConnectReq{}, early, SessionKind::ssh, true) == Outcome::cut_off);
 }

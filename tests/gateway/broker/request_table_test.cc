@@ -25,7 +25,8 @@ Verdict expected(Type t, SessionPhase p) {
     case Type::who_req:
     case Type::sysrq_req:
     case Type::weblink_req:
-    case Type::node_connect_req: return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
+    case Type::node_connect_req:
+      return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
     default: return X;  // hello, answers, revoke: broker -> session only
   }
 }
@@ -71,9 +72,9 @@ TEST_CASE("unknown message types are cut off in every phase", "[request_table]")
 TEST_CASE("every refused request gets its own answer type, with the reason where it has room",
           "[request_table]") {
   const std::map<Type, Type> answer_of{
-      {Type::status_req, Type::status_ans},  {Type::action_req, Type::action_ans},
-      {Type::attach_req, Type::attach_ans},  {Type::log_req, Type::log_ans},
-      {Type::who_req, Type::who_ans},        {Type::sysrq_req, Type::action_ans},
+      {Type::status_req, Type::status_ans},   {Type::action_req, Type::action_ans},
+      {Type::attach_req, Type::attach_ans},   {Type::log_req, Type::log_ans},
+      {Type::who_req, Type::who_ans},         {Type::sysrq_req, Type::action_ans},
       {Type::weblink_req, Type::weblink_ans}, {Type::node_connect_req, Type::node_connect_ans}};
   for (const ipc::Message& m : every_message()) {
     Type t = ipc::type_of(m);

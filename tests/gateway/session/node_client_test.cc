@@ -68,7 +68,8 @@ class Node {
   uint16_t port() const { return port_; }
   std::string host_key_fingerprint() const {
     ssh_key raw = nullptr;
-    REQUIRE(ssh_pki_import_privkey_file((dir_ + "/hostkey").c_str(), nullptr, nullptr, nullptr, &raw) == SSH_OK);
+    REQUIRE(ssh_pki_import_privkey_file((dir_ + "/hostkey").c_str(), nullptr, nullptr, nullptr, &raw) ==
+            SSH_OK);
     SshKey key(raw);
     return fingerprint_of(key.get());
   }
@@ -136,8 +137,8 @@ Ran run_to_end(NodeChannel& node) {
 }
 
 NodeLogin customer_login(const Node& node, ssh_key key, std::string command) {
-  return NodeLogin{"node-b", node.host_key_fingerprint(), "web1", key, PtySize{"xterm", 100, 30},
-                   std::move(command)};
+  return NodeLogin{"node-b", node.host_key_fingerprint(), "web1",
+                   key,      PtySize{"xterm", 100, 30},   std::move(command)};
 }
 
 bool have_binary() {
