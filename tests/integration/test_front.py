@@ -6,6 +6,7 @@ replay, who is attached, a pty; a domain no node runs is refused with a line say
 import json
 import subprocess
 
+import pexpect
 import pytest
 
 from conftest import Gateway, describe, wait_for
@@ -104,7 +105,7 @@ def test_console_with_replay_and_who_through_the_front(fleet):
     who = front.ssh("web1", "web1", "who")
     assert who.returncode == 0 and "web1@xcg-test" in who.stdout, describe(who)  # the node's hub
     child.send(b"\x1d")  # Ctrl-] detaches: the exec console ends
-    child.expect(pexpect_eof())
+    child.expect(pexpect.EOF)
     again = front.spawn("web1", "web1", "console")
     again.expect(b"\r\nthrough-the-front\r\n")  # the scrollback's replay, from the node's hub
 
@@ -115,9 +116,16 @@ def test_the_menu_through_the_front_on_a_pty(fleet):
     child.expect(b"web2")
     child.expect(b"running")
     child.send(b"q")
-    child.expect(pexpect_eof())
+    child.expect(pexpect.EOF)
 
 
-def pexpect_eof():
-    import pexpect
-    return pexpect.EOF
+def test_deleting_the_key_ends_a_relayed_console(fleet, etcd, keys):
+    front, _ = fleet
+    victim = attach(front, "web1", "web1")
+    survivor = attach(front, "web2", "web2")
+    etcd.delete(f"/xcg/keys/web1/{keys['web1'].fingerprint}")
+    victim.expect(rb"\[xcg: access to web1 was revoked\]", timeout=5)
+    victim.expect(pexpect.EOF, timeout=5)
+    survivor.send(b"echo still-here\r")
+    survivor.expect(rb"\nstill-here\r?\n")
+
