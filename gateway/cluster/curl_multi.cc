@@ -87,7 +87,12 @@ CurlMulti::CurlMulti(EventLoop& loop) : loop_(loop) {
   curl_multi_setopt(multi_.get(), CURLMOPT_TIMERDATA, this);
 }
 
-CurlMulti::~CurlMulti() = default;
+// curl may still report sockets and timers while it cleans up: not to members already gone.
+CurlMulti::~CurlMulti() {
+  curl_multi_setopt(multi_.get(), CURLMOPT_SOCKETFUNCTION, nullptr);
+  curl_multi_setopt(multi_.get(), CURLMOPT_TIMERFUNCTION, nullptr);
+  multi_.reset();
+}
 
 void CurlMulti::configure(HttpCall& call, const HttpRequest& request) {
   CURL* easy = call.easy_.get();

@@ -126,27 +126,28 @@ std::unique_ptr<HttpCall> EtcdClient::stream(const std::string& path, std::strin
                       std::move(on_data));
 }
 
-void EtcdClient::range(std::string key, bool prefix, EtcdReply<RangeResult> done) {
+void EtcdClient::range(const std::string& key, bool prefix, EtcdReply<RangeResult> done) {
   call("/v3/kv/range", etcd_json::range_body(key, prefix), parsed(std::move(done), &etcd_json::parse_range));
 }
 
-void EtcdClient::put(std::string key, std::string value, int64_t lease, EtcdReply<int64_t> done) {
+void EtcdClient::put(const std::string& key, const std::string& value, int64_t lease,
+                     EtcdReply<int64_t> done) {
   call("/v3/kv/put", etcd_json::put_body(key, value, lease),
        parsed(std::move(done), &etcd_json::parse_revision));
 }
 
-void EtcdClient::delete_range(std::string key, bool prefix, EtcdReply<int64_t> done) {
+void EtcdClient::delete_range(const std::string& key, bool prefix, EtcdReply<int64_t> done) {
   call("/v3/kv/deleterange", etcd_json::delete_body(key, prefix),
        parsed(std::move(done), &etcd_json::parse_revision));
 }
 
-void EtcdClient::txn_put_if(std::string key, int64_t mod_revision, std::string value, int64_t lease,
-                            EtcdReply<TxnResult> done) {
-  call("/v3/kv/txn", etcd_json::txn_body(key, mod_revision, std::move(value), lease),
+void EtcdClient::txn_put_if(const std::string& key, int64_t mod_revision, const std::string& value,
+                            int64_t lease, EtcdReply<TxnResult> done) {
+  call("/v3/kv/txn", etcd_json::txn_body(key, mod_revision, value, lease),
        parsed(std::move(done), &etcd_json::parse_txn));
 }
 
-void EtcdClient::txn_delete_if(std::string key, int64_t mod_revision, EtcdReply<TxnResult> done) {
+void EtcdClient::txn_delete_if(const std::string& key, int64_t mod_revision, EtcdReply<TxnResult> done) {
   call("/v3/kv/txn", etcd_json::txn_body(key, mod_revision, std::nullopt, 0),
        parsed(std::move(done), &etcd_json::parse_txn));
 }

@@ -5,7 +5,8 @@
 // A request that cannot reach its endpoint, or that the member answers it cannot serve now
 // (no leader), moves to the next endpoint and is tried again there, once per endpoint.
 //
-// Callbacks must not destroy the client; they may destroy watches and leases.
+// Callbacks must not destroy the client; they may destroy watches and leases. The client must
+// outlive its watches and leases.
 #pragma once
 
 #include <chrono>
@@ -49,14 +50,15 @@ class EtcdClient {
   EtcdClient& operator=(const EtcdClient&) = delete;
   ~EtcdClient();  // answers nothing still in flight
 
-  void range(std::string key, bool prefix, EtcdReply<RangeResult> done);
-  void put(std::string key, std::string value, int64_t lease, EtcdReply<int64_t> done);  // the revision
-  void delete_range(std::string key, bool prefix, EtcdReply<int64_t> done);
+  void range(const std::string& key, bool prefix, EtcdReply<RangeResult> done);
+  void put(const std::string& key, const std::string& value, int64_t lease,
+           EtcdReply<int64_t> done);  // the revision
+  void delete_range(const std::string& key, bool prefix, EtcdReply<int64_t> done);
   // Puts only if the key's mod_revision is still `mod_revision` (0: the key must not exist).
-  void txn_put_if(std::string key, int64_t mod_revision, std::string value, int64_t lease,
+  void txn_put_if(const std::string& key, int64_t mod_revision, const std::string& value, int64_t lease,
                   EtcdReply<TxnResult> done);
   // Deletes only if the key's mod_revision is still `mod_revision`.
-  void txn_delete_if(std::string key, int64_t mod_revision, EtcdReply<TxnResult> done);
+  void txn_delete_if(const std::string& key, int64_t mod_revision, EtcdReply<TxnResult> done);
   void compact(int64_t revision, EtcdReply<void> done);
   void lease_grant(int64_t ttl_s, EtcdReply<LeaseGrant> done);
   void lease_keepalive(int64_t id, EtcdReply<int64_t> done);  // the TTL left; 0: the lease is gone

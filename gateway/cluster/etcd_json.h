@@ -54,8 +54,8 @@ struct WatchMessage {
   std::vector<WatchEvent> events;
 };
 
-std::string base64_encode(std::string_view bytes);
-Result<std::string> base64_decode(std::string_view text);
+std::string base64_encode(std::string_view in);
+Result<std::string> base64_decode(std::string_view in);
 // The range_end that makes a range or watch cover every key starting with `prefix`.
 std::string prefix_end(std::string_view prefix);
 

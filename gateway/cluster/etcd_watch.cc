@@ -30,7 +30,7 @@ EtcdWatch::~EtcdWatch() = default;
 
 void EtcdWatch::probe() {
   probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
-    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](Result<RangeResult>) {
+    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](const Result<RangeResult>&) {
       if (!alive.expired()) probed();
     });
   });

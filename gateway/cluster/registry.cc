@@ -37,14 +37,22 @@ void RegistryWriter::on_lease(int64_t lease) {
   recheck();  // after a lapse long enough to lose the lease, another node may have our domains
 }
 
+// This node's record of `domain` is at `mod_revision`; one released while it was being
+// written goes again.
+void RegistryWriter::hold(const std::string& domain, int64_t mod_revision) {
+  held_[domain] = mod_revision;
+  if (!wanted_.contains(domain)) release(domain);
+}
+
 void RegistryWriter::claim(const std::string& domain) {
+  wanted_.insert(domain);
   client_.range(domain_key(domain), false, guarded([this, domain](Result<RangeResult> r) {
                   if (!r)
                     return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
                   if (r->kvs.empty()) return write_claim(domain, 0);
                   const KeyValue& now = r->kvs.front();
                   if (now.value == node_) {
-                    held_[domain] = now.mod_revision;
+                    hold(domain, now.mod_revision);
                     return;
                   }
                   write_claim(domain, now.mod_revision);
@@ -59,7 +67,7 @@ void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision
 void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
   if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
   if (r->succeeded) {
-    held_[domain] = r->revision;
+    hold(domain, r->revision);
     return;
   }
   held_.erase(domain);
@@ -68,17 +76,19 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
 }
 
 void RegistryWriter::offer(const std::string& domain) {
+  wanted_.insert(domain);
   if (held_.contains(domain)) return;
   client_.txn_put_if(domain_key(domain), 0, node_, 0, guarded([this, domain](Result<TxnResult> r) {
                        if (!r)
                          return log::warn("registry: writing domain {} failed: {}", domain,
                                           r.error().message);
-                       if (r->succeeded) held_[domain] = r->revision;
-                       if (r->current && r->current->value == node_) held_[domain] = r->current->mod_revision;
+                       if (r->succeeded) hold(domain, r->revision);
+                       if (r->current && r->current->value == node_) hold(domain, r->current->mod_revision);
                      }));
 }
 
 void RegistryWriter::release(const std::string& domain) {
+  wanted_.erase(domain);
   auto it = held_.find(domain);
   if (it == held_.end()) return;
   int64_t mod_revision = it->second;

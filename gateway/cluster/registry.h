@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "gateway/cluster/etcd_client.h"
@@ -45,6 +46,7 @@ class RegistryWriter {
   void on_lease(int64_t lease);
   void write_claim(const std::string& domain, int64_t mod_revision);
   void claimed(const std::string& domain, Result<TxnResult> r);
+  void hold(const std::string& domain, int64_t mod_revision);
   std::string domain_key(const std::string& domain) const;
   template <class F>
   auto guarded(F f);
@@ -54,6 +56,7 @@ class RegistryWriter {
   std::string node_;
   NodeInfo info_;
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
+  std::set<std::string> wanted_;         // claimed or offered, not released since
   bool registered_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
   std::unique_ptr<EtcdLease> lease_;

@@ -1,7 +1,8 @@
 """A real etcd cluster for the integration tests: N members of /usr/bin/etcd on loopback, on
 free ports, in a temporary directory; killed and reaped at the end. The same features as the
 unit tests' fixture (tests/gateway/cluster/etcd_fixture.h): kill, pause (SIGSTOP) and resume
-a member, wait until healthy, and etcdctl with an argv.
+a member, wait until healthy, and etcdctl with an argv. With tls=True clients speak https and
+must show a certificate of the test CA (`ca_file`, `cert_file`, `key_file`).
 
     from etcd_cluster import etcd, etcd3   # pytest fixtures: 1 and 3 members
     def test_x(etcd):
@@ -13,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,6 +25,7 @@ import pytest
 
 ETCD = "/usr/bin/etcd"
 ETCDCTL = "/usr/bin/etcdctl"
+OPENSSL = "/usr/bin/openssl"
 START_TIMEOUT = 20
 
 
@@ -33,11 +36,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def certificate(directory, name, cn, ca=None, extensions=()):
+    """A P-256 certificate and key for `cn`, signed by `ca` (self-signed without one)."""
+    argv = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-days", "1", "-subj", f"/CN={cn}", "-keyout", os.path.join(directory, f"{name}.key"),
+            "-out", os.path.join(directory, f"{name}.crt")]
+    if ca:
+        argv += ["-CA", os.path.join(directory, f"{ca}.crt"), "-CAkey", os.path.join(directory, f"{ca}.key")]
+    for e in extensions:
+        argv += ["-addext", e]
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
 class EtcdCluster:
-    def __init__(self, members=1, base_dir=None):
+    def __init__(self, members=1, base_dir=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="xcg-etcd-", dir=base_dir)
+        self.tls = tls
         self.names = [f"m{i}" for i in range(members)]
-        self.client_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
+        scheme = "https" if tls else "http"
+        self.client_urls = [f"{scheme}://127.0.0.1:{free_port()}" for _ in self.names]
         self.peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
         self.procs = [None] * members
 
@@ -45,9 +62,21 @@ class EtcdCluster:
     def endpoints(self):
         return list(self.client_urls)
 
+    ca_file = property(lambda self: os.path.join(self.dir, "ca.crt"))
+    cert_file = property(lambda self: os.path.join(self.dir, "client.crt"))
+    key_file = property(lambda self: os.path.join(self.dir, "client.key"))
+
+    def _make_certificates(self):
+        leaf = "basicConstraints=CA:FALSE"
+        certificate(self.dir, "ca", "xcg-test-ca")
+        certificate(self.dir, "server", "etcd", "ca", [leaf, "subjectAltName=IP:127.0.0.1"])
+        certificate(self.dir, "client", "xcg", "ca", [leaf, "extendedKeyUsage=clientAuth"])
+
     def start(self, deadline=START_TIMEOUT):
         initial = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer_urls))
         try:
+            if self.tls:
+                self._make_certificates()
             for i in range(len(self.names)):
                 self._start_member(i, initial)
             self.wait_healthy(deadline=deadline)
@@ -65,6 +94,10 @@ class EtcdCluster:
                 "--initial-cluster-token", "xcg-test", "--heartbeat-interval", "50",
                 "--election-timeout", "500", "--auto-compaction-mode", "revision",
                 "--auto-compaction-retention", "1000", "--log-level", "warn"]
+        if self.tls:
+            argv += ["--cert-file", os.path.join(self.dir, "server.crt"),
+                     "--key-file", os.path.join(self.dir, "server.key"),
+                     "--client-cert-auth", "--trusted-ca-file", self.ca_file]
         with open(self.log_path(i), "wb") as log:
             self.procs[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
@@ -80,8 +113,12 @@ class EtcdCluster:
         return text
 
     def healthy(self, i):
+        context = None
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            context.load_cert_chain(self.cert_file, self.key_file)
         try:
-            with urllib.request.urlopen(self.client_urls[i] + "/health", timeout=0.5) as r:
+            with urllib.request.urlopen(self.client_urls[i] + "/health", timeout=0.5, context=context) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -116,7 +153,8 @@ class EtcdCluster:
     def etcdctl(self, *args, check=True):
         live = [u for u, p in zip(self.client_urls, self.procs) if p is not None]
         env = dict(os.environ, ETCDCTL_API="3")
-        return subprocess.run([ETCDCTL, "--endpoints", ",".join(live), "--dial-timeout", "2s", *args],
+        tls = ["--cacert", self.ca_file, "--cert", self.cert_file, "--key", self.key_file] if self.tls else []
+        return subprocess.run([ETCDCTL, "--endpoints", ",".join(live), "--dial-timeout", "2s", *tls, *args],
                               env=env, capture_output=True, text=True, timeout=15, check=check)
 
     def put(self, key, value):

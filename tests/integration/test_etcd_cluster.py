@@ -1,6 +1,9 @@
 """The etcd test cluster itself (etcd_cluster.py), which the fleet's tests stand on."""
 
-from etcd_cluster import EtcdCluster, etcd, etcd3  # noqa: F401 (fixtures)
+import os
+import subprocess
+
+from etcd_cluster import ETCDCTL, EtcdCluster, etcd, etcd3  # noqa: F401 (fixtures)
 
 
 def test_one_member_stores_and_stops(tmp_path):
@@ -29,3 +32,15 @@ def test_a_paused_member_answers_nothing_until_resumed(etcd):
     assert not etcd.healthy(0)
     etcd.resume(0)
     etcd.wait_healthy(0)
+
+
+def test_a_tls_cluster_serves_only_clients_of_its_ca(tmp_path):
+    with EtcdCluster(1, base_dir=tmp_path, tls=True) as cluster:
+        assert cluster.endpoints[0].startswith("https://")
+        cluster.put("/xcg/c", "over tls")
+        assert cluster.get("/xcg/c") == "over tls"
+        anonymous = subprocess.run([ETCDCTL, "--endpoints", cluster.endpoints[0], "--dial-timeout", "1s",
+                                    "--command-timeout", "2s", "--cacert", cluster.ca_file, "get", "/xcg/c"],
+                                   env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True,
+                                   timeout=15)
+        assert anonymous.returncode != 0

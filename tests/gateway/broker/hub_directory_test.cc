@@ -164,3 +164,17 @@ TEST_CASE("domains come and go: an added one quietly, a removed one's hub closes
   f.output(200ms);
   CHECK(::read(f.viewer.get(), &c, 1) == 0);  // closed after it
 }
+
+TEST_CASE("the presence listener hears of every domain at once, then of each change", "[hub_directory]") {
+  Fixture f(xen::DomainState::running, 3);
+  std::vector<std::string> heard;
+  f.hubs->set_presence_listener([&](const std::string& domain, HubDirectory::Presence p) {
+    heard.push_back(domain + (p == HubDirectory::Presence::running       ? " running"
+                              : p == HubDirectory::Presence::not_running ? " not running"
+                                                                         : " removed"));
+  });
+  CHECK(heard == std::vector<std::string>{"web1 running"});
+  f.xen.set("web1", xen::DomainState::shut_off, {});
+  f.hubs->remove_domain("web1");
+  CHECK(heard == std::vector<std::string>{"web1 running", "web1 not running", "web1 removed"});
+}

@@ -212,3 +212,26 @@ TEST_CASE("a watch leaves a member that stops answering without closing the stre
   cluster.resume(0);
   CHECK(seen.lines == std::vector<std::string>{"snapshot 0", "put /t/p/1=a", "put /t/p/2=b"});
 }
+
+TEST_CASE("over TLS the client checks etcd against its CA and shows its own certificate", "[etcd]") {
+  EtcdCluster cluster(1, EtcdCluster::Transport::tls);
+  EventLoop loop;
+  EtcdSettings good = settings_for(cluster.endpoints());
+  good.ca_file = cluster.ca_file();
+  good.cert_file = cluster.cert_file();
+  good.key_file = cluster.key_file();
+  EtcdClient client(loop, good);
+  write(loop, client, "/t/tls", "v");
+  CHECK(read(loop, client, "/t/tls").kvs.at(0).value == "v");
+
+  EtcdSettings no_pair = good;
+  no_pair.cert_file.clear();
+  no_pair.key_file.clear();
+  EtcdClient anonymous(loop, no_pair);
+  CHECK_FALSE(answer<RangeResult>(loop, [&](auto done) { anonymous.range("/t/tls", false, done); }));
+
+  EtcdSettings wrong_ca = good;
+  wrong_ca.ca_file = cluster.other_ca_file();
+  EtcdClient misled(loop, wrong_ca);
+  CHECK_FALSE(answer<RangeResult>(loop, [&](auto done) { misled.range("/t/tls", false, done); }));
+}

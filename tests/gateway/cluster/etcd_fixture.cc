@@ -36,7 +36,59 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string url(int port) { return "http://127.0.0.1:" + std::to_string(port); }
+std::string url(const char* scheme, int port) {
+  return std::string(scheme) + "://127.0.0.1:" + std::to_string(port);
+}
+
+// Starts `args` (argv[0] a full path), its output to `log`.
+Child spawn(std::vector<std::string> args, int log) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) throw std::runtime_error("cannot open /dev/null");
+  int fds[] = {devnull.get(), log, log};
+  ExecSpec spec{argv[0], argv.data(), envp, fds, 3, "fixture: "};
+  auto child = start_child([&] { exec_child(spec); });
+  if (!child) throw std::runtime_error("cannot run " + args[0] + ": " + child.error().message);
+  return std::move(*child);
+}
+
+// Runs `args` to completion; throws unless it exits 0.
+void run(std::vector<std::string> args, int log) {
+  std::string program = args[0];
+  Child child = spawn(std::move(args), log);
+  auto status = wait_child(child.pidfd.get(), true);
+  if (!status || status->si_code != CLD_EXITED || status->si_status != 0)
+    throw std::runtime_error(program + " failed; see the fixture's logs");
+}
+
+// A P-256 certificate for `cn`, signed by `ca` (self-signed without one), with `extensions`.
+std::vector<std::string> certificate(const std::string& dir, const std::string& name, const std::string& cn,
+                                     const std::string& ca, std::vector<std::string> extensions) {
+  std::vector<std::string> args = {"/usr/bin/openssl",
+                                   "req",
+                                   "-x509",
+                                   "-newkey",
+                                   "ec",
+                                   "-pkeyopt",
+                                   "ec_paramgen_curve:P-256",
+                                   "-nodes",
+                                   "-days",
+                                   "1",
+                                   "-subj",
+                                   "/CN=" + cn,
+                                   "-keyout",
+                                   dir + "/" + name + ".key",
+                                   "-out",
+                                   dir + "/" + name + ".crt"};
+  if (!ca.empty())
+    args.insert(args.end(), {"-CA", dir + "/" + ca + ".crt", "-CAkey", dir + "/" + ca + ".key"});
+  for (auto& e : extensions) args.insert(args.end(), {"-addext", std::move(e)});
+  return args;
+}
 
 std::string make_temp_dir() {
   std::string templ = (std::filesystem::temp_directory_path() / "xcg-etcd-XXXXXX").string();
@@ -48,10 +100,13 @@ size_t discard(char*, size_t size, size_t count, void*) { return size * count; }
 
 }  // namespace
 
-EtcdCluster::EtcdCluster(int members, std::chrono::milliseconds deadline) : dir_(make_temp_dir()) {
+EtcdCluster::EtcdCluster(int members, Transport transport, std::chrono::milliseconds deadline)
+    : transport_(transport), dir_(make_temp_dir()) {
+  if (transport_ == Transport::tls) make_certificates();
   std::string initial;
   for (int i = 0; i < members; ++i) {
-    Member m{"m" + std::to_string(i), url(free_port()), url(free_port())};
+    Member m{"m" + std::to_string(i), url(transport_ == Transport::tls ? "https" : "http", free_port()),
+             url("http", free_port())};
     initial += (i ? "," : "") + m.name + "=" + m.peer_url;
     members_.push_back(m);
   }
@@ -69,6 +124,16 @@ EtcdCluster::~EtcdCluster() {
   stop_all();
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
+}
+
+void EtcdCluster::make_certificates() const {
+  UniqueFd log(::open((dir_ + "/openssl.log").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!log) throw std::runtime_error("cannot open the fixture's openssl log");
+  const std::string leaf = "basicConstraints=CA:FALSE";
+  run(certificate(dir_, "ca", "xcg-test-ca", "", {}), log.get());
+  run(certificate(dir_, "other-ca", "xcg-other-ca", "", {}), log.get());
+  run(certificate(dir_, "server", "etcd", "ca", {leaf, "subjectAltName=IP:127.0.0.1"}), log.get());
+  run(certificate(dir_, "client", "xcg", "ca", {leaf, "extendedKeyUsage=clientAuth"}), log.get());
 }
 
 void EtcdCluster::start(Member& m, const std::string& initial_cluster) {
@@ -101,18 +166,12 @@ void EtcdCluster::start(Member& m, const std::string& initial_cluster) {
                                    "1000",
                                    "--log-level",
                                    "warn"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  char* envp[] = {nullptr};
-  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (transport_ == Transport::tls)
+    args.insert(args.end(), {"--cert-file", dir_ + "/server.crt", "--key-file", dir_ + "/server.key",
+                             "--client-cert-auth", "--trusted-ca-file", ca_file()});
   UniqueFd log(::open((dir_ + "/" + m.name + ".log").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-  if (!devnull || !log) throw std::runtime_error("cannot open etcd's log");
-  int fds[] = {devnull.get(), log.get(), log.get()};
-  ExecSpec spec{argv[0], argv.data(), envp, fds, 3, "etcd: "};
-  auto child = start_child([&] { exec_child(spec); });
-  if (!child) throw std::runtime_error("cannot start etcd: " + child.error().message);
-  m.pid = child->pid;
+  if (!log) throw std::runtime_error("cannot open etcd's log");
+  m.pid = spawn(std::move(args), log.get()).pid;
 }
 
 std::vector<std::string> EtcdCluster::endpoints() const {
@@ -142,6 +201,12 @@ bool EtcdCluster::healthy(int member) const {
   curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 500L);
   curl_easy_setopt(easy.get(), CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, &discard);
+  std::string ca = ca_file(), cert = cert_file(), key = key_file();
+  if (transport_ == Transport::tls) {
+    curl_easy_setopt(easy.get(), CURLOPT_CAINFO, ca.c_str());
+    curl_easy_setopt(easy.get(), CURLOPT_SSLCERT, cert.c_str());
+    curl_easy_setopt(easy.get(), CURLOPT_SSLKEY, key.c_str());
+  }
   long status = 0;
   if (curl_easy_perform(easy.get()) != CURLE_OK) return false;
   curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status);

@@ -124,3 +124,22 @@ TEST_CASE("a domain that does not run is offered only where no node is recorded"
   CHECK(read(loop, client, "/xcg/domains/web1").kvs.at(0).value == "dom0-a");
   CHECK(view.lookup("web1")->node == "dom0-a");
 }
+
+TEST_CASE("a domain released while its claim is in flight is not left recorded", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryWriter node(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  REQUIRE(loop.run_until([&] { return node.registered(); }, 5s));
+  int64_t before = read(loop, client, "/xcg/domains/web1").revision;
+  node.claim("web1");
+  node.release("web1");  // a reload removed it before etcd answered
+  // The claim's put lands, then its removal.
+  CHECK(loop.run_until(
+      [&] {
+        auto now = read(loop, client, "/xcg/domains/web1");
+        return now.revision >= before + 2 && now.kvs.empty();
+      },
+      5s));
+  CHECK_FALSE(node.holds("web1"));
+}
