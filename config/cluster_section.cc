@@ -76,7 +76,8 @@ bool read_prefix(Loader& in, const Field& f, ClusterSettings& cluster) {
   auto text = read_value(in, f, Text{.nonempty = true});
   if (!text) return false;
   if (!text->starts_with('/') || !text->ends_with('/')) {
-    in.report(mark_of(f), fmt::format("{}: must start and end with '/', like /xcg/, got '{}'", name_of(f), *text));
+    in.report(mark_of(f),
+              fmt::format("{}: must start and end with '/', like /xcg/, got '{}'", name_of(f), *text));
     return false;
   }
   cluster.prefix = *text;
@@ -111,8 +112,8 @@ void add_front(Loader& in, const std::string& text, const YAML::Node& node, Conf
     return;
   }
   if (auto first = c.front_for_key(key->blob)) {
-    in.report(node.Mark(),
-              fmt::format("fronts: key {} is listed twice (first at {})", key->fingerprint(), first->where.str()));
+    in.report(node.Mark(), fmt::format("fronts: key {} is listed twice (first at {})", key->fingerprint(),
+                                       first->where.str()));
     return;
   }
   c.fronts.push_back(FrontKey{std::move(*key), in.where(node.Mark())});

@@ -74,7 +74,11 @@ std::shared_ptr<const Config> Loader::load(const std::string& text) {
 std::shared_ptr<const Config> Loader::load_included(const std::vector<std::string>& paths) {
   config_.source_files.clear();
   file_ranks_.clear();
-  for (const auto& path : paths) read_included(path, YAML::Node());
+  for (const auto& path : paths) {
+    // Named on the command line, not included from anywhere: said without an "included from".
+    if (auto text = read_file(path); !text) report_at(Location{path, 1, 1}, text.error().message);
+    else read_included(path, YAML::Node());
+  }
   if (!problems_.empty()) {
     sort_problems();
     throw ConfigError(std::move(problems_));

@@ -296,7 +296,8 @@ const Table<Config>& main_table() {
       required(custom("listen", read_listen)),
       required(custom("host_keys", read_host_keys)),
       // Required of a node, by check_role: a front has no hypervisor and no domains.
-      field("hypervisor", Choice<HypervisorKind>{{{"sim", HypervisorKind::sim}, {"xen", HypervisorKind::xen}}},
+      field("hypervisor",
+            Choice<HypervisorKind>{{{"sim", HypervisorKind::sim}, {"xen", HypervisorKind::xen}}},
             &Config::hypervisor),
       field("audit_log", Path{.literal = "-"}, &Config::audit_log),
       // With includes, the main file may leave every domain to them.

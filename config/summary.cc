@@ -21,6 +21,11 @@ std::string describe_key(const PublicKey& key) {
 
 // With `cluster:`, a domain's keys come from etcd: none in the file is the normal case.
 void check_domain(const Domain& d, bool keys_in_etcd, std::vector<Problem>& out) {
+  if (!d.keys.empty() && keys_in_etcd)
+    out.push_back(
+        {d.where, fmt::format("domain '{}' lists keys, which are not used: with cluster: a domain's "
+                              "keys are etcd's (xcg keys import puts them there)",
+                              d.name)});
   if (d.keys.empty() && !keys_in_etcd)
     out.push_back({d.where, fmt::format("domain '{}' has no keys: nobody can log in to it", d.name)});
   if (d.actions.empty())

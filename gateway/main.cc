@@ -184,6 +184,17 @@ int hostkeys(const Args& args) {
   }
 }
 
+// The key map's commands, for a valid config with `cluster:`.
+int run_keys(const std::string& path, const std::vector<std::string>& words) {
+  auto config = xcg::config::load_config(path);
+  if (!config->cluster) {
+    std::fprintf(stderr, "xcg: %s has no cluster: section; the key map is in etcd\n", path.c_str());
+    return 1;
+  }
+  if (words[0] == "import") return xcg::import_keys(*config->cluster, {words.begin() + 1, words.end()});
+  return xcg::export_keys(*config->cluster);
+}
+
 // xcg keys --config FILE import FILE... | export
 int keys(int argc, char** argv) {
   std::string path;
@@ -194,17 +205,11 @@ int keys(int argc, char** argv) {
     else words.emplace_back(a);
   }
   if (path.empty()) return usage_error("keys: --config FILE is required");
-  bool import = !words.empty() && words[0] == "import" && words.size() > 1;
+  bool import = words.size() > 1 && words[0] == "import";
   if (!import && words != std::vector<std::string>{"export"})
     return usage_error("keys: expected import FILE... or export");
   try {
-    auto config = xcg::config::load_config(path);
-    if (!config->cluster) {
-      std::fprintf(stderr, "xcg: %s has no cluster: section; the key map is in etcd\n", path.c_str());
-      return 1;
-    }
-    if (import) return xcg::import_keys(*config->cluster, {words.begin() + 1, words.end()});
-    return xcg::export_keys(*config->cluster);
+    return run_keys(path, words);
   } catch (const xcg::config::ConfigError& e) {
     for (const auto& p : e.problems()) std::fprintf(stderr, "%s\n", p.str().c_str());
     return 1;

@@ -130,11 +130,13 @@ class Broker : private RequestHandler {
   // What a session's requests left to write when it ends.
   void settle_requests(SessionRecord& s);
   ipc::Message answer_authorize(SessionRecord& s, const ipc::AuthorizeReq& req);
-  ipc::AuthorizeAns refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req, const std::string& fingerprint);
+  ipc::AuthorizeAns refuse_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
+                                     const std::string& fingerprint);
   // A front's login for a customer (front_login.h).
   ipc::Message answer_front_authorize(SessionRecord& s, const ipc::AuthorizeReq& req,
                                       const config::PublicKey& front_key);
-  ipc::AuthorizeAns grant_answer(const config::Domain& domain, const std::string& fingerprint, bool readonly) const;
+  ipc::AuthorizeAns grant_answer(const config::Domain& domain, const std::string& fingerprint,
+                                 bool readonly) const;
   // Browser console logins and links (broker_web.cc).
   ipc::Message answer_web_authorize(SessionRecord& s, const ipc::WebAuthorizeReq& req);
   Result<void> web_login_refusal(SessionRecord& s, const Grant& grant, const std::string& forwarded_for);
@@ -206,9 +208,9 @@ class Broker : private RequestHandler {
   UniqueFd signal_fd_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ConfigWatch> config_watch_;
-  // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map.
+  // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map
+  // (through fleet_'s client, declared before it so that it outlives the feed).
   std::shared_ptr<const config::Config> file_config_;
-  std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<KeyMapFeed> key_feed_;
   DomainKeys etcd_keys_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

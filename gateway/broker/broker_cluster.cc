@@ -4,7 +4,6 @@
 
 #include "base/log.h"
 #include "gateway/broker/broker.h"
-#include "gateway/cluster/etcd_config.h"
 
 namespace xcg::gateway {
 
@@ -14,14 +13,14 @@ void Broker::start_key_map() {
   if (!config_->cluster) return;
   file_config_ = config_;
   config_ = config::with_domain_keys(*file_config_, {});
-  etcd_ = std::make_unique<EtcdClient>(loop_, etcd_settings_of(*config_->cluster));
-  key_feed_ = std::make_unique<KeyMapFeed>(*etcd_, config_->cluster->prefix,
+  key_feed_ = std::make_unique<KeyMapFeed>(fleet_->etcd(), config_->cluster->prefix,
                                            [this](const KeyMap& map) { on_key_map(map); });
   log::info("key map: reading {} from etcd; no customer can log in until it has been read",
             keys_prefix(config_->cluster->prefix));
 }
 
-std::shared_ptr<const config::Config> Broker::effective(std::shared_ptr<const config::Config> from_files) const {
+std::shared_ptr<const config::Config> Broker::effective(
+    std::shared_ptr<const config::Config> from_files) const {
   // A `cluster:` added by a reload takes a restart (restart_only_changes says so).
   if (!from_files->cluster || !key_feed_) return from_files;
   return config::with_domain_keys(*from_files, etcd_keys_);

@@ -180,12 +180,17 @@ ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::Authori
   std::string fingerprint = grant->key->key.fingerprint();
   if (!req.signature_ok) return grant_answer(domain, fingerprint, grant->readonly);
   if (!admission_.domain_has_room(domain.name)) {
-    audit_.write(AuditEvent{"auth_failure", s.remote, domain.name, fingerprint,
-                            {{"stage", "signature"}, {"reason", "max_sessions_per_domain reached"},
+    audit_.write(AuditEvent{"auth_failure",
+                            s.remote,
+                            domain.name,
+                            fingerprint,
+                            {{"stage", "signature"},
+                             {"reason", "max_sessions_per_domain reached"},
                              {"front_fp", front_key.fingerprint()}}});
     return ipc::AuthorizeAns{};
   }
   s.front_fingerprint = front_key.fingerprint();
+  s.front_key_blob = front_key.blob;
   accept_login(s, domain, fingerprint, grant->key->key.blob, grant->readonly);
   return grant_answer(domain, fingerprint, grant->readonly);
 }

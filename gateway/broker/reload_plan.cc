@@ -98,6 +98,8 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
 
 RightsChange rights_after_reload(const config::Config& fresh, const SessionRecord& s) {
   if (s.kind == SessionKind::web) return web_rights_after_reload(fresh, s);
+  // Through a front: the node no longer trusting that front ends it, whatever the key map says.
+  if (!s.front_key_blob.empty() && fresh.front_for_key(s.front_key_blob) == nullptr) return {.revoke = true};
   const config::Domain* d = fresh.domain_for_key(s.key_blob);
   if (d == nullptr || d->name != s.domain) return {.revoke = true};
   const config::DomainKey* key = d->key_for(s.key_blob);

@@ -35,9 +35,10 @@ struct SessionRecord {
   std::string domain;  // set once authorized; every later request is for this domain
   std::string fingerprint;
   std::string front_fingerprint;  // logged in through a front (docs/fleet.md): its host key's
-  std::string key_label;  // the key's comment in the config, else its fingerprint
-  std::string key_blob;   // to re-check the mapping when the config changes; web: the
-                          // key that minted the link ("" for xcg ctl and panel tokens)
+  std::string front_key_blob;     // that key, to re-check `fronts:` when the config changes
+  std::string key_label;          // the key's comment in the config, else its fingerprint
+  std::string key_blob;           // to re-check the mapping when the config changes; web: the
+                                  // key that minted the link ("" for xcg ctl and panel tokens)
   std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
   bool revoked = false;
   bool readonly = false;

@@ -26,8 +26,7 @@ struct Path {
 // A fingerprint's base64 may hold '/': the domain ends at the first one.
 Result<Path> split_path(std::string_view rest) {
   auto slash = rest.find('/');
-  if (slash == std::string_view::npos)
-    return fail(Errc::invalid_input, "expected keys/DOMAIN/FINGERPRINT");
+  if (slash == std::string_view::npos) return fail(Errc::invalid_input, "expected keys/DOMAIN/FINGERPRINT");
   Path p{std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1))};
   if (!config::valid_domain_name(p.domain))
     return fail(Errc::invalid_input, fmt::format("bad domain name '{}'", p.domain));
@@ -36,9 +35,11 @@ Result<Path> split_path(std::string_view rest) {
 
 Result<DomainKey> parse_value(const std::string& value) {
   auto json = Json::parse(value, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) return fail(Errc::invalid_input, "the value is not a JSON object");
+  if (json.is_discarded() || !json.is_object())
+    return fail(Errc::invalid_input, "the value is not a JSON object");
   auto line = json.find("key");
-  if (line == json.end() || !line->is_string()) return fail(Errc::invalid_input, "no \"key\" string in the value");
+  if (line == json.end() || !line->is_string())
+    return fail(Errc::invalid_input, "no \"key\" string in the value");
   auto readonly = json.find("readonly");
   if (readonly != json.end() && !readonly->is_boolean())
     return fail(Errc::invalid_input, "\"readonly\" is not true or false");
@@ -81,7 +82,8 @@ std::string key_map_value(const DomainKey& key) {
   return Json{{"key", full_line(key.key)}, {"readonly", key.readonly}}.dump();
 }
 
-std::vector<KeyEntry> key_map_entries(std::string_view prefix, const std::map<std::string, config::Domain>& domains) {
+std::vector<KeyEntry> key_map_entries(std::string_view prefix,
+                                      const std::map<std::string, config::Domain>& domains) {
   std::vector<KeyEntry> out;
   for (const auto& [name, domain] : domains)
     for (const auto& k : domain.keys) out.push_back({key_map_path(prefix, name, k.key), key_map_value(k)});

@@ -27,7 +27,8 @@ std::string key_map_path(std::string_view prefix, std::string_view domain, const
 // The value stored for a key: {"key": LINE WITH COMMENT, "readonly": BOOL}.
 std::string key_map_value(const config::DomainKey& key);
 // Every key of every domain, sorted by etcd key.
-std::vector<KeyEntry> key_map_entries(std::string_view prefix, const std::map<std::string, config::Domain>& domains);
+std::vector<KeyEntry> key_map_entries(std::string_view prefix,
+                                      const std::map<std::string, config::Domain>& domains);
 
 // A value that was left out, and why.
 struct KeyMapProblem {

@@ -5,12 +5,29 @@
 #include "base/log.h"
 
 namespace xcg {
+namespace {
+
+constexpr std::chrono::milliseconds kCheckEvery{500};
+// A new stream is down for a moment after each snapshot: only this many checks in a row count.
+constexpr unsigned kDownChecks = 2;
+
+}  // namespace
 
 KeyMapFeed::KeyMapFeed(EtcdClient& client, std::string prefix, OnChange on_change)
-    : prefix_(std::move(prefix)), on_change_(std::move(on_change)) {
+    : loop_(client.loop()), prefix_(std::move(prefix)), on_change_(std::move(on_change)) {
   watch_ = client.watch(keys_prefix(prefix_), 0,
                         WatchCallbacks{.on_snapshot = [this](const RangeResult& r) { on_snapshot(r); },
                                        .on_events = [this](const auto& events) { on_events(events); }});
+  check_reach();
+}
+
+void KeyMapFeed::check_reach() {
+  bool up = watch_->watching();
+  if (!up && loaded_ && ++down_checks_ == kDownChecks)
+    log::warn("key map: etcd cannot be reached; the last key map ({} keys) stays in use", key_count_);
+  if (up && down_checks_ >= kDownChecks) log::info("key map: etcd is reachable again");
+  if (up) down_checks_ = 0;
+  check_ = loop_.timer(kCheckEvery, "key map check", [this] { check_reach(); });
 }
 
 void KeyMapFeed::on_snapshot(const RangeResult& r) {
@@ -37,6 +54,7 @@ void KeyMapFeed::publish(const std::set<std::string>* changed) {
   auto map = read_key_map(prefix_, kvs);
   for (const auto& p : map.problems)
     if (!changed || changed->contains(p.key)) log::warn("key map: ignoring {}", p.str());
+  key_count_ = map.key_count();
   on_change_(map);
 }
 

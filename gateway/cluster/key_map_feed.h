@@ -1,6 +1,6 @@
 // The key map kept up to date from etcd: the keys/ prefix read whole, then watched; each
 // change hands over the whole map again. While etcd cannot be reached the watch retries and
-// nothing is handed over, so its owner keeps the last map (docs/fleet.md).
+// nothing is handed over, so its owner keeps the last map (docs/fleet.md); that is logged once.
 #pragma once
 
 #include <functional>
@@ -29,12 +29,18 @@ class KeyMapFeed {
   void on_events(const std::vector<WatchEvent>& events);
   // Hands the map over; logs the bad values among `changed` (all of them after a snapshot).
   void publish(const std::set<std::string>* changed);
+  // Says once when the watch has been down a while, and once when it is back.
+  void check_reach();
 
+  EventLoop& loop_;
   std::string prefix_;
   OnChange on_change_;
   std::map<std::string, KeyValue> kvs_;  // by etcd key
   bool loaded_ = false;
+  size_t key_count_ = 0;      // in the last map handed over
+  unsigned down_checks_ = 0;  // checks in a row that found the watch down
   std::unique_ptr<EtcdWatch> watch_;
+  EventLoop::Timer check_;
 };
 
 }  // namespace xcg

@@ -33,7 +33,8 @@ struct Session {
   }
 
   Result<RangeResult> range(const std::string& prefix) {
-    return wait<RangeResult>([&](EtcdReply<RangeResult> done) { client.range(prefix, true, std::move(done)); });
+    return wait<RangeResult>(
+        [&](EtcdReply<RangeResult> done) { client.range(prefix, true, std::move(done)); });
   }
 
   // Puts them all at once; the first failure, if any.
@@ -86,8 +87,8 @@ int import_keys(const config::ClusterSettings& cluster, const std::vector<std::s
   if (!now) return etcd_failed(now.error());
   auto writes = not_there(wanted, *now);
   if (auto put = etcd.put_all(writes); !put) return etcd_failed(put.error());
-  fmt::print("{} keys of {} domains: {} written, {} already in etcd\n", wanted.size(), domains->domains.size(),
-             writes.size(), wanted.size() - writes.size());
+  fmt::print("{} keys of {} domains: {} written, {} already in etcd\n", wanted.size(),
+             domains->domains.size(), writes.size(), wanted.size() - writes.size());
   return 0;
 }
 

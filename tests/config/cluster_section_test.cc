@@ -49,11 +49,11 @@ std::string host_name() {
 }
 
 TEST_CASE("a full cluster section reads into ClusterSettings", "[config][cluster]") {
-  auto c = parse_config(with_cluster({"role: node", "node: dom0-a.example", kEndpoints,
-                                      "ca_file: /etc/xcg/etcd-ca.pem", "cert_file: /etc/xcg/etcd.crt",
-                                      "key_file: /etc/xcg/etcd.key", "prefix: /fleet1/", "lease_ttl: 10s",
-                                      "advertise: 'dom0-a.example:22'"}),
-                        "t.yaml");
+  auto c = parse_config(
+      with_cluster({"role: node", "node: dom0-a.example", kEndpoints, "ca_file: /etc/xcg/etcd-ca.pem",
+                    "cert_file: /etc/xcg/etcd.crt", "key_file: /etc/xcg/etcd.key", "prefix: /fleet1/",
+                    "lease_ttl: 10s", "advertise: 'dom0-a.example:22'"}),
+      "t.yaml");
   REQUIRE(c->cluster);
   const auto& k = *c->cluster;
   CHECK(k.role == ClusterRole::node);
@@ -78,7 +78,8 @@ TEST_CASE("cluster's defaults, and no section at all", "[config][cluster]") {
   CHECK(c->cluster->advertise == "127.0.0.1:2222");
   CHECK(c->cluster->ca_file.empty());
   CHECK((c->cluster->cert_file.empty() && c->cluster->key_file.empty()));
-  auto none = parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\n", "t.yaml");
+  auto none =
+      parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\n", "t.yaml");
   CHECK(!none->cluster);
   CHECK(none->fronts.empty());
 }
@@ -92,9 +93,10 @@ TEST_CASE("cluster needs endpoints, and both halves of the client pair", "[confi
         Lines{"t.yaml:7:13: key_file: needs cert_file too (the client certificate)"});
   CHECK(problems({kEndpoints, "ca_file: ca.pem"}) ==
         Lines{"t.yaml:7:12: ca_file: must be an absolute path, got 'ca.pem'"});
-  CHECK(problems({kEndpoints, "rol: front"}) ==
-        Lines{"t.yaml:7:3: unknown field 'rol': expected role, node, endpoints, ca_file, cert_file, key_file, "
-              "prefix, lease_ttl or advertise"});
+  CHECK(
+      problems({kEndpoints, "rol: front"}) ==
+      Lines{"t.yaml:7:3: unknown field 'rol': expected role, node, endpoints, ca_file, cert_file, key_file, "
+            "prefix, lease_ttl or advertise"});
 }
 
 TEST_CASE("cluster's endpoints are https://, or http:// on loopback, with a port", "[config][cluster]") {
@@ -136,30 +138,34 @@ TEST_CASE("a node's fronts are key lines, each its own", "[config][cluster]") {
   CHECK(c->fronts[0].key.fingerprint() == samples::kBobFingerprint);
   CHECK(c->front_for_key(c->fronts[0].key.blob) == &c->fronts[0]);
   CHECK(c->domain_for_key(c->fronts[0].key.blob) == nullptr);
-  CHECK(samples::problems(with_cluster({kEndpoints}) + "fronts: ['" + kBob + "', '" + kBob + "', 'ssh-foo AAAA']\n") ==
+  CHECK(samples::problems(with_cluster({kEndpoints}) + "fronts: ['" + kBob + "', '" + kBob +
+                          "', 'ssh-foo AAAA']\n") ==
         Lines{"t.yaml:7:" + std::to_string(14 + kBob.size()) + ": fronts: key " + samples::kBobFingerprint +
                   " is listed twice (first at t.yaml:7:10)",
               "t.yaml:7:" + std::to_string(18 + 2 * kBob.size()) +
                   ": fronts: bad public key: unknown key type 'ssh-foo'"});
   auto shared = "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {web1: {keys: ['" +
                 kAlice + "']}}\nfronts: ['" + kAlice + "']\n";
-  CHECK(samples::problems(shared) == Lines{"t.yaml:5:10: fronts: key " + samples::kAliceFingerprint +
-                                           " is also a key of domain 'web1'; a front needs a key of its own"});
+  CHECK(samples::problems(shared) ==
+        Lines{"t.yaml:5:10: fronts: key " + samples::kAliceFingerprint +
+              " is also a key of domain 'web1'; a front needs a key of its own"});
 }
 
 TEST_CASE("a front needs no hypervisor and has no domains or fronts", "[config][cluster]") {
   auto c = parse_config(front({}), "t.yaml");
   CHECK(c->is_front());
   CHECK(c->domains.empty());
-  CHECK(samples::problems(front({"domains: {web1: {}}", "include: ['x/*.yaml']", "fronts: []"})) ==
-        Lines{"t.yaml:5:1: domains: not allowed with cluster role 'front': a front has no domains of its own; "
-              "it learns them and their keys from etcd",
-              "t.yaml:6:1: include: not allowed with cluster role 'front': a front has no domains of its own; "
-              "it learns them and their keys from etcd",
-              "t.yaml:7:1: fronts: not allowed with cluster role 'front': only a node trusts fronts"});
+  CHECK(
+      samples::problems(front({"domains: {web1: {}}", "include: ['x/*.yaml']", "fronts: []"})) ==
+      Lines{"t.yaml:5:1: domains: not allowed with cluster role 'front': a front has no domains of its own; "
+            "it learns them and their keys from etcd",
+            "t.yaml:6:1: include: not allowed with cluster role 'front': a front has no domains of its own; "
+            "it learns them and their keys from etcd",
+            "t.yaml:7:1: fronts: not allowed with cluster role 'front': only a node trusts fronts"});
   CHECK(samples::problems("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {endpoints: "
                           "['http://127.0.0.1:2379']}\n") ==
-        Lines{"t.yaml:1:1: missing required field 'hypervisor'", "t.yaml:1:1: missing required field 'domains'"});
+        Lines{"t.yaml:1:1: missing required field 'hypervisor'",
+              "t.yaml:1:1: missing required field 'domains'"});
 }
 
 TEST_CASE("cluster_file_problems names the files that cannot be read", "[config][cluster]") {

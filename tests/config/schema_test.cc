@@ -111,9 +111,7 @@ const std::string kWholeFile = "*";
 // to something other than its default.
 std::map<std::string, std::pair<std::string, std::string>> samples(const std::string& include) {
   auto domain = [](const std::string& body) { return "{web1: {" + body + "}}"; };
-  auto cluster = [](const std::string& more) {
-    return "{endpoints: ['http://127.0.0.1:2379']" + more + "}";
-  };
+  auto cluster = [](const std::string& more) { return "{endpoints: ['http://127.0.0.1:2379']" + more + "}"; };
   auto web = [](const std::string& more) {
     return "{listen: ['127.0.0.1:8443'], public_url: 'https://console.example'" + more + "}";
   };

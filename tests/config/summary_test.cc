@@ -95,18 +95,29 @@ TEST_CASE("summary: a domain with no keys") {
 }
 
 TEST_CASE("summary: with cluster, keys are in etcd and the cluster is described") {
-  auto node = summary_of(*parse_config(kHead + "  web1: {}\ncluster: {node: dom0-a, endpoints: "
-                                                 "['http://127.0.0.1:2379', 'https://e2:2379']}\nfronts: ['" +
-                                                 kBob + "']\n",
+  auto node = summary_of(*parse_config(kHead +
+                                           "  web1: {}\ncluster: {node: dom0-a, endpoints: "
+                                           "['http://127.0.0.1:2379', 'https://e2:2379']}\nfronts: ['" +
+                                           kBob + "']\n",
                                        "t.yaml"));
   CHECK(node.warnings.empty());
   CHECK(node.str() ==
-        "1 domain, 0 keys, 1 file\ncluster: node 'dom0-a' (advertised as 127.0.0.1:2222), prefix /xcg/, etcd at "
+        "1 domain, 0 keys, 1 file\ncluster: node 'dom0-a' (advertised as 127.0.0.1:2222), prefix /xcg/, etcd "
+        "at "
         "http://127.0.0.1:2379, https://e2:2379; 1 front\n");
-  auto front = summary_of(*parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {role: front, "
-                                        "node: f1, endpoints: ['http://127.0.0.1:2379']}\n",
-                                        "t.yaml"));
+  auto front =
+      summary_of(*parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {role: front, "
+                               "node: f1, endpoints: ['http://127.0.0.1:2379']}\n",
+                               "t.yaml"));
   CHECK(front.cluster == "cluster: front 'f1', prefix /xcg/, etcd at http://127.0.0.1:2379");
+}
+
+TEST_CASE("summary: with cluster, keys written in the file are said to be unused") {
+  auto s = summary_of(*parse_config(
+      kHead + "  web1:\n    keys: ['" + kAlice + "']\ncluster: {endpoints: ['http://127.0.0.1:2379']}\n",
+      "t.yaml"));
+  CHECK(warning_lines(s) == Lines{"t.yaml:5:3: warning: domain 'web1' lists keys, which are not used: with "
+                                  "cluster: a domain's keys are etcd's (xcg keys import puts them there)"});
 }
 
 TEST_CASE("summary: an RSA key under 3072 bits is weak") {

@@ -142,3 +142,39 @@ def test_node_accepts_its_front_for_a_customer_key(make_gateway, etcd3, keys, tm
     assert fronted[0]["front_fp"] == keys["web3"].fingerprint
     assert fronted[0]["fingerprint"] == keys["web2"].fingerprint
     assert fronted[0]["readonly"] == "yes"
+
+
+def test_a_bad_value_in_etcd_costs_only_itself(make_gateway, etcd3, keys, tmp_path):
+    gw = node(make_gateway, etcd3, keys)
+    etcd3.put(f"{PREFIX}keys/web2/SHA256:nonsense", "not json")
+    assert import_keys(gw, keys, tmp_path).returncode == 0
+    wait_for(lambda: logs_in(gw, "web1", "web1"), 5, "web1's key from etcd")
+    assert logs_in(gw, "web2", "web2")
+    assert b"key map: ignoring /xcg/keys/web2/SHA256:nonsense: the value is not a JSON object" in \
+        gw.log_path.read_bytes()
+
+
+def test_import_of_an_invalid_file_writes_nothing(make_gateway, etcd3, keys, tmp_path):
+    gw = node(make_gateway, etcd3, keys)
+    path = tmp_path / "bad.yaml"
+    path.write_text(domains_yaml({"web1": [keys["web1"].public_line], "web2": ["ssh-foo AAAA"]}))
+    result = xcg_keys(gw, "import", str(path), str(tmp_path / "missing.yaml"))
+    assert result.returncode == 1, describe(result)
+    assert "bad public key: unknown key type 'ssh-foo'" in result.stderr
+    assert f"{tmp_path / 'missing.yaml'}:1:1: cannot open" in result.stderr
+    assert etcd3.get_prefix(f"{PREFIX}keys/") == {}
+
+
+def test_with_etcd_gone_the_last_key_map_stays_in_use(make_gateway, etcd3, keys, tmp_path):
+    gw = node(make_gateway, etcd3, keys)
+    assert import_keys(gw, keys, tmp_path).returncode == 0
+    wait_for(lambda: logs_in(gw, "web1", "web1"), 5, "web1's key from etcd")
+    for member in range(3):
+        etcd3.kill(member)
+    unreachable = b"key map: etcd cannot be reached; the last key map (3 keys) stays in use"
+    wait_for(lambda: unreachable in gw.log_path.read_bytes(), 10, "the key map's unreachable line")
+    assert logs_in(gw, "web1", "web1")
+    assert_refused(gw, "web2", "web1")
+    # Said once, however often the watch tries again meanwhile.
+    wait_for(lambda: gw.log_path.read_bytes().count(b"etcd watch on") > 3, 10, "the watch to retry")
+    assert gw.log_path.read_bytes().count(unreachable) == 1

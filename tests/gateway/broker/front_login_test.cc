@@ -13,10 +13,11 @@ using namespace config::samples;
 
 // Alice's key reaches web1 (read-write); Bob's is the front's. `ro` makes Alice read-only.
 std::shared_ptr<const config::Config> node(bool ro = false) {
-  return config::parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
-                              "  web1: {keys: [{key: '" + kAlice + "', readonly: " + (ro ? "true" : "false") +
-                                  "}]}\n  db: {}\nfronts: ['" + kBob + "']\n",
-                              "t.yaml");
+  return config::parse_config(
+      "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
+      "  web1: {keys: [{key: '" +
+          kAlice + "', readonly: " + (ro ? "true" : "false") + "}]}\n  db: {}\nfronts: ['" + kBob + "']\n",
+      "t.yaml");
 }
 
 std::string user(const std::string& domain, const std::string& fp, const std::string& mode) {

@@ -51,6 +51,17 @@ TEST_CASE("a removed key, or one moved to another domain, revokes the session", 
   CHECK(rights_after_reload(*moved, alice_on_web1()).revoke);
 }
 
+TEST_CASE("a front's session ends when the node no longer trusts that front", "[reload_plan]") {
+  auto alice = "\"" + kAlice + "\"";
+  auto trusted = config_of(web1_with(alice) + "fronts: [\"" + kBob + "\"]\n");
+  auto dropped = config_of(web1_with(alice));
+  SessionRecord s = alice_on_web1();
+  s.front_key_blob = config::parse_public_key(kBob)->blob;
+  CHECK_FALSE(rights_after_reload(*trusted, s).revoke);
+  CHECK(rights_after_reload(*dropped, s).revoke);
+  CHECK_FALSE(rights_after_reload(*dropped, alice_on_web1()).revoke);
+}
+
 TEST_CASE("a key made read-only narrows at once; the other way waits for the next login", "[reload_plan]") {
   auto ro = config_of(web1_with("{key: \"" + kAlice + "\", readonly: true}"));
   CHECK(rights_after_reload(*ro, alice_on_web1()).make_readonly);

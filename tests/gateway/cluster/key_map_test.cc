@@ -12,10 +12,11 @@ namespace {
 using namespace config::samples;
 
 std::shared_ptr<const config::Config> two_domains() {
-  return config::parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
-                              "  web1: {keys: ['" + kAlice + "']}\n  db: {keys: [{key: '" + kBob +
-                                  "', readonly: true}]}\n",
-                              "t.yaml");
+  return config::parse_config(
+      "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
+      "  web1: {keys: ['" +
+          kAlice + "']}\n  db: {keys: [{key: '" + kBob + "', readonly: true}]}\n",
+      "t.yaml");
 }
 
 std::vector<KeyValue> as_kvs(const std::vector<KeyEntry>& entries) {
@@ -62,22 +63,23 @@ TEST_CASE("key map: each bad value is left out with its reason, the rest kept", 
   CHECK(map.key_count() == 2);
   std::vector<std::string> problems;
   for (const auto& p : map.problems) problems.push_back(p.str());
-  CHECK(problems ==
-        std::vector<std::string>{
-            "/xcg/keys/web2/SHA256:x: the value is not a JSON object",
-            "/xcg/keys/web3/" + kAliceFingerprint + ": no \"key\" string in the value",
-            "/xcg/keys/web4/SHA256:wrong: the key's fingerprint is " + kAliceFingerprint + ", not the one in its name",
-            "/xcg/keys/web5/" + kAliceFingerprint + ": the key is already a key of domain 'web1'",
-            "/xcg/keys/bad name/" + kAliceFingerprint + ": bad domain name 'bad name'",
-            "/xcg/keys/web6: expected keys/DOMAIN/FINGERPRINT",
-            "/xcg/keys/web7/" + kAliceFingerprint + ": \"readonly\" is not true or false",
-            "/xcg/keys/web8/SHA256:y: bad public key: unknown key type 'ssh-foo'"});
+  CHECK(problems == std::vector<std::string>{
+                        "/xcg/keys/web2/SHA256:x: the value is not a JSON object",
+                        "/xcg/keys/web3/" + kAliceFingerprint + ": no \"key\" string in the value",
+                        "/xcg/keys/web4/SHA256:wrong: the key's fingerprint is " + kAliceFingerprint +
+                            ", not the one in its name",
+                        "/xcg/keys/web5/" + kAliceFingerprint + ": the key is already a key of domain 'web1'",
+                        "/xcg/keys/bad name/" + kAliceFingerprint + ": bad domain name 'bad name'",
+                        "/xcg/keys/web6: expected keys/DOMAIN/FINGERPRINT",
+                        "/xcg/keys/web7/" + kAliceFingerprint + ": \"readonly\" is not true or false",
+                        "/xcg/keys/web8/SHA256:y: bad public key: unknown key type 'ssh-foo'"});
 }
 
 TEST_CASE("key map: the YAML export reads back as the same map", "[keymap]") {
   auto config = two_domains();
   auto yaml = key_map_yaml(read_key_map("/xcg/", as_kvs(key_map_entries("/xcg/", config->domains))).domains);
-  auto again = config::parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\n" + yaml, "t.yaml");
+  auto again =
+      config::parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\n" + yaml, "t.yaml");
   CHECK(key_map_entries("/xcg/", again->domains) == key_map_entries("/xcg/", config->domains));
 }
 
@@ -92,9 +94,10 @@ TEST_CASE("with_domain_keys: a node keeps its domains, a front takes etcd's", "[
   CHECK(effective->domains.at("web1").keys.empty());
   CHECK(effective->domains.at("db").keys.empty());
   CHECK(effective->domain_for_key(node->domains.at("web1").keys[0].key.blob) == nullptr);
-  auto front = config::parse_config("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {role: front, "
-                                    "endpoints: ['http://127.0.0.1:2379']}\n",
-                                    "t.yaml");
+  auto front = config::parse_config(
+      "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\ncluster: {role: front, "
+      "endpoints: ['http://127.0.0.1:2379']}\n",
+      "t.yaml");
   auto seen = config::with_domain_keys(*front, map.domains);
   REQUIRE(seen->domains.size() == 2);
   auto owner = seen->domain_for_key(map.domains["elsewhere"][0].key.blob);
