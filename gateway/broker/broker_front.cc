@@ -22,7 +22,7 @@ void Broker::on(SessionRecord& s, const ipc::NodeConnectReq&) {
   if (!node_links_)
     return answer_node_connect(
         s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {});
-  node_links_->open(s.domain, [this, id = s.id, record](ipc::NodeConnectAns answer, UniqueFd node) {
+  node_links_->open(s.domain, [this, id = s.id, record](const ipc::NodeConnectAns& answer, UniqueFd node) {
     answer_node_connect(id, record, answer, std::move(node));
   });
 }

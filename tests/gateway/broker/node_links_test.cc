@@ -16,7 +16,6 @@
 // Not `using namespace xcg`: the registry has a NodeRoute of its own there.
 using namespace xcg::gateway;
 using xcg::EventLoop;
-using xcg::Result;
 using xcg::UniqueFd;
 using namespace std::chrono_literals;
 
