@@ -122,6 +122,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
   if (config_->cluster) start_fleet();
+  open_node_links();  // a front's, on the fleet's registry
   if (!options_.control_socket.empty())
     control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
                                                [this](const std::string& r) { return handle_control(r); });
@@ -153,6 +154,7 @@ void Broker::take_session_limits() {
 
 void Broker::prepare_sandbox() {
   hello_.host_keys_pem = host_keys_pem_;
+  hello_.front = config_->is_front();
   take_session_limits();
   if (::geteuid() != 0) {
     log::warn(
@@ -269,6 +271,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   SessionRecord s;
   s.id = next_session_id_++;
   s.kind = web ? SessionKind::web : SessionKind::ssh;
+  s.front = !web && config_->is_front();
   // Whoever may open a unix listener's socket file is a proxy the operator let in.
   s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
                           (is_unix(remote) || in_networks(host_of(remote), config_->web->trusted_proxies));

@@ -30,6 +30,8 @@
 #include "gateway/broker/hub_directory.h"
 #include "gateway/broker/listener.h"
 #include "gateway/broker/monitor.h"
+#include "gateway/broker/node_directory.h"
+#include "gateway/broker/node_links.h"
 #include "gateway/broker/reload_plan.h"
 #include "gateway/broker/session_record.h"
 #include "gateway/broker/session_spawner.h"
@@ -117,6 +119,7 @@ class Broker : private RequestHandler {
   void on(SessionRecord& s, const ipc::SysrqReq& r) override;
   void on(SessionRecord& s, const ipc::WebAuthorizeReq& r) override;
   void on(SessionRecord& s, const ipc::WeblinkReq& r) override;
+  void on(SessionRecord& s, const ipc::NodeConnectReq& r) override;
   void reply(SessionRecord& s, const ipc::Message& answer) override;
   void cut_off(SessionRecord& s, std::string_view why) override;
 
@@ -142,6 +145,10 @@ class Broker : private RequestHandler {
   Result<std::string> mint_link(const std::string& domain, bool readonly, std::chrono::seconds ttl,
                                 const std::string& issuer);
   std::string control_weblink(const std::string& args);
+  // A front's relay to the node (broker_front.cc).
+  void open_node_links();
+  void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
+                           UniqueFd node);
   // `readonly`: narrower than the key, for a front's read-only login.
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
                     const std::string& blob, bool readonly = false);
@@ -189,6 +196,8 @@ class Broker : private RequestHandler {
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::unique_ptr<FleetLink> fleet_;  // with `cluster:` only; outlives hubs_, which tells it
   std::unique_ptr<HubDirectory> hubs_;
+  std::unique_ptr<NodeDirectory> nodes_;   // a front's only
+  std::unique_ptr<NodeLinks> node_links_;  // with nodes_
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;

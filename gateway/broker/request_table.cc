@@ -18,6 +18,9 @@ struct Refusal {
   std::optional<ipc::Message> operator()(const ipc::WeblinkReq&) const {
     return ipc::WeblinkAns{false, text};
   }
+  std::optional<ipc::Message> operator()(const ipc::NodeConnectReq&) const {
+    return ipc::NodeConnectAns{false, text, "", ""};
+  }
   // who has no failure field: the reason takes the place of the viewers.
   std::optional<ipc::Message> operator()(const ipc::WhoReq&) const { return ipc::WhoAns{{text}}; }
   template <class T>

@@ -69,6 +69,8 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::web_authorize_req, rules::H, rules::X, rules::X},  // and kind_permits
     {ipc::Type::weblink_req, rules::X, rules::H, rules::R},
     {ipc::Type::weblink_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::node_connect_req, rules::X, rules::H, rules::R},  // and only on a front
+    {ipc::Type::node_connect_ans, rules::X, rules::X, rules::X},
 };
 
 constexpr bool rules_match_messages() {
@@ -99,6 +101,9 @@ constexpr bool kind_permits(ipc::Type t, bool web) {
   if (t == ipc::Type::web_authorize_req) return web;
   return true;
 }
+
+// Only a front relays its customers to nodes; no session of a node asks for one.
+constexpr bool role_permits(ipc::Type t, bool front) { return t != ipc::Type::node_connect_req || front; }
 
 // The refusal answer to a request (kRevokedText where it has room for a reason); nullopt
 // for messages that have no answer.

@@ -23,6 +23,8 @@ struct SessionRecord {
   uint64_t id = 0;
   pid_t pid = -1;
   SessionKind kind = SessionKind::ssh;
+  // The broker is a fleet's front: the session relays its customer to a node (node_connect).
+  bool front = false;
   // web: the peer is a trusted proxy, so the client's address it forwards is believed.
   bool trust_forwarded_for = false;
   UniqueFd pidfd;
@@ -50,6 +52,7 @@ struct SessionRecord {
   unsigned dropped_log_records = 0;  // since the last one written
   RefusedOffers refused_offers;      // audited once, when the session ends or logs in
   std::string action_in_flight;      // the one action asked for and not yet answered, if any
+  bool node_connect_asked = false;   // a front's session is relayed once
   // Declared after the descriptors they watch: they end first.
   EventLoop::Timer grace_timer;
   EventLoop::Timer revoke_timer;  // revoked: SIGKILL if still there when it fires

@@ -31,7 +31,7 @@ inline constexpr size_t kMaxFrame = 64 * 1024;
 // Raised whenever a message's fields change or a message is added. The hello carries it first, so that a
 // session program newer or older than the broker (a package upgraded, the service not yet restarted) stops
 // with a clear reason instead of misreading the fields.
-inline constexpr uint32_t kProtocolVersion = 4;
+inline constexpr uint32_t kProtocolVersion = 5;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
@@ -55,6 +55,8 @@ enum class Type : uint8_t {
   web_authorize_req = 20,  // "may this browser console token log in?" (xcg-web); answered by authorize_ans
   weblink_req = 22,        // a one-time browser console link for the session's domain
   weblink_ans = 23,
+  node_connect_req = 24,  // a front's session: a TCP connection to the node running its domain
+  node_connect_ans = 25,
 };
 
 struct Hello {
@@ -76,6 +78,8 @@ struct Hello {
   std::string tls_key_pem;
   std::string public_url;
   bool trust_forwarded_for = false;
+  // The broker is a fleet's front (docs/fleet.md): a logged-in customer is relayed to a node.
+  bool front = false;
   static constexpr Type type = Type::hello;
   static constexpr std::string_view name = "hello";
   static constexpr auto fields = std::tuple{&Hello::protocol,
@@ -91,7 +95,8 @@ struct Hello {
                                             &Hello::tls_chain_pem,
                                             &Hello::tls_key_pem,
                                             &Hello::public_url,
-                                            &Hello::trust_forwarded_for};
+                                            &Hello::trust_forwarded_for,
+                                            &Hello::front};
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {
@@ -255,9 +260,30 @@ struct WeblinkAns {
   bool operator==(const WeblinkAns&) const = default;
 };
 
-using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq,
-                             ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq,
-                             Revoke, Narrowed, WebAuthorizeReq, WeblinkReq, WeblinkAns>;
+// Asked by a front's session once its customer asked for a shell or a command: sessions cannot
+// open sockets, so the broker connects and passes the socket with the answer.
+struct NodeConnectReq {
+  static constexpr Type type = Type::node_connect_req;
+  static constexpr std::string_view name = "node_connect_req";
+  static constexpr auto fields = std::tuple{};
+  bool operator==(const NodeConnectReq&) const = default;
+};
+struct NodeConnectAns {
+  bool ok = false;
+  std::string text;                  // why not, for the customer ("web1 is not running on any node")
+  std::string node;                  // the node's name
+  std::string host_key_fingerprint;  // "SHA256:...", the registry's: the session pins it
+  static constexpr Type type = Type::node_connect_ans;
+  static constexpr std::string_view name = "node_connect_ans";
+  static constexpr auto fields = std::tuple{&NodeConnectAns::ok, &NodeConnectAns::text, &NodeConnectAns::node,
+                                            &NodeConnectAns::host_key_fingerprint};
+  bool operator==(const NodeConnectAns&) const = default;
+};
+
+using Message =
+    std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
+                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed,
+                 WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq, NodeConnectAns>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {
@@ -281,7 +307,7 @@ Result<Message> decode(std::string_view frame);
 
 struct Received {
   Message message;
-  UniqueFd fd;  // a descriptor passed with the message (attach_ans), if any
+  UniqueFd fd;  // a descriptor passed with the message (attach_ans, node_connect_ans), if any
 };
 
 // Sends one message (and optionally one descriptor). EAGAIN is an error, not retried.

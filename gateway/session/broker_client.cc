@@ -120,6 +120,15 @@ Result<ipc::WeblinkAns> BrokerClient::weblink() {
   return as<ipc::WeblinkAns>(call(ipc::WeblinkReq{}, ipc::Type::weblink_ans));
 }
 
+Result<ipc::NodeConnectAns> BrokerClient::node_connect(UniqueFd& node) {
+  auto r = call(ipc::NodeConnectReq{}, ipc::Type::node_connect_ans);
+  if (!r) return tl::unexpected(r.error());
+  auto ans = std::get<ipc::NodeConnectAns>(r->message);
+  if (ans.ok && !r->fd) return fail(Errc::invalid_input, "node answer without a connection");
+  node = std::move(r->fd);
+  return ans;
+}
+
 void BrokerClient::log(int level, std::string_view text) noexcept {
   try {
     (void)ipc::send(fd_, ipc::LogRecord{static_cast<uint8_t>(level), std::string(text.substr(0, 4000))});

@@ -31,6 +31,9 @@ class BrokerClient {
   Result<ipc::ActionAns> sysrq(char key);
   // A one-time browser console link for the session's domain, and how long it is valid.
   Result<ipc::WeblinkAns> weblink();
+  // A front's: a connection to the node that runs the domain; on success the socket is in `node`.
+  // Waits as long as the broker's connect (seconds at most), which is the customer's wait anyway.
+  Result<ipc::NodeConnectAns> node_connect(UniqueFd& node);
   void log(int level, std::string_view text) noexcept;
 
   // The broker may speak first, to end the session (revoked key, operator's kick) or to say

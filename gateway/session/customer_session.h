@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "gateway/session/broker_client.h"
+#include "gateway/session/channel_core.h"
 #include "gateway/session/console_link.h"
 #include "gateway/session/output_queue.h"
 #include "gateway/session/terminal.h"
@@ -26,43 +27,42 @@ struct Customer {
   std::string domain;
   bool console_on_login = false;
   std::vector<config::Action> actions;
-  bool readonly = false;  // the key may watch the console only: no input, no actions
+  bool readonly = false;    // the key may watch the console only: no input, no actions
+  std::string fingerprint;  // of the key that logged in (a front names it to the node)
 };
 
-class CustomerSession {
+class CustomerSession final : public ChannelCore {
  public:
-  using Clock = std::chrono::steady_clock;
-
   // idle_timeout_s: 0 = off; else this long without input ends the session.
   CustomerSession(Terminal& terminal, BrokerClient& broker, Customer customer, unsigned idle_timeout_s);
-  ~CustomerSession();
+  ~CustomerSession() override;
   CustomerSession(const CustomerSession&) = delete;
   CustomerSession& operator=(const CustomerSession&) = delete;
 
   // Events from the customer's end. They only record what happened and step() acts on it,
   // so a transport may call them from inside its library's callbacks.
   // False if the session was started already: one shell or exec command per session.
-  bool start_shell();
-  bool start_exec(std::string_view command);
-  void input(std::string_view bytes, Clock::time_point now);
-  void input_ended();  // the customer sends no more input
-  void hung_up();      // the customer's end is gone: nothing more can reach it
+  bool start_shell() override;
+  bool start_exec(std::string_view command) override;
+  void input(std::string_view bytes, Clock::time_point now) override;
+  void input_ended() override;
+  void hung_up() override;
 
   // The console socket (console_to_watch()) is readable.
-  void console_readable();
+  void console_readable() override;
   // Acts on what happened since the last step, checks the idle time and revocation, and
   // writes output; ends the terminal once everything was said.
-  void step(Clock::time_point now);
+  void step(Clock::time_point now) override;
 
   // The console socket, while the session wants to read it: attached, and the customer keeps
   // up with the output.
-  std::optional<int> console_to_watch() const;
+  std::optional<int> console_to_watch() const override;
   // Consoles attached so far: tells a new console socket from an earlier one that had the same
   // number, for a transport that keeps the socket registered between steps (xcg-web's epoll).
   unsigned console_attachments() const { return console_attachments_; }
-  bool started() const { return started_; }
+  bool started() const override { return started_; }
   // Nothing more to do: the terminal was ended, or the customer is gone.
-  bool over() const { return mode_ == Mode::over; }
+  bool over() const override { return mode_ == Mode::over; }
 
  private:
   enum class Mode { idle, menu, console, finishing, over };

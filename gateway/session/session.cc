@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/wipe.h"
 #include "gateway/session/broker_client.h"
+#include "gateway/session/node_relay.h"
 #include "gateway/session/sandbox.h"
 #include "gateway/session/ssh_connection.h"
 #include "gateway/session/ssh_options.h"
@@ -46,6 +47,30 @@ SshBind make_bind(const std::vector<std::string>& host_keys_pem) {
   return bind;
 }
 
+// A front logs in to nodes with its own Ed25519 host key (docs/fleet.md).
+SshKey front_key(const std::vector<std::string>& host_keys_pem) {
+  for (const auto& pem : host_keys_pem) {
+    ssh_key raw = nullptr;
+    if (ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) continue;
+    SshKey key(raw);
+    if (ssh_key_type(key.get()) == SSH_KEYTYPE_ED25519) return key;
+  }
+  throw std::runtime_error("a front needs an Ed25519 host key");
+}
+
+// The menu, commands and console; or, on a front, the relay to the domain's node.
+SshConnection::MakeCore core_maker(BrokerClient& broker, const ipc::Hello& hello, ssh_key key,
+                                   ssh_event event) {
+  if (!hello.front)
+    return [&broker, idle = hello.idle_timeout_s](Terminal& t,
+                                                  const Customer& c) -> std::unique_ptr<ChannelCore> {
+      return std::make_unique<CustomerSession>(t, broker, c, idle);
+    };
+  return [&broker, key, event](Terminal& t, const Customer& c) -> std::unique_ptr<ChannelCore> {
+    return std::make_unique<NodeRelay>(t, broker, c, NodeRelay::Setup{key, event});
+  };
+}
+
 // Runs the key exchange without blocking past `deadline` (libssh has no timeout of its own).
 bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point deadline) {
   ssh_set_blocking(session, 0);
@@ -70,6 +95,7 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
 
 int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
   SshBind bind = make_bind(hello.host_keys_pem);
+  SshKey own_key = hello.front ? front_key(hello.host_keys_pem) : SshKey();
   wipe(hello.host_keys_pem);  // libssh holds the keys now
   SshSession session(ssh_new());
   if (!session) throw std::runtime_error("ssh_new failed");
@@ -83,7 +109,8 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) 
   SshEvent event(ssh_event_new());
   if (!event) throw std::runtime_error("ssh_event_new failed");
   SshConnection conn(session.get(), event.get(), broker,
-                     SshConnection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s});
+                     SshConnection::Limits{hello.max_auth_tries, hello.max_key_offers, hello.idle_timeout_s},
+                     core_maker(broker, hello, own_key.get(), event.get()));
   conn.install();
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};

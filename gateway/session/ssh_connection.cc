@@ -48,8 +48,9 @@ R guarded(R on_error, F&& f) noexcept {
 
 }  // namespace
 
-SshConnection::SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits)
-    : session_(session), event_(event), broker_(broker), limits_(limits) {}
+SshConnection::SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits,
+                             MakeCore make_core)
+    : session_(session), event_(event), broker_(broker), limits_(limits), make_core_(std::move(make_core)) {}
 
 SshConnection::~SshConnection() {
   unwatch_console();
@@ -124,13 +125,13 @@ void SshConnection::refuse_other_auth_methods() {
 void SshConnection::install_channel_callbacks() {
   // Unset callbacks (x11, agent, env, subsystem, signal) make libssh refuse those requests.
   channel_cb_.userdata = this;
-  channel_cb_.channel_pty_request_function = [](ssh_session, ssh_channel, const char*, int cols, int rows,
-                                                int, int, void* ud) -> int {
-    return guarded(-1, [&] { return self(ud)->on_pty_request(cols, rows); });
+  channel_cb_.channel_pty_request_function = [](ssh_session, ssh_channel, const char* term, int cols,
+                                                int rows, int, int, void* ud) -> int {
+    return guarded(-1, [&] { return self(ud)->on_pty_request(term, cols, rows); });
   };
-  channel_cb_.channel_pty_window_change_function = [](ssh_session, ssh_channel, int, int, int, int,
-                                                      void*) -> int {
-    return 0;  // the guest's serial console has no window size to pass it to
+  channel_cb_.channel_pty_window_change_function = [](ssh_session, ssh_channel, int cols, int rows, int, int,
+                                                      void* ud) -> int {
+    return guarded(-1, [&] { return self(ud)->on_window_change(cols, rows); });
   };
   channel_cb_.channel_shell_request_function = [](ssh_session, ssh_channel, void* ud) -> int {
     return guarded(1, [&] { return self(ud)->on_shell(); });
@@ -181,7 +182,8 @@ int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_
     return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
   // Bind the identity only on a signed request, to the key whose signature libssh just checked.
   if (signed_ok)
-    customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly};
+    customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly,
+                         answer->fingerprint};
   return SSH_AUTH_SUCCESS;
 }
 
@@ -204,14 +206,22 @@ ssh_channel SshConnection::on_channel_open() {
   if (!customer_ || channel_ != nullptr) return nullptr;  // one session channel only
   channel_ = ssh_channel_new(session_);
   if (channel_ == nullptr) return nullptr;
-  core_.emplace(*this, broker_, *customer_, limits_.idle_timeout_s);
+  core_ = make_core_(*this, *customer_);
   ssh_set_channel_callbacks(channel_, &channel_cb_);
   return channel_;
 }
 
-int SshConnection::on_pty_request(int cols, int rows) {
+int SshConnection::on_pty_request(const char* term, int cols, int rows) {
   if (have_pty_ || core_->started() || cols < 0 || rows < 0) return -1;
   have_pty_ = true;
+  core_->pty(PtySize{std::string(term ? term : "").substr(0, 64), cols, rows});
+  return 0;
+}
+
+// The guest's serial console has no window size to pass it to; a node's relay does.
+int SshConnection::on_window_change(int cols, int rows) {
+  if (!have_pty_ || cols < 0 || rows < 0) return -1;
+  core_->window_changed(PtySize{"", cols, rows});
   return 0;
 }
 

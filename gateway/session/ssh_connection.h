@@ -1,9 +1,11 @@
 // One customer's SSH connection inside the session process: authentication, the one session
-// channel and its requests. What runs on the channel (menu, exec command, console) is the
-// CustomerSession's; this class is its Terminal.
+// channel and its requests. What runs on the channel is a ChannelCore (the CustomerSession's
+// menu, commands and console, or a front's NodeRelay); this class is its Terminal.
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -13,6 +15,7 @@
 
 #include "config/config.h"
 #include "gateway/session/broker_client.h"
+#include "gateway/session/channel_core.h"
 #include "gateway/session/customer_session.h"
 #include "gateway/session/terminal.h"
 
@@ -27,7 +30,11 @@ class SshConnection final : public Terminal {
     unsigned idle_timeout_s = config::Limits{}.idle_timeout_s;  // 0 = off; else silence this long ends it
   };
 
-  SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits);
+  // What runs on the channel of a customer who logged in.
+  using MakeCore = std::function<std::unique_ptr<ChannelCore>(Terminal&, const Customer&)>;
+
+  SshConnection(ssh_session session, ssh_event event, BrokerClient& broker, Limits limits,
+                MakeCore make_core);
   ~SshConnection() override;
   SshConnection(const SshConnection&) = delete;
   SshConnection& operator=(const SshConnection&) = delete;
@@ -56,7 +63,8 @@ class SshConnection final : public Terminal {
   int deny_attempt();
   int refuse_offer();
   ssh_channel on_channel_open();
-  int on_pty_request(int cols, int rows);
+  int on_pty_request(const char* term, int cols, int rows);
+  int on_window_change(int cols, int rows);
   int on_shell();
   int on_exec(const char* command);
   int on_data(const void* data, uint32_t len);
@@ -71,6 +79,7 @@ class SshConnection final : public Terminal {
   ssh_event event_;
   BrokerClient& broker_;
   Limits limits_;
+  MakeCore make_core_;
   ssh_server_callbacks_struct server_cb_{};
   ssh_channel_callbacks_struct channel_cb_{};
   ssh_channel channel_ = nullptr;
@@ -83,7 +92,7 @@ class SshConnection final : public Terminal {
   bool closed_by_client_ = false;  // the client closed the channel
   bool done_ = false;
 
-  std::optional<CustomerSession> core_;  // what runs on the channel, from its opening on
+  std::unique_ptr<ChannelCore> core_;  // what runs on the channel, from its opening on
   int watched_console_ = -1;
 };
 

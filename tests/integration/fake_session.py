@@ -105,7 +105,7 @@ def decode(frame):
         hello.update(drop_privileges=r.boolean(), uid=r.u32(), gid=r.u32(), chroot=r.string(),
                      login_grace=r.u32(), max_auth_tries=r.u32(), max_key_offers=r.u32(),
                      idle_timeout=r.u32(), tls_chain=r.string(), tls_key=r.string(),
-                     public_url=r.string(), trust_forwarded_for=r.boolean())
+                     public_url=r.string(), trust_forwarded_for=r.boolean(), front=r.boolean())
         return hello
     if t == AUTHORIZE_ANS:
         ok, domain, console = r.boolean(), r.string(), r.boolean()

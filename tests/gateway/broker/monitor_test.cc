@@ -33,6 +33,7 @@ struct FakeHandler final : RequestHandler {
     handled.push_back(Type::web_authorize_req);
   }
   void on(SessionRecord&, const ipc::WeblinkReq&) override { handled.push_back(Type::weblink_req); }
+  void on(SessionRecord&, const ipc::NodeConnectReq&) override { handled.push_back(Type::node_connect_req); }
   void reply(SessionRecord&, const ipc::Message& m) override { replies.push_back(m); }
   void cut_off(SessionRecord&, std::string_view why) override { cut_offs.emplace_back(why); }
 };
@@ -41,8 +42,9 @@ enum class Outcome { handled, refused, cut_off };
 
 // The rules as the docs state them, written out by hand: each kind of session logs in its own
 // way, and only before it has.
-Outcome expected(Type t, SessionPhase p, SessionKind kind) {
+Outcome expected(Type t, SessionPhase p, SessionKind kind, bool front) {
   bool web = kind == SessionKind::web;
+  if (t == Type::node_connect_req && !front) return Outcome::cut_off;
   switch (t) {
     case Type::log: return Outcome::handled;
     case Type::authorize_req: return p == SessionPhase::preauth && !web ? Outcome::handled : Outcome::cut_off;
@@ -55,6 +57,7 @@ Outcome expected(Type t, SessionPhase p, SessionKind kind) {
     case Type::who_req:
     case Type::sysrq_req:
     case Type::weblink_req:
+    case Type::node_connect_req:
       return p == SessionPhase::preauth      ? Outcome::cut_off
              : p == SessionPhase::authorized ? Outcome::handled
                                              : Outcome::refused;
@@ -62,9 +65,10 @@ Outcome expected(Type t, SessionPhase p, SessionKind kind) {
   }
 }
 
-SessionRecord session_in(SessionPhase p, SessionKind kind = SessionKind::ssh) {
+SessionRecord session_in(SessionPhase p, SessionKind kind = SessionKind::ssh, bool front = false) {
   SessionRecord s;
   s.kind = kind;
+  s.front = front;
   s.authorized = p != SessionPhase::preauth;
   s.revoked = p == SessionPhase::revoked;
   return s;
@@ -77,8 +81,9 @@ std::vector<ipc::Message> every_message() {
   (std::make_index_sequence<std::variant_size_v<ipc::Message>>{});
 }
 
-Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h, SessionKind kind = SessionKind::ssh) {
-  SessionRecord s = session_in(phase, kind);
+Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h, SessionKind kind = SessionKind::ssh,
+            bool front = false) {
+  SessionRecord s = session_in(phase, kind, front);
   monitor(s, ipc::Received{m, {}}, h, TokenBucket::Clock::now());
   int outcomes = !h.handled.empty() + !h.replies.empty() + !h.cut_offs.empty();
   REQUIRE(outcomes == 1);
@@ -92,13 +97,15 @@ Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h, SessionKi
 }  // namespace
 
 TEST_CASE("the monitor handles, refuses or cuts off every message in every phase", "[monitor]") {
-  for (SessionKind kind : {SessionKind::ssh, SessionKind::web}) {
-    for (SessionPhase phase : kSessionPhases) {
-      for (const auto& m : every_message()) {
-        INFO("kind " << static_cast<int>(kind) << ", phase " << static_cast<int>(phase) << ", message "
-                     << ipc::type_name(ipc::type_of(m)));
-        FakeHandler h;
-        CHECK(run(phase, m, h, kind) == expected(ipc::type_of(m), phase, kind));
+  for (bool front : {false, true}) {
+    for (SessionKind kind : {SessionKind::ssh, SessionKind::web}) {
+      for (SessionPhase phase : kSessionPhases) {
+        for (const auto& m : every_message()) {
+          INFO("front " << front << ", kind " << static_cast<int>(kind) << ", phase "
+                        << static_cast<int>(phase) << ", message " << ipc::type_name(ipc::type_of(m)));
+          FakeHandler h;
+          CHECK(run(phase, m, h, kind, front) == expected(ipc::type_of(m), phase, kind, front));
+        }
       }
     }
   }
@@ -112,6 +119,17 @@ TEST_CASE("a web session asking for a key login, or an SSH one for a token login
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
   FakeHandler honest;
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, honest, SessionKind::web) == Outcome::handled);
+}
+
+TEST_CASE("only a front's logged-in session may ask for a node connection", "[monitor]") {
+  FakeHandler node;
+  REQUIRE(run(SessionPhase::authorized, ipc::NodeConnectReq{}, node) == Outcome::cut_off);
+  CHECK(node.cut_offs.front() == "unpermitted request node_connect_req");
+  FakeHandler front;
+  CHECK(run(SessionPhase::authorized, ipc::NodeConnectReq{}, front, SessionKind::ssh, true) ==
+        Outcome::handled);
+  FakeHandler early;
+  CHECK(run(SessionPhase::preauth, ipc::NodeConnectReq{}, early, SessionKind::ssh, true) == Outcome::cut_off);
 }
 
 TEST_CASE("a revoked session's request is answered with the revocation", "[monitor]") {

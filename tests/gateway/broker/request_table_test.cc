@@ -24,7 +24,9 @@ Verdict expected(Type t, SessionPhase p) {
     case Type::log_req:
     case Type::who_req:
     case Type::sysrq_req:
-    case Type::weblink_req: return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
+    case Type::weblink_req:
+    case Type::node_connect_req:
+      return p == SessionPhase::preauth ? X : p == SessionPhase::authorized ? H : R;
     default: return X;  // hello, answers, revoke: broker -> session only
   }
 }
@@ -70,10 +72,10 @@ TEST_CASE("unknown message types are cut off in every phase", "[request_table]")
 TEST_CASE("every refused request gets its own answer type, with the reason where it has room",
           "[request_table]") {
   const std::map<Type, Type> answer_of{
-      {Type::status_req, Type::status_ans},  {Type::action_req, Type::action_ans},
-      {Type::attach_req, Type::attach_ans},  {Type::log_req, Type::log_ans},
-      {Type::who_req, Type::who_ans},        {Type::sysrq_req, Type::action_ans},
-      {Type::weblink_req, Type::weblink_ans}};
+      {Type::status_req, Type::status_ans},   {Type::action_req, Type::action_ans},
+      {Type::attach_req, Type::attach_ans},   {Type::log_req, Type::log_ans},
+      {Type::who_req, Type::who_ans},         {Type::sysrq_req, Type::action_ans},
+      {Type::weblink_req, Type::weblink_ans}, {Type::node_connect_req, Type::node_connect_ans}};
   for (const ipc::Message& m : every_message()) {
     Type t = ipc::type_of(m);
     INFO(ipc::type_name(t));
@@ -85,6 +87,12 @@ TEST_CASE("every refused request gets its own answer type, with the reason where
     CHECK(ipc::encode(*answer).find(kRevokedText) != std::string::npos);
     if (t != Type::who_req) CHECK(ipc::encode(*answer)[1] == '\0');  // ok = false; who has no ok
   }
+}
+
+TEST_CASE("only a front's sessions may ask for a node connection", "[request_table]") {
+  CHECK_FALSE(role_permits(Type::node_connect_req, false));
+  CHECK(role_permits(Type::node_connect_req, true));
+  CHECK(role_permits(Type::status_req, false));
 }
 
 TEST_CASE("the request budget allows a burst, then the rate", "[request_table]") {

@@ -33,6 +33,7 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
                  "chain",
                  "key",
                  "https://console.example",
+                 true,
                  true},
       ipc::LogRecord{4, "a record"},
       ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
@@ -53,6 +54,8 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
       ipc::WebAuthorizeReq{"v1~web1~r~1~n~m", "192.0.2.7", "Mozilla/5.0"},
       ipc::WeblinkReq{},
       ipc::WeblinkAns{true, "https://console.example/#token"},
+      ipc::NodeConnectReq{},
+      ipc::NodeConnectAns{true, "connected", "node-b", "SHA256:abc"},
   };
 }
 
@@ -78,7 +81,9 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
   };
   const Case cases[] = {
       {ipc::Hello{{"k1", "k2"}, true, 101, 102, "/e", 30, 6, 40, 600},
-       "\x01\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"s},
+       "\x01\x00\x00\x00\x05\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"s},
+      {ipc::Hello{{}, false, 0, 0, "", 0, 0, 0, 0, ipc::kProtocolVersion, "", "", "", false, true},
+       "\x01\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"s},
       {ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAA", true},
        "\x04\x00\x00\x00\x04\x77\x65\x62\x31\x00\x00\x00\x0b\x73\x73\x68\x2d\x65\x64\x32\x35\x35\x31\x39\x00\x00\x00\x04\x41\x41\x41\x41\x01"s},
       {ipc::AuthorizeAns{true, "web1", true, {Action::console, Action::sysrq}, "SHA256:x", true},
@@ -92,6 +97,9 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
       {ipc::Narrowed{true, false, "ro"}, "\x13\x01\x00\x00\x00\x00\x02\x72\x6f"s},
       {ipc::WebAuthorizeReq{"t", "", "u"}, "\x14\x00\x00\x00\x01\x74\x00\x00\x00\x00\x00\x00\x00\x01\x75"s},
       {ipc::WeblinkAns{false, "no"}, "\x17\x00\x00\x00\x00\x02\x6e\x6f"s},
+      {ipc::NodeConnectReq{}, "\x18"s},
+      {ipc::NodeConnectAns{true, "", "nb", "SHA256:x"},
+       "\x19\x01\x00\x00\x00\x00\x00\x00\x00\x02\x6e\x62\x00\x00\x00\x08\x53\x48\x41\x32\x35\x36\x3a\x78"s},
   };
   for (const auto& c : cases) {
     CAPTURE(ipc::type_name(ipc::type_of(c.message)));
@@ -108,6 +116,9 @@ TEST_CASE("type numbers and names are the protocol's", "[ipc]") {
   CHECK(static_cast<int>(ipc::type_of_v<ipc::Narrowed>) == 19);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::WebAuthorizeReq>) == 20);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::WeblinkAns>) == 23);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::NodeConnectReq>) == 24);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::NodeConnectAns>) == 25);
+  CHECK(ipc::type_name(ipc::Type::node_connect_ans) == "node_connect_ans");
   CHECK(ipc::type_name(ipc::Type::authorize_req) == "authorize_req");
   CHECK(ipc::type_name(ipc::Type::who_ans) == "who_ans");
   CHECK(ipc::type_name(static_cast<ipc::Type>(3)) == "unknown");

@@ -1,0 +1,124 @@
+#include "gateway/session/node_client.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace xcg::gateway {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kHostKeyAlgorithms = "ssh-ed25519";  // the registry pins the node's Ed25519 key
+
+void set(ssh_session session, ssh_options_e option, const void* value) {
+  if (ssh_options_set(session, option, value) != SSH_OK)
+    throw std::runtime_error(fmt::format("cannot set SSH client option {}", static_cast<int>(option)));
+}
+
+// Nothing from files: the session is chrooted and its filter refuses open(); the paths are set
+// so that libssh does not look for a home directory.
+void configure(ssh_session session, int fd, const NodeLogin& login) {
+  bool no = false;
+  set(session, SSH_OPTIONS_PROCESS_CONFIG, &no);
+  set(session, SSH_OPTIONS_SSH_DIR, "/nonexistent");
+  set(session, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+  set(session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+  set(session, SSH_OPTIONS_HOST, login.node.c_str());
+  set(session, SSH_OPTIONS_USER, login.user.c_str());
+  set(session, SSH_OPTIONS_HOSTKEYS, kHostKeyAlgorithms);
+  set(session, SSH_OPTIONS_COMPRESSION, "no");
+  set(session, SSH_OPTIONS_FD, &fd);
+  ssh_set_blocking(session, 0);
+}
+
+// Waits until the socket can move the call on, or the deadline passes.
+Result<void> wait(ssh_session session, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (left.count() <= 0) return fail(Errc::timeout, "timed out");
+  short events = POLLIN;
+  if (ssh_get_poll_flags(session) & SSH_WRITE_PENDING) events |= POLLOUT;
+  pollfd p{ssh_get_fd(session), events, 0};
+  if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 1000))) < 0 && errno != EINTR)
+    return fail_errno("poll");
+  return {};
+}
+
+// Repeats the non-blocking `call` until it is done (SSH_OK, which is also SSH_AUTH_SUCCESS).
+template <class Call>
+Result<void> pump(ssh_session session, Clock::time_point deadline, std::string_view what, Call call) {
+  for (;;) {
+    int rc = call();
+    if (rc == SSH_OK) return {};
+    if (rc != SSH_AGAIN && rc != SSH_AUTH_AGAIN)
+      return fail(Errc::unavailable, fmt::format("{}: {}", what, ssh_get_error(session)));
+    if (auto waited = wait(session, deadline); !waited)
+      return fail(Errc::timeout, fmt::format("{}: {}", what, waited.error().message));
+  }
+}
+
+std::string server_fingerprint(ssh_session session) {
+  ssh_key raw = nullptr;
+  if (ssh_get_server_publickey(session, &raw) != SSH_OK) return "";
+  SshKey key(raw);
+  unsigned char* hash = nullptr;
+  size_t length = 0;
+  if (ssh_get_publickey_hash(key.get(), SSH_PUBLICKEY_HASH_SHA256, &hash, &length) != SSH_OK) return "";
+  char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, length);
+  ssh_clean_pubkey_hash(&hash);
+  SshString owned(text);
+  return owned ? std::string(owned.get()) : "";
+}
+
+Result<void> log_in(ssh_session session, const NodeLogin& login, Clock::time_point deadline) {
+  if (auto r = pump(session, deadline, "key exchange", [&] { return ssh_connect(session); }); !r) return r;
+  std::string presented = server_fingerprint(session);
+  if (presented.empty() || presented != login.host_key_fingerprint) {
+    log::warn("node {} presented host key {}, the registry has {}", login.node, presented,
+              login.host_key_fingerprint);
+    return fail(Errc::not_allowed, "host key mismatch");
+  }
+  return pump(session, deadline, "login",
+              [&] { return ssh_userauth_publickey(session, nullptr, login.front_key); });
+}
+
+Result<void> start_channel(ssh_session session, ssh_channel channel, const NodeLogin& login,
+                           Clock::time_point deadline) {
+  if (auto r = pump(session, deadline, "channel", [&] { return ssh_channel_open_session(channel); }); !r)
+    return r;
+  if (login.pty) {
+    const char* term = login.pty->term.empty() ? "xterm" : login.pty->term.c_str();
+    auto pty = [&] { return ssh_channel_request_pty_size(channel, term, login.pty->cols, login.pty->rows); };
+    if (auto r = pump(session, deadline, "pty", pty); !r) return r;
+  }
+  if (login.command)
+    return pump(session, deadline, "exec",
+                [&] { return ssh_channel_request_exec(channel, login.command->c_str()); });
+  return pump(session, deadline, "shell", [&] { return ssh_channel_request_shell(channel); });
+}
+
+}  // namespace
+
+std::string front_user(const std::string& domain, const std::string& fingerprint, bool readonly) {
+  return fmt::format("xcg-front:{}:{}:{}", domain, fingerprint, readonly ? "ro" : "rw");
+}
+
+Result<NodeChannel> open_node_channel(UniqueFd node, const NodeLogin& login, Clock::time_point deadline) {
+  NodeChannel out{SshSession(ssh_new()), nullptr};
+  if (!out.session) return fail(Errc::system, "ssh_new failed");
+  configure(out.session.get(), node.get(), login);
+  static_cast<void>(node.release());  // libssh closes it with the session
+  if (auto r = log_in(out.session.get(), login, deadline); !r) return tl::unexpected(r.error());
+  out.channel.reset(ssh_channel_new(out.session.get()));
+  if (!out.channel) return fail(Errc::system, "ssh_channel_new failed");
+  if (auto r = start_channel(out.session.get(), out.channel.get(), login, deadline); !r)
+    return tl::unexpected(r.error());
+  return out;
+}
+
+}  // namespace xcg::gateway

@@ -1,0 +1,40 @@
+// A front's SSH client to a node (docs/fleet.md, "Front to node"), on the socket the broker
+// connected: the key exchange, the node's host key pinned to the registry's fingerprint, the
+// front's own host key as the login, and a session channel with the customer's pty and shell
+// or command. Non-blocking calls paced by poll, within one deadline.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "gateway/session/channel_core.h"
+#include "gateway/ssh_handles.h"
+
+namespace xcg::gateway {
+
+struct NodeLogin {
+  std::string node;                  // its name, for the customer's messages
+  std::string host_key_fingerprint;  // "SHA256:...": the node's host key must have it
+  std::string user;                  // xcg-front:<domain>:<fingerprint>:<ro|rw>
+  ssh_key front_key = nullptr;       // the front's Ed25519 host key (borrowed)
+  std::optional<PtySize> pty;
+  std::optional<std::string> command;  // exec; none: a shell
+};
+
+// The user name a node accepts from a front for one customer.
+std::string front_user(const std::string& domain, const std::string& fingerprint, bool readonly);
+
+// An open session channel to the node; the session owns the socket.
+struct NodeChannel {
+  SshSession session;
+  SshChannel channel;
+};
+
+// `node` is the connected socket; it is the session's from here on, whatever the outcome.
+Result<NodeChannel> open_node_channel(UniqueFd node, const NodeLogin& login,
+                                      std::chrono::steady_clock::time_point deadline);
+
+}  // namespace xcg::gateway

@@ -1,0 +1,166 @@
+#include "gateway/session/node_relay.h"
+
+#include <algorithm>
+#include <array>
+
+#include "base/log.h"
+#include "base/text.h"
+
+namespace xcg::gateway {
+namespace {
+
+constexpr size_t kMaxPendingInput = 256 * 1024;   // beyond it a paste loses the excess, as in the menu
+constexpr size_t kMaxPendingOutput = 256 * 1024;  // then the node's output waits in its window
+constexpr int kExitLost = 255;                    // as ssh(1) when the connection is gone
+
+}  // namespace
+
+NodeRelay::NodeRelay(Terminal& terminal, BrokerClient& broker, Customer customer, Setup setup)
+    : terminal_(terminal), broker_(broker), customer_(std::move(customer)), setup_(setup) {}
+
+NodeRelay::~NodeRelay() { close_node(); }
+
+void NodeRelay::pty(const PtySize& size) { pty_ = size; }
+
+void NodeRelay::window_changed(const PtySize& size) {
+  if (pty_) pty_->cols = size.cols, pty_->rows = size.rows;
+  if (node_ && state_ == State::relaying)
+    (void)ssh_channel_change_pty_size(node_->channel.get(), size.cols, size.rows);  // lost with the node
+}
+
+bool NodeRelay::start_shell() {
+  if (started_) return false;
+  started_ = true;
+  state_ = State::starting;
+  return true;
+}
+
+bool NodeRelay::start_exec(std::string_view command) {
+  if (!start_shell()) return false;
+  command_ = std::string(command.substr(0, 4096));
+  return true;
+}
+
+void NodeRelay::input(std::string_view bytes, Clock::time_point) {
+  size_t room = kMaxPendingInput - std::min(kMaxPendingInput, input_.size());
+  input_.append(bytes.substr(0, room));
+}
+
+void NodeRelay::step(Clock::time_point) {
+  check_revoked();
+  if (state_ == State::starting) connect();
+  if (hung_up_ && state_ != State::over) {
+    close_node();
+    state_ = State::over;
+    return;
+  }
+  if (state_ == State::relaying) {
+    to_node();
+    from_node();
+    check_node_end();
+  }
+  flush();
+}
+
+void NodeRelay::check_revoked() {
+  if (!broker_.revoked() || state_ == State::finishing || state_ == State::over) return;
+  finish(1, "\r\n[xcg: " + printable(*broker_.revoked()) + "]\r\n");
+}
+
+// --- the node's channel ------------------------------------------------------------------------
+
+void NodeRelay::connect() {
+  auto channel = open_channel();
+  if (!channel) return finish(1, "xcg: " + channel.error().message + "\r\n");
+  node_ = std::move(*channel);
+  if (ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
+    return finish(1, "xcg: internal error\r\n");
+  state_ = State::relaying;
+}
+
+// The customer reads the broker's reason, or which node failed; the log has the details.
+Result<NodeChannel> NodeRelay::open_channel() {
+  UniqueFd socket;
+  auto answer = broker_.node_connect(socket);
+  if (!answer) return tl::unexpected(answer.error());
+  if (!answer->ok) return fail(Errc::unavailable, answer->text);
+  NodeLogin login{answer->node,
+                  answer->host_key_fingerprint,
+                  front_user(customer_.domain, customer_.fingerprint, customer_.readonly),
+                  setup_.front_key,
+                  pty_,
+                  command_};
+  auto channel = open_node_channel(std::move(socket), login, Clock::now() + setup_.timeout);
+  if (channel) return channel;
+  log::info("node {}: {}", answer->node, channel.error().message);
+  return fail(Errc::unavailable, answer->node + " unavailable");
+}
+
+void NodeRelay::to_node() {
+  ssh_channel channel = node_->channel.get();
+  size_t room = std::min<size_t>(ssh_channel_window_size(channel), input_.size());
+  if (room > 0) {
+    int n = ssh_channel_write(channel, input_.data(), static_cast<uint32_t>(room));
+    if (n > 0) input_.erase(0, static_cast<size_t>(n));
+  }
+  if (input_ended_ && input_.empty() && !eof_sent_) eof_sent_ = ssh_channel_send_eof(channel) == SSH_OK;
+}
+
+void NodeRelay::from_node() {
+  std::array<char, 16 * 1024> buffer;
+  for (int is_stderr : {0, 1}) {
+    while (output_.bytes() < kMaxPendingOutput) {
+      int n = ssh_channel_read_nonblocking(node_->channel.get(), buffer.data(), buffer.size(), is_stderr);
+      if (n <= 0) break;
+      output_.add(is_stderr ? Stream::err : Stream::out,
+                  std::string_view(buffer.data(), static_cast<size_t>(n)));
+    }
+  }
+}
+
+// The node closed the channel (its exit status came first, perhaps already while the channel
+// was being opened: libssh keeps it), or the connection to it was lost.
+void NodeRelay::check_node_end() {
+  ssh_session session = node_->session.get();
+  ssh_channel channel = node_->channel.get();
+  bool lost = !ssh_is_connected(session) || (ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR));
+  bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
+  if (ssh_channel_is_closed(channel) && drained) {
+    int status = ssh_channel_get_exit_status(channel);  // does not wait: the channel is closed
+    return finish(status < 0 ? kExitLost : status);
+  }
+  if (lost) finish(kExitLost, "\r\n[xcg: the connection to the node was lost]\r\n");
+}
+
+void NodeRelay::close_node() {
+  if (!node_) return;
+  node_->channel.reset();  // before the disconnect, which would free it under our handle
+  if (setup_.event != nullptr) ssh_event_remove_session(setup_.event, node_->session.get());
+  ssh_disconnect(node_->session.get());
+  node_.reset();
+}
+
+// --- the customer's end ------------------------------------------------------------------------
+
+void NodeRelay::say(const std::string& line) { output_.add(Stream::err, line); }
+
+void NodeRelay::finish(int exit_status, const std::string& line) {
+  close_node();
+  say(line);
+  final_status_ = exit_status;
+  state_ = State::finishing;
+}
+
+void NodeRelay::flush() {
+  if (state_ == State::over) return;
+  if (!output_.flush(terminal_)) {
+    close_node();
+    state_ = State::over;  // the customer is gone
+    return;
+  }
+  if (state_ != State::finishing || !output_.empty()) return;
+  terminal_.end(final_status_, "");
+  state_ = State::over;
+}
+
+}  // namespace xcg::gateway

@@ -1,0 +1,74 @@
+// A front's session channel (docs/fleet.md, "Front to node"): once the customer asked for a
+// shell or a command, it asks the broker for a connection to the node that runs the domain,
+// logs in there for the customer (node_client.h) and relays the channel both ways: data
+// bounded by each side's window and a cap, EOF, window changes, the exit status, the close.
+// The node does everything else, so customers see no difference.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "gateway/session/broker_client.h"
+#include "gateway/session/channel_core.h"
+#include "gateway/session/customer_session.h"
+#include "gateway/session/node_client.h"
+#include "gateway/session/output_queue.h"
+#include "gateway/session/terminal.h"
+
+namespace xcg::gateway {
+
+class NodeRelay final : public ChannelCore {
+ public:
+  struct Setup {
+    ssh_key front_key = nullptr;       // borrowed: the session keeps it
+    ssh_event event = nullptr;         // the transport's: the node's session is polled with it
+    std::chrono::seconds timeout{10};  // from the shell request to the node's channel
+  };
+
+  NodeRelay(Terminal& terminal, BrokerClient& broker, Customer customer, Setup setup);
+  ~NodeRelay() override;
+  NodeRelay(const NodeRelay&) = delete;
+  NodeRelay& operator=(const NodeRelay&) = delete;
+
+  void pty(const PtySize& size) override;
+  void window_changed(const PtySize& size) override;
+  bool start_shell() override;
+  bool start_exec(std::string_view command) override;
+  void input(std::string_view bytes, Clock::time_point now) override;
+  void input_ended() override { input_ended_ = true; }
+  void hung_up() override { hung_up_ = true; }
+  void step(Clock::time_point now) override;
+  bool started() const override { return started_; }
+  bool over() const override { return state_ == State::over; }
+
+ private:
+  enum class State { idle, starting, relaying, finishing, over };
+  void connect();
+  Result<NodeChannel> open_channel();
+  void check_revoked();
+  void to_node();
+  void from_node();
+  void check_node_end();
+  void flush();
+  void finish(int exit_status, const std::string& line = {});
+  void close_node();
+  void say(const std::string& line);
+
+  Terminal& terminal_;
+  BrokerClient& broker_;
+  Customer customer_;
+  Setup setup_;
+  State state_ = State::idle;
+  bool started_ = false;
+  std::optional<PtySize> pty_;
+  std::optional<std::string> command_;
+  std::string input_;  // customer bytes the node's window has not taken yet
+  bool input_ended_ = false;
+  bool eof_sent_ = false;
+  bool hung_up_ = false;
+  OutputQueue output_;
+  std::optional<NodeChannel> node_;
+  int final_status_ = 0;
+};
+
+}  // namespace xcg::gateway
