@@ -14,14 +14,14 @@ from etcd_cluster import etcd  # noqa: F401 (fixture)
 from test_keymap import attach, domains_yaml, xcg_keys
 
 
-def front_config(gw, etcd):
+def front_config(gw, etcd, name="front1"):
     return "\n".join([
         'listen: ["127.0.0.1:0"]',
         f"host_keys: [{json.dumps(str(gw.host_key_path))}]",
         f"audit_log: {json.dumps(str(gw.audit_path))}",
         "cluster:",
         f"  endpoints: {json.dumps(etcd.endpoints)}",
-        "  node: front1",
+        f"  node: {name}",
         "  role: front",
     ]) + "\n"
 
