@@ -183,6 +183,7 @@ class Broker : private RequestHandler {
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
   std::string status_report() const;
+  std::string cluster_view() const;  // `xcg ctl cluster` (cluster_report.h)
   std::string kick(const std::string& target);
 
   EventLoop loop_;

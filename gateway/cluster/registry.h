@@ -41,6 +41,9 @@ class RegistryWriter {
   bool registered() const { return registered_; }  // nodes/<node> is up under the current lease
   bool holds(const std::string& domain) const { return held_.contains(domain); }
   int64_t lease() const { return lease_ ? lease_->id() : 0; }
+  int64_t lease_ttl() const { return lease_ttl_s_; }
+  // The domain records this node wrote and still holds: domain -> mod_revision of its write.
+  const std::map<std::string, int64_t>& held() const { return held_; }
 
  private:
   void on_lease(int64_t lease);
@@ -55,6 +58,7 @@ class RegistryWriter {
   std::string prefix_;
   std::string node_;
   NodeInfo info_;
+  int64_t lease_ttl_s_;
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
   std::set<std::string> wanted_;         // claimed or offered, not released since
   bool registered_ = false;

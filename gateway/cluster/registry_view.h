@@ -30,6 +30,8 @@ class RegistryView {
   std::optional<NodeRoute> lookup(const std::string& domain) const;
   // Both prefixes have been read once: a lookup's "no" means no.
   bool ready() const { return nodes_ready_ && domains_ready_; }
+  const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }         // by node name
+  const std::map<std::string, std::string>& domains() const { return domains_; }  // domain -> node
 
  private:
   std::string nodes_prefix_;

@@ -188,6 +188,26 @@ TEST_CASE("an endpoint nobody listens on is skipped", "[etcd]") {
   CHECK(read(loop, client, "/t/f").kvs.at(0).value == "v");
 }
 
+TEST_CASE("each endpoint's health: failing since when and why, answering, not asked yet", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for({"http://127.0.0.1:1", cluster.endpoint(0), "http://127.0.0.1:2"}));
+  auto before = std::chrono::system_clock::now();
+  write(loop, client, "/t/f", "v");
+  const auto& health = client.endpoint_health();
+  REQUIRE(health.size() == 3);
+  CHECK(health[0].url == "http://127.0.0.1:1");
+  CHECK_FALSE(health[0].answered);
+  REQUIRE(health[0].failing_since);
+  CHECK(*health[0].failing_since >= before - 1s);
+  CHECK_FALSE(health[0].last_error.empty());
+  CHECK(health[1].answered);
+  CHECK_FALSE(health[1].failing_since);
+  CHECK_FALSE(health[2].answered);
+  CHECK_FALSE(health[2].failing_since);
+  CHECK(client.current_endpoint() == 1);
+}
+
 TEST_CASE("endpoints: https anywhere, plain http only on loopback", "[etcd_json]") {
   CHECK(check_endpoints({"https://10.0.0.1:2379", "http://127.0.0.1:2379", "http://[::1]:2379"}));
   CHECK_FALSE(check_endpoints({}));
