@@ -41,4 +41,9 @@ void FleetLink::domain_presence(const std::string& domain, HubDirectory::Presenc
   }
 }
 
+void FleetLink::leave(std::function<void()> done) {
+  if (!writer_) return done();
+  writer_->leave(std::move(done));
+}
+
 }  // namespace xcg::gateway

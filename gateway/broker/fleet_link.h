@@ -3,6 +3,7 @@
 // domains; on a front, the registry's view, which routes a customer's domain to its node.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -34,6 +35,8 @@ class FleetLink {
   // A node's domain: claimed when it runs here, offered when it does not, released when a
   // reload removes it. A record stays while its domain is shut off: its menu is here.
   void domain_presence(const std::string& domain, HubDirectory::Presence presence);
+  // On a node, RegistryWriter::leave; on a front, `done` at once.
+  void leave(std::function<void()> done);
 
  private:
   EtcdClient client_;

@@ -107,4 +107,11 @@ void RegistryWriter::recheck() {
   for (const auto& [domain, mod_revision] : held_) write_claim(domain, mod_revision);
 }
 
+void RegistryWriter::leave(std::function<void()> done) {
+  lease_->revoke([node = node_, done = std::move(done)] {
+    log::info("registry: node {} left: its lease is revoked", node);
+    done();
+  });
+}
+
 }  // namespace xcg

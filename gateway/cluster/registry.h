@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -37,6 +38,10 @@ class RegistryWriter {
   // Writes each held record again against the revision of this node's last write: one that
   // another node has taken meanwhile is refused, and let go.
   void recheck();
+  // The node stops: its lease is revoked, so nodes/<node> goes at once (fronts stop routing to
+  // it) rather than when the TTL runs out. `done` once etcd has answered. Its domain records
+  // stay, as for a node that died.
+  void leave(std::function<void()> done);
 
   bool registered() const { return registered_; }  // nodes/<node> is up under the current lease
   bool holds(const std::string& domain) const { return held_.contains(domain); }

@@ -127,6 +127,23 @@ TEST_CASE("a lease etcd lost is granted again and its owner told", "[etcd]") {
   CHECK(lease->id() == leases[1]);
 }
 
+TEST_CASE("a revoked lease takes its key at once and is not granted again", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster.endpoints()));
+  std::vector<int64_t> leases;
+  auto lease = client.keep_lease(30, [&](int64_t id) { leases.push_back(id); });
+  REQUIRE(loop.run_until([&] { return !leases.empty(); }, 5s));
+  write(loop, client, "/t/node", "up", leases.back());
+  bool revoked = false;
+  lease->revoke([&] { revoked = true; });
+  REQUIRE(loop.run_until([&] { return revoked; }, 5s));
+  CHECK(read(loop, client, "/t/node").kvs.empty());  // not after the 30 s TTL
+  CHECK(lease->id() == 0);
+  loop.run_until([] { return false; }, 300ms);
+  CHECK(leases.size() == 1);
+}
+
 TEST_CASE("a watch delivers a snapshot, then puts and deletes in order", "[etcd]") {
   EtcdCluster cluster(1);
   EventLoop loop;
