@@ -17,8 +17,6 @@
 
 namespace xcg::gateway {
 
-EtcdSettings etcd_settings(const config::ClusterSettings& cluster);
-
 class FleetLink {
  public:
   // `self` is what a node publishes in nodes/<node>; unused on a front. Throws on bad settings.
