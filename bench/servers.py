@@ -159,11 +159,12 @@ class XcgServer(Server):
     name = "xcg"
     label = "xcg"
 
-    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None, web=False):
+    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None, web=False, extra=()):
         """direct: the built-in fake guest on xcg's own pty, read by the hub as a Xen console
         is, instead of the shared guests behind a console client. For comparison only: those
         are not the guests the baseline serves. binary, name: another xcg build to measure in
-        the same run (before/after a change)."""
+        the same run (before/after a change). extra: more top-level YAML lines (a fleet's
+        `cluster:` and `fronts:`)."""
         self.binary = Path(binary) if binary else build / "xcg"
         self.layout = layout
         self.domains = domains  # [(name, public key line)]
@@ -178,6 +179,7 @@ class XcgServer(Server):
         self.control_socket = layout.xcg / f"{self.name}.sock"
         self.web = web
         self.web_port = 0
+        self.extra = list(extra)
 
     def write_config(self):
         q = json.dumps  # JSON strings are valid YAML scalars
@@ -200,6 +202,7 @@ class XcgServer(Server):
             "  autostart: true",
             "  shutdown_grace_ms: 2000",
             *self.web_config(),
+            *self.extra,
             "domains:",
         ]
         for name, key in self.domains:

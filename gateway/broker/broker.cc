@@ -214,7 +214,7 @@ void Broker::on_signal() {
       continue;
     }
     log::info("signal {}: shutting down", info.ssi_signo);
-    loop_.stop();
+    shut_down();
   }
 }
 

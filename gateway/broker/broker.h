@@ -88,6 +88,8 @@ class Broker : private RequestHandler {
   void open_signals();
   void watch_signals();
   void on_signal();
+  // Stops the loop; a fleet's node first leaves the fleet, for at most kLeaveTimeout.
+  void shut_down();
   void watch_listener(const Listener& l);
   void on_accept(int listen_fd, ListenerKind kind);
   void accept_one(UniqueFd tcp, ListenerKind kind);
@@ -169,6 +171,7 @@ class Broker : private RequestHandler {
     std::string text;  // what changed, or every problem found
   };
   static constexpr auto kRevokeGrace = std::chrono::milliseconds(500);  // revoke, then SIGKILL
+  static constexpr auto kLeaveTimeout = std::chrono::milliseconds(1000);
   ReloadResult reload(std::string_view trigger);
   ReloadResult apply_config(std::string_view trigger);
   unsigned apply_rights();
@@ -183,6 +186,7 @@ class Broker : private RequestHandler {
   std::string handle_control(const std::string& request);
   std::string list_sessions() const;
   std::string status_report() const;
+  std::string cluster_view() const;  // `xcg ctl cluster` (cluster_report.h)
   std::string kick(const std::string& target);
 
   EventLoop loop_;
@@ -206,6 +210,7 @@ class Broker : private RequestHandler {
   std::chrono::steady_clock::time_point last_drop_log_{};
   ipc::Hello hello_;  // what every session is told first
   UniqueFd signal_fd_;
+  EventLoop::Timer leaving_;  // set once a stop has begun leaving the fleet
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ConfigWatch> config_watch_;
   // With `cluster:`: the files' config (config_ is it with etcd's keys), and the key map

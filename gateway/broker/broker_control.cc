@@ -7,6 +7,7 @@
 
 #include "base/text.h"
 #include "gateway/broker/broker.h"
+#include "gateway/broker/cluster_report.h"
 
 namespace xcg::gateway {
 
@@ -15,13 +16,14 @@ std::string Broker::handle_control(const std::string& request) {
   std::string arg = request.size() > cmd.size() ? request.substr(cmd.size() + 1) : "";
   if (cmd == "sessions" && arg.empty()) return list_sessions();
   if (cmd == "status" && arg.empty()) return status_report();
+  if (cmd == "cluster" && arg.empty()) return cluster_view();
   if (cmd == "kick" && !arg.empty()) return kick(arg);
   if (cmd == "weblink") return control_weblink(arg);
   if (cmd == "reload" && arg.empty()) {
     auto r = reload("xcg ctl reload");
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
-  return "error: unknown request; use sessions, status, kick DOMAIN|SESSION, reload, weblink DOMAIN "
+  return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, weblink DOMAIN "
          "[--readonly] [--ttl S]";
 }
 
@@ -48,6 +50,11 @@ std::string Broker::status_report() const {
                        viewers);
   }
   return out;
+}
+
+std::string Broker::cluster_view() const {
+  if (!config_->cluster || !fleet_) return "no cluster: section; this broker serves its own domains alone\n";
+  return cluster_report(*config_->cluster, *fleet_, key_feed_.get(), etcd_keys_);
 }
 
 std::string Broker::kick(const std::string& target) {

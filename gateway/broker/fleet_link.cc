@@ -2,19 +2,12 @@
 
 #include <utility>
 
+#include "gateway/cluster/etcd_config.h"
+
 namespace xcg::gateway {
 
-EtcdSettings etcd_settings(const config::ClusterSettings& cluster) {
-  EtcdSettings s;
-  s.endpoints = cluster.endpoints;
-  s.ca_file = cluster.ca_file;
-  s.cert_file = cluster.cert_file;
-  s.key_file = cluster.key_file;
-  return s;
-}
-
 FleetLink::FleetLink(EventLoop& loop, const config::ClusterSettings& cluster, NodeInfo self)
-    : client_(loop, etcd_settings(cluster)) {
+    : client_(loop, etcd_settings_of(cluster)) {
   if (cluster.role == config::ClusterRole::front)
     view_ = std::make_unique<RegistryView>(client_, cluster.prefix);
   else
@@ -39,6 +32,11 @@ void FleetLink::domain_presence(const std::string& domain, HubDirectory::Presenc
       writer_->release(domain);
       return;
   }
+}
+
+void FleetLink::leave(std::function<void()> done) {
+  if (!writer_) return done();
+  writer_->leave(std::move(done));
 }
 
 }  // namespace xcg::gateway

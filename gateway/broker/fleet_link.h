@@ -3,6 +3,7 @@
 // domains; on a front, the registry's view, which routes a customer's domain to its node.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -16,8 +17,6 @@
 
 namespace xcg::gateway {
 
-EtcdSettings etcd_settings(const config::ClusterSettings& cluster);
-
 class FleetLink {
  public:
   // `self` is what a node publishes in nodes/<node>; unused on a front. Throws on bad settings.
@@ -26,10 +25,16 @@ class FleetLink {
   FleetLink& operator=(const FleetLink&) = delete;
 
   EtcdClient& etcd() { return client_; }
-  const RegistryView* registry() const { return view_.get(); }  // a front's; null on a node
+  const EtcdClient& etcd() const { return client_; }
+  const RegistryView* registry() const { return view_.get(); }     // a front's; null on a node
+  const RegistryWriter* writer() const { return writer_.get(); }   // a node's; null on a front
+  const std::set<std::string>& domains() const { return known_; }  // a node's, as last told
+  bool runs_here(const std::string& domain) const { return running_.contains(domain); }
   // A node's domain: claimed when it runs here, offered when it does not, released when a
   // reload removes it. A record stays while its domain is shut off: its menu is here.
   void domain_presence(const std::string& domain, HubDirectory::Presence presence);
+  // On a node, RegistryWriter::leave; on a front, `done` at once.
+  void leave(std::function<void()> done);
 
  private:
   EtcdClient client_;

@@ -36,6 +36,11 @@ bool worth_another_endpoint(const Result<HttpResponse>& r) {
   return r->status == 503;
 }
 
+std::string failure_text(const Result<HttpResponse>& r) {
+  if (!r) return r.error().message;
+  return "etcd: " + etcd_json::error_message(r->body);
+}
+
 template <class T>
 EtcdReply<std::string> parsed(EtcdReply<T> done, Result<T> (*parse)(std::string_view)) {
   return [done = std::move(done), parse](Result<std::string> body) {
@@ -71,6 +76,7 @@ Result<void> check_endpoints(const std::vector<std::string>& endpoints) {
 EtcdClient::EtcdClient(EventLoop& loop, EtcdSettings settings)
     : loop_(loop), settings_(std::move(settings)), multi_(loop) {
   if (auto ok = check_endpoints(settings_.endpoints); !ok) throw std::invalid_argument(ok.error().message);
+  for (const auto& url : settings_.endpoints) health_.push_back(EndpointHealth{url});
 }
 
 EtcdClient::~EtcdClient() = default;
@@ -99,8 +105,10 @@ void EtcdClient::attempt(uint64_t id) {
 void EtcdClient::attempted(uint64_t id, size_t index, Result<HttpResponse> response) {
   auto it = pending_.find(id);
   if (worth_another_endpoint(response)) {
-    endpoint_failed(index);
+    endpoint_failed(index, failure_text(response));
     if (it->second->tries < settings_.endpoints.size()) return attempt(id);
+  } else {
+    endpoint_answered(index);
   }
   std::unique_ptr<Pending> p = std::move(it->second);
   pending_.erase(it);
@@ -111,7 +119,16 @@ void EtcdClient::attempted(uint64_t id, size_t index, Result<HttpResponse> respo
   p->done(std::move(response->body));
 }
 
-void EtcdClient::endpoint_failed(size_t index) {
+void EtcdClient::endpoint_answered(size_t index) {
+  health_[index].answered = true;
+  health_[index].failing_since.reset();
+}
+
+void EtcdClient::endpoint_failed(size_t index, const std::string& why) {
+  EndpointHealth& h = health_[index];
+  h.answered = false;
+  h.last_error = why;
+  if (!h.failing_since) h.failing_since = std::chrono::system_clock::now();
   if (index != current_) return;
   current_ = (current_ + 1) % settings_.endpoints.size();
   if (settings_.endpoints.size() > 1)

@@ -36,6 +36,14 @@ struct EtcdSettings {
 // Whether the endpoints are usable: some, each http(s)://host:port, plain http on loopback only.
 Result<void> check_endpoints(const std::vector<std::string>& endpoints);
 
+// How one endpoint has been answering, for the operator (`xcg ctl cluster`).
+struct EndpointHealth {
+  std::string url;
+  bool answered = false;  // its last answer, if any, came after its last failure
+  std::optional<std::chrono::system_clock::time_point> failing_since;  // while it fails
+  std::string last_error;                                              // kept once it answers again
+};
+
 template <class T>
 using EtcdReply = std::function<void(Result<T>)>;
 
@@ -76,9 +84,10 @@ class EtcdClient {
   [[nodiscard]] std::unique_ptr<HttpCall> stream(const std::string& path, std::string body,
                                                  HttpCall::OnData on_data, HttpCall::OnDone on_done,
                                                  size_t& index);
-  // The endpoint `index` failed: move on from it, unless another failure already did.
-  void endpoint_failed(size_t index);
+  // The endpoint `index` failed (`why`): move on from it, unless another failure already did.
+  void endpoint_failed(size_t index, const std::string& why);
   size_t current_endpoint() const { return current_; }
+  const std::vector<EndpointHealth>& endpoint_health() const { return health_; }
   EventLoop& loop() { return loop_; }
 
  private:
@@ -86,12 +95,14 @@ class EtcdClient {
   void call(std::string path, std::string body, EtcdReply<std::string> done);
   void attempt(uint64_t id);
   void attempted(uint64_t id, size_t index, Result<HttpResponse> response);
+  void endpoint_answered(size_t index);
   HttpRequest request(const std::string& path, std::string body, std::chrono::milliseconds timeout) const;
 
   EventLoop& loop_;
   EtcdSettings settings_;
   CurlMulti multi_;
   size_t current_ = 0;
+  std::vector<EndpointHealth> health_;  // one per endpoint, in the same order
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Pending>> pending_;
 };

@@ -22,7 +22,7 @@ void EtcdLease::later(void (EtcdLease::*step)()) {
 
 void EtcdLease::grant() {
   client_.lease_grant(ttl_s_, [this, alive = std::weak_ptr<int>(alive_)](Result<LeaseGrant> r) {
-    if (alive.expired()) return;
+    if (alive.expired() || revoked_) return;
     if (!r) {
       log::warn("etcd: granting a lease failed: {}", r.error().message);
       return later(&EtcdLease::grant);
@@ -35,7 +35,7 @@ void EtcdLease::grant() {
 
 void EtcdLease::refresh() {
   client_.lease_keepalive(id_, [this, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
-    if (alive.expired()) return;
+    if (alive.expired() || revoked_) return;
     if (!ttl) {
       log::warn("etcd: keeping lease {:x} alive failed: {}", id_, ttl.error().message);
       return later(&EtcdLease::refresh);
@@ -44,6 +44,17 @@ void EtcdLease::refresh() {
     log::warn("etcd: lease {:x} expired; granting a new one", id_);
     id_ = 0;
     grant();
+  });
+}
+
+void EtcdLease::revoke(std::function<void()> done) {
+  revoked_ = true;
+  timer_.reset();
+  int64_t id = std::exchange(id_, 0);
+  if (id == 0) return done();
+  client_.lease_revoke(id, [id, done = std::move(done)](Result<void> r) {
+    if (!r) log::warn("etcd: revoking lease {:x} failed: {}", id, r.error().message);
+    done();
   });
 }
 

@@ -22,6 +22,9 @@ class EtcdLease {
   ~EtcdLease();  // stops the keepalives; etcd drops the lease when its TTL runs out
 
   int64_t id() const { return id_; }  // 0 while there is none
+  // Stops the keepalives and has etcd drop the lease now, with every key under it; `done` once
+  // etcd has answered, or at once when there is no lease. No lease is granted after it.
+  void revoke(std::function<void()> done);
 
  private:
   void grant();
@@ -32,6 +35,7 @@ class EtcdLease {
   int64_t ttl_s_;
   std::function<void(int64_t)> on_change_;
   int64_t id_ = 0;
+  bool revoked_ = false;
   EventLoop::Timer timer_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
 };

@@ -117,7 +117,7 @@ void EtcdWatch::on_closed(Result<HttpResponse> outcome) {
       outcome ? "closed with status " + std::to_string(outcome->status) : outcome.error().message;
   log::warn("etcd watch on {}: stream ended ({}); resuming from revision {}", prefix_, why, next_revision_);
   stream_.reset();
-  client_.endpoint_failed(endpoint_);
+  client_.endpoint_failed(endpoint_, why);
   again_later();
 }
 

@@ -1,5 +1,6 @@
 #include "gateway/cluster/key_map_feed.h"
 
+#include <algorithm>
 #include <set>
 
 #include "base/log.h"
@@ -34,6 +35,7 @@ void KeyMapFeed::on_snapshot(const RangeResult& r) {
   kvs_.clear();
   for (const auto& kv : r.kvs) kvs_[kv.key] = kv;
   loaded_ = true;
+  revision_ = r.revision;
   publish(nullptr);
 }
 
@@ -41,6 +43,7 @@ void KeyMapFeed::on_events(const std::vector<WatchEvent>& events) {
   std::set<std::string> changed;
   for (const auto& e : events) {
     changed.insert(e.kv.key);
+    revision_ = std::max(revision_, e.kv.mod_revision);
     if (e.type == WatchEvent::Type::del) kvs_.erase(e.kv.key);
     else kvs_[e.kv.key] = e.kv;
   }

@@ -23,6 +23,8 @@ class KeyMapFeed {
   KeyMapFeed& operator=(const KeyMapFeed&) = delete;
 
   bool loaded() const { return loaded_; }  // a first snapshot has been handed over
+  // The store's revision the last map handed over is from; 0 before the first.
+  int64_t revision() const { return revision_; }
 
  private:
   void on_snapshot(const RangeResult& r);
@@ -37,6 +39,7 @@ class KeyMapFeed {
   OnChange on_change_;
   std::map<std::string, KeyValue> kvs_;  // by etcd key
   bool loaded_ = false;
+  int64_t revision_ = 0;
   size_t key_count_ = 0;      // in the last map handed over
   unsigned down_checks_ = 0;  // checks in a row that found the watch down
   std::unique_ptr<EtcdWatch> watch_;

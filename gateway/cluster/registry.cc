@@ -8,7 +8,11 @@ namespace xcg {
 
 RegistryWriter::RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info,
                                int64_t lease_ttl_s)
-    : client_(client), prefix_(std::move(prefix)), node_(std::move(node)), info_(std::move(info)) {
+    : client_(client),
+      prefix_(std::move(prefix)),
+      node_(std::move(node)),
+      info_(std::move(info)),
+      lease_ttl_s_(lease_ttl_s) {
   lease_ = client_.keep_lease(lease_ttl_s, [this](int64_t lease) { on_lease(lease); });
 }
 
@@ -101,6 +105,13 @@ void RegistryWriter::release(const std::string& domain) {
 
 void RegistryWriter::recheck() {
   for (const auto& [domain, mod_revision] : held_) write_claim(domain, mod_revision);
+}
+
+void RegistryWriter::leave(std::function<void()> done) {
+  lease_->revoke([node = node_, done = std::move(done)] {
+    log::info("registry: node {} left: its lease is revoked", node);
+    done();
+  });
 }
 
 }  // namespace xcg

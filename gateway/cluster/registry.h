@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -37,10 +38,17 @@ class RegistryWriter {
   // Writes each held record again against the revision of this node's last write: one that
   // another node has taken meanwhile is refused, and let go.
   void recheck();
+  // The node stops: its lease is revoked, so nodes/<node> goes at once (fronts stop routing to
+  // it) rather than when the TTL runs out. `done` once etcd has answered. Its domain records
+  // stay, as for a node that died.
+  void leave(std::function<void()> done);
 
   bool registered() const { return registered_; }  // nodes/<node> is up under the current lease
   bool holds(const std::string& domain) const { return held_.contains(domain); }
   int64_t lease() const { return lease_ ? lease_->id() : 0; }
+  int64_t lease_ttl() const { return lease_ttl_s_; }
+  // The domain records this node wrote and still holds: domain -> mod_revision of its write.
+  const std::map<std::string, int64_t>& held() const { return held_; }
 
  private:
   void on_lease(int64_t lease);
@@ -55,6 +63,7 @@ class RegistryWriter {
   std::string prefix_;
   std::string node_;
   NodeInfo info_;
+  int64_t lease_ttl_s_;
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
   std::set<std::string> wanted_;         // claimed or offered, not released since
   bool registered_ = false;

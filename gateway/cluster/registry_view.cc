@@ -42,12 +42,12 @@ RegistryView::RegistryView(EtcdClient& client, const std::string& prefix)
       client.watch(domains_prefix_, 0, mirror(domains_, domains_ready_, domains_prefix_, &node_name));
 }
 
-std::optional<NodeRoute> RegistryView::lookup(const std::string& domain) const {
+std::optional<RegisteredNode> RegistryView::lookup(const std::string& domain) const {
   auto d = domains_.find(domain);
   if (d == domains_.end()) return std::nullopt;
   auto n = nodes_.find(d->second);
   if (n == nodes_.end()) return std::nullopt;
-  return NodeRoute{n->first, n->second.address, n->second.host_key_fingerprint};
+  return RegisteredNode{n->first, n->second.address, n->second.host_key_fingerprint};
 }
 
 }  // namespace xcg

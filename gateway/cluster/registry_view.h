@@ -14,7 +14,8 @@
 
 namespace xcg {
 
-struct NodeRoute {
+// The node recorded for a domain, as nodes/<node> registers it.
+struct RegisteredNode {
   std::string node;
   std::string address;               // host:port of its SSH listener
   std::string host_key_fingerprint;  // pin the node's host key to this
@@ -26,10 +27,12 @@ class RegistryView {
   RegistryView(const RegistryView&) = delete;  // its watches hold references into it
   RegistryView& operator=(const RegistryView&) = delete;
 
-  // The route to the node recorded for `domain`, if that node is registered (alive) too.
-  std::optional<NodeRoute> lookup(const std::string& domain) const;
+  // The node recorded for `domain`, if that node is registered (alive) too.
+  std::optional<RegisteredNode> lookup(const std::string& domain) const;
   // Both prefixes have been read once: a lookup's "no" means no.
   bool ready() const { return nodes_ready_ && domains_ready_; }
+  const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }         // by node name
+  const std::map<std::string, std::string>& domains() const { return domains_; }  // domain -> node
 
  private:
   std::string nodes_prefix_;

@@ -46,8 +46,8 @@ def reach(front, domain):
 
 @pytest.fixture
 def fleet(make_gateway, etcd, keys, tmp_path):
-    """The front (web1 on node-a, web2 on node-b); the key map has web1's, web2's and web3's keys,
-    and no node runs web3."""
+    """The front (web1 on node-a, web2 on node-b, each with a 30 s lease); the key map has web1's,
+    web2's and web3's keys, and no node runs web3."""
     directory = tmp_path / "front"
     directory.mkdir()
     front = Gateway(directory, keys)
@@ -56,7 +56,7 @@ def fleet(make_gateway, etcd, keys, tmp_path):
     try:
         trusted = [public_line(front.host_key_path)]
         nodes = [make_gateway(domains={name: {}},
-                              extra={"cluster": {"endpoints": etcd.endpoints, "node": node},
+                              extra={"cluster": {"endpoints": etcd.endpoints, "node": node, "lease_ttl": "30s"},
                                      "fronts": trusted})
                  for node, name in (("node-a", "web1"), ("node-b", "web2"))]
         path = tmp_path / "keys.yaml"
@@ -95,6 +95,20 @@ def test_a_domain_no_node_runs_is_refused_with_a_line(fleet):
     result = front.ssh("web3", "web3", "status")
     assert result.returncode == 1, describe(result)
     assert "web3 is not running on any node" in result.stderr
+
+
+def test_a_stopped_node_is_routed_nowhere_at_once(fleet):
+    """A node revokes its lease as it stops, so the front stops routing to it well before the
+    lease's 30 s would have run out."""
+    front, nodes = fleet
+    assert nodes[0].stop() == 0
+    tries = []
+
+    def refused():
+        tries.append(front.ssh("web1", "web1", "status"))
+        return "web1 is not running on any node" in tries[-1].stderr
+    wait_for(refused, 5, "the front to route web1 nowhere")
+    assert front.ssh("web2", "web2", "status").returncode == 0  # the other node still serves
 
 
 def test_console_with_replay_and_who_through_the_front(fleet):

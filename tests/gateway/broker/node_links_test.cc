@@ -13,7 +13,6 @@
 #include "gateway/broker/node_links.h"
 #include "gateway/broker/registry_directory.h"
 
-// Not `using namespace xcg`: the registry has a NodeRoute of its own there.
 using namespace xcg::gateway;
 using xcg::EventLoop;
 using xcg::UniqueFd;

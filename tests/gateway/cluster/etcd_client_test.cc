@@ -127,6 +127,23 @@ TEST_CASE("a lease etcd lost is granted again and its owner told", "[etcd]") {
   CHECK(lease->id() == leases[1]);
 }
 
+TEST_CASE("a revoked lease takes its key at once and is not granted again", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster.endpoints()));
+  std::vector<int64_t> leases;
+  auto lease = client.keep_lease(30, [&](int64_t id) { leases.push_back(id); });
+  REQUIRE(loop.run_until([&] { return !leases.empty(); }, 5s));
+  write(loop, client, "/t/node", "up", leases.back());
+  bool revoked = false;
+  lease->revoke([&] { revoked = true; });
+  REQUIRE(loop.run_until([&] { return revoked; }, 5s));
+  CHECK(read(loop, client, "/t/node").kvs.empty());  // not after the 30 s TTL
+  CHECK(lease->id() == 0);
+  loop.run_until([] { return false; }, 300ms);
+  CHECK(leases.size() == 1);
+}
+
 TEST_CASE("a watch delivers a snapshot, then puts and deletes in order", "[etcd]") {
   EtcdCluster cluster(1);
   EventLoop loop;
@@ -186,6 +203,26 @@ TEST_CASE("an endpoint nobody listens on is skipped", "[etcd]") {
   EtcdClient client(loop, settings_for({"http://127.0.0.1:1", cluster.endpoint(0)}));
   CHECK(write(loop, client, "/t/f", "v") > 0);
   CHECK(read(loop, client, "/t/f").kvs.at(0).value == "v");
+}
+
+TEST_CASE("each endpoint's health: failing since when and why, answering, not asked yet", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for({"http://127.0.0.1:1", cluster.endpoint(0), "http://127.0.0.1:2"}));
+  auto before = std::chrono::system_clock::now();
+  write(loop, client, "/t/f", "v");
+  const auto& health = client.endpoint_health();
+  REQUIRE(health.size() == 3);
+  CHECK(health[0].url == "http://127.0.0.1:1");
+  CHECK_FALSE(health[0].answered);
+  REQUIRE(health[0].failing_since);
+  CHECK(*health[0].failing_since >= before - 1s);
+  CHECK_FALSE(health[0].last_error.empty());
+  CHECK(health[1].answered);
+  CHECK_FALSE(health[1].failing_since);
+  CHECK_FALSE(health[2].answered);
+  CHECK_FALSE(health[2].failing_since);
+  CHECK(client.current_endpoint() == 1);
 }
 
 TEST_CASE("endpoints: https anywhere, plain http only on loopback", "[etcd_json]") {
