@@ -2,7 +2,8 @@
 sim node and one front with `web:`. Links are the front's (`xcg ctl weblink` there, `ssh
 web1@front weblink`); the front's xcg-web reaches the node as the front's SSH sessions do and
 shows the node's console with its replay; typing reaches the guest unless the link is
-read-only; deleting the key that minted a link ends its browser session."""
+read-only; deleting the key that minted a link ends its browser session; the node's menu
+sends the customer to the front for a link."""
 
 import json
 import re
@@ -18,7 +19,7 @@ from etcd_cluster import etcd  # noqa: F401 (fixture)
 from test_front import front_config, public_line, reach
 from test_keymap import domains_yaml, xcg_keys
 from test_web_session import free_port, output_until
-from test_weblink import make_tls_pair
+from test_weblink import make_tls_pair, menu_weblink
 from web_client import BINARY, CLOSE, TEXT, close_reason, log_in
 
 BANNER = b"Booting fake guest web1"
@@ -126,3 +127,8 @@ def test_ssh_weblink_through_the_front_is_the_fronts_and_ends_with_its_key(web_f
         code, reason = close_reason(frames[-1][1])
         said = reason.encode() + b"".join(p for op, p in frames if op == BINARY)
         assert code == 1008 and b"access to web1 was revoked" in said, (code, said)
+
+
+def test_the_nodes_menu_sends_the_customer_to_the_front_for_a_link(web_fleet):
+    front, _ = web_fleet
+    assert "a link comes from the front: ssh DOMAIN@FRONT weblink" in menu_weblink(front)
