@@ -24,7 +24,7 @@ class NodeRelay final : public ChannelCore {
  public:
   struct Setup {
     ssh_key front_key = nullptr;       // borrowed: the session keeps it
-    ssh_event event = nullptr;         // the transport's: the node's session is polled with it (none: console_to_watch)
+    ssh_event event = nullptr;         // the transport's, which polls the node's session; or none
     std::chrono::seconds timeout{10};  // from the shell request to the node's channel
   };
 

@@ -16,8 +16,8 @@ std::shared_ptr<const config::Config> node(bool ro = false) {
   return config::parse_config(
       "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
       "  web1: {keys: [{key: '" +
-          kAlice + "', readonly: " + (ro ? "true" : "false") + "}]}\n  db: {}\n  quiet: {actions: [reboot]}\nfronts: ['" +
-          kBob + "']\n",
+          kAlice + "', readonly: " + (ro ? "true" : "false") +
+          "}]}\n  db: {}\n  quiet: {actions: [reboot]}\nfronts: ['" + kBob + "']\n",
       "t.yaml");
 }
 
@@ -76,7 +76,7 @@ TEST_CASE("front grant: a browser with no key behind it gets a domain that allow
   CHECK(grant->key == nullptr);
   CHECK(grant->readonly);
   CHECK(!front_grant(*c, front, user("db", "browser", "rw"))->readonly);
-  CHECK(!front_grant(*c, front, user("quiet", "browser", "rw")));   // no console there
+  CHECK(!front_grant(*c, front, user("quiet", "browser", "rw")));            // no console there
   CHECK(!front_grant(*c, key_of(*c, "web1"), user("db", "browser", "rw")));  // only a front
   CHECK(!front_grant(*c, front, user("web9", "browser", "rw")));
 }
