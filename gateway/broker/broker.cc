@@ -271,7 +271,7 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   SessionRecord s;
   s.id = next_session_id_++;
   s.kind = web ? SessionKind::web : SessionKind::ssh;
-  s.front = !web && config_->is_front();
+  s.front = config_->is_front();
   // Whoever may open a unix listener's socket file is a proxy the operator let in.
   s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
                           (is_unix(remote) || in_networks(host_of(remote), config_->web->trusted_proxies));

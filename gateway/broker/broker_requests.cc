@@ -177,7 +177,8 @@ ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::Authori
   auto grant = front_grant(*config_, front_key, req.user);
   if (!grant || front_key.type != req.key_type) return refuse_authorize(s, req, front_key.fingerprint());
   const auto& domain = *grant->domain;
-  std::string fingerprint = grant->key->key.fingerprint();
+  std::string fingerprint = grant->key ? grant->key->key.fingerprint() : std::string(kBrowserFingerprint);
+  std::string blob = grant->key ? grant->key->key.blob : "";
   if (!req.signature_ok) return grant_answer(domain, fingerprint, grant->readonly);
   if (!admission_.domain_has_room(domain.name)) {
     audit_.write(AuditEvent{"auth_failure",
@@ -191,7 +192,7 @@ ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::Authori
   }
   s.front_fingerprint = front_key.fingerprint();
   s.front_key_blob = front_key.blob;
-  accept_login(s, domain, fingerprint, grant->key->key.blob, grant->readonly);
+  accept_login(s, domain, fingerprint, blob, grant->readonly);
   return grant_answer(domain, fingerprint, grant->readonly);
 }
 

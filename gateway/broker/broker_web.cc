@@ -11,12 +11,15 @@
 #include "base/text.h"
 #include "config/public_key.h"
 #include "gateway/broker/broker.h"
+#include "gateway/broker/front_login.h"
 
 namespace xcg::gateway {
 namespace {
 
 constexpr size_t kMaxUserAgent = 200;
 constexpr std::string_view kNotConfigured = "the browser console is not configured on this gateway";
+constexpr std::string_view kThroughFront =
+    "through a front, a link comes from the front: ssh DOMAIN@FRONT weblink";
 
 std::string_view grant_kind_name(GrantKind k) { return k == GrantKind::link ? "link" : "panel"; }
 
@@ -76,11 +79,19 @@ std::string issuer_fingerprint(const std::string& blob) {
   return blob.empty() ? "" : config::PublicKey{.blob = blob}.fingerprint();
 }
 
+// What the session is told it logged in with. On a front, the name it gives the node: the key
+// that minted the link, so that the node holds the session to that key's rights, or none.
+std::string web_fingerprint(const SessionRecord& s, const Grant& grant, bool front) {
+  if (front) return s.fingerprint.empty() ? std::string(kBrowserFingerprint) : s.fingerprint;
+  return grant.kind == GrantKind::link ? "web link" : "web panel";
+}
+
 }  // namespace
 
 ipc::Hello Broker::web_hello(ListenerKind kind, bool trust_forwarded_for) const {
   ipc::Hello hello = hello_;
-  hello.host_keys_pem.clear();  // xcg-web has no use for the SSH host keys
+  // Only a front's xcg-web uses a host key: it logs in to the node with it.
+  if (!config_->is_front()) hello.host_keys_pem.clear();
   if (kind == ListenerKind::web_tls && web_tls_) {
     hello.tls_chain_pem = web_tls_->chain_pem;
     hello.tls_key_pem = web_tls_->key_pem;
@@ -125,7 +136,7 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
                            .domain = domain.name,
                            .console_on_login = true,
                            .actions = grant->readonly ? std::vector<config::Action>{} : domain.actions,
-                           .fingerprint = grant->kind == GrantKind::link ? "web link" : "web panel",
+                           .fingerprint = web_fingerprint(s, *grant, config_->is_front()),
                            .readonly = grant->readonly};
 }
 
@@ -183,6 +194,8 @@ Result<std::string> Broker::mint_link(const std::string& domain, bool readonly, 
 // and bound to that key, so that a reload that revokes the key revokes the link's session.
 void Broker::on(SessionRecord& s, const ipc::WeblinkReq&) {
   if (s.kind != SessionKind::ssh) return cut_off(s, "a browser console session asked for a link");
+  if (!s.front_fingerprint.empty())  // the front answers `weblink` itself; this is the menu's
+    return reply(s, ipc::WeblinkAns{false, std::string(kThroughFront)});
   unsigned ttl = config_->web ? config_->web->link_ttl_s : 0;
   auto link = mint_link(s.domain, s.readonly, std::chrono::seconds(ttl), s.key_blob);
   if (!link) {

@@ -25,6 +25,10 @@ std::optional<FrontGrant> front_grant(const config::Config& c, const config::Pub
   if (front == nullptr || !parsed) return std::nullopt;
   auto domain = c.domains.find(parsed->domain);
   if (domain == c.domains.end()) return std::nullopt;
+  if (parsed->fingerprint == kBrowserFingerprint) {
+    if (!domain->second.allows(config::Action::console)) return std::nullopt;
+    return FrontGrant{&domain->second, nullptr, parsed->readonly};
+  }
   for (const auto& k : domain->second.keys)
     if (k.key.fingerprint() == parsed->fingerprint)
       return FrontGrant{&domain->second, &k, parsed->readonly || k.readonly};

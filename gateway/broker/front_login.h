@@ -11,6 +11,10 @@
 namespace xcg::gateway {
 
 inline constexpr std::string_view kFrontUserPrefix = "xcg-front:";
+// The fingerprint a front names for a browser whose link no key minted (`xcg ctl weblink`, a
+// panel's token): the front vouches for it, as it does for a key's login, and the node grants
+// the console of a domain that allows it, with no key to revoke.
+inline constexpr std::string_view kBrowserFingerprint = "browser";
 
 struct FrontUser {
   std::string domain;
@@ -23,12 +27,13 @@ std::optional<FrontUser> parse_front_user(std::string_view user);
 
 struct FrontGrant {
   const config::Domain* domain = nullptr;
-  const config::DomainKey* key = nullptr;  // the customer's, in the domain's key map
+  const config::DomainKey* key = nullptr;  // the customer's, in the domain's key map; none for a browser
   bool readonly = false;                   // the narrower of the front's word and the key's
 };
 
 // Whether `front_key` (the key the login is signed with) may log in as `user`: the key is in
-// `fronts:`, the domain is this node's, and the fingerprint one of its keys.
+// `fronts:`, the domain is this node's, and the fingerprint one of its keys (or
+// kBrowserFingerprint, for a domain that allows the console).
 std::optional<FrontGrant> front_grant(const config::Config& c, const config::PublicKey& front_key,
                                       std::string_view user);
 

@@ -100,6 +100,8 @@ RightsChange rights_after_reload(const config::Config& fresh, const SessionRecor
   if (s.kind == SessionKind::web) return web_rights_after_reload(fresh, s);
   // Through a front: the node no longer trusting that front ends it, whatever the key map says.
   if (!s.front_key_blob.empty() && fresh.front_for_key(s.front_key_blob) == nullptr) return {.revoke = true};
+  // A front's browser with no key behind it: the console as long as the domain allows it.
+  if (s.key_blob.empty()) return web_rights_after_reload(fresh, s);
   const config::Domain* d = fresh.domain_for_key(s.key_blob);
   if (d == nullptr || d->name != s.domain) return {.revoke = true};
   const config::DomainKey* key = d->key_for(s.key_blob);

@@ -36,6 +36,8 @@ class ChannelCore {
   // A descriptor the transport watches for the core, and what it calls when it is readable.
   virtual std::optional<int> console_to_watch() const { return std::nullopt; }
   virtual void console_readable() {}
+  // How many consoles were attached so far: a new one may get the number of a closed one.
+  virtual unsigned console_attachments() const { return 0; }
   virtual void step(Clock::time_point now) = 0;
   virtual bool started() const = 0;
   // Nothing more to do: the terminal was ended, or the customer is gone.

@@ -59,7 +59,7 @@ class CustomerSession final : public ChannelCore {
   std::optional<int> console_to_watch() const override;
   // Consoles attached so far: tells a new console socket from an earlier one that had the same
   // number, for a transport that keeps the socket registered between steps (xcg-web's epoll).
-  unsigned console_attachments() const { return console_attachments_; }
+  unsigned console_attachments() const override { return console_attachments_; }
   bool started() const override { return started_; }
   // Nothing more to do: the terminal was ended, or the customer is gone.
   bool over() const override { return mode_ == Mode::over; }

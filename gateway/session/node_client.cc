@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -103,6 +104,16 @@ Result<void> start_channel(ssh_session session, ssh_channel channel, const NodeL
 }
 
 }  // namespace
+
+SshKey load_front_key(const std::vector<std::string>& host_keys_pem) {
+  for (const auto& pem : host_keys_pem) {
+    ssh_key raw = nullptr;
+    if (ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) continue;
+    SshKey key(raw);
+    if (ssh_key_type(key.get()) == SSH_KEYTYPE_ED25519) return key;
+  }
+  throw std::runtime_error("a front needs an Ed25519 host key");
+}
 
 std::string front_user(const std::string& domain, const std::string& fingerprint, bool readonly) {
   return fmt::format("xcg-front:{}:{}:{}", domain, fingerprint, readonly ? "ro" : "rw");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -23,6 +24,10 @@ struct NodeLogin {
   std::optional<PtySize> pty;
   std::optional<std::string> command;  // exec; none: a shell
 };
+
+// The front's own Ed25519 host key among its host keys (PEM), with which it logs in to nodes.
+// Throws std::runtime_error if there is none.
+SshKey load_front_key(const std::vector<std::string>& host_keys_pem);
 
 // The user name a node accepts from a front for one customer.
 std::string front_user(const std::string& domain, const std::string& fingerprint, bool readonly);

@@ -37,8 +37,27 @@ bool NodeRelay::start_shell() {
 
 bool NodeRelay::start_exec(std::string_view command) {
   if (!start_shell()) return false;
+  if (command == "weblink") {
+    answer_weblink();
+    return true;
+  }
   command_ = std::string(command.substr(0, 4096));
   return true;
+}
+
+// A link to the front, for the front's browser console; the node would give one to its own.
+void NodeRelay::answer_weblink() {
+  auto answer = broker_.weblink();
+  if (answer && answer->ok) {
+    output_.add(Stream::out, answer->text + "\n");
+    return finish(0);
+  }
+  finish(1, "xcg: " + (answer ? answer->text : answer.error().message) + "\n");
+}
+
+std::optional<int> NodeRelay::console_to_watch() const {
+  if (setup_.event != nullptr || !node_ || state_ != State::relaying) return std::nullopt;
+  return ssh_get_fd(node_->session.get());
 }
 
 void NodeRelay::input(std::string_view bytes, Clock::time_point) {
@@ -64,7 +83,7 @@ void NodeRelay::step(Clock::time_point) {
 
 void NodeRelay::check_revoked() {
   if (!broker_.revoked() || state_ == State::finishing || state_ == State::over) return;
-  finish(1, "\r\n[xcg: " + printable(*broker_.revoked()) + "]\r\n");
+  finish(1, "\r\n[xcg: " + printable(*broker_.revoked()) + "]\r\n", *broker_.revoked());
 }
 
 // --- the node's channel ------------------------------------------------------------------------
@@ -73,7 +92,7 @@ void NodeRelay::connect() {
   auto channel = open_channel();
   if (!channel) return finish(1, "xcg: " + channel.error().message + "\r\n");
   node_ = std::move(*channel);
-  if (ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
+  if (setup_.event != nullptr && ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
     return finish(1, "xcg: internal error\r\n");
   state_ = State::relaying;
 }
@@ -144,10 +163,11 @@ void NodeRelay::close_node() {
 
 void NodeRelay::say(const std::string& line) { output_.add(Stream::err, line); }
 
-void NodeRelay::finish(int exit_status, const std::string& line) {
+void NodeRelay::finish(int exit_status, const std::string& line, std::string reason) {
   close_node();
   say(line);
   final_status_ = exit_status;
+  final_reason_ = std::move(reason);
   state_ = State::finishing;
 }
 
@@ -159,7 +179,7 @@ void NodeRelay::flush() {
     return;
   }
   if (state_ != State::finishing || !output_.empty()) return;
-  terminal_.end(final_status_, "");
+  terminal_.end(final_status_, final_reason_);
   state_ = State::over;
 }
 

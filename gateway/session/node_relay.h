@@ -2,7 +2,10 @@
 // shell or a command, it asks the broker for a connection to the node that runs the domain,
 // logs in there for the customer (node_client.h) and relays the channel both ways: data
 // bounded by each side's window and a cap, EOF, window changes, the exit status, the close.
-// The node does everything else, so customers see no difference.
+// The node does everything else, so customers see no difference; only `weblink` is the front's
+// own (its links are to the front's public_url). xcg-web runs one too, for a browser on a
+// front: with no libssh event of its own, it watches the node's socket through
+// console_to_watch().
 #pragma once
 
 #include <optional>
@@ -21,7 +24,7 @@ class NodeRelay final : public ChannelCore {
  public:
   struct Setup {
     ssh_key front_key = nullptr;       // borrowed: the session keeps it
-    ssh_event event = nullptr;         // the transport's: the node's session is polled with it
+    ssh_event event = nullptr;         // the transport's, which polls the node's session; or none
     std::chrono::seconds timeout{10};  // from the shell request to the node's channel
   };
 
@@ -37,12 +40,14 @@ class NodeRelay final : public ChannelCore {
   void input(std::string_view bytes, Clock::time_point now) override;
   void input_ended() override { input_ended_ = true; }
   void hung_up() override { hung_up_ = true; }
+  std::optional<int> console_to_watch() const override;
   void step(Clock::time_point now) override;
   bool started() const override { return started_; }
   bool over() const override { return state_ == State::over; }
 
  private:
   enum class State { idle, starting, relaying, finishing, over };
+  void answer_weblink();
   void connect();
   Result<NodeChannel> open_channel();
   void check_revoked();
@@ -50,7 +55,7 @@ class NodeRelay final : public ChannelCore {
   void from_node();
   void check_node_end();
   void flush();
-  void finish(int exit_status, const std::string& line = {});
+  void finish(int exit_status, const std::string& line = {}, std::string reason = {});
   void close_node();
   void say(const std::string& line);
 
@@ -69,6 +74,7 @@ class NodeRelay final : public ChannelCore {
   OutputQueue output_;
   std::optional<NodeChannel> node_;
   int final_status_ = 0;
+  std::string final_reason_;  // for a transport that shows it apart (a WebSocket's close)
 };
 
 }  // namespace xcg::gateway

@@ -47,17 +47,6 @@ SshBind make_bind(const std::vector<std::string>& host_keys_pem) {
   return bind;
 }
 
-// A front logs in to nodes with its own Ed25519 host key (docs/fleet.md).
-SshKey front_key(const std::vector<std::string>& host_keys_pem) {
-  for (const auto& pem : host_keys_pem) {
-    ssh_key raw = nullptr;
-    if (ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) continue;
-    SshKey key(raw);
-    if (ssh_key_type(key.get()) == SSH_KEYTYPE_ED25519) return key;
-  }
-  throw std::runtime_error("a front needs an Ed25519 host key");
-}
-
 // The menu, commands and console; or, on a front, the relay to the domain's node.
 SshConnection::MakeCore core_maker(BrokerClient& broker, const ipc::Hello& hello, ssh_key key,
                                    ssh_event event) {
@@ -95,7 +84,7 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
 
 int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
   SshBind bind = make_bind(hello.host_keys_pem);
-  SshKey own_key = hello.front ? front_key(hello.host_keys_pem) : SshKey();
+  SshKey own_key = hello.front ? load_front_key(hello.host_keys_pem) : SshKey();
   wipe(hello.host_keys_pem);  // libssh holds the keys now
   SshSession session(ssh_new());
   if (!session) throw std::runtime_error("ssh_new failed");

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include <fmt/format.h>
+
 #include "base/text.h"
 #include "menu/commands.h"
 
@@ -98,6 +100,16 @@ std::string answer_web_command(const WebCommand& command, const Customer& custom
   if (command.kind == Kind::who) return who_frame(broker);
   auto log = broker.console_log(command.lines);
   return "log " + (log && log->ok ? menu::printable_lines(log->text, "\n") : printable(text_of(log)));
+}
+
+std::string not_relayed_frame(const WebCommand& command) {
+  constexpr std::string_view kText = "not available through a front yet";
+  switch (command.kind) {
+    case Kind::status: return fmt::format("status {}", kText);
+    case Kind::who: return fmt::format("who {}", kText);
+    case Kind::log: return fmt::format("log {}", kText);
+    default: return fmt::format("result {}", kText);
+  }
 }
 
 std::string refusal_frame(const Error& error) { return "result " + error.message; }

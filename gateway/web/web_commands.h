@@ -37,6 +37,10 @@ std::string hello_frame(const Customer& customer);
 // "log LINES" or "result TEXT".
 std::string answer_web_command(const WebCommand& command, const Customer& customer, BrokerClient& broker);
 
+// The answer to a command on a fleet's front, where only the console is relayed so far:
+// the frame its answer would be, saying so.
+std::string not_relayed_frame(const WebCommand& command);
+
 // The answer to a text frame that is no command.
 std::string refusal_frame(const Error& error);
 

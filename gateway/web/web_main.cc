@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/wipe.h"
 #include "gateway/session/broker_client.h"
+#include "gateway/session/node_relay.h"
 #include "gateway/session/sandbox.h"
 #include "gateway/session/session.h"
 #include "gateway/web/web_session.h"
@@ -20,7 +21,7 @@ namespace xcg::gateway::web {
 namespace {
 
 // The session's descriptors (4), Asio's epoll, eventfd and timerfd, SessionWatch's epoll and the
-// console socket, with room to spare.
+// console socket (on a front: the node's), with room to spare.
 constexpr int kMaxFds = 12;
 
 bool started_by_broker() {
@@ -29,13 +30,24 @@ bool started_by_broker() {
   return ::getsockopt(kSessionIpcFd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
 }
 
+// On a fleet's front the console is the node's, reached as the front's SSH sessions reach it
+// (docs/fleet.md, "Front to node"), with the front's key; nothing else has a host key.
+WebSession::MakeCore relay_maker(BrokerClient& broker, const SshKey& front_key) {
+  if (!front_key) return nullptr;
+  return [&broker, key = front_key.get()](Terminal& t, const Customer& c) -> std::unique_ptr<ChannelCore> {
+    return std::make_unique<NodeRelay>(t, broker, c, NodeRelay::Setup{key, nullptr});
+  };
+}
+
 int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
   auto url = parse_public_url(hello.public_url);
   if (!url) {
     log::error("bad public_url in the hello: {}", url.error().message);
     return kSetupFailed;
   }
-  WebSession session(broker, hello.idle_timeout_s);
+  SshKey front_key = hello.front ? load_front_key(hello.host_keys_pem) : SshKey();
+  wipe(hello.host_keys_pem);  // libssh holds the key now
+  WebSession session(broker, hello.idle_timeout_s, relay_maker(broker, front_key));
   TransportSettings settings{hello.tls_chain_pem, hello.tls_key_pem, *url, hello.trust_forwarded_for,
                              hello.login_grace_s};
   WebTransport transport(settings, broker, session);

@@ -4,6 +4,12 @@
 #include "gateway/web/web_commands.h"
 
 namespace xcg::gateway::web {
+namespace {
+
+// The node's console wants a terminal; its size does not travel (docs/web.md).
+const PtySize kRelayedPty{"xterm", 80, 24};
+
+}  // namespace
 
 bool WebSession::authorize(std::string_view token, bool text, std::string forwarded_for,
                            std::string user_agent) {
@@ -20,16 +26,28 @@ bool WebSession::authorize(std::string_view token, bool text, std::string forwar
     refuse();
     return false;
   }
-  // A web session always starts in the console (docs/web.md); Ctrl-] gives the menu. The
-  // broker accepts a token only for a domain that allows the console, but lists no actions for
-  // a read-only one: the console is implied.
-  customer_ = Customer{ans->domain, true, ans->actions, ans->readonly};
+  start(*ans);
+  return true;
+}
+
+// A web session always starts in the console (docs/web.md); Ctrl-] gives the menu. The broker
+// accepts a token only for a domain that allows the console, but lists no actions for a
+// read-only one: the console is implied. Through a front the console is the node's exec
+// `console`, and the page gets no action to offer: the buttons are not relayed yet.
+void WebSession::start(const ipc::AuthorizeAns& ans) {
+  customer_ = Customer{ans.domain, true, ans.actions, ans.readonly, ans.fingerprint};
+  if (relay_) customer_.actions.clear();
   if (!config::allows(customer_.actions, config::Action::console))
     customer_.actions.insert(customer_.actions.begin(), config::Action::console);
-  session_.emplace(terminal_, broker_, customer_, idle_timeout_s_);
   terminal_.send_text(hello_frame(customer_));
-  session_->start_shell();
-  return true;
+  if (!relay_) {
+    session_ = std::make_unique<CustomerSession>(terminal_, broker_, customer_, idle_timeout_s_);
+    session_->start_shell();
+    return;
+  }
+  session_ = relay_(terminal_, customer_);
+  session_->pty(kRelayedPty);
+  session_->start_exec("console");
 }
 
 void WebSession::refuse() { terminal_.end(1, kRefusedReason); }
@@ -42,8 +60,8 @@ void WebSession::binary(std::string_view bytes, Clock::time_point now) {
 void WebSession::text(std::string_view command) {
   if (!session_) return;
   auto parsed = parse_web_command(command);
-  terminal_.send_text(parsed ? answer_web_command(*parsed, customer_, broker_)
-                             : refusal_frame(parsed.error()));
+  if (!parsed) return terminal_.send_text(refusal_frame(parsed.error()));
+  terminal_.send_text(relay_ ? not_relayed_frame(*parsed) : answer_web_command(*parsed, customer_, broker_));
 }
 
 void WebSession::hung_up() {

@@ -1,10 +1,13 @@
 // One browser console session once the WebSocket is open, without the transport: the token
-// goes to the broker, then CustomerSession runs over the WebSocketTerminal, binary frames are
-// keystrokes and text frames commands (web_commands.h). The transport (web_transport.h) calls
-// these on its events and step() after each.
+// goes to the broker, then the core runs over the WebSocketTerminal, binary frames are
+// keystrokes and text frames commands (web_commands.h). The core is the CustomerSession, or on a
+// fleet's front the NodeRelay running the node's console (docs/web.md, "Through a front"). The
+// transport (web_transport.h) calls these on its events and step() after each.
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,15 +25,17 @@ inline constexpr std::string_view kRefusedReason = "this link is not valid (any 
 class WebSession {
  public:
   using Clock = CustomerSession::Clock;
+  using MakeCore = std::function<std::unique_ptr<ChannelCore>(Terminal&, const Customer&)>;
 
-  WebSession(BrokerClient& broker, unsigned idle_timeout_s)
-      : broker_(broker), idle_timeout_s_(idle_timeout_s) {}
+  // `relay`: the front's core (nullptr on a single host or a node: the CustomerSession).
+  WebSession(BrokerClient& broker, unsigned idle_timeout_s, MakeCore relay = nullptr)
+      : broker_(broker), idle_timeout_s_(idle_timeout_s), relay_(std::move(relay)) {}
 
   // The first message: a text frame holding the token. True if the broker accepted it; the
   // session then starts in the console and "hello ..." is queued. Otherwise the terminal holds
   // the close frame (1008). One attempt per connection.
   bool authorize(std::string_view token, bool text, std::string forwarded_for, std::string user_agent);
-  bool authorized() const { return session_.has_value(); }
+  bool authorized() const { return session_ != nullptr; }
 
   void binary(std::string_view bytes, Clock::time_point now);
   void text(std::string_view command);
@@ -43,13 +48,15 @@ class WebSession {
 
  private:
   void refuse();
+  void start(const ipc::AuthorizeAns& ans);
 
   BrokerClient& broker_;
   unsigned idle_timeout_s_;
+  MakeCore relay_;
   WebSocketTerminal terminal_;
   bool tried_ = false;
   Customer customer_;
-  std::optional<CustomerSession> session_;
+  std::unique_ptr<ChannelCore> session_;
 };
 
 }  // namespace xcg::gateway::web

@@ -20,6 +20,8 @@ from conftest import (LISTENING, STATE_TIMEOUT, XCG, default_domains, describe, 
 
 from browser_page import (browser, buttons, closed_reason, element,  # noqa: F401 (a fixture)
                           open_console as open_page, rows, severe_logs, text, type_keys, wait)
+from etcd_cluster import etcd  # noqa: F401 (a fixture)
+from test_web_front import ctl_token, socket_dir, web_fleet  # noqa: F401 (fixtures)
 
 REVOKE_LIMIT = 1.5  # "within a second", plus the reload's debounce and some grace
 NOT_VALID = "not valid"
@@ -175,4 +177,16 @@ def test_used_link_shows_not_valid(wgw, browser):
 def test_page_without_a_token_says_so(wgw, browser):
     browser.get(wgw.web["public_url"] + "/")
     assert NOT_VALID in closed_reason(browser)
+    assert severe_logs(browser) == []
+
+
+def test_through_a_front_the_nodes_console_takes_typing_without_buttons(web_fleet, browser):
+    front, _ = web_fleet
+    open_console(browser, f"{front.origin}/#{ctl_token(front)}")
+    wait(browser, lambda: "Booting fake guest web1" in rows(browser), "the node's replay")
+    wait(browser, lambda: text(browser, "status") == "not available through a front yet", "the status line")
+    assert buttons(browser) == []
+    log_in(browser)
+    type_keys(browser, "echo typed-through-the-front\n")
+    wait(browser, lambda: rows(browser).count("typed-through-the-front") == 2, "the guest's answer")
     assert severe_logs(browser) == []

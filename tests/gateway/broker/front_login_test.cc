@@ -16,7 +16,8 @@ std::shared_ptr<const config::Config> node(bool ro = false) {
   return config::parse_config(
       "listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains:\n"
       "  web1: {keys: [{key: '" +
-          kAlice + "', readonly: " + (ro ? "true" : "false") + "}]}\n  db: {}\nfronts: ['" + kBob + "']\n",
+          kAlice + "', readonly: " + (ro ? "true" : "false") +
+          "}]}\n  db: {}\n  quiet: {actions: [reboot]}\nfronts: ['" + kBob + "']\n",
       "t.yaml");
 }
 
@@ -64,6 +65,20 @@ TEST_CASE("front grant: read-only is the narrower of the front's word and the ke
   auto ro = node(true);
   CHECK(front_grant(*ro, ro->fronts.at(0).key, user("web1", kAliceFingerprint, "rw"))->readonly);
   CHECK(front_grant(*ro, ro->fronts.at(0).key, user("web1", kAliceFingerprint, "ro"))->readonly);
+}
+
+TEST_CASE("front grant: a browser with no key behind it gets a domain that allows the console", "[front]") {
+  auto c = node();
+  const auto& front = c->fronts.at(0).key;
+  auto grant = front_grant(*c, front, user("db", "browser", "ro"));
+  REQUIRE(grant);
+  CHECK(grant->domain->name == "db");
+  CHECK(grant->key == nullptr);
+  CHECK(grant->readonly);
+  CHECK(!front_grant(*c, front, user("db", "browser", "rw"))->readonly);
+  CHECK(!front_grant(*c, front, user("quiet", "browser", "rw")));            // no console there
+  CHECK(!front_grant(*c, key_of(*c, "web1"), user("db", "browser", "rw")));  // only a front
+  CHECK(!front_grant(*c, front, user("web9", "browser", "rw")));
 }
 
 }  // namespace

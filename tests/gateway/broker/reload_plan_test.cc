@@ -143,3 +143,15 @@ TEST_CASE("a web session from xcg ctl or a panel ends with its domain or the dom
   auto gone = config_of("  db1:\n    keys: [\"" + kBob + "\"]\n");
   CHECK(rights_after_reload(*gone, web_session_on_web1("")).revoke);
 }
+
+TEST_CASE("a front's browser with no key behind it lives on the domain's console and the front",
+          "[reload_plan]") {
+  auto trusted = config_of(web1_with("\"" + kAlice + "\"") + "fronts: [\"" + kBob + "\"]\n");
+  SessionRecord s = alice_on_web1();
+  s.key_blob.clear();
+  s.front_key_blob = config::parse_public_key(kBob)->blob;
+  CHECK_FALSE(rights_after_reload(*trusted, s).revoke);
+  auto no_console = config_of(web1_with("\"" + kAlice + "\"", "[reboot]") + "fronts: [\"" + kBob + "\"]\n");
+  CHECK(rights_after_reload(*no_console, s).revoke);
+  CHECK(rights_after_reload(*config_of(web1_with("\"" + kAlice + "\"")), s).revoke);
+}

@@ -73,3 +73,11 @@ TEST_CASE("actions are refused here for a read-only or narrower link, without as
   CHECK(answer_web_command(*parse_web_command("sysrq b"), rw, broker) == "result not allowed for this link");
   CHECK(answer_web_command(*parse_web_command("action start"), rw, broker).starts_with("result "));
 }
+
+TEST_CASE("through a front, each command is answered in its own frame that it is not relayed yet", "[web]") {
+  CHECK(not_relayed_frame(WebCommand{Kind::status}) == "status not available through a front yet");
+  CHECK(not_relayed_frame(WebCommand{Kind::who}) == "who not available through a front yet");
+  CHECK(not_relayed_frame(*parse_web_command("log 5")) == "log not available through a front yet");
+  CHECK(not_relayed_frame(*parse_web_command("action reboot")) == "result not available through a front yet");
+  CHECK(not_relayed_frame(WebCommand{Kind::nmi}) == "result not available through a front yet");
+}

@@ -1,0 +1,134 @@
+"""The browser console through a fleet's front (docs/web.md, "Through a front"): a real etcd, one
+sim node and one front with `web:`. Links are the front's (`xcg ctl weblink` there, `ssh
+web1@front weblink`); the front's xcg-web reaches the node as the front's SSH sessions do and
+shows the node's console with its replay; typing reaches the guest unless the link is
+read-only; deleting the key that minted a link ends its browser session; the node's menu
+sends the customer to the front for a link."""
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import XCG, Gateway, describe
+from etcd_cluster import etcd  # noqa: F401 (fixture)
+from test_front import front_config, public_line, reach
+from test_keymap import domains_yaml, xcg_keys
+from test_web_session import free_port, output_until
+from test_weblink import make_tls_pair, menu_weblink
+from web_client import BINARY, CLOSE, TEXT, close_reason, log_in
+
+BANNER = b"Booting fake guest web1"
+
+
+@pytest.fixture
+def socket_dir():
+    directory = Path(tempfile.mkdtemp(prefix="xcg-webfront-"))  # a socket path must stay short
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def web_front_config(gw, etcd, port, tls_dir):
+    cert, key = make_tls_pair(tls_dir)
+    web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
+           "tls_cert": str(cert), "tls_key": str(key)}
+    return front_config(gw, etcd) + "web: " + json.dumps(web) + "\n"
+
+
+@pytest.fixture
+def web_fleet(make_gateway, etcd, keys, tmp_path, socket_dir):
+    """The front with a web listener, and node-a running web1, whose key is in etcd."""
+    directory = tmp_path / "front"
+    directory.mkdir()
+    front = Gateway(directory, keys, args=["--control-socket", str(socket_dir / "control.sock")])
+    port = free_port()
+    front.config_path.write_text(web_front_config(front, etcd, port, directory))
+    front.control_socket = socket_dir / "control.sock"
+    front.web_port = port
+    front.host = f"127.0.0.1:{port}"
+    front.origin = f"https://127.0.0.1:{port}"
+    front.start()
+    try:
+        node = make_gateway(domains={"web1": {}},
+                            extra={"cluster": {"endpoints": etcd.endpoints, "node": "node-a"},
+                                   "fronts": [public_line(front.host_key_path)]})
+        path = tmp_path / "keys.yaml"
+        path.write_text(domains_yaml({"web1": [keys["web1"].public_line]}))
+        imported = xcg_keys(node, "import", str(path))
+        assert imported.returncode == 0, imported.stderr
+        reach(front, "web1")
+        yield front, node
+    finally:
+        front.stop()
+
+
+def ctl_token(front, *flags):
+    result = subprocess.run([XCG, "ctl", "--socket", str(front.control_socket), "weblink", "web1", *flags],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, describe(result)
+    match = re.search(rf"^{re.escape(front.origin)}/#(\S+)$", result.stdout, re.M)
+    assert match, describe(result)
+    return match.group(1)
+
+
+def browser(front, token):
+    return log_in("127.0.0.1", front.web_port, front.host, front.origin, token)
+
+
+def hello_and_replay(client):
+    frames = output_until(client, BANNER)  # the node's replay, from its hub
+    texts = [p.decode() for op, p in frames if op == TEXT]
+    return texts[0] if texts else None
+
+
+def test_a_front_link_shows_the_nodes_console_and_typing_reaches_the_guest(web_fleet):
+    front, node = web_fleet
+    with browser(front, ctl_token(front)) as c:
+        assert hello_and_replay(c) == "hello web1 w console"
+        c.send_binary(b"typed-through-the-front")  # the guest echoes what it is sent
+        output_until(c, b"typed-through-the-front")
+        c.send_text("status")
+        frames = c.read_until(lambda op, p: op == TEXT and p.startswith(b"status "))
+        assert frames[-1][1] == b"status not available through a front yet"
+    audit = [r for r in node.audit_records() if r.get("event") == "auth_success"]
+    assert any(r.get("fingerprint") == "browser" and r.get("front_fp") for r in audit), audit
+    connects = [r for r in front.audit_records() if r.get("event") == "node_connect"]
+    assert connects and connects[-1]["node"] == "node-a" and connects[-1]["result"] == "ok", connects
+
+
+def test_a_read_only_front_link_cannot_type(web_fleet):
+    front, _ = web_fleet
+    with browser(front, ctl_token(front, "--readonly")) as watcher:
+        assert hello_and_replay(watcher) == "hello web1 r"
+        watcher.send_binary(b"watcher-typed")
+        with browser(front, ctl_token(front)) as typist:
+            hello_and_replay(typist)
+            typist.send_binary(b"typist-typed")
+            frames = output_until(watcher, b"typist-typed")  # the watcher sees the guest live
+        seen = b"".join(p for op, p in frames if op == BINARY)
+        assert b"watcher-typed" not in seen
+
+
+def test_ssh_weblink_through_the_front_is_the_fronts_and_ends_with_its_key(web_fleet, etcd, keys):
+    front, _ = web_fleet
+    minted = front.ssh("web1", "web1", "weblink")
+    assert minted.returncode == 0, describe(minted)
+    match = re.search(rf"^{re.escape(front.origin)}/#(\S+)$", minted.stdout, re.M)
+    assert match, describe(minted)
+    with browser(front, match.group(1)) as c:
+        assert hello_and_replay(c) == "hello web1 w console"
+        etcd.delete(f"/xcg/keys/web1/{keys['web1'].fingerprint}")
+        frames = c.read_until(lambda op, p: op == CLOSE, timeout=5)
+        # The front and the node both read the key map: whichever ends it first says why.
+        code, reason = close_reason(frames[-1][1])
+        said = reason.encode() + b"".join(p for op, p in frames if op == BINARY)
+        assert code == 1008 and b"access to web1 was revoked" in said, (code, said)
+
+
+def test_the_nodes_menu_sends_the_customer_to_the_front_for_a_link(web_fleet):
+    front, _ = web_fleet
+    assert "a link comes from the front: ssh DOMAIN@FRONT weblink" in menu_weblink(front)
