@@ -4,8 +4,9 @@ channel into dom0 (its sshd, root, the run's own key), and `xcg serve` running i
 browser console, with a self-signed pair, by the host's Chromium through another).
 
 The test bed must already be running (tests/xen_testbed/run.sh does build, boot, these tests
-and stop). One `xcg serve` serves the whole session: starting it per test would cost little,
-but every test must then also wait for the hub to find both guests again. Tests that change a
+and stop). One `xcg serve` serves the whole session (test_xcg_fleet.py stops it for a while and
+starts it again): starting it per test would cost little, but every test must then also wait
+for the hub to find both guests again. Tests that change a
 guest's state restore it (or the next test's `gw` fixture does, with `xl create`).
 """
 
@@ -294,23 +295,28 @@ def keys(tmp_path_factory):
     }
 
 
+def common_config_lines():
+    """The settings every xcg serve in dom0 has, whatever else it serves."""
+    return ['listen: ["0.0.0.0:2222"]',  # dom0's side of the hostfwd
+            'host_keys: ["/var/lib/xcg/ssh_host_ed25519_key"]',
+            "hypervisor: xen",
+            'audit_log: "/var/log/xcg/audit.jsonl"',
+            # xl runs emulated here: `xl create` takes 3 s on an idle host, but more than
+            # the default 30 s when other work shares the two cores.
+            "xen:",
+            "  timeout: 120s"]
+
+
 def render_config(keys, web_port):
-    lines = ['listen: ["0.0.0.0:2222"]',  # dom0's side of the hostfwd
-             'host_keys: ["/var/lib/xcg/ssh_host_ed25519_key"]',
-             "hypervisor: xen",
-             'audit_log: "/var/log/xcg/audit.jsonl"',
-             # xl runs emulated here: `xl create` takes 3 s on an idle host, but more than
-             # the default 30 s when other work shares the two cores.
-             "xen:",
-             "  timeout: 120s",
-             # The browser reaches dom0 through the hostfwd: Host and Origin name the host's
-             # end. Neither file exists at first, so xcg makes a self-signed pair there.
-             "web:",
-             f'  listen: ["0.0.0.0:{DOM0_WEB_PORT}"]',
-             f'  public_url: "https://127.0.0.1:{web_port}"',
-             '  tls_cert: "/var/lib/xcg/web.crt"',
-             '  tls_key: "/var/lib/xcg/web.key"',
-             "domains:"]
+    lines = common_config_lines() + [
+        # The browser reaches dom0 through the hostfwd: Host and Origin name the host's
+        # end. Neither file exists at first, so xcg makes a self-signed pair there.
+        "web:",
+        f'  listen: ["0.0.0.0:{DOM0_WEB_PORT}"]',
+        f'  public_url: "https://127.0.0.1:{web_port}"',
+        '  tls_cert: "/var/lib/xcg/web.crt"',
+        '  tls_key: "/var/lib/xcg/web.key"',
+        "domains:"]
     for name in GUESTS:
         lines += [f"  {name}:", "    keys:", f'      - "{keys[name].public_line}"']
         if name == READ_ONLY_DOMAIN:
@@ -318,22 +324,76 @@ def render_config(keys, web_port):
     return "\n".join(lines) + "\n"
 
 
-class Gateway:
+class Client:
+    """The customer's OpenSSH client pointed at an xcg listener on the host's 127.0.0.1:`port`,
+    with the session's `keys` by name."""
+
+    port: int
+    keys: dict
+    known_hosts: Path
+
+    def ssh_argv(self, domain, key, cmd, tty=False):
+        key = self.keys[key] if isinstance(key, str) else key
+        argv = ssh_base(self.port, key.path, self.known_hosts)
+        argv += ["-tt", "-e", "none"] if tty else ["-T"]
+        return argv + [f"{domain}@127.0.0.1", *cmd]
+
+    def ssh(self, domain, key, *cmd, timeout=SSH_TIMEOUT):
+        return subprocess.run(self.ssh_argv(domain, key, cmd), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace", timeout=timeout)
+
+    def spawn(self, transcripts, domain, key, *cmd, tty=False, timeout=60):
+        label = f"{domain} {' '.join(cmd) or '(menu)'}"
+        return transcripts.spawn(self.ssh_argv(domain, key, cmd, tty=tty), label, timeout)
+
+    def capture(self, transcripts, domain, key, *cmd):
+        """The client without a pty, its output to a file (see Capture)."""
+        return transcripts.capture(self.ssh_argv(domain, key, cmd),
+                                   f"{domain} {' '.join(cmd)} (capture)")
+
+    def status(self, domain):
+        result = self.ssh(domain, domain, "status")
+        assert result.returncode == 0, describe(result)
+        return result.stdout.strip()
+
+    def wait_status(self, domain, pattern, timeout=STATE_TIMEOUT):
+        """Polls `status` until it matches `pattern`; returns the match."""
+        seen = []
+
+        def check():
+            seen.append(self.status(domain))
+            return re.search(pattern, seen[-1])
+
+        try:
+            return wait_for(check, timeout, f"{domain} status matching {pattern!r}", 1.0)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last status: {seen[-1:]}") from None
+
+    def wait_running(self, domain, not_domid=None, timeout=STATE_TIMEOUT):
+        """Polls until `domain` runs (with a domid other than `not_domid`); returns the domid."""
+        match = self.wait_status(domain, r"^%s: running, domid (?!%s\b)\d+" % (
+            re.escape(domain), not_domid if not_domid is not None else "x"), timeout)
+        return int(RUNNING.match(match.string).group("domid"))
+
+
+class Gateway(Client):
     """`xcg serve` in dom0, and the host's OpenSSH client pointed at it."""
 
     def __init__(self, bed, keys, directory):
         self.bed = bed
         self.keys = keys
         self.known_hosts = directory / "known_hosts"
+        self.port = bed.xcg_port
         self.pid = None
 
-    def start(self):
+    def start(self, config=None):
+        """Writes `config` (the test bed's usual one when None) to dom0 and starts xcg serve."""
         bed = self.bed
         if bed.run("test", "-x", "/usr/local/bin/xcg").returncode != 0:
             pytest.fail("no xcg binary in dom0: set XCG_BINARY and run "
                         "tests/xen_testbed/testbed.sh deploy (run.sh does it)")
         bed.check("sh", "-c", f"mkdir -p /etc/xcg /var/log/xcg && cat >{DOM0_CONFIG}",
-                  input=render_config(self.keys, bed.web_port))
+                  input=config or render_config(self.keys, bed.web_port))
         check = bed.run("/usr/local/bin/xcg", "check", "--config", DOM0_CONFIG)
         assert check.returncode == 0, describe(check)
         # setsid + all descriptors redirected: the ssh session ends, xcg serve stays. A shell
@@ -389,52 +449,6 @@ class Gateway:
     def log(self):
         return self.bed.run("cat", DOM0_LOG).stdout
 
-    # --- the customer's OpenSSH client ------------------------------------------------------
-
-    def ssh_argv(self, domain, key, cmd, tty=False):
-        key = self.keys[key] if isinstance(key, str) else key
-        argv = ssh_base(self.bed.xcg_port, key.path, self.known_hosts)
-        argv += ["-tt", "-e", "none"] if tty else ["-T"]
-        return argv + [f"{domain}@127.0.0.1", *cmd]
-
-    def ssh(self, domain, key, *cmd, timeout=SSH_TIMEOUT):
-        return subprocess.run(self.ssh_argv(domain, key, cmd), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, errors="replace", timeout=timeout)
-
-    def spawn(self, transcripts, domain, key, *cmd, tty=False, timeout=60):
-        label = f"{domain} {' '.join(cmd) or '(menu)'}"
-        return transcripts.spawn(self.ssh_argv(domain, key, cmd, tty=tty), label, timeout)
-
-    def capture(self, transcripts, domain, key, *cmd):
-        """The client without a pty, its output to a file (see Capture)."""
-        return transcripts.capture(self.ssh_argv(domain, key, cmd),
-                                   f"{domain} {' '.join(cmd)} (capture)")
-
-    def status(self, domain):
-        result = self.ssh(domain, domain, "status")
-        assert result.returncode == 0, describe(result)
-        return result.stdout.strip()
-
-    def wait_status(self, domain, pattern, timeout=STATE_TIMEOUT):
-        """Polls `status` until it matches `pattern`; returns the match."""
-        seen = []
-
-        def check():
-            seen.append(self.status(domain))
-            return re.search(pattern, seen[-1])
-
-        try:
-            return wait_for(check, timeout, f"{domain} status matching {pattern!r}", 1.0)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; last status: {seen[-1:]}") from None
-
-    def wait_running(self, domain, not_domid=None, timeout=STATE_TIMEOUT):
-        """Polls until `domain` runs (with a domid other than `not_domid`); returns the domid."""
-        match = self.wait_status(domain, r"^%s: running, domid (?!%s\b)\d+" % (
-            re.escape(domain), not_domid if not_domid is not None else "x"), timeout)
-        return int(RUNNING.match(match.string).group("domid"))
-
-
 @pytest.fixture(scope="session")
 def gateway_session(bed, keys, tmp_path_factory):
     gw = Gateway(bed, keys, tmp_path_factory.mktemp("xcg"))
@@ -477,6 +491,11 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append((f"{name} console (xenconsoled log, tail)", text[-1500:]))
         except Exception as e:  # the report must not hide the failure itself
             report.sections.append(("dom0 logs", f"could not fetch: {e}"))
+    for label, read in getattr(item, "_xcg_logs", ()):  # more processes' logs, (label, reader)
+        try:
+            report.sections.append((f"{label} (last 60 lines)", "\n".join(read().splitlines()[-60:])))
+        except Exception as e:
+            report.sections.append((label, f"could not fetch: {e}"))
     transcripts = getattr(item, "_xcg_transcripts", None)
     for label, path, _ in (transcripts.items if transcripts else []):
         try:
