@@ -85,7 +85,8 @@ ipc::Hello Broker::web_hello(ListenerKind kind, bool trust_forwarded_for) const 
     hello.tls_chain_pem = web_tls_->chain_pem;
     hello.tls_key_pem = web_tls_->key_pem;
   }
-  hello.public_url = config_->web ? config_->web->public_url : "";
+  hello.metrics = kind == ListenerKind::metrics;
+  hello.public_url = config_->web && !hello.metrics ? config_->web->public_url : "";
   hello.trust_forwarded_for = trust_forwarded_for;
   return hello;
 }
@@ -112,6 +113,7 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
   Result<Grant> grant = fail(Errc::not_allowed, std::string(kNotConfigured));
   if (web_tokens_ && config_->web) grant = web_tokens_->redeem(req.token);
   Result<void> admitted = grant ? web_login_refusal(s, *grant, req.forwarded_for) : Result<void>{};
+  if (!grant) s.refused = LoginFailure::token;
   if (!grant || !admitted) {
     const Error& why = grant ? admitted.error() : grant.error();
     log::info("session {} ({}): browser console login refused: {}", s.pid, s.remote, why.message);
@@ -134,11 +136,14 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
 Result<void> Broker::web_login_refusal(SessionRecord& s, const Grant& grant,
                                        const std::string& forwarded_for) {
   auto d = config_->domains.find(grant.domain);
+  s.refused = LoginFailure::token;
   if (d == config_->domains.end()) return fail(Errc::not_allowed, "the link's domain no longer exists");
   if (!d->second.allows(config::Action::console))
     return fail(Errc::not_allowed, fmt::format("{} no longer allows console", grant.domain));
+  s.refused = LoginFailure::domain_full;
   if (!admission_.domain_has_room(grant.domain))
     return fail(Errc::not_allowed, fmt::format("{}: max_sessions_per_domain reached", grant.domain));
+  s.refused = LoginFailure::forwarded_for;
   if (!s.trust_forwarded_for || forwarded_for.empty()) return {};
   if (!numeric_address(forwarded_for)) return fail(Errc::invalid_input, "X-Forwarded-For is not an address");
   const auto& limits = config_->limits;

@@ -26,7 +26,9 @@ class FleetLink {
   FleetLink& operator=(const FleetLink&) = delete;
 
   EtcdClient& etcd() { return client_; }
-  const RegistryView* registry() const { return view_.get(); }  // a front's; null on a node
+  const EtcdClient& etcd() const { return client_; }
+  const RegistryView* registry() const { return view_.get(); }    // a front's; null on a node
+  const RegistryWriter* writer() const { return writer_.get(); }  // a node's; null on a front
   // A node's domain: claimed when it runs here, offered when it does not, released when a
   // reload removes it. A record stays while its domain is shut off: its menu is here.
   void domain_presence(const std::string& domain, HubDirectory::Presence presence);

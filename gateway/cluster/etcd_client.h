@@ -79,6 +79,8 @@ class EtcdClient {
   // The endpoint `index` failed: move on from it, unless another failure already did.
   void endpoint_failed(size_t index);
   size_t current_endpoint() const { return current_; }
+  // The last request was answered, and no endpoint has failed since (the metrics' etcd up).
+  bool reachable() const { return reachable_; }
   EventLoop& loop() { return loop_; }
 
  private:
@@ -92,6 +94,7 @@ class EtcdClient {
   EtcdSettings settings_;
   CurlMulti multi_;
   size_t current_ = 0;
+  bool reachable_ = false;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Pending>> pending_;
 };

@@ -3,6 +3,7 @@
 // nothing is handed over, so its owner keeps the last map (docs/fleet.md); that is logged once.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,8 @@ class KeyMapFeed {
   KeyMapFeed& operator=(const KeyMapFeed&) = delete;
 
   bool loaded() const { return loaded_; }  // a first snapshot has been handed over
+  // The etcd revision the map is as of: the last one its watch delivered (0 before the first).
+  int64_t revision() const { return watch_ ? std::max<int64_t>(watch_->next_revision() - 1, 0) : 0; }
 
  private:
   void on_snapshot(const RangeResult& r);

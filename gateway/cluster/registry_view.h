@@ -30,6 +30,8 @@ class RegistryView {
   std::optional<NodeRoute> lookup(const std::string& domain) const;
   // Both prefixes have been read once: a lookup's "no" means no.
   bool ready() const { return nodes_ready_ && domains_ready_; }
+  size_t node_count() const { return nodes_.size(); }
+  size_t domain_count() const { return domains_.size(); }
 
  private:
   std::string nodes_prefix_;

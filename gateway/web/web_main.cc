@@ -29,15 +29,22 @@ bool started_by_broker() {
   return ::getsockopt(kSessionIpcFd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
 }
 
+// A metrics session's whole connection, from accept to the answer.
+constexpr unsigned kMetricsDeadlineS = 10;
+
 int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
-  auto url = parse_public_url(hello.public_url);
+  auto url = hello.metrics ? Result<PublicUrl>(PublicUrl{}) : parse_public_url(hello.public_url);
   if (!url) {
     log::error("bad public_url in the hello: {}", url.error().message);
     return kSetupFailed;
   }
   WebSession session(broker, hello.idle_timeout_s);
-  TransportSettings settings{hello.tls_chain_pem, hello.tls_key_pem, *url, hello.trust_forwarded_for,
-                             hello.login_grace_s};
+  TransportSettings settings{hello.tls_chain_pem,
+                             hello.tls_key_pem,
+                             *url,
+                             hello.trust_forwarded_for,
+                             hello.metrics ? kMetricsDeadlineS : hello.login_grace_s,
+                             hello.metrics};
   WebTransport transport(settings, broker, session);
   wipe(hello.tls_key_pem);  // OpenSSL holds the key now
   SandboxSpec spec{
