@@ -1,7 +1,8 @@
 """The Prometheus endpoint (docs/metrics.md), scraped with urllib as Prometheus would: the
 counters move by what happened (an SSH login, a refused key, a browser console login), anything
 but GET /metrics is refused, a confined xcg-web answers, `xcg ctl metrics` prints the same
-families, and a node of a fleet shows etcd up, then down once etcd is gone."""
+families, a node of a fleet shows etcd up, then down once etcd is gone, and a front its registry and
+its relays to nodes."""
 
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import XCG, describe, ensure_user, proc_status, wait_for
 from etcd_cluster import etcd  # noqa: F401 (fixture)
+from test_front import fleet  # noqa: F401 (fixture)
 from test_web_session import free_port, socket_dir, token, web_gateway  # noqa: F401 (fixture)
 from web_client import TEXT, log_in
 
@@ -147,3 +149,18 @@ def test_a_node_shows_etcd_up_then_down(make_gateway, etcd):  # noqa: F811 (fixt
     assert "xcg_registry_nodes" not in up, "a node has no registry view"
     etcd.kill(0)
     wait_for(lambda: scrape(gw)["xcg_etcd_up"] == 0, 15, "etcd down")
+
+
+def test_a_front_counts_the_registry_and_its_relays(fleet):  # noqa: F811 (fixture)
+    front, _ = fleet
+    before = scrape(front)
+    assert before["xcg_etcd_up"] == 1
+    assert (before["xcg_registry_nodes"], before["xcg_registry_domains"]) == (2, 2)
+    assert "xcg_etcd_lease_held" not in before, "a front holds no lease"
+    relayed = front.ssh("web1", "web1", "status")
+    assert relayed.returncode == 0, describe(relayed)
+    nowhere = front.ssh("web3", "web3", "status")
+    assert nowhere.returncode == 1, describe(nowhere)
+    delta = moved(before, scrape(front))
+    assert delta['xcg_node_relays_total{result="ok"}'] == 1
+    assert delta['xcg_node_relays_total{result="failed"}'] == 1
