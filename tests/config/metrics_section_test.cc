@@ -50,8 +50,8 @@ TEST_CASE("metrics refuses any address off this host", "[config][metrics]") {
   CHECK(problems("[]") == Lines{"t.yaml:6:11: listen: must list at least one item"});
   CHECK(samples::problems("listen: ['127.0.0.1:2222']\nhost_keys: [/k]\nhypervisor: sim\ndomains: {}\n"
                           "metrics: {port: 1}\n") ==
-        Lines{"t.yaml:6:10: missing required field 'listen'",
-              "t.yaml:6:11: unknown field 'port': expected listen"});
+        Lines{"t.yaml:5:10: missing required field 'listen'",
+              "t.yaml:5:11: unknown field 'port': expected listen"});
 }
 
 }  // namespace xcg::config
