@@ -189,7 +189,10 @@ class Broker : private RequestHandler {
   // The metrics (broker_metrics.cc): Prometheus text, for a metrics session and `xcg ctl metrics`.
   std::string metrics_text() const;
   void write_session_metrics(MetricsWriter& out) const;
+  void write_login_metrics(MetricsWriter& out) const;
+  void write_console_metrics(MetricsWriter& out) const;
   void write_fleet_metrics(MetricsWriter& out) const;
+  void write_front_metrics(MetricsWriter& out, const RegistryView& view) const;
   // A connection that ends without logging in after a refused attempt.
   void count_login_failure(const SessionRecord& s);
 

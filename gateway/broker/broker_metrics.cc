@@ -24,6 +24,8 @@ void Broker::count_login_failure(const SessionRecord& s) {
 std::string Broker::metrics_text() const {
   MetricsWriter out;
   write_session_metrics(out);
+  write_login_metrics(out);
+  write_console_metrics(out);
   out.counter("xcg_reloads_total", "Config reloads, by result (failed: the previous config kept running).");
   out.sample({{"result", "ok"}}, counters_.reloads_ok);
   out.sample({{"result", "failed"}}, counters_.reloads_failed);
@@ -47,6 +49,9 @@ void Broker::write_session_metrics(MetricsWriter& out) const {
   out.sample(logging_in);
   out.gauge("xcg_console_viewers", "Viewers attached to the domains' consoles.");
   out.sample(hubs_->viewer_count());
+}
+
+void Broker::write_login_metrics(MetricsWriter& out) const {
   out.counter("xcg_logins_total", "Logins, by kind.");
   for (size_t k = 0; k < kKindNames.size(); ++k) out.sample({{"kind", kKindNames[k]}}, counters_.logins[k]);
   out.counter("xcg_login_failures_total",
@@ -56,6 +61,9 @@ void Broker::write_session_metrics(MetricsWriter& out) const {
     for (LoginFailure f : kLoginFailures)
       out.sample({{"kind", kKindNames[k]}, {"reason", login_failure_name(f)}},
                  counters_.login_failures[k][static_cast<size_t>(f)]);
+}
+
+void Broker::write_console_metrics(MetricsWriter& out) const {
   out.counter(
       "xcg_console_bytes_total",
       "Console bytes relayed: to_viewers (console output sent to viewers), to_console (viewers' input "
@@ -75,15 +83,17 @@ void Broker::write_fleet_metrics(MetricsWriter& out) const {
     out.gauge("xcg_etcd_lease_held", "1 if this node's record is in etcd under a live lease, else 0.");
     out.sample(writer->registered() && writer->lease() != 0 ? 1 : 0);
   }
-  if (const RegistryView* view = fleet_->registry()) {
-    out.gauge("xcg_registry_nodes", "Nodes in the fleet's registry, as this front sees it.");
-    out.sample(view->node_count());
-    out.gauge("xcg_registry_domains", "Domains in the fleet's registry, as this front sees it.");
-    out.sample(view->domain_count());
-    out.counter("xcg_node_relays_total", "Connections to a node for a customer, by result.");
-    out.sample({{"result", "ok"}}, counters_.relays_ok);
-    out.sample({{"result", "failed"}}, counters_.relays_failed);
-  }
+  if (const RegistryView* view = fleet_->registry()) write_front_metrics(out, *view);
+}
+
+void Broker::write_front_metrics(MetricsWriter& out, const RegistryView& view) const {
+  out.gauge("xcg_registry_nodes", "Nodes in the fleet's registry, as this front sees it.");
+  out.sample(view.node_count());
+  out.gauge("xcg_registry_domains", "Domains in the fleet's registry, as this front sees it.");
+  out.sample(view.domain_count());
+  out.counter("xcg_node_relays_total", "Connections to a node for a customer, by result.");
+  out.sample({{"result", "ok"}}, counters_.relays_ok);
+  out.sample({{"result", "failed"}}, counters_.relays_failed);
 }
 
 }  // namespace xcg::gateway
