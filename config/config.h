@@ -128,6 +128,11 @@ struct WebSettings {
   std::vector<std::string> trusted_proxies;       // normalised CIDRs ("10.0.0.0/8"): X-Forwarded-For believed
 };
 
+// The Prometheus endpoint (docs/metrics.md). Absent from the file: none.
+struct MetricsSettings {
+  std::vector<ListenAddress> listen;  // loopback HOST:PORT or unix:PATH, plain HTTP
+};
+
 // `cluster:` (docs/fleet.md). Absent from the file: a single host, no etcd.
 enum class ClusterRole { node, front };
 struct ClusterSettings {
@@ -165,6 +170,7 @@ struct Config {
   XenSettings xen;
   std::optional<WebSettings> web;
   std::optional<ClusterSettings> cluster;
+  std::optional<MetricsSettings> metrics;
   std::vector<FrontKey> fronts;  // a node's; none on a front
 
   bool is_front() const { return cluster && cluster->role == ClusterRole::front; }

@@ -9,6 +9,7 @@
 
 #include "config/cluster_section.h"
 #include "config/includes.h"
+#include "config/metrics_section.h"
 #include "config/table.h"
 #include "config/values.h"
 #include "config/web_section.h"
@@ -311,6 +312,7 @@ const Table<Config>& main_table() {
       custom("web", read_web, web_table),
       custom("cluster", read_cluster, cluster_table),
       custom("fronts", read_fronts),
+      custom("metrics", read_metrics, metrics_table),
       // Last: the main file's domains and keys are the first places, included ones the second.
       custom("include", read_include),
   }};

@@ -28,22 +28,10 @@ Result<ListenAddress> parse_plain(std::string_view text) {
                           text));
 }
 
-// A plain listener "unix:PATH" for a proxy on this host; who may connect is up to the socket's
-// directory (the socket takes its group), so the path must be absolute and fit a sockaddr_un.
-Result<ListenAddress> parse_unix(std::string_view text) {
-  std::string path(text.substr(kUnix.size()));
-  if (path.empty() || path.front() != '/' || path.back() == '/')
-    return fail(Errc::invalid_input, fmt::format("'{}': a unix socket is written unix:/ABSOLUTE/PATH", text));
-  if (path.size() >= kMaxUnixPath)
-    return fail(Errc::invalid_input,
-                fmt::format("'{}': a unix socket path has at most {} bytes", text, kMaxUnixPath - 1));
-  return ListenAddress{.text = std::string(text), .unix_path = std::move(path)};
-}
-
 // "https://" is a common slip for TLS.
 Result<ListenAddress> parse_web_listen(std::string_view text) {
   if (text.starts_with(kPlain)) return parse_plain(text);
-  if (text.starts_with(kUnix)) return parse_unix(text);
+  if (text.starts_with(kUnix)) return parse_unix_listen(text);
   if (text.starts_with("https://"))
     return fail(Errc::invalid_input,
                 fmt::format("'{}': write a TLS listener as HOST:PORT, without https://", text));
@@ -137,6 +125,18 @@ bool host_bits_clear(const Network& n, long long prefix) {
 }
 
 }  // namespace
+
+// A plain listener "unix:PATH" for a proxy on this host; who may connect is up to the socket's
+// directory (the socket takes its group), so the path must be absolute and fit a sockaddr_un.
+Result<ListenAddress> parse_unix_listen(std::string_view text) {
+  std::string path(text.substr(kUnix.size()));
+  if (path.empty() || path.front() != '/' || path.back() == '/')
+    return fail(Errc::invalid_input, fmt::format("'{}': a unix socket is written unix:/ABSOLUTE/PATH", text));
+  if (path.size() >= kMaxUnixPath)
+    return fail(Errc::invalid_input,
+                fmt::format("'{}': a unix socket path has at most {} bytes", text, kMaxUnixPath - 1));
+  return ListenAddress{.text = std::string(text), .unix_path = std::move(path)};
+}
 
 std::optional<std::string> parse_cidr(std::string_view text) {
   auto slash = text.find('/');

@@ -33,7 +33,7 @@ constexpr const char* kUsage =
     "       xcg check --config FILE\n"
     "       xcg hostkeys --config FILE [--host NAME]\n"
     "       xcg keys --config FILE import FILE... | export\n"
-    "       xcg ctl [--socket PATH] sessions | status | cluster | kick DOMAIN|SESSION | reload\n"
+    "       xcg ctl [--socket PATH] sessions | status | cluster | kick DOMAIN|SESSION | reload | metrics\n"
     "       xcg ctl [--socket PATH] weblink DOMAIN [--readonly] [--ttl S]\n";
 
 constexpr const char* kDefaultControlSocket = "/run/xcg/control.sock";
@@ -161,7 +161,7 @@ int ctl(int argc, char** argv) {
     }
   }
   if (words.empty())
-    return usage_error("ctl: what? sessions, status, cluster, kick DOMAIN|SESSION, reload or weblink DOMAIN");
+    return usage_error("ctl: what? sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics or weblink DOMAIN");
   return xcg::gateway::run_control_client(socket, words);
 }
 

@@ -76,6 +76,7 @@ std::string_view listener_note(ListenerKind kind) {
     case ListenerKind::ssh: return "";
     case ListenerKind::web_tls: return " (browser console, TLS)";
     case ListenerKind::web_plain: return " (browser console, plain HTTP behind a proxy)";
+    case ListenerKind::metrics: return " (metrics)";
   }
   return "";
 }
@@ -87,8 +88,12 @@ BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& confi
   BrokerParts parts;
   parts.spawner = std::make_unique<ExecSessionSpawner>(options.session_program);
   parts.listeners = open_listeners(config->listen);
-  if (config->web) {
+  if (config->web || config->metrics)
     parts.web_spawner = std::make_unique<ExecSessionSpawner>(options.web_program);
+  if (config->metrics)
+    for (auto& l : open_listeners(config->metrics->listen, ListenerKind::metrics))
+      parts.listeners.push_back(std::move(l));
+  if (config->web) {
     for (auto kind : {ListenerKind::web_tls, ListenerKind::web_plain}) {
       const auto& addresses = kind == ListenerKind::web_tls ? config->web->listen : config->web->plain_listen;
       for (auto& l : open_listeners(addresses, kind)) parts.listeners.push_back(std::move(l));
@@ -107,8 +112,9 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
       audit_(config_->audit_log),
       admission_(config_->limits, [this] { return std::uniform_int_distribution<unsigned>(0, 99)(rng_); }) {
   host_keys_pem_ = load_or_create_host_keys(config_->host_keys);
+  if ((config_->web || config_->metrics) && !parts_.web_spawner)
+    throw std::runtime_error("web: or metrics: is configured but there is no xcg-web to run");
   if (config_->web) {
-    if (!parts_.web_spawner) throw std::runtime_error("web: is configured but there is no xcg-web to run");
     load_web_tls();
     const auto& secret_file = config_->web->panel_secret_file;
     auto secret = secret_file.empty() ? std::nullopt : std::optional(load_panel_secret(secret_file));
@@ -244,8 +250,8 @@ void Broker::accept_one(UniqueFd tcp, ListenerKind kind) {
   std::string source = source_bucket(host_of(remote), limits.source_prefix_v4, limits.source_prefix_v6);
   // Dropping closes the connection: OpenSSH's MaxStartups does the same.
   if (auto why = admission_.refusal(source)) return log_drop(source, *why);
-  if (kind != ListenerKind::ssh && !config_->web)
-    return;  // `web:` removed by a reload: listening until restart
+  // `web:` or `metrics:` removed by a reload: listening until restart.
+  if (kind == ListenerKind::metrics ? !config_->metrics : kind != ListenerKind::ssh && !config_->web) return;
   // Consoles are interactive: without this, Nagle holds a keystroke's echo back until the
   // client's delayed ACK (~40 ms on every login's first exchange; found by ./dev bench).
   int one = 1;
@@ -263,15 +269,15 @@ void Broker::log_drop(const std::string& source, std::string_view why) {
 }
 
 void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source, ListenerKind kind) {
-  bool web = kind != ListenerKind::ssh;
-  // A listener of a config without `web:` cannot exist (they are bound at start-up only).
+  bool web = kind != ListenerKind::ssh;  // xcg-web: the browser console or the metrics
+  // A listener of a config without `web:` or `metrics:` cannot exist (they are bound at start-up only).
   auto& spawner = web ? parts_.web_spawner : parts_.spawner;
   auto spawned = spawner->spawn(std::move(tcp));
   if (!spawned) return log::error("cannot start a session for {}: {}", remote, spawned.error().message);
   SessionRecord s;
   s.id = next_session_id_++;
-  s.kind = web ? SessionKind::web : SessionKind::ssh;
-  s.front = config_->is_front();
+  s.kind = kind == ListenerKind::metrics ? SessionKind::metrics : web ? SessionKind::web : SessionKind::ssh;
+  s.front = s.kind != SessionKind::metrics && config_->is_front();
   // Whoever may open a unix listener's socket file is a proxy the operator let in.
   s.trust_forwarded_for = kind == ListenerKind::web_plain && config_->web &&
                           (is_unix(remote) || in_networks(host_of(remote), config_->web->trusted_proxies));
@@ -285,7 +291,10 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
   admission_.login_started(s.source);
   auto& stored = sessions_.emplace(s.id, std::move(s)).first->second;
   watch_session(stored);
-  log::debug("session {} pid {} from {}{}", stored.id, stored.pid, stored.remote, web ? " (web)" : "");
+  log::debug("session {} pid {} from {}{}", stored.id, stored.pid, stored.remote,
+             stored.kind == SessionKind::metrics ? " (metrics)"
+             : web                               ? " (web)"
+                                                 : "");
   send(stored, web ? web_hello(kind, stored.trust_forwarded_for) : hello_);
 }
 
@@ -344,10 +353,12 @@ void Broker::forget(SessionRecord& s) {
            {"reason", "the session ended before it started"}});
   if (s.authorized) admission_.session_ended(s.domain);
   else admission_.login_ended(s.source);
+  if (!s.authorized) count_login_failure(s);
 }
 
 void Broker::set_authorized(SessionRecord& s, const std::string& domain) {
   admission_.logged_in(s.source, domain);
+  ++counters_.logins.at(static_cast<size_t>(s.kind));
   s.authorized = true;
   s.domain = domain;
   s.grace_timer.reset();

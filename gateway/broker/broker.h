@@ -29,6 +29,7 @@
 #include "gateway/broker/fleet_link.h"
 #include "gateway/broker/hub_directory.h"
 #include "gateway/broker/listener.h"
+#include "gateway/broker/metrics.h"
 #include "gateway/broker/monitor.h"
 #include "gateway/broker/node_directory.h"
 #include "gateway/broker/node_links.h"
@@ -122,6 +123,7 @@ class Broker : private RequestHandler {
   void on(SessionRecord& s, const ipc::WebAuthorizeReq& r) override;
   void on(SessionRecord& s, const ipc::WeblinkReq& r) override;
   void on(SessionRecord& s, const ipc::NodeConnectReq& r) override;
+  void on(SessionRecord& s, const ipc::MetricsReq& r) override;
   void reply(SessionRecord& s, const ipc::Message& answer) override;
   void cut_off(SessionRecord& s, std::string_view why) override;
 
@@ -188,6 +190,15 @@ class Broker : private RequestHandler {
   std::string status_report() const;
   std::string cluster_view() const;  // `xcg ctl cluster` (cluster_report.h)
   std::string kick(const std::string& target);
+  // The metrics (broker_metrics.cc): Prometheus text, for a metrics session and `xcg ctl metrics`.
+  std::string metrics_text() const;
+  void write_session_metrics(MetricsWriter& out) const;
+  void write_login_metrics(MetricsWriter& out) const;
+  void write_console_metrics(MetricsWriter& out) const;
+  void write_fleet_metrics(MetricsWriter& out) const;
+  void write_front_metrics(MetricsWriter& out, const RegistryView& view) const;
+  // A connection that ends without logging in after a refused attempt.
+  void count_login_failure(const SessionRecord& s);
 
   EventLoop loop_;
   std::shared_ptr<const config::Config> config_;
@@ -205,6 +216,7 @@ class Broker : private RequestHandler {
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;
+  BrokerCounters counters_;
   std::map<uint64_t, SessionRecord> sessions_;
   uint64_t next_session_id_ = 1;
   std::chrono::steady_clock::time_point last_drop_log_{};

@@ -19,12 +19,13 @@ std::string Broker::handle_control(const std::string& request) {
   if (cmd == "cluster" && arg.empty()) return cluster_view();
   if (cmd == "kick" && !arg.empty()) return kick(arg);
   if (cmd == "weblink") return control_weblink(arg);
+  if (cmd == "metrics" && arg.empty()) return metrics_text();
   if (cmd == "reload" && arg.empty()) {
     auto r = reload("xcg ctl reload");
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
-  return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, weblink DOMAIN "
-         "[--readonly] [--ttl S]";
+  return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics, weblink "
+         "DOMAIN [--readonly] [--ttl S]";
 }
 
 std::string Broker::list_sessions() const {

@@ -29,6 +29,7 @@ void Broker::on(SessionRecord& s, const ipc::NodeConnectReq&) {
 
 void Broker::answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
                                  UniqueFd node) {
+  ++(answer.ok ? counters_.relays_ok : counters_.relays_failed);
   record.extra = {{"node", answer.node}, {"result", answer.ok ? "ok" : "error"}};
   if (!answer.ok) record.extra.emplace_back("reason", answer.text);
   audit_.write(record);

@@ -39,9 +39,11 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   } catch (const config::ConfigError& e) {
     log::error("reload ({}): {} is not valid; still running the previous config:", trigger, config_->path);
     for (const auto& p : e.problems()) log::error("  {}", p.str());
+    ++counters_.reloads_failed;
     return {false, e.what()};
   } catch (const std::exception& e) {
     log::error("reload ({}): {}; still running the previous config", trigger, e.what());
+    ++counters_.reloads_failed;
     return {false, e.what()};
   }
   auto restart_only = restart_only_changes(*config_, *fresh);
@@ -55,6 +57,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   text += apply_domain_changes();
   for (const auto& c : restart_only) text += fmt::format("; {} changed: restart xcg to apply it", c);
   log::info("{}", text);
+  ++counters_.reloads_ok;
   return {true, text};
 }
 

@@ -134,6 +134,7 @@ ipc::Message Broker::answer_authorize(SessionRecord& s, const ipc::AuthorizeReq&
   if (domain == nullptr || domain->name != req.user || (key && key->type != req.key_type))
     return refuse_authorize(s, req, fingerprint);
   if (req.signature_ok && !admission_.domain_has_room(domain->name)) {
+    s.refused = LoginFailure::domain_full;
     audit_.write(AuditEvent{"auth_failure",
                             s.remote,
                             domain->name,
@@ -151,6 +152,7 @@ ipc::AuthorizeAns Broker::refuse_authorize(SessionRecord& s, const ipc::Authoriz
                                            const std::string& fingerprint) {
   // Unsigned offers are summed up in one record (audit_refused_offers): an agent offers
   // every key it holds.
+  s.refused = LoginFailure::key;
   if (!req.signature_ok) s.refused_offers.add(req.user, req.key_type, fingerprint);
   else
     audit_.write(
@@ -181,6 +183,7 @@ ipc::Message Broker::answer_front_authorize(SessionRecord& s, const ipc::Authori
   std::string blob = grant->key ? grant->key->key.blob : "";
   if (!req.signature_ok) return grant_answer(domain, fingerprint, grant->readonly);
   if (!admission_.domain_has_room(domain.name)) {
+    s.refused = LoginFailure::domain_full;
     audit_.write(AuditEvent{"auth_failure",
                             s.remote,
                             domain.name,

@@ -75,6 +75,12 @@ Result<WeblinkArgs> parse_weblink_args(const std::string& text, unsigned default
   return args;
 }
 
+// A refused browser console login, its reason kept for the metrics.
+tl::unexpected<Error> refused_as(SessionRecord& s, LoginFailure reason, Errc code, std::string text) {
+  s.refused = reason;
+  return fail(code, std::move(text));
+}
+
 std::string issuer_fingerprint(const std::string& blob) {
   return blob.empty() ? "" : config::PublicKey{.blob = blob}.fingerprint();
 }
@@ -96,7 +102,8 @@ ipc::Hello Broker::web_hello(ListenerKind kind, bool trust_forwarded_for) const 
     hello.tls_chain_pem = web_tls_->chain_pem;
     hello.tls_key_pem = web_tls_->key_pem;
   }
-  hello.public_url = config_->web ? config_->web->public_url : "";
+  hello.metrics = kind == ListenerKind::metrics;
+  hello.public_url = config_->web && !hello.metrics ? config_->web->public_url : "";
   hello.trust_forwarded_for = trust_forwarded_for;
   return hello;
 }
@@ -123,6 +130,7 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
   Result<Grant> grant = fail(Errc::not_allowed, std::string(kNotConfigured));
   if (web_tokens_ && config_->web) grant = web_tokens_->redeem(req.token);
   Result<void> admitted = grant ? web_login_refusal(s, *grant, req.forwarded_for) : Result<void>{};
+  if (!grant) s.refused = LoginFailure::token;
   if (!grant || !admitted) {
     const Error& why = grant ? admitted.error() : grant.error();
     log::info("session {} ({}): browser console login refused: {}", s.pid, s.remote, why.message);
@@ -145,17 +153,23 @@ ipc::Message Broker::answer_web_authorize(SessionRecord& s, const ipc::WebAuthor
 Result<void> Broker::web_login_refusal(SessionRecord& s, const Grant& grant,
                                        const std::string& forwarded_for) {
   auto d = config_->domains.find(grant.domain);
-  if (d == config_->domains.end()) return fail(Errc::not_allowed, "the link's domain no longer exists");
+  if (d == config_->domains.end())
+    return refused_as(s, LoginFailure::token, Errc::not_allowed, "the link's domain no longer exists");
   if (!d->second.allows(config::Action::console))
-    return fail(Errc::not_allowed, fmt::format("{} no longer allows console", grant.domain));
+    return refused_as(s, LoginFailure::token, Errc::not_allowed,
+                      fmt::format("{} no longer allows console", grant.domain));
   if (!admission_.domain_has_room(grant.domain))
-    return fail(Errc::not_allowed, fmt::format("{}: max_sessions_per_domain reached", grant.domain));
+    return refused_as(s, LoginFailure::domain_full, Errc::not_allowed,
+                      fmt::format("{}: max_sessions_per_domain reached", grant.domain));
   if (!s.trust_forwarded_for || forwarded_for.empty()) return {};
-  if (!numeric_address(forwarded_for)) return fail(Errc::invalid_input, "X-Forwarded-For is not an address");
+  if (!numeric_address(forwarded_for))
+    return refused_as(s, LoginFailure::forwarded_for, Errc::invalid_input,
+                      "X-Forwarded-For is not an address");
   const auto& limits = config_->limits;
   std::string source = source_bucket(forwarded_for, limits.source_prefix_v4, limits.source_prefix_v6);
   if (!admission_.move_login(s.source, source))
-    return fail(Errc::not_allowed, fmt::format("max_startups_per_source reached for {}", source));
+    return refused_as(s, LoginFailure::forwarded_for, Errc::not_allowed,
+                      fmt::format("max_startups_per_source reached for {}", source));
   s.source = std::move(source);
   s.remote = fmt::format("{} (via {})", forwarded_for, s.remote);
   return {};

@@ -34,10 +34,16 @@ const ConsoleHub* HubDirectory::find(const std::string& domain) const {
   return it == hubs_.end() ? nullptr : it->second.get();
 }
 
+size_t HubDirectory::viewer_count() const {
+  size_t n = 0;
+  for (const auto& [domain, hub] : hubs_) n += hub->viewer_count();
+  return n;
+}
+
 void HubDirectory::open_hub(const std::string& domain) {
   HubSettings settings{console_.scrollback_bytes, console_.replay_bytes,
                        console_.log_dir.empty() ? "" : console_.log_dir + "/" + domain + ".log",
-                       console_.log_max_bytes};
+                       console_.log_max_bytes, &traffic_};
   hubs_.emplace(domain, std::make_unique<ConsoleHub>(loop_, domain, std::move(settings)));
 }
 

@@ -42,6 +42,9 @@ class HubDirectory {
   ConsoleHub* find(const std::string& domain);
   const ConsoleHub* find(const std::string& domain) const;
   size_t size() const { return hubs_.size(); }
+  // Viewers attached to the domains' consoles, and the console bytes relayed (the metrics).
+  size_t viewer_count() const;
+  const HubTraffic& traffic() const { return traffic_; }
 
   // A domain new in the config: its hub, then the hypervisor follows it.
   Result<void> add_domain(const config::Domain& d);
@@ -86,6 +89,7 @@ class HubDirectory {
   PresenceListener presence_listener_;
   config::ConsoleSettings console_;
   Timing timing_;
+  HubTraffic traffic_;  // before the hubs, which count into it
   std::map<std::string, std::unique_ptr<ConsoleHub>> hubs_;
   std::map<uint64_t, ClosingHub> closing_hubs_;
   uint64_t next_closing_hub_ = 1;

@@ -12,8 +12,8 @@
 namespace xcg::gateway {
 
 // What an accepted connection is handed to: xcg-session, or xcg-web over TLS or, behind a proxy
-// on the same host, plain HTTP.
-enum class ListenerKind : uint8_t { ssh, web_tls, web_plain };
+// on the same host, plain HTTP, or xcg-web serving the metrics endpoint (plain HTTP, this host).
+enum class ListenerKind : uint8_t { ssh, web_tls, web_plain, metrics };
 
 struct Listener {
   UniqueFd fd;

@@ -30,7 +30,8 @@ void monitor(SessionRecord& s, const ipc::Received& received, RequestHandler& ha
              TokenBucket::Clock::time_point now) {
   ipc::Type type = ipc::type_of(received.message);
   Verdict verdict = request_verdict(type, s.phase());
-  if (!kind_permits(type, s.kind == SessionKind::web) || !role_permits(type, s.front))
+  if (!kind_permits(type, s.kind == SessionKind::web) || !role_permits(type, s.front) ||
+      !metrics_permits(type, s.kind == SessionKind::metrics))
     verdict = Verdict::cut_off;
   if (verdict == Verdict::cut_off || received.fd) return handler.cut_off(s, unpermitted(type));
   if (type != ipc::Type::log && !s.requests.take(now))

@@ -28,6 +28,7 @@ class RequestHandler {
   virtual void on(SessionRecord& s, const ipc::WebAuthorizeReq& r) = 0;
   virtual void on(SessionRecord& s, const ipc::WeblinkReq& r) = 0;
   virtual void on(SessionRecord& s, const ipc::NodeConnectReq& r) = 0;
+  virtual void on(SessionRecord& s, const ipc::MetricsReq& r) = 0;
   // A refused request's answer (a revoked session's, say).
   virtual void reply(SessionRecord& s, const ipc::Message& answer) = 0;
   // Ends the session: no honest session sends what it sent.

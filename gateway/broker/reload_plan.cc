@@ -87,6 +87,9 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   backend_changes(a, b, changed);
   web_changes(a, b, changed);
   if (a.cluster != b.cluster) changed.push_back("cluster");
+  if (a.metrics.has_value() != b.metrics.has_value() ||
+      (a.metrics && listen_text(a.metrics->listen) != listen_text(b.metrics->listen)))
+    changed.push_back("metrics listen");
   for (const auto& [name, d] : b.domains) {
     auto before = a.domains.find(name);
     if (before == a.domains.end()) continue;  // new: added as it is

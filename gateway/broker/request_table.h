@@ -71,6 +71,8 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::weblink_ans, rules::X, rules::X, rules::X},
     {ipc::Type::node_connect_req, rules::X, rules::H, rules::R},  // and only on a front
     {ipc::Type::node_connect_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::metrics_req, rules::H, rules::X, rules::X},  // and only from a metrics session
+    {ipc::Type::metrics_ans, rules::X, rules::X, rules::X},
 };
 
 constexpr bool rules_match_messages() {
@@ -100,6 +102,13 @@ constexpr bool kind_permits(ipc::Type t, bool web) {
   if (t == ipc::Type::authorize_req) return !web;
   if (t == ipc::Type::web_authorize_req) return web;
   return true;
+}
+
+// A metrics session (xcg-web serving the Prometheus endpoint) never logs in: it asks for the
+// metrics, and may log; no other session may ask for them.
+constexpr bool metrics_permits(ipc::Type t, bool metrics) {
+  if (metrics) return t == ipc::Type::metrics_req || t == ipc::Type::log;
+  return t != ipc::Type::metrics_req;
 }
 
 // Only a front relays its customers to nodes; no session of a node asks for one.

@@ -7,17 +7,20 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
+#include "gateway/broker/metrics.h"
 #include "gateway/broker/request_table.h"
 
 namespace xcg::gateway {
 
-// Which program serves the connection: xcg-session (SSH) or xcg-web (the browser console).
-// Fixed at spawn; the monitor holds each kind to its own login request.
-enum class SessionKind : uint8_t { ssh, web };
+// Which program serves the connection: xcg-session (SSH), xcg-web (the browser console), or
+// xcg-web serving the metrics endpoint. Fixed at spawn; the monitor holds each kind to its own
+// requests.
+enum class SessionKind : uint8_t { ssh, web, metrics };
 
 struct SessionRecord {
   uint64_t id = 0;
@@ -49,10 +52,11 @@ struct SessionRecord {
   int max_auth_requests = 0;
   TokenBucket requests{kRequestBurst, kRequestsPerSecond};  // every request but `log`
   TokenBucket log_records{kLogBurst, kLogLinesPerSecond};
-  unsigned dropped_log_records = 0;  // since the last one written
-  RefusedOffers refused_offers;      // audited once, when the session ends or logs in
-  std::string action_in_flight;      // the one action asked for and not yet answered, if any
-  bool node_connect_asked = false;   // a front's session is relayed once
+  unsigned dropped_log_records = 0;     // since the last one written
+  RefusedOffers refused_offers;         // audited once, when the session ends or logs in
+  std::string action_in_flight;         // the one action asked for and not yet answered, if any
+  std::optional<LoginFailure> refused;  // why its last login attempt was refused (the metrics)
+  bool node_connect_asked = false;      // a front's session is relayed once
   // Declared after the descriptors they watch: they end first.
   EventLoop::Timer grace_timer;
   EventLoop::Timer revoke_timer;  // revoked: SIGKILL if still there when it fires

@@ -112,6 +112,7 @@ void EtcdClient::attempted(uint64_t id, size_t index, Result<HttpResponse> respo
   }
   std::unique_ptr<Pending> p = std::move(it->second);
   pending_.erase(it);
+  reachable_ = response && response->status != 503;
   if (!response) return p->done(tl::unexpected(response.error()));
   if (response->status != 200)
     return p->done(fail(response->status == 503 ? Errc::unavailable : Errc::invalid_input,
@@ -130,6 +131,7 @@ void EtcdClient::endpoint_failed(size_t index, const std::string& why) {
   h.last_error = why;
   if (!h.failing_since) h.failing_since = std::chrono::system_clock::now();
   if (index != current_) return;
+  reachable_ = false;
   current_ = (current_ + 1) % settings_.endpoints.size();
   if (settings_.endpoints.size() > 1)
     log::warn("etcd: {} failed; trying {}", settings_.endpoints[index], settings_.endpoints[current_]);

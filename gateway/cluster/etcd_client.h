@@ -88,6 +88,8 @@ class EtcdClient {
   void endpoint_failed(size_t index, const std::string& why);
   size_t current_endpoint() const { return current_; }
   const std::vector<EndpointHealth>& endpoint_health() const { return health_; }
+  // The last request was answered, and no endpoint has failed since (the metrics' etcd up).
+  bool reachable() const { return reachable_; }
   EventLoop& loop() { return loop_; }
 
  private:
@@ -103,6 +105,7 @@ class EtcdClient {
   CurlMulti multi_;
   size_t current_ = 0;
   std::vector<EndpointHealth> health_;  // one per endpoint, in the same order
+  bool reachable_ = false;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Pending>> pending_;
 };

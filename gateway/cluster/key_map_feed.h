@@ -3,6 +3,7 @@
 // nothing is handed over, so its owner keeps the last map (docs/fleet.md); that is logged once.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>

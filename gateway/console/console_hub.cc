@@ -96,6 +96,7 @@ void ConsoleHub::write_console() {
   while (console_ && !console_input_.empty()) {
     ssize_t n = ::write(console_.get(), console_input_.data(), console_input_.size());
     if (n > 0) {
+      if (settings_.traffic) settings_.traffic->to_console += static_cast<uint64_t>(n);
       console_input_.erase(0, static_cast<size_t>(n));
       continue;
     }
@@ -208,6 +209,7 @@ bool ConsoleHub::flush_viewer(Viewer& v) {
   while (!v.backlog.empty()) {
     ssize_t n = ::send(v.fd.get(), v.backlog.data(), v.backlog.size(), MSG_NOSIGNAL);
     if (n > 0) {
+      if (settings_.traffic) settings_.traffic->to_viewers += static_cast<uint64_t>(n);
       v.backlog.erase(0, static_cast<size_t>(n));
       continue;
     }

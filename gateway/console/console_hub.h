@@ -25,11 +25,20 @@
 
 namespace xcg::gateway {
 
+// Console bytes relayed, for the metrics: what the hubs sent their viewers and what they wrote
+// to the consoles from viewers' input. Shared by the hubs of one directory, so that the sums
+// outlive a hub.
+struct HubTraffic {
+  uint64_t to_viewers = 0;
+  uint64_t to_console = 0;
+};
+
 struct HubSettings {
   size_t scrollback_bytes = 256 * 1024;
   size_t replay_bytes = 64 * 1024;
   std::string log_path;  // "" = no console log
   size_t log_max_bytes = 1024 * 1024;
+  HubTraffic* traffic = nullptr;  // counted into, if set; outlives the hub
 };
 
 struct ViewerInfo {

@@ -31,7 +31,7 @@ inline constexpr size_t kMaxFrame = 64 * 1024;
 // Raised whenever a message's fields change or a message is added. The hello carries it first, so that a
 // session program newer or older than the broker (a package upgraded, the service not yet restarted) stops
 // with a clear reason instead of misreading the fields.
-inline constexpr uint32_t kProtocolVersion = 5;
+inline constexpr uint32_t kProtocolVersion = 6;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
@@ -57,6 +57,8 @@ enum class Type : uint8_t {
   weblink_ans = 23,
   node_connect_req = 24,  // a front's session: a TCP connection to the node running its domain
   node_connect_ans = 25,
+  metrics_req = 26,  // a metrics session (xcg-web serving the Prometheus endpoint): the metrics text
+  metrics_ans = 27,
 };
 
 struct Hello {
@@ -80,6 +82,8 @@ struct Hello {
   bool trust_forwarded_for = false;
   // The broker is a fleet's front (docs/fleet.md): a logged-in customer is relayed to a node.
   bool front = false;
+  // xcg-web serves the metrics endpoint (docs/metrics.md): GET /metrics, nothing else.
+  bool metrics = false;
   static constexpr Type type = Type::hello;
   static constexpr std::string_view name = "hello";
   static constexpr auto fields = std::tuple{&Hello::protocol,
@@ -96,7 +100,8 @@ struct Hello {
                                             &Hello::tls_key_pem,
                                             &Hello::public_url,
                                             &Hello::trust_forwarded_for,
-                                            &Hello::front};
+                                            &Hello::front,
+                                            &Hello::metrics};
   bool operator==(const Hello&) const = default;
 };
 struct LogRecord {
@@ -280,10 +285,25 @@ struct NodeConnectAns {
   bool operator==(const NodeConnectAns&) const = default;
 };
 
-using Message =
-    std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq, ActionAns,
-                 AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq, Revoke, Narrowed,
-                 WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq, NodeConnectAns>;
+// A metrics session's one question: the broker's metrics, rendered (Prometheus text format 0.0.4).
+struct MetricsReq {
+  static constexpr Type type = Type::metrics_req;
+  static constexpr std::string_view name = "metrics_req";
+  static constexpr auto fields = std::tuple{};
+  bool operator==(const MetricsReq&) const = default;
+};
+struct MetricsAns {
+  std::string text;
+  static constexpr Type type = Type::metrics_ans;
+  static constexpr std::string_view name = "metrics_ans";
+  static constexpr auto fields = std::tuple{&MetricsAns::text};
+  bool operator==(const MetricsAns&) const = default;
+};
+
+using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq,
+                             ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq,
+                             Revoke, Narrowed, WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq,
+                             NodeConnectAns, MetricsReq, MetricsAns>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

@@ -120,6 +120,10 @@ Result<ipc::WeblinkAns> BrokerClient::weblink() {
   return as<ipc::WeblinkAns>(call(ipc::WeblinkReq{}, ipc::Type::weblink_ans));
 }
 
+Result<ipc::MetricsAns> BrokerClient::metrics() {
+  return as<ipc::MetricsAns>(call(ipc::MetricsReq{}, ipc::Type::metrics_ans));
+}
+
 Result<ipc::NodeConnectAns> BrokerClient::node_connect(UniqueFd& node) {
   auto r = call(ipc::NodeConnectReq{}, ipc::Type::node_connect_ans);
   if (!r) return tl::unexpected(r.error());

@@ -34,6 +34,8 @@ class BrokerClient {
   // A front's: a connection to the node that runs the domain; on success the socket is in `node`.
   // Waits as long as the broker's connect (seconds at most), which is the customer's wait anyway.
   Result<ipc::NodeConnectAns> node_connect(UniqueFd& node);
+  // A metrics session's one question: the metrics text.
+  Result<ipc::MetricsAns> metrics();
   void log(int level, std::string_view text) noexcept;
 
   // The broker may speak first, to end the session (revoked key, operator's kick) or to say

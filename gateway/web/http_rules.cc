@@ -100,6 +100,11 @@ Route route(std::string_view method, std::string_view target) {
   return {Route::Kind::refused, 404, nullptr};
 }
 
+unsigned metrics_status(std::string_view method, std::string_view target) {
+  if (target != "/metrics") return 404;
+  return method == "GET" ? 200 : 405;
+}
+
 bool host_ok(std::string_view host, const PublicUrl& url) {
   auto a = parse_authority(trim(host), default_port(url.scheme));
   return a && a->host == url.host && a->port == url.port;

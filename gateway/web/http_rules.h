@@ -34,6 +34,11 @@ struct Route {
 };
 Route route(std::string_view method, std::string_view target);
 
+// A metrics session's answer (docs/metrics.md): 200 for GET /metrics, 405 for another method on
+// it, 404 for any other target.
+unsigned metrics_status(std::string_view method, std::string_view target);
+inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
 // The Host header names public_url's authority (host case-insensitive, the default port may be
 // written or left out).
 bool host_ok(std::string_view host, const PublicUrl& url);

@@ -39,8 +39,11 @@ WebSession::MakeCore relay_maker(BrokerClient& broker, const SshKey& front_key) 
   };
 }
 
+// A metrics session's whole connection, from accept to the answer.
+constexpr unsigned kMetricsDeadlineS = 10;
+
 int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
-  auto url = parse_public_url(hello.public_url);
+  auto url = hello.metrics ? Result<PublicUrl>(PublicUrl{}) : parse_public_url(hello.public_url);
   if (!url) {
     log::error("bad public_url in the hello: {}", url.error().message);
     return kSetupFailed;
@@ -48,8 +51,12 @@ int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
   SshKey front_key = hello.front ? load_front_key(hello.host_keys_pem) : SshKey();
   wipe(hello.host_keys_pem);  // libssh holds the key now
   WebSession session(broker, hello.idle_timeout_s, relay_maker(broker, front_key));
-  TransportSettings settings{hello.tls_chain_pem, hello.tls_key_pem, *url, hello.trust_forwarded_for,
-                             hello.login_grace_s};
+  TransportSettings settings{hello.tls_chain_pem,
+                             hello.tls_key_pem,
+                             *url,
+                             hello.trust_forwarded_for,
+                             hello.metrics ? kMetricsDeadlineS : hello.login_grace_s,
+                             hello.metrics};
   WebTransport transport(settings, broker, session);
   wipe(hello.tls_key_pem);  // OpenSSL holds the key now
   SandboxSpec spec{

@@ -39,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kTcpFd = 0;
 constexpr unsigned kMaxRequests = 32;
 constexpr size_t kMaxHeaderBytes = 8 * 1024;
+constexpr size_t kMaxMetricsHeaderBytes = 2 * 1024;  // a scraper's GET is a few lines
 constexpr size_t kMaxMessageBytes = 64 * 1024;
 constexpr auto kTick = std::chrono::seconds(1);  // the core's idle timeout is checked at steps
 
@@ -143,7 +144,7 @@ class Connection {
 
   void read_request() {
     parser_.emplace();
-    parser_->header_limit(kMaxHeaderBytes);
+    parser_->header_limit(loop_.settings.metrics ? kMaxMetricsHeaderBytes : kMaxHeaderBytes);
     parser_->body_limit(0);
     http::async_read(*stream_, buffer_, *parser_, [this](beast::error_code ec, size_t) { on_request(ec); });
   }
@@ -153,6 +154,7 @@ class Connection {
     if (ec) return respond(status_for(ec), false);
     ++requests_;
     Request& req = parser_->get();
+    if (loop_.settings.metrics) return serve_metrics(req);
     bool again = req.keep_alive() && requests_ < kMaxRequests;
     if (!host_ok(sv(req[http::field::host]), loop_.settings.url)) return respond(421, again);
     Route r = route(sv(req.method_string()), sv(req.target()));
@@ -186,6 +188,21 @@ class Connection {
     if (!file.gzip.empty()) res.set(http::field::vary, "Accept-Encoding");
     res.body() = std::string(gzip ? file.gzip : file.body);
     send(std::move(res), again);
+  }
+
+  // One request per connection: GET /metrics, answered with the broker's text.
+  void serve_metrics(const Request& req) {
+    unsigned status = metrics_status(sv(req.method_string()), sv(req.target()));
+    if (status != 200) return respond(status, false);
+    auto metrics = loop_.broker.metrics();
+    if (!metrics) {
+      log::warn("no metrics from the broker: {}", metrics.error().message);
+      return respond(503, false);
+    }
+    Response res = response(200, false);
+    res.set(http::field::content_type, std::string(kMetricsContentType));
+    res.body() = std::move(metrics->text);
+    send(std::move(res), false);
   }
 
   void send(Response res, bool again) {

@@ -18,6 +18,8 @@ struct TransportSettings {
   PublicUrl url;
   bool trust_forwarded_for = false;  // the peer is a trusted proxy: X-Forwarded-For names the client
   unsigned login_grace_s = 120;
+  // Serve the metrics endpoint (docs/metrics.md) instead of the browser console.
+  bool metrics = false;
 };
 
 // The process's exit codes, as xcg-session's.

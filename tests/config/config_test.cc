@@ -277,14 +277,16 @@ TEST_CASE("missing required fields are reported at the mapping") {
 }
 
 TEST_CASE("unknown fields are reported at every level") {
-  CHECK(problems(kHead + "  web1:\n    memroy: 4\nsim:\n  guest: [a]\nlisten_on: x\n") ==
-        Lines{"t.yaml:6:5: unknown field 'memroy': expected actions, on_login, memory, vcpus, "
-              "keys, config_file or console",
-              "t.yaml:8:3: unknown field 'guest': expected guest_command, autostart, "
-              "shutdown_grace_ms or toolstack",
-              "t.yaml:9:1: unknown field 'listen_on': expected listen, host_keys, hypervisor, "
-              "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen, web, cluster, fronts or "
-              "include"});
+  CHECK(
+      problems(kHead + "  web1:\n    memroy: 4\nsim:\n  guest: [a]\nlisten_on: x\n") ==
+      Lines{
+          "t.yaml:6:5: unknown field 'memroy': expected actions, on_login, memory, vcpus, "
+          "keys, config_file or console",
+          "t.yaml:8:3: unknown field 'guest': expected guest_command, autostart, "
+          "shutdown_grace_ms or toolstack",
+          "t.yaml:9:1: unknown field 'listen_on': expected listen, host_keys, hypervisor, "
+          "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen, web, cluster, fronts, metrics "
+          "or include"});
 }
 
 TEST_CASE("duplicate mapping keys are reported at the second one") {

@@ -86,6 +86,13 @@ std::string dump_cluster(const Config& c) {
                            k.ca_file, k.cert_file, k.key_file, k.prefix, k.lease_ttl_s, k.advertise);
 }
 
+std::string dump_metrics(const std::optional<MetricsSettings>& metrics) {
+  if (!metrics) return "no metrics\n";
+  std::string out;
+  for (const auto& a : metrics->listen) out += a.text + ",";
+  return out + "\n";
+}
+
 // Every setting of the Config, as text: two configs that read differently dump differently.
 std::string dump(const Config& c) {
   const auto& l = c.limits;
@@ -101,7 +108,7 @@ std::string dump(const Config& c) {
   out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
   out += fmt::format("{} {} {}\n", c.xen.toolstack, c.xen.timeout_s, c.xen.lock_dir);
   for (const auto& [name, d] : c.domains) out += dump_domain(d);
-  return out + dump_web(c.web) + dump_cluster(c);
+  return out + dump_web(c.web) + dump_cluster(c) + dump_metrics(c.metrics);
 }
 
 // A sample that is a whole file rather than one top-level field.
@@ -181,6 +188,8 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"cluster.lease_ttl", {"cluster", cluster(", lease_ttl: 9")}},
       {"cluster.advertise", {"cluster", cluster(", advertise: 'dom0-b.example:22'")}},
       {"fronts", {"fronts", "['" + kBob + "']"}},
+      {"metrics", {"metrics", "{listen: ['127.0.0.1:9464']}"}},
+      {"metrics.listen", {"metrics", "{listen: ['unix:/run/xcg/metrics.sock']}"}},
   };
 }
 

@@ -42,6 +42,7 @@ REVOKE = 17
 NARROWED = 19
 WEB_AUTHORIZE_REQ = 20
 WEBLINK_REQ = 22
+METRICS_REQ = 26
 ACTIONS = {"console": 0, "start": 1, "shutdown": 2, "reboot": 3, "destroy": 4}
 
 WAIT = 10  # seconds to wait for the broker; the tests' deadlines are shorter
@@ -105,7 +106,8 @@ def decode(frame):
         hello.update(drop_privileges=r.boolean(), uid=r.u32(), gid=r.u32(), chroot=r.string(),
                      login_grace=r.u32(), max_auth_tries=r.u32(), max_key_offers=r.u32(),
                      idle_timeout=r.u32(), tls_chain=r.string(), tls_key=r.string(),
-                     public_url=r.string(), trust_forwarded_for=r.boolean(), front=r.boolean())
+                     public_url=r.string(), trust_forwarded_for=r.boolean(), front=r.boolean(),
+                     metrics=r.boolean())
         return hello
     if t == AUTHORIZE_ANS:
         ok, domain, console = r.boolean(), r.string(), r.boolean()
@@ -268,6 +270,18 @@ def empty(f):
 def early_status(f):
     f.attack("status_req before authorization", bytes([STATUS_REQ]))
     f.answer()
+
+
+def ssh_metrics(f):
+    # Only a metrics session (xcg-web on the metrics listener) may ask for the metrics.
+    f.attack("metrics_req from an SSH session", bytes([METRICS_REQ]))
+    f.answer()
+
+
+def logged_in_metrics(f, key_type, key_base64):
+    if f.log_in(key_type, key_base64):
+        f.attack("metrics_req from a logged-in SSH session", bytes([METRICS_REQ]))
+        f.answer()
 
 
 def early_attach(f):
@@ -465,7 +479,7 @@ def web_login_on_ssh(f, token):
 
 SCENARIOS = {fn.__name__: fn for fn in (
     positive, garbage, unknown_type, high_type, truncated, trailing, oversized, empty,
-    early_status, early_attach, early_action, after_probe_status, reauthorize, answer_type,
+    early_status, ssh_metrics, logged_in_metrics, early_attach, early_action, after_probe_status, reauthorize, answer_type,
     hello, with_fd, cross_domain, denied_then_status, auth_flood, status_flood, log_flood,
     revoked_action, offer_flood, action_flood, action_and_leave, web_login, web_twice, show_hello, web_then_weblink,
     key_login_on_web, web_login_on_ssh)}

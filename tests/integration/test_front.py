@@ -10,11 +10,12 @@ import pexpect
 import pytest
 
 from conftest import Gateway, describe, wait_for
+from test_web_session import free_port
 from etcd_cluster import etcd  # noqa: F401 (fixture)
 from test_keymap import attach, domains_yaml, xcg_keys
 
 
-def front_config(gw, etcd, name="front1"):
+def front_config(gw, etcd, name="front1", metrics_port=None):
     return "\n".join([
         'listen: ["127.0.0.1:0"]',
         f"host_keys: [{json.dumps(str(gw.host_key_path))}]",
@@ -23,7 +24,7 @@ def front_config(gw, etcd, name="front1"):
         f"  endpoints: {json.dumps(etcd.endpoints)}",
         f"  node: {name}",
         "  role: front",
-    ]) + "\n"
+    ] + ([f'metrics: {{listen: ["127.0.0.1:{metrics_port}"]}}'] if metrics_port else [])) + "\n"
 
 
 def public_line(private_key_path):
@@ -51,7 +52,8 @@ def fleet(make_gateway, etcd, keys, tmp_path):
     directory = tmp_path / "front"
     directory.mkdir()
     front = Gateway(directory, keys)
-    front.config_path.write_text(front_config(front, etcd))
+    front.metrics_port = free_port()
+    front.config_path.write_text(front_config(front, etcd, metrics_port=front.metrics_port))
     front.start()
     try:
         trusted = [public_line(front.host_key_path)]

@@ -151,6 +151,8 @@ HOSTILE = [
     ("hello", False, []),
     ("with_fd", True, [True, True]),
     ("denied_then_status", True, [False]),
+    ("ssh_metrics", False, []),
+    ("logged_in_metrics", True, [True, True]),
 ]
 
 

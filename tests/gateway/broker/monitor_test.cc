@@ -34,6 +34,7 @@ struct FakeHandler final : RequestHandler {
   }
   void on(SessionRecord&, const ipc::WeblinkReq&) override { handled.push_back(Type::weblink_req); }
   void on(SessionRecord&, const ipc::NodeConnectReq&) override { handled.push_back(Type::node_connect_req); }
+  void on(SessionRecord&, const ipc::MetricsReq&) override { handled.push_back(Type::metrics_req); }
   void reply(SessionRecord&, const ipc::Message& m) override { replies.push_back(m); }
   void cut_off(SessionRecord&, std::string_view why) override { cut_offs.emplace_back(why); }
 };
@@ -41,15 +42,18 @@ struct FakeHandler final : RequestHandler {
 enum class Outcome { handled, refused, cut_off };
 
 // The rules as the docs state them, written out by hand: each kind of session logs in its own
-// way, and only before it has.
+// way, and only before it has; a metrics session asks for the metrics (and logs), and nothing else.
 Outcome expected(Type t, SessionPhase p, SessionKind kind, bool front) {
   bool web = kind == SessionKind::web;
   if (t == Type::node_connect_req && !front) return Outcome::cut_off;
+  if (kind == SessionKind::metrics && t != Type::log && t != Type::metrics_req) return Outcome::cut_off;
   switch (t) {
     case Type::log: return Outcome::handled;
     case Type::authorize_req: return p == SessionPhase::preauth && !web ? Outcome::handled : Outcome::cut_off;
     case Type::web_authorize_req:
       return p == SessionPhase::preauth && web ? Outcome::handled : Outcome::cut_off;
+    case Type::metrics_req:
+      return p == SessionPhase::preauth && kind == SessionKind::metrics ? Outcome::handled : Outcome::cut_off;
     case Type::status_req:
     case Type::action_req:
     case Type::attach_req:
@@ -98,7 +102,7 @@ Outcome run(SessionPhase phase, const ipc::Message& m, FakeHandler& h, SessionKi
 
 TEST_CASE("the monitor handles, refuses or cuts off every message in every phase", "[monitor]") {
   for (bool front : {false, true}) {
-    for (SessionKind kind : {SessionKind::ssh, SessionKind::web}) {
+    for (SessionKind kind : {SessionKind::ssh, SessionKind::web, SessionKind::metrics}) {
       for (SessionPhase phase : kSessionPhases) {
         for (const auto& m : every_message()) {
           INFO("front " << front << ", kind " << static_cast<int>(kind) << ", phase "
@@ -119,6 +123,20 @@ TEST_CASE("a web session asking for a key login, or an SSH one for a token login
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
   FakeHandler honest;
   CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, honest, SessionKind::web) == Outcome::handled);
+}
+
+TEST_CASE("only a metrics session may ask for the metrics, and it may ask nothing else", "[monitor]") {
+  FakeHandler ssh;
+  REQUIRE(run(SessionPhase::preauth, ipc::MetricsReq{}, ssh, SessionKind::ssh) == Outcome::cut_off);
+  CHECK(ssh.cut_offs.front() == "unpermitted request metrics_req");
+  FakeHandler logged_in;
+  CHECK(run(SessionPhase::authorized, ipc::MetricsReq{}, logged_in, SessionKind::web) == Outcome::cut_off);
+  FakeHandler scraper;
+  CHECK(run(SessionPhase::preauth, ipc::MetricsReq{}, scraper, SessionKind::metrics) == Outcome::handled);
+  FakeHandler login;
+  CHECK(run(SessionPhase::preauth, ipc::WebAuthorizeReq{}, login, SessionKind::metrics) == Outcome::cut_off);
+  FakeHandler key;
+  CHECK(run(SessionPhase::preauth, ipc::AuthorizeReq{}, key, SessionKind::metrics) == Outcome::cut_off);
 }
 
 TEST_CASE("only a front's logged-in session may ask for a node connection", "[monitor]") {

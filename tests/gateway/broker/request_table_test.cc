@@ -17,7 +17,8 @@ Verdict expected(Type t, SessionPhase p) {
   switch (t) {
     case Type::log: return H;  // in every phase, pre-authentication included
     case Type::authorize_req:
-    case Type::web_authorize_req: return p == SessionPhase::preauth ? H : X;
+    case Type::web_authorize_req:
+    case Type::metrics_req: return p == SessionPhase::preauth ? H : X;
     case Type::status_req:
     case Type::action_req:
     case Type::attach_req:
@@ -93,6 +94,15 @@ TEST_CASE("only a front's sessions may ask for a node connection", "[request_tab
   CHECK_FALSE(role_permits(Type::node_connect_req, false));
   CHECK(role_permits(Type::node_connect_req, true));
   CHECK(role_permits(Type::status_req, false));
+}
+
+TEST_CASE("the metrics are a metrics session's only question", "[request_table]") {
+  CHECK(metrics_permits(Type::metrics_req, true));
+  CHECK(metrics_permits(Type::log, true));
+  CHECK_FALSE(metrics_permits(Type::web_authorize_req, true));
+  CHECK_FALSE(metrics_permits(Type::authorize_req, true));
+  CHECK_FALSE(metrics_permits(Type::metrics_req, false));
+  CHECK(metrics_permits(Type::authorize_req, false));
 }
 
 TEST_CASE("the request budget allows a burst, then the rate", "[request_table]") {

@@ -34,6 +34,7 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
                  "key",
                  "https://console.example",
                  true,
+                 true,
                  true},
       ipc::LogRecord{4, "a record"},
       ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAAC3Nza", true},
@@ -56,6 +57,8 @@ std::vector<ipc::Message> one_of_each_with_every_field_set() {
       ipc::WeblinkAns{true, "https://console.example/#token"},
       ipc::NodeConnectReq{},
       ipc::NodeConnectAns{true, "connected", "node-b", "SHA256:abc"},
+      ipc::MetricsReq{},
+      ipc::MetricsAns{"xcg_logins_total{kind=\"ssh\"} 1\n"},
   };
 }
 
@@ -81,9 +84,9 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
   };
   const Case cases[] = {
       {ipc::Hello{{"k1", "k2"}, true, 101, 102, "/e", 30, 6, 40, 600},
-       "\x01\x00\x00\x00\x05\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"s},
-      {ipc::Hello{{}, false, 0, 0, "", 0, 0, 0, 0, ipc::kProtocolVersion, "", "", "", false, true},
-       "\x01\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"s},
+       "\x01\x00\x00\x00\x06\x00\x00\x00\x02\x00\x00\x00\x02\x6b\x31\x00\x00\x00\x02\x6b\x32\x01\x00\x00\x00\x65\x00\x00\x00\x66\x00\x00\x00\x02\x2f\x65\x00\x00\x00\x1e\x00\x00\x00\x06\x00\x00\x00\x28\x00\x00\x02\x58\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"s},
+      {ipc::Hello{{}, false, 0, 0, "", 0, 0, 0, 0, ipc::kProtocolVersion, "", "", "", false, true, true},
+       "\x01\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01"s},
       {ipc::AuthorizeReq{"web1", "ssh-ed25519", "AAAA", true},
        "\x04\x00\x00\x00\x04\x77\x65\x62\x31\x00\x00\x00\x0b\x73\x73\x68\x2d\x65\x64\x32\x35\x35\x31\x39\x00\x00\x00\x04\x41\x41\x41\x41\x01"s},
       {ipc::AuthorizeAns{true, "web1", true, {Action::console, Action::sysrq}, "SHA256:x", true},
@@ -100,6 +103,8 @@ TEST_CASE("messages encode to the bytes the protocol has always used", "[ipc]") 
       {ipc::NodeConnectReq{}, "\x18"s},
       {ipc::NodeConnectAns{true, "", "nb", "SHA256:x"},
        "\x19\x01\x00\x00\x00\x00\x00\x00\x00\x02\x6e\x62\x00\x00\x00\x08\x53\x48\x41\x32\x35\x36\x3a\x78"s},
+      {ipc::MetricsReq{}, "\x1a"s},
+      {ipc::MetricsAns{"m 1\n"}, "\x1b\x00\x00\x00\x04\x6d\x20\x31\x0a"s},
   };
   for (const auto& c : cases) {
     CAPTURE(ipc::type_name(ipc::type_of(c.message)));
@@ -118,7 +123,10 @@ TEST_CASE("type numbers and names are the protocol's", "[ipc]") {
   CHECK(static_cast<int>(ipc::type_of_v<ipc::WeblinkAns>) == 23);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::NodeConnectReq>) == 24);
   CHECK(static_cast<int>(ipc::type_of_v<ipc::NodeConnectAns>) == 25);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::MetricsReq>) == 26);
+  CHECK(static_cast<int>(ipc::type_of_v<ipc::MetricsAns>) == 27);
   CHECK(ipc::type_name(ipc::Type::node_connect_ans) == "node_connect_ans");
+  CHECK(ipc::type_name(ipc::Type::metrics_req) == "metrics_req");
   CHECK(ipc::type_name(ipc::Type::authorize_req) == "authorize_req");
   CHECK(ipc::type_name(ipc::Type::who_ans) == "who_ans");
   CHECK(ipc::type_name(static_cast<ipc::Type>(3)) == "unknown");

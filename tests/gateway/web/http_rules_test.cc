@@ -50,6 +50,16 @@ TEST_CASE("only GET of the page, its files and /ws is served", "[web]") {
   CHECK(route("GET", "").status == 404);
 }
 
+TEST_CASE("a metrics session serves GET /metrics and nothing else", "[web]") {
+  CHECK(metrics_status("GET", "/metrics") == 200);
+  CHECK(metrics_status("POST", "/metrics") == 405);
+  CHECK(metrics_status("HEAD", "/metrics") == 405);
+  CHECK(metrics_status("GET", "/") == 404);
+  CHECK(metrics_status("GET", "/metrics/") == 404);
+  CHECK(metrics_status("GET", "/metrics?x=1") == 404);
+  CHECK(metrics_status("GET", "/ws") == 404);
+}
+
 TEST_CASE("Host must name public_url's host and port", "[web]") {
   auto u = url("https://console.example");
   CHECK(host_ok("console.example", u));
