@@ -213,7 +213,7 @@ TEST_CASE("a watch leaves a member that stops answering without closing the stre
   CHECK(seen.lines == std::vector<std::string>{"snapshot 0", "put /t/p/1=a", "put /t/p/2=b"});
 }
 
-TEST_CASE("a watch on a member that lost its quorum is not reachable, though its stream stays open", "[etcd]") {
+TEST_CASE("a watch on a member without a quorum is not reachable, its stream open", "[etcd]") {
   EtcdCluster cluster(3);
   EventLoop loop;
   EtcdClient watcher(loop, settings_for({cluster.endpoint(0)}));
