@@ -30,14 +30,15 @@ EtcdWatch::~EtcdWatch() = default;
 
 void EtcdWatch::probe() {
   probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
-    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](const Result<RangeResult>&) {
-      if (!alive.expired()) probed();
+    client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](const Result<RangeResult>& r) {
+      if (!alive.expired()) probed(r.has_value());
     });
   });
 }
 
 // Whatever the answer, the client has moved on from a member that could not give it.
-void EtcdWatch::probed() {
+void EtcdWatch::probed(bool answered) {
+  probe_answered_ = answered;
   if (stream_ && client_.current_endpoint() != endpoint_) {
     log::warn("etcd watch on {}: its member stopped answering; resuming from revision {}", prefix_,
               next_revision_);

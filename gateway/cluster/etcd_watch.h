@@ -41,6 +41,9 @@ class EtcdWatch {
 
   // Whether etcd has confirmed the current stream: events from now on reach us.
   bool watching() const { return watching_; }
+  // Watching, and the last probe was answered: a member that lost its quorum keeps a stream
+  // open and confirmed, but can answer no read, and no change can reach it.
+  bool reachable() const { return watching_ && probe_answered_; }
   // The revision the next stream will start from.
   int64_t next_revision() const { return next_revision_; }
 
@@ -53,7 +56,7 @@ class EtcdWatch {
   void on_closed(Result<HttpResponse> outcome);
   void again_later();
   void probe();
-  void probed();
+  void probed(bool answered);
 
   EtcdClient& client_;
   std::string prefix_;
@@ -63,6 +66,7 @@ class EtcdWatch {
   size_t endpoint_ = 0;
   std::string partial_;  // a message not yet ended by its newline
   bool watching_ = false;
+  bool probe_answered_ = true;  // until a probe says otherwise
   std::chrono::milliseconds backoff_;
   EventLoop::Timer retry_;
   EventLoop::Timer probe_;

@@ -23,7 +23,7 @@ KeyMapFeed::KeyMapFeed(EtcdClient& client, std::string prefix, OnChange on_chang
 }
 
 void KeyMapFeed::check_reach() {
-  bool up = watch_->watching();
+  bool up = watch_->reachable();
   if (!up && loaded_ && ++down_checks_ == kDownChecks)
     log::warn("key map: etcd cannot be reached; the last key map ({} keys) stays in use", key_count_);
   if (up && down_checks_ >= kDownChecks) log::info("key map: etcd is reachable again");

@@ -12,6 +12,7 @@ namespace {
 constexpr size_t kMaxPendingInput = 256 * 1024;   // beyond it a paste loses the excess, as in the menu
 constexpr size_t kMaxPendingOutput = 256 * 1024;  // then the node's output waits in its window
 constexpr int kExitLost = 255;                    // as ssh(1) when the connection is gone
+constexpr char kLostLine[] = "\r\n[xcg: the connection to the node was lost]\r\n";
 
 }  // namespace
 
@@ -138,7 +139,8 @@ void NodeRelay::from_node() {
 }
 
 // The node closed the channel (its exit status came first, perhaps already while the channel
-// was being opened: libssh keeps it), or the connection to it was lost.
+// was being opened: libssh keeps it), or the connection to it was lost. libssh reports the
+// channel of a lost connection as closed too, with no exit status: that one gets the line.
 void NodeRelay::check_node_end() {
   ssh_session session = node_->session.get();
   ssh_channel channel = node_->channel.get();
@@ -146,9 +148,10 @@ void NodeRelay::check_node_end() {
   bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
   if (ssh_channel_is_closed(channel) && drained) {
     int status = ssh_channel_get_exit_status(channel);  // does not wait: the channel is closed
-    return finish(status < 0 ? kExitLost : status);
+    if (status >= 0) return finish(status);
+    return finish(kExitLost, lost ? kLostLine : "");
   }
-  if (lost) finish(kExitLost, "\r\n[xcg: the connection to the node was lost]\r\n");
+  if (lost) finish(kExitLost, kLostLine);
 }
 
 void NodeRelay::close_node() {

@@ -121,7 +121,10 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) 
       ssh_event_remove_session(event.get(), session.get());
       return kLoginTimeout;
     }
-    if (ssh_event_dopoll(event.get(), kPollMs) == SSH_ERROR) break;
+    // Not a reason to stop by itself: a front's relay polls its node's session in the same
+    // event, and a lost node is the relay's to tell the customer about in the step. The
+    // customer's own session failing shows in its status, checked below.
+    if (ssh_event_dopoll(event.get(), kPollMs) == SSH_ERROR) log::debug("ssh event poll: an error");
     conn.step(std::chrono::steady_clock::now());
     // A fatal protocol error (bad MAC, bad length, a forbidden message) closes the session
     // inside libssh without the socket closing: ssh_is_connected() alone would miss it.

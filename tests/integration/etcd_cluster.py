@@ -1,7 +1,7 @@
 """A real etcd cluster for the integration tests: N members of /usr/bin/etcd on loopback, on
 free ports, in a temporary directory; killed and reaped at the end. The same features as the
 unit tests' fixture (tests/gateway/cluster/etcd_fixture.h): kill, pause (SIGSTOP) and resume
-a member, wait until healthy, and etcdctl with an argv. With tls=True clients speak https and
+a member, start a killed member again on its data, wait until healthy, and etcdctl with an argv. With tls=True clients speak https and
 must show a certificate of the test CA (`ca_file`, `cert_file`, `key_file`).
 
     from etcd_cluster import etcd, etcd3   # pytest fixtures: 1 and 3 members
@@ -57,6 +57,8 @@ class EtcdCluster:
         self.client_urls = [f"{scheme}://127.0.0.1:{free_port()}" for _ in self.names]
         self.peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
         self.procs = [None] * members
+        self.paused = set()
+        self.initial = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer_urls))
 
     @property
     def endpoints(self):
@@ -73,24 +75,23 @@ class EtcdCluster:
         certificate(self.dir, "client", "xcg", "ca", [leaf, "extendedKeyUsage=clientAuth"])
 
     def start(self, deadline=START_TIMEOUT):
-        initial = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer_urls))
         try:
             if self.tls:
                 self._make_certificates()
             for i in range(len(self.names)):
-                self._start_member(i, initial)
+                self._start_member(i)
             self.wait_healthy(deadline=deadline)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_member(self, i, initial):
+    def _argv(self, i):
         name = self.names[i]
         argv = [ETCD, "--name", name, "--data-dir", os.path.join(self.dir, name),
                 "--listen-client-urls", self.client_urls[i], "--advertise-client-urls", self.client_urls[i],
                 "--listen-peer-urls", self.peer_urls[i], "--initial-advertise-peer-urls", self.peer_urls[i],
-                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--initial-cluster", self.initial, "--initial-cluster-state", "new",
                 "--initial-cluster-token", "xcg-test", "--heartbeat-interval", "50",
                 "--election-timeout", "500", "--auto-compaction-mode", "revision",
                 "--auto-compaction-retention", "1000", "--log-level", "warn"]
@@ -98,8 +99,11 @@ class EtcdCluster:
             argv += ["--cert-file", os.path.join(self.dir, "server.crt"),
                      "--key-file", os.path.join(self.dir, "server.key"),
                      "--client-cert-auth", "--trusted-ca-file", self.ca_file]
-        with open(self.log_path(i), "wb") as log:
-            self.procs[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        return argv
+
+    def _start_member(self, i, mode="wb"):
+        with open(self.log_path(i), mode) as log:
+            self.procs[i] = subprocess.Popen(self._argv(i), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
     def log_path(self, i):
         return os.path.join(self.dir, f"{self.names[i]}.log")
@@ -138,12 +142,19 @@ class EtcdCluster:
             proc.kill()
             proc.wait()
         self.procs[i] = None
+        self.paused.discard(i)
+
+    def restart(self, i):
+        """Starts a killed member again; it rejoins with its data directory's state."""
+        self._start_member(i, "ab")
 
     def pause(self, i):
         self.procs[i].send_signal(signal.SIGSTOP)
+        self.paused.add(i)
 
     def resume(self, i):
         self.procs[i].send_signal(signal.SIGCONT)
+        self.paused.discard(i)
 
     def stop(self):
         for i in range(len(self.procs)):
@@ -151,7 +162,8 @@ class EtcdCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def etcdctl(self, *args, check=True):
-        live = [u for u, p in zip(self.client_urls, self.procs) if p is not None]
+        live = [u for i, (u, p) in enumerate(zip(self.client_urls, self.procs))
+                if p is not None and i not in self.paused]
         env = dict(os.environ, ETCDCTL_API="3")
         tls = ["--cacert", self.ca_file, "--cert", self.cert_file, "--key", self.key_file] if self.tls else []
         return subprocess.run([ETCDCTL, "--endpoints", ",".join(live), "--dial-timeout", "2s", *tls, *args],

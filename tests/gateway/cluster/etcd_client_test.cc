@@ -250,6 +250,18 @@ TEST_CASE("a watch leaves a member that stops answering without closing the stre
   CHECK(seen.lines == std::vector<std::string>{"snapshot 0", "put /t/p/1=a", "put /t/p/2=b"});
 }
 
+TEST_CASE("a watch on a member without a quorum is not reachable, its stream open", "[etcd]") {
+  EtcdCluster cluster(3);
+  EventLoop loop;
+  EtcdClient watcher(loop, settings_for({cluster.endpoint(0)}));
+  Seen seen;
+  auto watch = watcher.watch("/t/q/", 0, seen.callbacks());
+  REQUIRE(loop.run_until([&] { return watch->reachable(); }, 5s));
+  cluster.kill(1);
+  cluster.kill(2);
+  CHECK(loop.run_until([&] { return !watch->reachable(); }, 10s));  // the probe's read went unanswered
+}
+
 TEST_CASE("over TLS the client checks etcd against its CA and shows its own certificate", "[etcd]") {
   EtcdCluster cluster(1, EtcdCluster::Transport::tls);
   EventLoop loop;
