@@ -161,7 +161,8 @@ int ctl(int argc, char** argv) {
     }
   }
   if (words.empty())
-    return usage_error("ctl: what? sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics or weblink DOMAIN");
+    return usage_error(
+        "ctl: what? sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics or weblink DOMAIN");
   return xcg::gateway::run_control_client(socket, words);
 }
 

@@ -24,8 +24,8 @@ std::string Broker::handle_control(const std::string& request) {
     auto r = reload("xcg ctl reload");
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
-  return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics, weblink "
-         "DOMAIN [--readonly] [--ttl S]";
+  return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics, "
+         "weblink DOMAIN [--readonly] [--ttl S]";
 }
 
 std::string Broker::list_sessions() const {

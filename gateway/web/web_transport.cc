@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +43,7 @@ constexpr size_t kMaxHeaderBytes = 8 * 1024;
 constexpr size_t kMaxMetricsHeaderBytes = 2 * 1024;  // a scraper's GET is a few lines
 constexpr size_t kMaxMessageBytes = 64 * 1024;
 constexpr auto kTick = std::chrono::seconds(1);  // the core's idle timeout is checked at steps
+constexpr auto kLinger = std::chrono::seconds(1);
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
@@ -211,9 +213,30 @@ class Connection {
     response_.emplace(std::move(res));
     http::async_write(*stream_, *response_, [this, again](beast::error_code ec, size_t) {
       response_.reset();
-      if (ec || !again) return loop_.finish(loop_.exit_code);
+      if (ec) return loop_.finish(loop_.exit_code);
+      if (!again) return linger();
       read_request();
     });
+  }
+
+  // A refusal often comes while the client is still sending (a huge request line). Closing
+  // with its bytes unread would reset the connection, and the reset can destroy the answer
+  // before the client reads it; so the sending side is shut, and what still arrives is read
+  // and dropped until the client closes, or for a second at most.
+  void linger() {
+    auto& tcp = beast::get_lowest_layer(*stream_);
+    beast::error_code not_connected;  // the client has gone already: nothing to linger for
+    tcp.socket().shutdown(tcp::socket::shutdown_send, not_connected);
+    tcp.expires_after(kLinger);
+    drain();
+  }
+
+  void drain() {
+    beast::get_lowest_layer(*stream_).async_read_some(asio::buffer(dropped_),
+                                                      [this](beast::error_code ec, size_t) {
+                                                        if (ec) return loop_.finish(loop_.exit_code);
+                                                        drain();
+                                                      });
   }
 
   // --- WebSocket -----------------------------------------------------------------------------
@@ -327,6 +350,7 @@ class Connection {
   Loop& loop_;
   std::optional<Stream> stream_;
   beast::flat_buffer buffer_;
+  std::array<char, 16 * 1024> dropped_{};
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<Response> response_;
   unsigned requests_ = 0;
