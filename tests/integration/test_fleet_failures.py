@@ -131,10 +131,17 @@ def assert_logins_everywhere(fleet, fronts=None, domains=NODES.values()):
 
 
 def revoke(fleet, domain, key):
-    """Deletes the key in etcd; returns the time the deletion started."""
-    start = time.monotonic()
-    fleet.etcd.delete(f"{PREFIX}keys/{domain}/{fleet.keys[key].fingerprint}")
-    return start
+    """Deletes the key in etcd; returns the time the deletion that etcd took started. Right after
+    a member dies the others may still be electing a leader and refuse writes: that is etcd's
+    time, not the fleet's, so the deletion is tried again until it is taken (15 s at most)."""
+    path = f"{PREFIX}keys/{domain}/{fleet.keys[key].fingerprint}"
+    started = []
+
+    def deleted():
+        started.append(time.monotonic())
+        return fleet.etcd.etcdctl("del", path, check=False).returncode == 0
+    wait_for(deleted, 15, f"etcd to take the deletion of {path}")
+    return started[-1]
 
 
 def until_revoked(child, domain, timeout=5):
