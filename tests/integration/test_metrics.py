@@ -118,8 +118,9 @@ def test_a_confined_xcg_web_answers_not_the_broker(mgw):
         s.sendall(b"GET /metrics HTTP/1.1\r\n")
         pids = wait_for(lambda: mgw.processes("xcg-web"), 10, "an xcg-web child")
         assert len(pids) == 1, pids
-        status = proc_status(pids[0])
-        assert status["Seccomp"] == "2"
+        # It exists from its exec on; the request's first line is read only inside the sandbox.
+        status = wait_for(lambda: (st := proc_status(pids[0]))["Seccomp"] == "2" and st, 10,
+                          "xcg-web under seccomp")
         assert status["Uid"].split() == [str(user.pw_uid)] * 4, status["Uid"]
         assert os.readlink(f"/proc/{pids[0]}/root") == str(mgw.chroot)
         s.sendall(b"Host: x\r\n\r\n")
