@@ -22,9 +22,8 @@ void Broker::start_fleet() {
   const auto& cluster = *config_->cluster;
   NodeInfo self;
   if (cluster.role == config::ClusterRole::node) {
-    // Fronts pin the node's first host key.
     self = NodeInfo{advertised(cluster.advertise, parts_.listeners),
-                    host_key_fingerprint(host_keys_pem_.at(0), config_->host_keys.at(0)), XCG_VERSION};
+                    ed25519_host_key_fingerprint(host_keys_pem_, config_->host_keys), XCG_VERSION};
   }
   fleet_ = std::make_unique<FleetLink>(loop_, cluster, std::move(self));
   hubs_->set_presence_listener([this](const std::string& domain, HubDirectory::Presence presence) {

@@ -116,10 +116,14 @@ std::vector<std::string> host_key_records(const config::Config& config, std::str
   return known_hosts;
 }
 
-std::string host_key_fingerprint(const std::string& pem, const std::string& path) {
-  auto key = config::parse_public_key(public_line(pem, path));
-  if (!key) throw key_error(path, key.error().message);
-  return key->fingerprint();
+std::string ed25519_host_key_fingerprint(const std::vector<std::string>& pems,
+                                         const std::vector<std::string>& paths) {
+  for (size_t i = 0; i < pems.size(); ++i) {
+    auto key = config::parse_public_key(public_line(pems[i], paths[i]));
+    if (!key) throw key_error(paths[i], key.error().message);
+    if (key->type == "ssh-ed25519") return key->fingerprint();
+  }
+  throw std::runtime_error("a fleet node needs an Ed25519 host key: fronts pin it (add one to host_keys)");
 }
 
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths) {

@@ -14,9 +14,12 @@ namespace xcg::gateway {
 // readable by group or others.
 std::vector<std::string> load_or_create_host_keys(const std::vector<std::string>& paths);
 
-// The SHA-256 fingerprint ("SHA256:...") of the public half of a host key in PEM text (one
-// of load_or_create_host_keys'); `path` names it in the error thrown.
-std::string host_key_fingerprint(const std::string& pem, const std::string& path);
+// The SHA-256 fingerprint ("SHA256:...") of the first Ed25519 key among the host keys
+// (load_or_create_host_keys' PEM text, and their paths for errors): the one a node registers
+// and fronts pin, as a front logs in and pins with Ed25519 only. Throws std::runtime_error
+// when there is none.
+std::string ed25519_host_key_fingerprint(const std::vector<std::string>& pems,
+                                         const std::vector<std::string>& paths);
 
 // What operators publish for customers: for each host key, a known_hosts line per listen
 // port ("[HOST]:PORT TYPE BASE64", plain "HOST" for port 22) and an SSHFP record

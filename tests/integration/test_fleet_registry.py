@@ -4,6 +4,8 @@ nodes/<node> under its lease, domains/<domain> for each of its domains (docs/fle
 import json
 import subprocess
 
+import pytest
+
 from conftest import wait_for
 from etcd_cluster import etcd  # noqa: F401 (fixture)
 
@@ -44,3 +46,34 @@ def test_a_domain_another_node_holds_is_not_taken_while_it_does_not_run(make_gat
     make_gateway(extra=cluster_section(etcd), sim={"autostart": False})
     wait_for(lambda: etcd.get("/xcg/domains/web2") == "node1", 10, "web2 offered")
     assert etcd.get("/xcg/domains/web1") == "node2"
+
+
+def use_host_keys(gw, paths):
+    text = gw.config_path.read_text()
+    own = f"host_keys: [{json.dumps(str(gw.host_key_path))}]"
+    gw.config_path.write_text(text.replace(own, f"host_keys: {json.dumps([str(p) for p in paths])}"))
+
+
+def test_a_node_registers_its_ed25519_host_key_wherever_it_is_listed(make_gateway, etcd):
+    gw = make_gateway(extra=cluster_section(etcd, ttl="30s"))
+    assert gw.stop() == 0
+    ecdsa = gw.dir / "hostkey-ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True, timeout=30)
+    use_host_keys(gw, [ecdsa, gw.host_key_path])
+    gw.start()
+    # The record of the first run was revoked with its lease as it stopped.
+    record = wait_for(lambda: etcd.get("/xcg/nodes/node1"), 10, "nodes/node1")
+    assert json.loads(record)["fingerprint"] == host_key_fingerprint(gw)
+
+
+def test_a_node_without_an_ed25519_host_key_does_not_start(make_gateway, etcd):
+    gw = make_gateway(extra=cluster_section(etcd, ttl="30s"))
+    assert gw.stop() == 0
+    ecdsa = gw.dir / "hostkey-ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True, timeout=30)
+    use_host_keys(gw, [ecdsa])
+    with pytest.raises(AssertionError, match="exited with 1 before listening"):
+        gw.start()
+    assert "a fleet node needs an Ed25519 host key" in gw.read_log()
+    assert etcd.get("/xcg/nodes/node1") is None
+    gw.proc = None  # it exited as it should: nothing for the teardown to stop
