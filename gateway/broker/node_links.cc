@@ -21,7 +21,7 @@ void NodeLinks::open(const std::string& domain, Done done) {
 }
 
 void NodeLinks::open_elsewhere(const std::string& domain, const std::string& moved_from, Done done) {
-  wait_elsewhere(domain, moved_from, Clock::now() + kMoveTimeout, std::move(done));
+  wait_elsewhere(domain, moved_from, Clock::now() + move_timeout_, std::move(done));
 }
 
 // The registry changes by its watches, on this loop: looking again every kMovePoll is cheap.
@@ -31,7 +31,7 @@ void NodeLinks::wait_elsewhere(const std::string& domain, const std::string& mov
   if (route && route->node != moved_from) return open(domain, std::move(done));
   if (Clock::now() >= deadline) {
     auto why = fmt::format("{} left {} and did not appear on another node within {} s", domain, moved_from,
-                           kMoveTimeout.count());
+                           move_timeout_.count());
     return done(ipc::NodeConnectAns{false, why, moved_from, ""}, {});
   }
   uint64_t id = next_wait_++;

@@ -26,13 +26,13 @@ class NodeLinks {
   static constexpr auto kMovePoll = std::chrono::milliseconds(50);
 
   NodeLinks(EventLoop& loop, const NodeDirectory& directory,
-            std::chrono::milliseconds timeout = kConnectTimeout)
-      : loop_(loop), directory_(directory), connector_(loop, timeout) {}
+            std::chrono::milliseconds timeout = kConnectTimeout, std::chrono::seconds move_timeout = kMoveTimeout)
+      : loop_(loop), directory_(directory), connector_(loop, timeout), move_timeout_(move_timeout) {}
 
   // Calls `done` once, from the loop or (no route) at once.
   void open(const std::string& domain, Done done);
   // As open, once the directory routes `domain` to a node other than `moved_from`; an answer
-  // that says so after kMoveTimeout.
+  // that says so after the move timeout.
   void open_elsewhere(const std::string& domain, const std::string& moved_from, Done done);
 
  private:
@@ -43,6 +43,7 @@ class NodeLinks {
   EventLoop& loop_;
   const NodeDirectory& directory_;
   NodeConnector connector_;
+  std::chrono::seconds move_timeout_;
   std::map<uint64_t, EventLoop::Timer> waits_;  // sessions waiting for their domain's new node
   uint64_t next_wait_ = 1;
 };

@@ -101,7 +101,7 @@ def test_migrate_refuses_clearly_and_changes_nothing(fleet):
     result = ctl(fleet.nodes["node-b"], "migrate", "web1", "--to", "node-a")
     assert result.stdout.strip() == "error: web1 is not running here (shut off)", describe(result)
     assert fleet.etcd.get(f"{PREFIX}domains/web1") == "node-a"
-    assert fleet.etcd.get(f"{PREFIX}migrations/web9") is None
+    wait_for(lambda: fleet.etcd.get(f"{PREFIX}migrations/web9") is None, 5, "the refused request removed")
     assert node_a.ssh("web1", "web1", "status").stdout.startswith("web1: running")
 
 
@@ -134,7 +134,7 @@ def test_a_console_through_a_front_follows_web1_to_node_b(fleet):
     assert direct.exitstatus == 1
 
     wait_for(lambda: fleet.etcd.get(f"{PREFIX}domains/web1") == "node-b", 10, "domains/web1 on node-b")
-    assert fleet.etcd.get(f"{PREFIX}migrations/web1") is None
+    wait_for(lambda: fleet.etcd.get(f"{PREFIX}migrations/web1") is None, 5, "the record removed")
     assert node_b.ssh("web1", "web1", "status").stdout.startswith("web1: running")
     status = fleet.fronts[1].ssh("web1", "web1", "status")
     assert status.stdout.startswith("web1: running"), describe(status)
