@@ -99,7 +99,8 @@ class Hypervisor {
   // changes quietly (the broker tells the viewers where it went). On Xen `xl migrate` moves a
   // domain and the domain's leaving is seen in xenstore: unavailable here.
   virtual Result<void> migrate_out(const std::string& domain) {
-    return fail(Errc::unavailable, "cannot migrate " + domain + ": migration is simulated only; use xl migrate");
+    return fail(Errc::unavailable,
+                "cannot migrate " + domain + ": migration is simulated only; use xl migrate");
   }
 
   void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }

@@ -224,8 +224,8 @@ class Broker : private RequestHandler {
   std::unique_ptr<FleetLink> fleet_;  // with `cluster:` only; outlives hubs_, which tells it
   std::unique_ptr<HubDirectory> hubs_;
   std::unique_ptr<MigrationDesk> migrations_;  // a node's in a fleet; on fleet_'s client
-  std::unique_ptr<NodeDirectory> nodes_;   // a front's only
-  std::unique_ptr<NodeLinks> node_links_;  // with nodes_
+  std::unique_ptr<NodeDirectory> nodes_;       // a front's only
+  std::unique_ptr<NodeLinks> node_links_;      // with nodes_
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;

@@ -26,8 +26,8 @@ void Broker::open_migrations() {
       [this](const std::string& domain) { migrate_in(domain); },
       [this](const std::string& domain, const std::string& to) { return migrate_away(domain, to); }};
   const auto& cluster = *config_->cluster;
-  migrations_ = std::make_unique<MigrationDesk>(loop_, fleet_->etcd(), cluster.prefix, cluster.node,
-                                                std::move(hooks));
+  migrations_ =
+      std::make_unique<MigrationDesk>(loop_, fleet_->etcd(), cluster.prefix, cluster.node, std::move(hooks));
 }
 
 void Broker::control_migrate(const std::string& args, const ControlServer::Reply& reply) {

@@ -26,7 +26,8 @@ class NodeLinks {
   static constexpr auto kMovePoll = std::chrono::milliseconds(50);
 
   NodeLinks(EventLoop& loop, const NodeDirectory& directory,
-            std::chrono::milliseconds timeout = kConnectTimeout, std::chrono::seconds move_timeout = kMoveTimeout)
+            std::chrono::milliseconds timeout = kConnectTimeout,
+            std::chrono::seconds move_timeout = kMoveTimeout)
       : loop_(loop), directory_(directory), connector_(loop, timeout), move_timeout_(move_timeout) {}
 
   // Calls `done` once, from the loop or (no route) at once.

@@ -11,7 +11,10 @@ namespace xcg {
 
 MigrationDesk::MigrationDesk(EventLoop& loop, EtcdClient& client, const std::string& prefix, std::string node,
                              Hooks hooks)
-    : loop_(loop), client_(client), prefix_(migrations_prefix(prefix)), node_(std::move(node)),
+    : loop_(loop),
+      client_(client),
+      prefix_(migrations_prefix(prefix)),
+      node_(std::move(node)),
       hooks_(std::move(hooks)) {
   auto apply = [this](const KeyValue& kv) {
     auto record = decode_migration(kv.value);
@@ -38,24 +41,25 @@ void MigrationDesk::migrate(const std::string& domain, const std::string& to, Do
                                                    kAnswerTimeout.count(), domain)));
     erase_record(domain);
   };
-  outgoing_[domain] = Outgoing{to, std::move(done), loop_.timer(kAnswerTimeout, "migration of " + domain, expire)};
+  outgoing_[domain] =
+      Outgoing{to, std::move(done), loop_.timer(kAnswerTimeout, "migration of " + domain, expire)};
   log::info("migration: asking {} to take {}", to, domain);
   auto asked = encode_migration({node_, to, MigrationStep::asked, ""});
-  client_.txn_put_if(key(domain), 0, asked, 0,
-                     [alive = std::weak_ptr<int>(alive_), this, domain](Result<TxnResult> r) {
-                       if (alive.expired()) return;
-                       if (!r) return finish(domain, fail(Errc::unavailable, "etcd: " + r.error().message));
-                       if (!r->succeeded)
-                         finish(domain, fail(Errc::wrong_state,
-                                             fmt::format("a migration of {} is already recorded ({})", domain,
-                                                         key(domain))));
-                     });
+  client_.txn_put_if(
+      key(domain), 0, asked, 0, [alive = std::weak_ptr<int>(alive_), this, domain](Result<TxnResult> r) {
+        if (alive.expired()) return;
+        if (!r) return finish(domain, fail(Errc::unavailable, "etcd: " + r.error().message));
+        if (!r->succeeded)
+          finish(domain, fail(Errc::wrong_state, fmt::format("a migration of {} is already recorded ({})",
+                                                             domain, key(domain))));
+      });
 }
 
 std::optional<std::string> MigrationDesk::busy(const std::string& domain) const {
   if (auto it = outgoing_.find(domain); it != outgoing_.end())
     return fmt::format("{} is migrating to {}", domain, it->second.to);
-  if (auto it = moved_.find(domain); it != moved_.end()) return fmt::format("{} moved to {}", domain, it->second);
+  if (auto it = moved_.find(domain); it != moved_.end())
+    return fmt::format("{} moved to {}", domain, it->second);
   return std::nullopt;
 }
 

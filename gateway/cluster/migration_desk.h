@@ -33,7 +33,8 @@ class MigrationDesk {
   using Done = std::function<void(Result<std::string>)>;  // what the operator reads
   static constexpr auto kAnswerTimeout = std::chrono::seconds(3);
 
-  MigrationDesk(EventLoop& loop, EtcdClient& client, const std::string& prefix, std::string node, Hooks hooks);
+  MigrationDesk(EventLoop& loop, EtcdClient& client, const std::string& prefix, std::string node,
+                Hooks hooks);
   MigrationDesk(const MigrationDesk&) = delete;
   MigrationDesk& operator=(const MigrationDesk&) = delete;
   ~MigrationDesk();
@@ -68,7 +69,7 @@ class MigrationDesk {
   std::string node_;
   Hooks hooks_;
   std::map<std::string, Outgoing> outgoing_;
-  std::map<std::string, std::string> moved_;  // domain -> the node it moved to
+  std::map<std::string, std::string> moved_;               // domain -> the node it moved to
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
   std::unique_ptr<EtcdWatch> watch_;
 };

@@ -6,8 +6,10 @@
 using namespace xcg;
 
 TEST_CASE("a migration record round-trips through its JSON", "[cluster][migration]") {
-  for (auto step : {MigrationStep::asked, MigrationStep::ready, MigrationStep::moved, MigrationStep::refused}) {
-    MigrationRecord record{"node-a", "node-b", step, step == MigrationStep::refused ? "web1 is not node-b's" : ""};
+  for (auto step :
+       {MigrationStep::asked, MigrationStep::ready, MigrationStep::moved, MigrationStep::refused}) {
+    MigrationRecord record{"node-a", "node-b", step,
+                           step == MigrationStep::refused ? "web1 is not node-b's" : ""};
     auto back = decode_migration(encode_migration(record));
     REQUIRE(back);
     CHECK(back->from == "node-a");
