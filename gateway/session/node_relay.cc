@@ -97,8 +97,14 @@ void NodeRelay::connect() {
   if (setup_.event != nullptr && ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
     return finish(1, "xcg: internal error\r\n");
   state_ = State::relaying;
-  if (!std::exchange(moved_from_, {}).empty())
-    say("\r\n[xcg: " + customer_.domain + " moved to " + node_name_ + "]\r\n");
+  if (!std::exchange(moved_from_, {}).empty()) say_moved();
+}
+
+// On a terminal the line goes with the output, so that it shows where the new node's begins;
+// without one, stdout is the command's.
+void NodeRelay::say_moved() {
+  output_.add(pty_ ? Stream::out : Stream::err,
+              "\r\n[xcg: " + customer_.domain + " moved to " + node_name_ + "]\r\n");
 }
 
 // The customer reads the broker's reason, or which node failed; the log has the details.

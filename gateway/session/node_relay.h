@@ -56,6 +56,7 @@ class NodeRelay final : public ChannelCore {
   void from_node();
   void check_node_end();
   void follow_move();
+  void say_moved();
   void flush();
   void finish(int exit_status, const std::string& line = {}, std::string reason = {});
   void close_node();

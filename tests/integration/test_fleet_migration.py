@@ -82,7 +82,7 @@ def ticks(data):
 
 def watching(gw, domain="web1"):
     """A console on `domain` through `gw`, once it shows numbered lines."""
-    child = gw.spawn(domain, domain, "console", timeout=15)
+    child = gw.spawn(domain, domain, "console", tty=True, timeout=15)
     child.expect(TICK)
     return child
 
