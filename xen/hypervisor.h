@@ -94,6 +94,15 @@ class Hypervisor {
     done(fail(Errc::unavailable, "SysRq is not supported by this hypervisor"));
   }
 
+  // The source side of a live migration, as the simulator plays it (docs/fleet.md, "Migration"):
+  // the running guest leaves this host at once and the domain is shut off here; the console
+  // changes quietly (the broker tells the viewers where it went). On Xen `xl migrate` moves a
+  // domain and the domain's leaving is seen in xenstore: unavailable here.
+  virtual Result<void> migrate_out(const std::string& domain) {
+    return fail(Errc::unavailable,
+                "cannot migrate " + domain + ": migration is simulated only; use xl migrate");
+  }
+
   void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }
 
  protected:

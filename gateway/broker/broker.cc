@@ -130,8 +130,11 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   if (config_->cluster) start_fleet();
   open_node_links();  // a front's, on the fleet's registry
   if (!options_.control_socket.empty())
-    control_ = std::make_unique<ControlServer>(loop_, options_.control_socket,
-                                               [this](const std::string& r) { return handle_control(r); });
+    control_ = std::make_unique<ControlServer>(
+        loop_, options_.control_socket,
+        [this](const std::string& request, const ControlServer::Reply& reply) {
+          answer_control(request, reply);
+        });
   start_key_map();
   if (options_.watch_config) {
     config_watch_ = std::make_unique<ConfigWatch>(loop_, [this] { reload("config file changed"); });

@@ -40,6 +40,7 @@
 #include "gateway/broker/web_tokens.h"
 #include "gateway/cluster/etcd_client.h"
 #include "gateway/cluster/key_map_feed.h"
+#include "gateway/cluster/migration_desk.h"
 #include "gateway/ipc/ipc.h"
 #include "xen/hypervisor.h"
 
@@ -151,6 +152,8 @@ class Broker : private RequestHandler {
   std::string control_weblink(const std::string& args);
   // A front's relay to the node (broker_front.cc).
   void open_node_links();
+  static constexpr unsigned kMaxMovesFollowed = 16;
+  bool may_connect_node(const SessionRecord& s, const ipc::NodeConnectReq& req) const;
   void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
                            UniqueFd node);
   // `readonly`: narrower than the key, for a front's read-only login.
@@ -179,13 +182,22 @@ class Broker : private RequestHandler {
   unsigned apply_rights();
   std::string apply_domain_changes();
   void narrow_rights(SessionRecord& s, const RightsChange& change);
-  void revoke(SessionRecord& s, const std::string& text);
+  // `handover`: the domain migrated away and a front relays the session (ipc::Revoke).
+  void revoke(SessionRecord& s, const std::string& text, bool handover = false);
   // The key map from etcd with `cluster:` (broker_cluster.cc).
   void start_key_map();
   void on_key_map(const KeyMap& map);
   // The config the files say, with the key map's keys when there is `cluster:`.
   std::shared_ptr<const config::Config> effective(std::shared_ptr<const config::Config> from_files) const;
+  void answer_control(const std::string& request, const ControlServer::Reply& reply);
   std::string handle_control(const std::string& request);
+  // Simulated live migration (broker_migration.cc).
+  void open_migrations();
+  void control_migrate(const std::string& args, const ControlServer::Reply& reply);
+  std::string migrate_refusal(const std::string& domain, const std::string& to) const;
+  std::optional<std::string> migration_refusal(const std::string& domain) const;
+  Result<void> migrate_away(const std::string& domain, const std::string& to);
+  void migrate_in(const std::string& domain);
   std::string list_sessions() const;
   std::string status_report() const;
   std::string cluster_view() const;  // `xcg ctl cluster` (cluster_report.h)
@@ -211,8 +223,9 @@ class Broker : private RequestHandler {
   std::unique_ptr<xen::Hypervisor> hypervisor_;
   std::unique_ptr<FleetLink> fleet_;  // with `cluster:` only; outlives hubs_, which tells it
   std::unique_ptr<HubDirectory> hubs_;
-  std::unique_ptr<NodeDirectory> nodes_;   // a front's only
-  std::unique_ptr<NodeLinks> node_links_;  // with nodes_
+  std::unique_ptr<MigrationDesk> migrations_;  // a node's in a fleet; on fleet_'s client
+  std::unique_ptr<NodeDirectory> nodes_;       // a front's only
+  std::unique_ptr<NodeLinks> node_links_;      // with nodes_
   ActionQueue actions_{[this] { return size_t{config_->limits.max_actions}; }};
   std::mt19937 rng_{std::random_device{}()};
   Admission admission_;

@@ -11,6 +11,12 @@
 
 namespace xcg::gateway {
 
+// Only a migration answers later: once its destination has.
+void Broker::answer_control(const std::string& request, const ControlServer::Reply& reply) {
+  if (request.starts_with("migrate ")) return control_migrate(request.substr(8), reply);
+  reply(handle_control(request));
+}
+
 std::string Broker::handle_control(const std::string& request) {
   std::string cmd = request.substr(0, request.find(' '));
   std::string arg = request.size() > cmd.size() ? request.substr(cmd.size() + 1) : "";
@@ -25,7 +31,7 @@ std::string Broker::handle_control(const std::string& request) {
     return r.ok ? r.text : "error: config not applied; the previous one keeps running:\n" + r.text;
   }
   return "error: unknown request; use sessions, status, cluster, kick DOMAIN|SESSION, reload, metrics, "
-         "weblink DOMAIN [--readonly] [--ttl S]";
+         "weblink DOMAIN [--readonly] [--ttl S], migrate DOMAIN --to NODE";
 }
 
 std::string Broker::list_sessions() const {

@@ -29,6 +29,7 @@ void Broker::start_fleet() {
   hubs_->set_presence_listener([this](const std::string& domain, HubDirectory::Presence presence) {
     fleet_->domain_presence(domain, presence);
   });
+  if (cluster.role == config::ClusterRole::node) open_migrations();
   log::info("fleet: {} '{}' on etcd {}", cluster.role == config::ClusterRole::front ? "front" : "node",
             cluster.node, cluster.endpoints.front());
 }

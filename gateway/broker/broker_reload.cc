@@ -126,10 +126,10 @@ void Broker::narrow_rights(SessionRecord& s, const RightsChange& change) {
 }
 
 // Told first, so that the customer learns why; killed kRevokeGrace later if still there.
-void Broker::revoke(SessionRecord& s, const std::string& text) {
+void Broker::revoke(SessionRecord& s, const std::string& text, bool handover) {
   s.revoked = true;
   audit(s, "session_revoked", {{"reason", text}});
-  if (s.ipc) (void)ipc::send(s.ipc.get(), ipc::Revoke{text});  // best effort: the kill follows
+  if (s.ipc) (void)ipc::send(s.ipc.get(), ipc::Revoke{text, handover});  // best effort: the kill follows
   s.revoke_timer = loop_.timer(kRevokeGrace, fmt::format("session {} revocation", s.id),
                                [pid = s.pid] { ::kill(pid, SIGKILL); });
 }

@@ -222,6 +222,7 @@ std::string Broker::action_refusal(const SessionRecord& s, const std::string& wh
   if (it == config_->domains.end() || !it->second.allows(needed))
     return fmt::format("{} is not allowed for {}", config::action_name(needed), s.domain);
   if (!s.action_in_flight.empty()) return std::string(kActionBusy);
+  if (auto moving = migrations_ ? migrations_->busy(s.domain) : std::nullopt) return *moving;
   return "";
 }
 

@@ -72,6 +72,7 @@ void ControlServer::on_accept() {
     int raw = fd.get();
     Client& c = clients_[raw];
     c.fd = std::move(fd);
+    c.serial = next_serial_++;
     c.deadline = loop_.timer(kClientTimeout, "control client timeout", [this, raw] { close_client(raw); });
     c.watch = loop_.watch(
         raw, EPOLLIN, "control client", [this, raw](uint32_t events) { on_client(raw, events); },
@@ -83,6 +84,10 @@ void ControlServer::on_client(int fd, uint32_t events) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   Client& c = it->second;
+  if (c.asked && c.out.empty()) {
+    if (events & (EPOLLHUP | EPOLLERR)) close_client(fd);  // gone while its answer is prepared
+    return;
+  }
   if (c.out.empty() && (events & (EPOLLIN | EPOLLHUP))) {
     char buf[512];
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -93,9 +98,10 @@ void ControlServer::on_client(int fd, uint32_t events) {
       if (c.in.size() > kMaxRequest) close_client(fd);
       return;
     }
-    c.out = handler_(c.in.substr(0, nl));
-    if (c.out.empty() || c.out.back() != '\n') c.out += '\n';
-    loop_.modify(fd, EPOLLOUT);
+    c.asked = true;
+    loop_.modify(fd, 0);
+    return handler_(c.in.substr(0, nl),
+                    [this, fd, serial = c.serial](std::string text) { answer(fd, serial, std::move(text)); });
   }
   if (!c.out.empty()) {
     ssize_t n = ::send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
@@ -104,6 +110,14 @@ void ControlServer::on_client(int fd, uint32_t events) {
     c.out.erase(0, static_cast<size_t>(n));
     if (c.out.empty()) close_client(fd);
   }
+}
+
+void ControlServer::answer(int fd, uint64_t serial, std::string text) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end() || it->second.serial != serial) return;
+  if (text.empty() || text.back() != '\n') text += '\n';
+  it->second.out = std::move(text);
+  loop_.modify(fd, EPOLLOUT);
 }
 
 void ControlServer::close_client(int fd) { clients_.erase(fd); }  // its registrations end with it

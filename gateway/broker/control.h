@@ -15,9 +15,10 @@ namespace xcg::gateway {
 
 class ControlServer {
  public:
-  // Returns the reply text for one request line; a reply starting with "error: " makes
-  // `xcg ctl` exit 1.
-  using Handler = std::function<std::string(const std::string& request)>;
+  // Answers one request line through `reply`, at once or later from the loop (a client gone
+  // by then is not answered); a reply starting with "error: " makes `xcg ctl` exit 1.
+  using Reply = std::function<void(std::string text)>;
+  using Handler = std::function<void(const std::string& request, Reply reply)>;
 
   // Creates the socket (mode 0600; the parent directory is created 0755 if missing). Throws.
   ControlServer(EventLoop& loop, std::string path, Handler handler);
@@ -30,6 +31,8 @@ class ControlServer {
     UniqueFd fd;
     std::string in;
     std::string out;
+    bool asked = false;  // the request is with the handler
+    uint64_t serial = 0;
     // After `fd`: they end before the socket closes, and with the client they call back into.
     EventLoop::Watch watch;
     EventLoop::Timer deadline;
@@ -37,6 +40,7 @@ class ControlServer {
   void on_accept();
   void on_client(int fd, uint32_t events);
   void close_client(int fd);
+  void answer(int fd, uint64_t serial, std::string text);
 
   EventLoop& loop_;
   std::string path_;
@@ -44,6 +48,7 @@ class ControlServer {
   UniqueFd listen_;
   EventLoop::Watch listen_watch_;  // after listen_, so that it ends before the socket closes
   std::map<int, Client> clients_;
+  uint64_t next_serial_ = 1;  // tells a client from a later one on the same descriptor
 };
 
 // `xcg ctl`: sends `words` joined by spaces, prints the reply; returns the exit code.

@@ -33,6 +33,11 @@ class FleetLink {
   // A node's domain: claimed when it runs here, offered when it does not, released when a
   // reload removes it. A record stays while its domain is shut off: its menu is here.
   void domain_presence(const std::string& domain, HubDirectory::Presence presence);
+  // A node's domain migrated away: RegistryWriter::let_go.
+  void let_go(const std::string& domain) {
+    running_.erase(domain);
+    if (writer_) writer_->let_go(domain);
+  }
   // On a node, RegistryWriter::leave; on a front, `done` at once.
   void leave(std::function<void()> done);
 

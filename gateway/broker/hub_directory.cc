@@ -101,6 +101,11 @@ void HubDirectory::action_started(const std::string& domain, xen::Lifecycle acti
   if (action == xen::Lifecycle::reboot) expect_reboot(domain);
 }
 
+void HubDirectory::leave_quietly(const std::string& domain) {
+  last_domid_[domain].reset();  // announce_stop says nothing of a console it never saw
+  end_reboot_window(domain);
+}
+
 void HubDirectory::action_failed(const std::string& domain, xen::Lifecycle action) {
   if (action == xen::Lifecycle::reboot) end_reboot_window(domain);
 }

@@ -20,4 +20,26 @@ void NodeLinks::open(const std::string& domain, Done done) {
   });
 }
 
+void NodeLinks::open_elsewhere(const std::string& domain, const std::string& moved_from, Done done) {
+  wait_elsewhere(domain, moved_from, Clock::now() + move_timeout_, std::move(done));
+}
+
+// The registry changes by its watches, on this loop: looking again every kMovePoll is cheap.
+void NodeLinks::wait_elsewhere(const std::string& domain, const std::string& moved_from,
+                               Clock::time_point deadline, Done done) {
+  auto route = directory_.route(domain);
+  if (route && route->node != moved_from) return open(domain, std::move(done));
+  if (Clock::now() >= deadline) {
+    auto why = fmt::format("{} left {} and did not appear on another node within {} s", domain, moved_from,
+                           move_timeout_.count());
+    return done(ipc::NodeConnectAns{false, why, moved_from, ""}, {});
+  }
+  uint64_t id = next_wait_++;
+  waits_[id] = loop_.timer(kMovePoll, "waiting for the new node of " + domain,
+                           [this, id, domain, moved_from, deadline, done = std::move(done)]() mutable {
+                             waits_.erase(id);  // fired: its callback is already ours
+                             wait_elsewhere(domain, moved_from, deadline, std::move(done));
+                           });
+}
+
 }  // namespace xcg::gateway

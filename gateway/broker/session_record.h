@@ -56,7 +56,9 @@ struct SessionRecord {
   RefusedOffers refused_offers;         // audited once, when the session ends or logs in
   std::string action_in_flight;         // the one action asked for and not yet answered, if any
   std::optional<LoginFailure> refused;  // why its last login attempt was refused (the metrics)
-  bool node_connect_asked = false;      // a front's session is relayed once
+  bool node_connect_asked = false;      // a front's session is relayed once...
+  std::string last_node;                // ...to this node,
+  unsigned moves_followed = 0;          // and again each time its domain migrated away
   // Declared after the descriptors they watch: they end first.
   EventLoop::Timer grace_timer;
   EventLoop::Timer revoke_timer;  // revoked: SIGKILL if still there when it fires

@@ -71,6 +71,7 @@ void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision
 void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
   if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
   if (r->succeeded) {
+    log::info("registry: domain {} recorded for node {} at revision {}", domain, node_, r->revision);
     hold(domain, r->revision);
     return;
   }

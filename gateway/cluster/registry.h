@@ -35,6 +35,9 @@ class RegistryWriter {
   // The domain is no longer this node's: remove the record, unless another node has written
   // it since.
   void release(const std::string& domain);
+  // The domain migrated away: this node stops writing its record, and leaves it for the
+  // destination to claim.
+  void let_go(const std::string& domain) { held_.erase(domain); }
   // Writes each held record again against the revision of this node's last write: one that
   // another node has taken meanwhile is refused, and let go.
   void recheck();

@@ -217,11 +217,18 @@ struct SysrqReq {
   bool operator==(const SysrqReq&) const = default;
 };
 
+// A node's session ends with this exit status, and no line, when its domain migrated away and
+// a front relays it; the front reattaches (EX_TEMPFAIL: nothing else a node runs exits so).
+inline constexpr int kExitMoved = 75;
+
 struct Revoke {
   std::string text;  // "access to web1 was revoked"
+  // The domain migrated away and a front relays this session: it ends without a line, with
+  // kExitMoved, so that the front reattaches its customer to the new node.
+  bool handover = false;
   static constexpr Type type = Type::revoke;
   static constexpr std::string_view name = "revoke";
-  static constexpr auto fields = std::tuple{&Revoke::text};
+  static constexpr auto fields = std::tuple{&Revoke::text, &Revoke::handover};
   bool operator==(const Revoke&) const = default;
 };
 
@@ -268,9 +275,12 @@ struct WeblinkAns {
 // Asked by a front's session once its customer asked for a shell or a command: sessions cannot
 // open sockets, so the broker connects and passes the socket with the answer.
 struct NodeConnectReq {
+  // Empty the first time. After the node ended the relay because the domain migrated away
+  // (docs/fleet.md, "Migration"): that node; the broker waits for the registry to name another.
+  std::string moved_from;
   static constexpr Type type = Type::node_connect_req;
   static constexpr std::string_view name = "node_connect_req";
-  static constexpr auto fields = std::tuple{};
+  static constexpr auto fields = std::tuple{&NodeConnectReq::moved_from};
   bool operator==(const NodeConnectReq&) const = default;
 };
 struct NodeConnectAns {

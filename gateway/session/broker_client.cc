@@ -59,6 +59,7 @@ void BrokerClient::take_unsolicited() {
 bool BrokerClient::keep_unsolicited(const ipc::Message& m) {
   if (auto* revoke = std::get_if<ipc::Revoke>(&m)) {
     revoked_ = revoke->text;  // the session ends at its next step
+    handover_ = revoke->handover;
     return true;
   }
   auto* narrowed = std::get_if<ipc::Narrowed>(&m);
@@ -124,8 +125,8 @@ Result<ipc::MetricsAns> BrokerClient::metrics() {
   return as<ipc::MetricsAns>(call(ipc::MetricsReq{}, ipc::Type::metrics_ans));
 }
 
-Result<ipc::NodeConnectAns> BrokerClient::node_connect(UniqueFd& node) {
-  auto r = call(ipc::NodeConnectReq{}, ipc::Type::node_connect_ans);
+Result<ipc::NodeConnectAns> BrokerClient::node_connect(UniqueFd& node, const std::string& moved_from) {
+  auto r = call(ipc::NodeConnectReq{moved_from}, ipc::Type::node_connect_ans);
   if (!r) return tl::unexpected(r.error());
   auto ans = std::get<ipc::NodeConnectAns>(r->message);
   if (ans.ok && !r->fd) return fail(Errc::invalid_input, "node answer without a connection");

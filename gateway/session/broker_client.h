@@ -33,7 +33,9 @@ class BrokerClient {
   Result<ipc::WeblinkAns> weblink();
   // A front's: a connection to the node that runs the domain; on success the socket is in `node`.
   // Waits as long as the broker's connect (seconds at most), which is the customer's wait anyway.
-  Result<ipc::NodeConnectAns> node_connect(UniqueFd& node);
+  // `moved_from`: the node that said the domain migrated away (ipc::NodeConnectReq); the
+  // broker then waits for the registry to name another, up to its deadline.
+  Result<ipc::NodeConnectAns> node_connect(UniqueFd& node, const std::string& moved_from = "");
   // A metrics session's one question: the metrics text.
   Result<ipc::MetricsAns> metrics();
   void log(int level, std::string_view text) noexcept;
@@ -44,6 +46,8 @@ class BrokerClient {
   // blocks.
   void take_unsolicited();
   const std::optional<std::string>& revoked() const { return revoked_; }
+  // The revocation hands the customer over to another node (ipc::Revoke::handover).
+  bool handover() const { return handover_; }
   // The rights taken away since the last call, if any.
   std::optional<ipc::Narrowed> take_narrowed() { return std::exchange(narrowed_, std::nullopt); }
   int fd() const { return fd_; }
@@ -56,6 +60,7 @@ class BrokerClient {
 
   int fd_;
   std::optional<std::string> revoked_;
+  bool handover_ = false;
   std::optional<ipc::Narrowed> narrowed_;  // accumulated until taken
 };
 

@@ -99,6 +99,7 @@ void CustomerSession::check_revoked() {
   if (!broker_.revoked() || ending()) return;
   detach_console();
   std::string why = printable(*broker_.revoked());
+  if (broker_.handover()) return finish(ipc::kExitMoved, why);  // the front says where it went
   out("\r\n[xcg: " + why + "]\r\n");
   finish(1, why);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 
 #include "base/log.h"
 #include "base/text.h"
@@ -96,14 +97,23 @@ void NodeRelay::connect() {
   if (setup_.event != nullptr && ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
     return finish(1, "xcg: internal error\r\n");
   state_ = State::relaying;
+  if (!std::exchange(moved_from_, {}).empty()) say_moved();
+}
+
+// On a terminal the line goes with the output, so that it shows where the new node's begins;
+// without one, stdout is the command's.
+void NodeRelay::say_moved() {
+  output_.add(pty_ ? Stream::out : Stream::err,
+              "\r\n[xcg: " + customer_.domain + " moved to " + node_name_ + "]\r\n");
 }
 
 // The customer reads the broker's reason, or which node failed; the log has the details.
 Result<NodeChannel> NodeRelay::open_channel() {
   UniqueFd socket;
-  auto answer = broker_.node_connect(socket);
+  auto answer = broker_.node_connect(socket, moved_from_);
   if (!answer) return tl::unexpected(answer.error());
   if (!answer->ok) return fail(Errc::unavailable, answer->text);
+  node_name_ = answer->node;
   NodeLogin login{answer->node,
                   answer->host_key_fingerprint,
                   front_user(customer_.domain, customer_.fingerprint, customer_.readonly),
@@ -148,10 +158,20 @@ void NodeRelay::check_node_end() {
   bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
   if (ssh_channel_is_closed(channel) && drained) {
     int status = ssh_channel_get_exit_status(channel);  // does not wait: the channel is closed
+    if (status == ipc::kExitMoved) return follow_move();
     if (status >= 0) return finish(status);
     return finish(kExitLost, lost ? kLostLine : "");
   }
   if (lost) finish(kExitLost, kLostLine);
+}
+
+// The node let the domain go to another node: the next step asks the broker for that one.
+void NodeRelay::follow_move() {
+  close_node();
+  log::info("node {}: {} migrated away; reattaching", node_name_, customer_.domain);
+  moved_from_ = node_name_;
+  eof_sent_ = false;
+  state_ = State::starting;
 }
 
 void NodeRelay::close_node() {

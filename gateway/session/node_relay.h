@@ -5,7 +5,8 @@
 // The node does everything else, so customers see no difference; only `weblink` is the front's
 // own (its links are to the front's public_url). xcg-web runs one too, for a browser on a
 // front: with no libssh event of its own, it watches the node's socket through
-// console_to_watch().
+// console_to_watch(). A node that ends the channel because the domain migrated away
+// (ipc::kExitMoved) is left for the domain's new node, the same channel asked for again.
 #pragma once
 
 #include <optional>
@@ -54,6 +55,8 @@ class NodeRelay final : public ChannelCore {
   void to_node();
   void from_node();
   void check_node_end();
+  void follow_move();
+  void say_moved();
   void flush();
   void finish(int exit_status, const std::string& line = {}, std::string reason = {});
   void close_node();
@@ -73,6 +76,8 @@ class NodeRelay final : public ChannelCore {
   bool hung_up_ = false;
   OutputQueue output_;
   std::optional<NodeChannel> node_;
+  std::string node_name_;   // the node relayed to, as the broker named it
+  std::string moved_from_;  // the node the domain migrated away from, while reattaching
   int final_status_ = 0;
   std::string final_reason_;  // for a transport that shows it apart (a WebSocket's close)
 };

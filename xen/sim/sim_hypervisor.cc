@@ -305,6 +305,18 @@ Result<void> SimHypervisor::signal_sysrq(const std::string& domain, char key) {
   return {};
 }
 
+Result<void> SimHypervisor::migrate_out(const std::string& domain) {
+  Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  if (d->state != DomainState::running)
+    return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(d->state)));
+  log::info("sim: {} (domid {}) migrated away", domain, d->domid);
+  kill_now(*d);
+  d->state = DomainState::shut_off;
+  notify_console_changed(domain);
+  return {};
+}
+
 Result<void> SimHypervisor::spawn(Domain& d) {
   auto pty = open_console_pty();
   if (!pty) return tl::unexpected(pty.error());

@@ -50,6 +50,8 @@ class SimHypervisor final : public Hypervisor {
   void act_async(const std::string& domain, Lifecycle action, ActDone done) override;
   Result<UniqueFd> open_console(const std::string& domain) override;
   void send_sysrq(const std::string& domain, char key, ActDone done) override;
+  // Kills the guest at once: wrong_state unless it runs.
+  Result<void> migrate_out(const std::string& domain) override;
 
  private:
   struct Domain;

@@ -107,6 +107,39 @@ TEST_CASE("the node's socket comes connected, with its name and host key fingerp
   CHECK(local_port(out.fd.get()) != 0);
 }
 
+TEST_CASE("a domain that migrated away is opened once the directory names another node", "[node_links]") {
+  EventLoop loop;
+  Listener node_b;
+  FakeDirectory nodes;
+  nodes.routes["web1"] = NodeRoute{"node-a", "127.0.0.1", closed_port(), "SHA256:a"};
+  NodeLinks links(loop, nodes);
+  Outcome out;
+  links.open_elsewhere("web1", "node-a", [&](ipc::NodeConnectAns a, UniqueFd fd) {
+    out.answer = std::move(a);
+    out.fd = std::move(fd);
+  });
+  CHECK_FALSE(loop.run_until([&] { return out.answer.has_value(); }, 300ms));  // still node-a's
+  nodes.routes["web1"] = NodeRoute{"node-b", "127.0.0.1", node_b.port, "SHA256:b"};
+  REQUIRE(loop.run_until([&] { return out.answer.has_value(); }, 10s));
+  REQUIRE(out.answer->ok);
+  CHECK(out.answer->node == "node-b");
+  CHECK(out.answer->host_key_fingerprint == "SHA256:b");
+  CHECK(out.fd);
+}
+
+TEST_CASE("a domain that migrated away and appears nowhere else is given up with a line", "[node_links]") {
+  EventLoop loop;
+  FakeDirectory nodes;
+  NodeLinks links(loop, nodes, NodeLinks::kConnectTimeout, 1s);
+  Outcome out;
+  auto started = std::chrono::steady_clock::now();
+  links.open_elsewhere("web1", "node-a", [&](ipc::NodeConnectAns a, UniqueFd) { out.answer = std::move(a); });
+  REQUIRE(loop.run_until([&] { return out.answer.has_value(); }, 10s));
+  CHECK(std::chrono::steady_clock::now() - started >= 1s);
+  CHECK_FALSE(out.answer->ok);
+  CHECK(out.answer->text == "web1 left node-a and did not appear on another node within 1 s");
+}
+
 TEST_CASE("a node that refuses the connection is unreachable", "[node_links]") {
   EventLoop loop;
   FakeDirectory nodes;

@@ -226,6 +226,26 @@ TEST_CASE("sim: a shut off domain refuses stop actions and the console", "[xen][
   CHECK(sim.changes.empty());
 }
 
+TEST_CASE("sim: a domain migrated away leaves at once, shut off, and can start again", "[xen][sim]") {
+  SimOptions options = command({"/bin/cat"});
+  options.autostart = true;
+  Sim sim(std::move(options));
+  REQUIRE(sim.status().state == DomainState::running);
+  auto before = sim.changes_for();
+  REQUIRE(sim.hv->migrate_out("web1"));
+  auto s = sim.status();
+  CHECK(s.state == DomainState::shut_off);
+  CHECK_FALSE(s.domid);
+  CHECK(sim.changes_for() == before + 1);
+  CHECK(sim.logged("web1 (domid 1) migrated away"));
+  auto again = sim.hv->migrate_out("web1");
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == Errc::wrong_state);
+  CHECK(again.error().message == "web1 is not running (shut off)");
+  CHECK(sim.hv->act("web1", Lifecycle::start));  // migrated back in
+  CHECK(sim.status().state == DomainState::running);
+}
+
 TEST_CASE("sim: a domain listed twice is refused", "[xen][sim]") {
   EventLoop loop;
   CHECK_THROWS_AS(SimHypervisor(loop, {{"web1"}, {"web1"}}, SimOptions{}), std::invalid_argument);
