@@ -8,6 +8,7 @@
 // console_to_watch().
 #pragma once
 
+#include <list>
 #include <optional>
 #include <string>
 
@@ -15,12 +16,14 @@
 #include "gateway/session/channel_core.h"
 #include "gateway/session/customer_session.h"
 #include "gateway/session/node_client.h"
+#include "gateway/session/node_command.h"
+#include "gateway/session/relay_core.h"
 #include "gateway/session/output_queue.h"
 #include "gateway/session/terminal.h"
 
 namespace xcg::gateway {
 
-class NodeRelay final : public ChannelCore {
+class NodeRelay final : public RelayCore {
  public:
   struct Setup {
     ssh_key front_key = nullptr;       // borrowed: the session keeps it
@@ -45,6 +48,10 @@ class NodeRelay final : public ChannelCore {
   bool started() const override { return started_; }
   bool over() const override { return state_ == State::over; }
 
+  // For a browser's page (xcg-web): relay_core.h.
+  void when_connected(Connected connected) override;
+  bool ask(std::string command, Answered answered) override;
+
  private:
   enum class State { idle, starting, relaying, finishing, over };
   void answer_weblink();
@@ -54,6 +61,7 @@ class NodeRelay final : public ChannelCore {
   void to_node();
   void from_node();
   void check_node_end();
+  void step_commands(Clock::time_point now);
   void flush();
   void finish(int exit_status, const std::string& line = {}, std::string reason = {});
   void close_node();
@@ -73,6 +81,8 @@ class NodeRelay final : public ChannelCore {
   bool hung_up_ = false;
   OutputQueue output_;
   std::optional<NodeChannel> node_;
+  Connected connected_;
+  std::list<std::pair<NodeCommand, Answered>> commands_;  // under way, on node_'s connection
   int final_status_ = 0;
   std::string final_reason_;  // for a transport that shows it apart (a WebSocket's close)
 };
