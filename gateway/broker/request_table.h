@@ -118,7 +118,9 @@ constexpr bool role_permits(ipc::Type t, bool front) { return t != ipc::Type::no
 // Who gets the front's host keys (ipc::FrontKey): a front's browser session once its token was
 // accepted. A front's SSH session has them in its hello (its SSH server needs them); nothing on a
 // node, no metrics session, no refused or unanswered browser.
-constexpr bool gets_front_key(bool web, bool front, bool token_accepted) { return web && front && token_accepted; }
+constexpr bool gets_front_key(bool web, bool front, bool token_accepted) {
+  return web && front && token_accepted;
+}
 
 // The refusal answer to a request (kRevokedText where it has room for a reason); nullopt
 // for messages that have no answer.

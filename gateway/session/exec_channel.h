@@ -20,7 +20,7 @@ namespace xcg::gateway {
 
 inline constexpr size_t kMaxFrontCommandChannels = 4;  // open at once beside the first channel
 
-// The exec commands a front may run on a further channel: status, who, log N, start, shutdown,
+// The exec commands a front may run on a further channel: status, who, log [-n N], start, shutdown,
 // reboot, destroy, sysrq K, nmi and actions.
 bool front_command_allowed(std::string_view command);
 

@@ -112,7 +112,8 @@ Result<std::string> read_to_end(ssh_session session, ssh_channel channel, Clock:
   for (;;) {
     int n = ssh_channel_read_nonblocking(channel, buffer.data(), buffer.size(), 0);
     if (n == SSH_ERROR) return fail(Errc::unavailable, ssh_get_error(session));
-    if (n > 0 && out.size() + static_cast<size_t>(n) > kMaxAnswer) return fail(Errc::invalid_input, "too long");
+    if (n > 0 && out.size() + static_cast<size_t>(n) > kMaxAnswer)
+      return fail(Errc::invalid_input, "too long");
     if (n > 0) out.append(buffer.data(), static_cast<size_t>(n));
     if (n > 0) continue;
     if (ssh_channel_is_eof(channel) || ssh_channel_is_closed(channel)) return out;

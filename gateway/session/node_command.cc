@@ -19,7 +19,10 @@ std::string without_prefix(std::string text) {
 }  // namespace
 
 NodeCommand::NodeCommand(ssh_session session, std::string command, Clock::time_point deadline)
-    : session_(session), channel_(ssh_channel_new(session)), command_(std::move(command)), deadline_(deadline) {
+    : session_(session),
+      channel_(ssh_channel_new(session)),
+      command_(std::move(command)),
+      deadline_(deadline) {
   if (!channel_) fail("no channel to the node");
 }
 
@@ -58,17 +61,20 @@ void NodeCommand::read() {
       if (n == SSH_ERROR) return fail("the connection to the node was lost");
       if (n <= 0) continue;
       std::string& into = is_stderr ? err_ : out_;
-      into.append(buffer.data(), std::min(static_cast<size_t>(n), kMaxAnswer - std::min(kMaxAnswer, into.size())));
+      into.append(buffer.data(),
+                  std::min(static_cast<size_t>(n), kMaxAnswer - std::min(kMaxAnswer, into.size())));
       more = true;
     }
   }
   ssh_channel channel = channel_.get();
   bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
-  if (ssh_channel_is_closed(channel) && drained) finish();
+  // The node sends the exit status, then EOF, then the close; libssh may hold the close back
+  // while output is unread, so EOF with everything read is the end.
+  if ((ssh_channel_is_eof(channel) || ssh_channel_is_closed(channel)) && drained) finish();
 }
 
 void NodeCommand::finish() {
-  int status = ssh_channel_get_exit_status(channel_.get());  // does not wait: the channel is closed
+  int status = ssh_channel_get_exit_status(channel_.get());  // does not wait: it came before the EOF
   answer_ = status == 0 ? NodeAnswer{true, without_prefix(out_)}
                         : NodeAnswer{false, without_prefix(err_.empty() ? out_ : err_)};
   if (status < 0) answer_ = NodeAnswer{false, "the node gave no answer"};

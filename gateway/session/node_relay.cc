@@ -66,9 +66,7 @@ void NodeRelay::input(std::string_view bytes, Clock::time_point) {
   input_.append(bytes.substr(0, room));
 }
 
-void NodeRelay::when_connected(Connected connected) {
-  connected_ = std::move(connected);
-}
+void NodeRelay::when_connected(Connected connected) { connected_ = std::move(connected); }
 
 bool NodeRelay::ask(std::string command, Answered answered) {
   if (!node_ || state_ != State::relaying || commands_.size() >= kMaxNodeCommands) return false;

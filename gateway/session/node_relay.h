@@ -17,8 +17,8 @@
 #include "gateway/session/customer_session.h"
 #include "gateway/session/node_client.h"
 #include "gateway/session/node_command.h"
-#include "gateway/session/relay_core.h"
 #include "gateway/session/output_queue.h"
+#include "gateway/session/relay_core.h"
 #include "gateway/session/terminal.h"
 
 namespace xcg::gateway {

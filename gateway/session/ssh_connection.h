@@ -98,7 +98,7 @@ class SshConnection final : public Terminal {
   bool done_ = false;
 
   std::unique_ptr<ChannelCore> core_;  // what runs on the channel, from its opening on
-  bool via_front_ = false;            // a fleet's front logged in for a customer
+  bool via_front_ = false;             // a fleet's front logged in for a customer
   std::vector<std::unique_ptr<ExecChannel>> command_channels_;  // a front's, beside the first
   int watched_console_ = -1;
 };

@@ -111,7 +111,7 @@ std::string node_command(const WebCommand& command) {
   switch (command.kind) {
     case Kind::status: return "status";
     case Kind::who: return "who";
-    case Kind::log: return fmt::format("log {}", command.lines);
+    case Kind::log: return fmt::format("log -n {}", command.lines);
     case Kind::action: return std::string(config::action_name(command.action));
     case Kind::sysrq: return fmt::format("sysrq {}", command.key);
     case Kind::nmi: return "nmi";
@@ -143,12 +143,14 @@ std::string node_answer_frame(const WebCommand& command, const NodeAnswer& answe
   return frame;
 }
 
-std::vector<config::Action> offered_by_node(std::string_view words, const std::vector<config::Action>& allowed) {
+std::vector<config::Action> offered_by_node(std::string_view words,
+                                            const std::vector<config::Action>& allowed) {
   std::vector<config::Action> out{config::Action::console};
   while (!words.empty()) {
     auto end = words.find(' ');
     auto action = config::parse_action(words.substr(0, end));
-    if (action && *action != config::Action::console && config::allows(allowed, *action)) out.push_back(*action);
+    if (action && *action != config::Action::console && config::allows(allowed, *action))
+      out.push_back(*action);
     words = end == std::string_view::npos ? std::string_view() : words.substr(end + 1);
   }
   return out;

@@ -53,7 +53,8 @@ std::string node_answer_frame(const WebCommand& command, const NodeAnswer& answe
 std::string unanswered_frame(const WebCommand& command, std::string_view text);
 
 // The actions named in the node's "ACTION..." that `allowed` allows too, with the console first.
-std::vector<config::Action> offered_by_node(std::string_view words, const std::vector<config::Action>& allowed);
+std::vector<config::Action> offered_by_node(std::string_view words,
+                                            const std::vector<config::Action>& allowed);
 
 // The answer to a text frame that is no command.
 std::string refusal_frame(const Error& error);

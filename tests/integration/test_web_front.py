@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import XCG, Gateway, describe
+from conftest import XCG, Gateway, describe, wait_for
 from etcd_cluster import etcd  # noqa: F401 (fixture)
 from test_front import front_config, public_line, reach
 from test_hostile_ipc import run_scenario
@@ -77,6 +77,11 @@ def ctl_token(front, *flags):
     match = re.search(rf"^{re.escape(front.origin)}/#(\S+)$", result.stdout, re.M)
     assert match, describe(result)
     return match.group(1)
+
+
+def ctl_ok(front):
+    return subprocess.run([XCG, "ctl", "--socket", str(front.control_socket), "weblink", "web1"],
+                          capture_output=True, timeout=20, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def browser(front, token):
@@ -195,6 +200,9 @@ def test_the_fronts_key_comes_only_with_an_accepted_token(etcd, keys, tmp_path, 
     its token was accepted must never hold it (played here by fake_session.py)."""
     fake = Path(__file__).resolve().with_name("fake_session.py")
     front = start_front(etcd, keys, tmp_path, socket_dir, args=["--web-program", str(fake)])
+    path = tmp_path / "keys.yaml"
+    path.write_text(domains_yaml({"web1": [keys["web1"].public_line]}))
+    assert xcg_keys(front, "import", str(path)).returncode == 0
     front.port = front.web_port  # the fake speaks in clear on the TLS listener: the broker never looks
 
     def answers(line):
@@ -205,6 +213,7 @@ def test_the_fronts_key_comes_only_with_an_accepted_token(etcd, keys, tmp_path, 
         assert hello["front"] and hello["host_keys"] == [], hello
         refused = answers("web_login not-a-token 1")
         assert [a["type"] for a in refused] == ["authorize_ans"] and not refused[0]["ok"], refused
+        wait_for(lambda: ctl_ok(front), 10, "the front's key map to name web1")
         accepted = answers(f"web_login {ctl_token(front)} 1")
         assert [a["type"] for a in accepted] == ["authorize_ans", "front_key"], accepted
         assert accepted[0]["ok"] and "OPENSSH PRIVATE KEY" in accepted[1]["host_keys"][0]

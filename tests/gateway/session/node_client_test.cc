@@ -217,8 +217,9 @@ TEST_CASE("the node client runs inside the session's seccomp filter", "[node_cli
 namespace {
 
 NodeLogin front_login(const Node& node, ssh_key front) {
-  return NodeLogin{"node-b", node.host_key_fingerprint(), front_user("web1", "browser", false), front,
-                   PtySize{"xterm", 80, 24}, "console", true};
+  return NodeLogin{"node-b", node.host_key_fingerprint(), front_user("web1", "browser", false),
+                   front,    PtySize{"xterm", 80, 24},    "console",
+                   true};
 }
 
 // Runs the commands at once on further channels of the connection, until all are answered.
@@ -243,10 +244,11 @@ TEST_CASE("a front gets the node's actions and at most four command channels bes
   if (!have_binary()) return;
   SshKey customer = new_key(), front = new_key();
   Node node(customer.get(), front.get());
-  auto channel = open_node_channel(connect_to(node.port()), front_login(node, front.get()), Clock::now() + 10s);
+  auto channel =
+      open_node_channel(connect_to(node.port()), front_login(node, front.get()), Clock::now() + 10s);
   REQUIRE(channel);
   CHECK(channel->actions == "console start shutdown reboot destroy sysrq");
-  auto answers = ask_at_once(*channel, {"status", "status", "who", "log 5", "status"});
+  auto answers = ask_at_once(*channel, {"status", "status", "who", "log -n 5", "status"});
   int answered = 0;
   for (const auto& a : answers) answered += a.ok;
   CHECK(answered == 4);  // the fifth channel at once is refused
@@ -255,7 +257,8 @@ TEST_CASE("a front gets the node's actions and at most four command channels bes
   // Channels that ended make room again, and a command that is not a front's is refused.
   answers = ask_at_once(*channel, {"status", "console", "weblink", "help"});
   CHECK(answers[0].ok);
-  for (size_t i = 1; i < answers.size(); ++i) CHECK(answers[i] == NodeAnswer{false, "the node refused the request"});
+  for (size_t i = 1; i < answers.size(); ++i)
+    CHECK(answers[i] == NodeAnswer{false, "the node refused the request"});
 }
 
 TEST_CASE("a customer's own login gets one channel only", "[node_client]") {

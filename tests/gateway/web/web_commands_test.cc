@@ -77,7 +77,7 @@ TEST_CASE("actions are refused here for a read-only or narrower link, without as
 TEST_CASE("through a front, each command is the node's exec command", "[web]") {
   CHECK(node_command(WebCommand{Kind::status}) == "status");
   CHECK(node_command(WebCommand{Kind::who}) == "who");
-  CHECK(node_command(*parse_web_command("log 50")) == "log 50");
+  CHECK(node_command(*parse_web_command("log 50")) == "log -n 50");
   CHECK(node_command(*parse_web_command("action reboot")) == "reboot");
   CHECK(node_command(*parse_web_command("sysrq b")) == "sysrq b");
   CHECK(node_command(WebCommand{Kind::nmi}) == "nmi");
@@ -85,7 +85,8 @@ TEST_CASE("through a front, each command is the node's exec command", "[web]") {
 
 TEST_CASE("through a front, the node's answers become the frames a single host sends", "[web]") {
   using xcg::gateway::NodeAnswer;
-  CHECK(node_answer_frame(WebCommand{Kind::status}, NodeAnswer{true, "web1: running"}) == "status web1: running");
+  CHECK(node_answer_frame(WebCommand{Kind::status}, NodeAnswer{true, "web1: running"}) ==
+        "status web1: running");
   CHECK(node_answer_frame(WebCommand{Kind::who}, NodeAnswer{true, "alice (ssh)\nbrowser (web)"}) ==
         "who alice (ssh)\nbrowser (web)");
   CHECK(node_answer_frame(WebCommand{Kind::who}, NodeAnswer{true, ""}) == "who");
@@ -97,10 +98,10 @@ TEST_CASE("through a front, the node's answers become the frames a single host s
 }
 
 TEST_CASE("through a front, the page offers the node's actions that the link allows", "[web]") {
-  std::vector<Action> every{Action::console, Action::start, Action::shutdown, Action::reboot, Action::destroy,
-                            Action::sysrq};
-  CHECK(offered_by_node("console start reboot", every) == std::vector<Action>{Action::console, Action::start,
-                                                                              Action::reboot});
+  std::vector<Action> every{Action::console, Action::start,   Action::shutdown,
+                            Action::reboot,  Action::destroy, Action::sysrq};
+  CHECK(offered_by_node("console start reboot", every) ==
+        std::vector<Action>{Action::console, Action::start, Action::reboot});
   CHECK(offered_by_node("start bogus destroy", {Action::console, Action::start}) ==
         std::vector<Action>{Action::console, Action::start});
   CHECK(offered_by_node("", every) == std::vector<Action>{Action::console});
