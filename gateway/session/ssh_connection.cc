@@ -183,10 +183,11 @@ int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_
   if (!answer || !answer->ok)
     return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
   // Bind the identity only on a signed request, to the key whose signature libssh just checked.
-  if (signed_ok) via_front_ = is_front_user(user ? user : "");
-  if (signed_ok)
+  if (signed_ok) {
     customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly,
                          answer->fingerprint};
+    via_front_ = is_front_user(user ? user : "");  // the broker accepted a front's key for it
+  }
   return SSH_AUTH_SUCCESS;
 }
 
