@@ -49,7 +49,7 @@ void WebSession::start(const ipc::AuthorizeAns& ans) {
 void WebSession::start_relay() {
   auto relay = relay_(terminal_, customer_);
   if (!relay) return terminal_.end(1, "internal error");
-  relay->when_connected([this](std::optional<std::string> actions) { greet_through_front(actions); });
+  relay->when_connected([this](const std::optional<std::string>& actions) { greet_through_front(actions); });
   relay_core_ = relay.get();
   session_ = std::move(relay);
   session_->pty(kRelayedPty);
