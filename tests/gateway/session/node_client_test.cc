@@ -225,6 +225,7 @@ NodeLogin front_login(const Node& node, ssh_key front) {
 // Runs the commands at once on further channels of the connection, until all are answered.
 std::vector<NodeAnswer> ask_at_once(NodeChannel& node, const std::vector<std::string>& commands) {
   std::vector<NodeCommand> running;
+  running.reserve(commands.size());
   for (const auto& c : commands) running.emplace_back(node.session.get(), c, Clock::now() + 10s);
   for (bool all_done = false; !all_done;) {
     pollfd p{ssh_get_fd(node.session.get()), POLLIN, 0};
@@ -233,6 +234,7 @@ std::vector<NodeAnswer> ask_at_once(NodeChannel& node, const std::vector<std::st
     for (auto& r : running) r.step(Clock::now()), all_done = all_done && r.done();
   }
   std::vector<NodeAnswer> answers;
+  answers.reserve(running.size());
   for (const auto& r : running) answers.push_back(r.answer());
   return answers;
 }
