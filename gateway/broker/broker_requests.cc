@@ -251,6 +251,7 @@ void Broker::run_action(SessionRecord& s, const std::string& name, Act act, Answ
   uint64_t id = s.id;
   // Audit with copies: the session record may be gone by the time the action is done.
   AuditEvent record{"action", s.remote, s.domain, s.fingerprint, {{"action", name}}};
+  if (!s.front_fingerprint.empty()) record.extra.emplace_back("front_fp", s.front_fingerprint);  // as audit()
   auto job = [this, id, record = std::move(record), act = std::move(act),
               answer = std::move(answer)](ActionQueue::Finished finished) mutable {
     act([this, id, record, answer, finished = std::move(finished)](Result<void> done) mutable {

@@ -96,8 +96,7 @@ std::string web_fingerprint(const SessionRecord& s, const Grant& grant, bool fro
 
 ipc::Hello Broker::web_hello(ListenerKind kind, bool trust_forwarded_for) const {
   ipc::Hello hello = hello_;
-  // Only a front's xcg-web uses a host key: it logs in to the node with it.
-  if (!config_->is_front()) hello.host_keys_pem.clear();
+  hello.host_keys_pem.clear();  // a front's come with an accepted token (on(WebAuthorizeReq))
   if (kind == ListenerKind::web_tls && web_tls_) {
     hello.tls_chain_pem = web_tls_->chain_pem;
     hello.tls_key_pem = web_tls_->key_pem;
@@ -121,7 +120,12 @@ void Broker::load_web_tls() {
 // One attempt per connection: the page sends the token once, so a second is a guess.
 void Broker::on(SessionRecord& s, const ipc::WebAuthorizeReq& req) {
   if (++s.auth_requests > 1) return cut_off(s, "a second browser console login on one connection");
-  reply(s, answer_web_authorize(s, req));
+  ipc::Message answer = answer_web_authorize(s, req);
+  bool accepted = std::get<ipc::AuthorizeAns>(answer).ok;
+  reply(s, answer);
+  // A front's xcg-web logs in to the node with the front's key (docs/web.md, "Through a front").
+  if (gets_front_key(s.kind == SessionKind::web, config_->is_front(), accepted))
+    reply(s, ipc::FrontKey{host_keys_pem_});
 }
 
 // Every refusal is the same answer; the reason goes to the log and the audit log, the token

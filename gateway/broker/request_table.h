@@ -73,6 +73,7 @@ inline constexpr RequestRule kRequestRules[] = {
     {ipc::Type::node_connect_ans, rules::X, rules::X, rules::X},
     {ipc::Type::metrics_req, rules::H, rules::X, rules::X},  // and only from a metrics session
     {ipc::Type::metrics_ans, rules::X, rules::X, rules::X},
+    {ipc::Type::front_key, rules::X, rules::X, rules::X},
 };
 
 constexpr bool rules_match_messages() {
@@ -113,6 +114,13 @@ constexpr bool metrics_permits(ipc::Type t, bool metrics) {
 
 // Only a front relays its customers to nodes; no session of a node asks for one.
 constexpr bool role_permits(ipc::Type t, bool front) { return t != ipc::Type::node_connect_req || front; }
+
+// Who gets the front's host keys (ipc::FrontKey): a front's browser session once its token was
+// accepted. A front's SSH session has them in its hello (its SSH server needs them); nothing on a
+// node, no metrics session, no refused or unanswered browser.
+constexpr bool gets_front_key(bool web, bool front, bool token_accepted) {
+  return web && front && token_accepted;
+}
 
 // The refusal answer to a request (kRevokedText where it has room for a reason); nullopt
 // for messages that have no answer.

@@ -31,7 +31,7 @@ inline constexpr size_t kMaxFrame = 64 * 1024;
 // Raised whenever a message's fields change or a message is added. The hello carries it first, so that a
 // session program newer or older than the broker (a package upgraded, the service not yet restarted) stops
 // with a clear reason instead of misreading the fields.
-inline constexpr uint32_t kProtocolVersion = 6;
+inline constexpr uint32_t kProtocolVersion = 7;
 inline constexpr size_t kMaxString = 48 * 1024;
 
 enum class Type : uint8_t {
@@ -59,6 +59,7 @@ enum class Type : uint8_t {
   node_connect_ans = 25,
   metrics_req = 26,  // a metrics session (xcg-web serving the Prometheus endpoint): the metrics text
   metrics_ans = 27,
+  front_key = 29,  // broker -> a front's xcg-web, right after the answer that accepted its token
 };
 
 struct Hello {
@@ -310,10 +311,21 @@ struct MetricsAns {
   bool operator==(const MetricsAns&) const = default;
 };
 
+// The front's host keys, with which its xcg-web logs in to the nodes (docs/web.md, "Through a
+// front"): sent only once a token was accepted, never in the hello, so that a process taken over
+// by its network input before that never holds them.
+struct FrontKey {
+  std::vector<std::string> host_keys_pem;
+  static constexpr Type type = Type::front_key;
+  static constexpr std::string_view name = "front_key";
+  static constexpr auto fields = std::tuple{&FrontKey::host_keys_pem};
+  bool operator==(const FrontKey&) const = default;
+};
+
 using Message = std::variant<Hello, LogRecord, AuthorizeReq, AuthorizeAns, StatusReq, StatusAns, ActionReq,
                              ActionAns, AttachReq, AttachAns, LogReq, LogAns, WhoReq, WhoAns, SysrqReq,
                              Revoke, Narrowed, WebAuthorizeReq, WeblinkReq, WeblinkAns, NodeConnectReq,
-                             NodeConnectAns, MetricsReq, MetricsAns>;
+                             NodeConnectAns, MetricsReq, MetricsAns, FrontKey>;
 
 // The type byte of each alternative of Message, in its order.
 inline constexpr auto kMessageTypes = []<size_t... I>(std::index_sequence<I...>) {

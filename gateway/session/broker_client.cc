@@ -76,6 +76,12 @@ Result<ipc::Received> BrokerClient::call(const ipc::Message& request, ipc::Type 
   return wait_for(answer);
 }
 
+Result<ipc::FrontKey> BrokerClient::front_key() {
+  auto keys = as<ipc::FrontKey>(wait_for(ipc::Type::front_key));
+  ipc::wipe_receive_buffer();
+  return keys;
+}
+
 Result<ipc::Hello> BrokerClient::hello() {
   auto hello = as<ipc::Hello>(wait_for(ipc::Type::hello));
   ipc::wipe_receive_buffer();  // the frame held the host keys; the caller wipes its copy

@@ -19,6 +19,9 @@ class BrokerClient {
   Result<ipc::AuthorizeAns> authorize(const ipc::AuthorizeReq& req);
   // xcg-web: may this browser console token log in? Answered like authorize.
   Result<ipc::AuthorizeAns> web_authorize(const ipc::WebAuthorizeReq& req);
+  // A front's xcg-web, after its token was accepted: the front's host keys, which the broker
+  // sends unasked with that answer. The caller wipes them.
+  Result<ipc::FrontKey> front_key();
   Result<ipc::StatusAns> status();
   Result<ipc::ActionAns> action(config::Action a);
   // On success the console socket is in `console`.
@@ -50,6 +53,7 @@ class BrokerClient {
   bool handover() const { return handover_; }
   // The rights taken away since the last call, if any.
   std::optional<ipc::Narrowed> take_narrowed() { return std::exchange(narrowed_, std::nullopt); }
+  bool narrowed_pending() const { return narrowed_.has_value(); }
   int fd() const { return fd_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <stdexcept>
 
@@ -103,6 +104,41 @@ Result<void> start_channel(ssh_session session, ssh_channel channel, const NodeL
   return pump(session, deadline, "shell", [&] { return ssh_channel_request_shell(channel); });
 }
 
+// What the channel's command prints on stdout, up to its end.
+Result<std::string> read_to_end(ssh_session session, ssh_channel channel, Clock::time_point deadline) {
+  constexpr size_t kMaxAnswer = 4096;
+  std::string out;
+  std::array<char, 1024> buffer;
+  for (;;) {
+    int n = ssh_channel_read_nonblocking(channel, buffer.data(), buffer.size(), 0);
+    if (n == SSH_ERROR) return fail(Errc::unavailable, ssh_get_error(session));
+    if (n > 0 && out.size() + static_cast<size_t>(n) > kMaxAnswer)
+      return fail(Errc::invalid_input, "too long");
+    if (n > 0) out.append(buffer.data(), static_cast<size_t>(n));
+    if (n > 0) continue;
+    if (ssh_channel_is_eof(channel) || ssh_channel_is_closed(channel)) return out;
+    if (auto waited = wait(session, deadline); !waited) return tl::unexpected(waited.error());
+  }
+}
+
+// A node refuses this further channel to a customer's own login, and an older node to a front:
+// no actions then.
+std::optional<std::string> ask_actions(ssh_session session, Clock::time_point deadline) {
+  SshChannel channel(ssh_channel_new(session));
+  if (!channel) return std::nullopt;
+  NodeLogin exec{.command = "actions"};
+  auto answer = [&]() -> Result<std::string> {
+    if (auto r = start_channel(session, channel.get(), exec, deadline); !r) return tl::unexpected(r.error());
+    return read_to_end(session, channel.get(), deadline);
+  }();
+  if (!answer) {
+    log::info("the node offers no actions: {}", answer.error().message);
+    return std::nullopt;
+  }
+  if (!answer->empty() && answer->back() == '\n') answer->pop_back();
+  return *answer;
+}
+
 }  // namespace
 
 SshKey load_front_key(const std::vector<std::string>& host_keys_pem) {
@@ -119,8 +155,10 @@ std::string front_user(const std::string& domain, const std::string& fingerprint
   return fmt::format("xcg-front:{}:{}:{}", domain, fingerprint, readonly ? "ro" : "rw");
 }
 
+bool is_front_user(std::string_view user) { return user.starts_with("xcg-front:"); }
+
 Result<NodeChannel> open_node_channel(UniqueFd node, const NodeLogin& login, Clock::time_point deadline) {
-  NodeChannel out{SshSession(ssh_new()), nullptr};
+  NodeChannel out{SshSession(ssh_new()), nullptr, std::nullopt};
   if (!out.session) return fail(Errc::system, "ssh_new failed");
   configure(out.session.get(), node.get(), login);
   static_cast<void>(node.release());  // libssh closes it with the session
@@ -129,6 +167,8 @@ Result<NodeChannel> open_node_channel(UniqueFd node, const NodeLogin& login, Clo
   if (!out.channel) return fail(Errc::system, "ssh_channel_new failed");
   if (auto r = start_channel(out.session.get(), out.channel.get(), login, deadline); !r)
     return tl::unexpected(r.error());
+  // After the first channel, which is the node's session: a further one is a command's.
+  if (login.ask_actions) out.actions = ask_actions(out.session.get(), deadline);
   return out;
 }
 

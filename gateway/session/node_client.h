@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -23,6 +24,9 @@ struct NodeLogin {
   ssh_key front_key = nullptr;       // the front's Ed25519 host key (borrowed)
   std::optional<PtySize> pty;
   std::optional<std::string> command;  // exec; none: a shell
+  // Then ask the node, on a further channel, which actions this login may offer (a browser
+  // page's buttons: exec_channel.h).
+  bool ask_actions = false;
 };
 
 // The front's own Ed25519 host key among its host keys (PEM), with which it logs in to nodes.
@@ -31,11 +35,14 @@ SshKey load_front_key(const std::vector<std::string>& host_keys_pem);
 
 // The user name a node accepts from a front for one customer.
 std::string front_user(const std::string& domain, const std::string& fingerprint, bool readonly);
+// The broker accepts such a name only from a key in its `fronts:`: a login with it is a front's.
+bool is_front_user(std::string_view user);
 
 // An open session channel to the node; the session owns the socket.
 struct NodeChannel {
   SshSession session;
   SshChannel channel;
+  std::optional<std::string> actions;  // the node's answer to ask_actions: "ACTION...", or none
 };
 
 // `node` is the connected socket; it is the session's from here on, whatever the outcome.

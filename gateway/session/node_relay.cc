@@ -67,7 +67,30 @@ void NodeRelay::input(std::string_view bytes, Clock::time_point) {
   input_.append(bytes.substr(0, room));
 }
 
-void NodeRelay::step(Clock::time_point) {
+void NodeRelay::when_connected(Connected connected) { connected_ = std::move(connected); }
+
+bool NodeRelay::ask(std::string command, Answered answered) {
+  if (!node_ || state_ != State::relaying || commands_.size() >= kMaxNodeCommands) return false;
+  commands_.emplace_back(NodeCommand(node_->session.get(), std::move(command), Clock::now() + setup_.timeout),
+                         std::move(answered));
+  return true;
+}
+
+void NodeRelay::step_commands(Clock::time_point now) {
+  for (auto it = commands_.begin(); it != commands_.end();) {
+    it->first.step(now);
+    if (!it->first.done()) {
+      ++it;
+      continue;
+    }
+    auto answered = std::move(it->second);
+    NodeAnswer answer = it->first.answer();
+    it = commands_.erase(it);
+    answered(answer);
+  }
+}
+
+void NodeRelay::step(Clock::time_point now) {
   check_revoked();
   if (state_ == State::starting) connect();
   if (hung_up_ && state_ != State::over) {
@@ -78,6 +101,7 @@ void NodeRelay::step(Clock::time_point) {
   if (state_ == State::relaying) {
     to_node();
     from_node();
+    step_commands(now);
     check_node_end();
   }
   flush();
@@ -91,7 +115,9 @@ void NodeRelay::check_revoked() {
 // --- the node's channel ------------------------------------------------------------------------
 
 void NodeRelay::connect() {
+  bool first = moved_from_.empty();  // a reattach after a move greets no one again
   auto channel = open_channel();
+  if (connected_ && first) connected_(channel ? channel->actions : std::nullopt);
   if (!channel) return finish(1, "xcg: " + channel.error().message + "\r\n");
   node_ = std::move(*channel);
   if (setup_.event != nullptr && ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
@@ -119,7 +145,8 @@ Result<NodeChannel> NodeRelay::open_channel() {
                   front_user(customer_.domain, customer_.fingerprint, customer_.readonly),
                   setup_.front_key,
                   pty_,
-                  command_};
+                  command_,
+                  connected_ != nullptr};
   auto channel = open_node_channel(std::move(socket), login, Clock::now() + setup_.timeout);
   if (channel) return channel;
   log::info("node {}: {}", answer->node, channel.error().message);
@@ -167,6 +194,8 @@ void NodeRelay::check_node_end() {
 
 // The node let the domain go to another node: the next step asks the broker for that one.
 void NodeRelay::follow_move() {
+  for (auto& [command, answered] : std::exchange(commands_, {}))
+    answered(NodeAnswer{false, customer_.domain + " moved to another node; try again"});
   close_node();
   log::info("node {}: {} migrated away; reattaching", node_name_, customer_.domain);
   moved_from_ = node_name_;
@@ -176,6 +205,7 @@ void NodeRelay::follow_move() {
 
 void NodeRelay::close_node() {
   if (!node_) return;
+  commands_.clear();       // their channels too: unanswered, the session is ending
   node_->channel.reset();  // before the disconnect, which would free it under our handle
   if (setup_.event != nullptr) ssh_event_remove_session(setup_.event, node_->session.get());
   ssh_disconnect(node_->session.get());

@@ -9,6 +9,7 @@
 // (ipc::kExitMoved) is left for the domain's new node, the same channel asked for again.
 #pragma once
 
+#include <list>
 #include <optional>
 #include <string>
 
@@ -16,12 +17,14 @@
 #include "gateway/session/channel_core.h"
 #include "gateway/session/customer_session.h"
 #include "gateway/session/node_client.h"
+#include "gateway/session/node_command.h"
 #include "gateway/session/output_queue.h"
+#include "gateway/session/relay_core.h"
 #include "gateway/session/terminal.h"
 
 namespace xcg::gateway {
 
-class NodeRelay final : public ChannelCore {
+class NodeRelay final : public RelayCore {
  public:
   struct Setup {
     ssh_key front_key = nullptr;       // borrowed: the session keeps it
@@ -46,6 +49,10 @@ class NodeRelay final : public ChannelCore {
   bool started() const override { return started_; }
   bool over() const override { return state_ == State::over; }
 
+  // For a browser's page (xcg-web): relay_core.h.
+  void when_connected(Connected connected) override;
+  bool ask(std::string command, Answered answered) override;
+
  private:
   enum class State { idle, starting, relaying, finishing, over };
   void answer_weblink();
@@ -57,6 +64,7 @@ class NodeRelay final : public ChannelCore {
   void check_node_end();
   void follow_move();
   void say_moved();
+  void step_commands(Clock::time_point now);
   void flush();
   void finish(int exit_status, const std::string& line = {}, std::string reason = {});
   void close_node();
@@ -78,6 +86,8 @@ class NodeRelay final : public ChannelCore {
   std::optional<NodeChannel> node_;
   std::string node_name_;   // the node relayed to, as the broker named it
   std::string moved_from_;  // the node the domain migrated away from, while reattaching
+  Connected connected_;
+  std::list<std::pair<NodeCommand, Answered>> commands_;  // under way, on node_'s connection
   int final_status_ = 0;
   std::string final_reason_;  // for a transport that shows it apart (a WebSocket's close)
 };

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "base/log.h"
+#include "gateway/session/node_client.h"
 
 namespace xcg::gateway {
 namespace {
@@ -54,6 +55,7 @@ SshConnection::SshConnection(ssh_session session, ssh_event event, BrokerClient&
 
 SshConnection::~SshConnection() {
   unwatch_console();
+  command_channels_.clear();
   core_.reset();  // before the channel it writes to goes
   if (channel_ != nullptr) ssh_remove_channel_callbacks(channel_, &channel_cb_);
 }
@@ -181,9 +183,11 @@ int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_
   if (!answer || !answer->ok)
     return signature_state == SSH_PUBLICKEY_STATE_NONE ? refuse_offer() : deny_attempt();
   // Bind the identity only on a signed request, to the key whose signature libssh just checked.
-  if (signed_ok)
+  if (signed_ok) {
     customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly,
                          answer->fingerprint};
+    via_front_ = is_front_user(user ? user : "");  // the broker accepted a front's key for it
+  }
   return SSH_AUTH_SUCCESS;
 }
 
@@ -203,12 +207,28 @@ int SshConnection::refuse_offer() {
 // --- channel requests -----------------------------------------------------------------------
 
 ssh_channel SshConnection::on_channel_open() {
-  if (!customer_ || channel_ != nullptr) return nullptr;  // one session channel only
+  if (!customer_) return nullptr;
+  if (channel_ != nullptr) return open_command_channel();
   channel_ = ssh_channel_new(session_);
   if (channel_ == nullptr) return nullptr;
   core_ = make_core_(*this, *customer_);
   ssh_set_channel_callbacks(channel_, &channel_cb_);
   return channel_;
+}
+
+// A customer gets one session channel. A front gets a few more at a time, one per command its
+// browser page asks, so that its buttons and status line need no login of their own.
+ssh_channel SshConnection::open_command_channel() {
+  if (!via_front_ || command_channels_.size() >= kMaxFrontCommandChannels) return nullptr;
+  auto channel = std::make_unique<ExecChannel>(session_, broker_, *customer_);
+  if (channel->channel() == nullptr) return nullptr;
+  command_channels_.push_back(std::move(channel));
+  return command_channels_.back()->channel();
+}
+
+void SshConnection::step_command_channels(std::chrono::steady_clock::time_point now) {
+  for (auto& channel : command_channels_) channel->step(now);
+  std::erase_if(command_channels_, [](const auto& channel) { return channel->over(); });
 }
 
 int SshConnection::on_pty_request(const char* term, int cols, int rows) {
@@ -243,6 +263,7 @@ void SshConnection::step(std::chrono::steady_clock::time_point now) {
     return;
   }
   core_->step(now);
+  step_command_channels(now);
   watch_console();
 }
 
@@ -272,13 +293,7 @@ void SshConnection::unwatch_console() {
 // --- the Terminal: the channel ------------------------------------------------------------------
 
 Result<size_t> SshConnection::write(Stream stream, std::string_view bytes) {
-  uint32_t window = ssh_channel_window_size(channel_);
-  uint32_t len = static_cast<uint32_t>(std::min<size_t>(window, bytes.size()));
-  if (len == 0) return 0;
-  int n = stream == Stream::err ? ssh_channel_write_stderr(channel_, bytes.data(), len)
-                                : ssh_channel_write(channel_, bytes.data(), len);
-  if (n == SSH_ERROR) return fail(Errc::peer_closed, "the channel is closed");
-  return static_cast<size_t>(std::max(n, 0));
+  return write_channel(channel_, stream, bytes);
 }
 
 // SSH has no place for the reason: the customer read it in the output already.
@@ -298,6 +313,7 @@ void SshConnection::close() {
     if (ssh_event_dopoll(event_, 100) == SSH_ERROR) break;
   }
   unwatch_console();
+  command_channels_.clear();
   core_.reset();  // closes the console socket: the hub records the detach
   if (channel_ != nullptr) {
     // ssh_disconnect frees the channel; make sure no callback of ours outlives it.

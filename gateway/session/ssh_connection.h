@@ -1,5 +1,6 @@
 // One customer's SSH connection inside the session process: authentication, the one session
-// channel and its requests. What runs on the channel is a ChannelCore (the CustomerSession's
+// channel and its requests (and, for a fleet's front, a few command channels beside it:
+// exec_channel.h). What runs on the channel is a ChannelCore (the CustomerSession's
 // menu, commands and console, or a front's NodeRelay); this class is its Terminal.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
@@ -17,6 +19,7 @@
 #include "gateway/session/broker_client.h"
 #include "gateway/session/channel_core.h"
 #include "gateway/session/customer_session.h"
+#include "gateway/session/exec_channel.h"
 #include "gateway/session/terminal.h"
 
 namespace xcg::gateway {
@@ -63,6 +66,8 @@ class SshConnection final : public Terminal {
   int deny_attempt();
   int refuse_offer();
   ssh_channel on_channel_open();
+  ssh_channel open_command_channel();
+  void step_command_channels(std::chrono::steady_clock::time_point now);
   int on_pty_request(const char* term, int cols, int rows);
   int on_window_change(int cols, int rows);
   int on_shell();
@@ -93,6 +98,8 @@ class SshConnection final : public Terminal {
   bool done_ = false;
 
   std::unique_ptr<ChannelCore> core_;  // what runs on the channel, from its opening on
+  bool via_front_ = false;             // a fleet's front logged in for a customer
+  std::vector<std::unique_ptr<ExecChannel>> command_channels_;  // a front's, beside the first
   int watched_console_ = -1;
 };
 

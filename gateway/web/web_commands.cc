@@ -90,26 +90,70 @@ std::string hello_frame(const Customer& customer) {
   return frame;
 }
 
+std::optional<std::string> local_refusal(const WebCommand& command, const Customer& customer) {
+  auto right = needed_right(command);
+  if (!right) return std::nullopt;
+  if (customer.readonly) return "result this session is read-only";
+  if (!config::allows(customer.actions, *right)) return "result not allowed for this link";
+  return std::nullopt;
+}
+
 std::string answer_web_command(const WebCommand& command, const Customer& customer, BrokerClient& broker) {
-  if (auto right = needed_right(command)) {
-    if (customer.readonly) return "result this session is read-only";
-    if (!config::allows(customer.actions, *right)) return "result not allowed for this link";
-    return run_action(command, broker);
-  }
+  if (auto refusal = local_refusal(command, customer)) return *refusal;
+  if (needed_right(command)) return run_action(command, broker);
   if (command.kind == Kind::status) return "status " + printable(text_of(broker.status()));
   if (command.kind == Kind::who) return who_frame(broker);
   auto log = broker.console_log(command.lines);
   return "log " + (log && log->ok ? menu::printable_lines(log->text, "\n") : printable(text_of(log)));
 }
 
-std::string not_relayed_frame(const WebCommand& command) {
-  constexpr std::string_view kText = "not available through a front yet";
+std::string node_command(const WebCommand& command) {
   switch (command.kind) {
-    case Kind::status: return fmt::format("status {}", kText);
-    case Kind::who: return fmt::format("who {}", kText);
-    case Kind::log: return fmt::format("log {}", kText);
-    default: return fmt::format("result {}", kText);
+    case Kind::status: return "status";
+    case Kind::who: return "who";
+    case Kind::log: return fmt::format("log -n {}", command.lines);
+    case Kind::action: return std::string(config::action_name(command.action));
+    case Kind::sysrq: return fmt::format("sysrq {}", command.key);
+    case Kind::nmi: return "nmi";
   }
+  return "status";
+}
+
+std::string unanswered_frame(const WebCommand& command, std::string_view text) {
+  switch (command.kind) {
+    case Kind::status: return fmt::format("status {}", printable(text));
+    case Kind::who: return fmt::format("who {}", printable(text));
+    case Kind::log: return fmt::format("log {}", printable(text));
+    default: return fmt::format("result {}", printable(text));
+  }
+}
+
+// The node's exec `who` prints one viewer a line, `log N` the lines; the others one sentence.
+std::string node_answer_frame(const WebCommand& command, const NodeAnswer& answer) {
+  if (!answer.ok) return unanswered_frame(command, answer.text);
+  if (command.kind == Kind::log) return "log " + menu::printable_lines(answer.text, "\n");
+  if (command.kind != Kind::who) return unanswered_frame(command, answer.text);
+  std::string frame = "who";
+  std::string_view rest = answer.text;
+  for (bool first = true; !rest.empty(); first = false) {
+    auto end = rest.find('\n');
+    frame += (first ? " " : "\n") + printable(rest.substr(0, end));
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
+  return frame;
+}
+
+std::vector<config::Action> offered_by_node(std::string_view words,
+                                            const std::vector<config::Action>& allowed) {
+  std::vector<config::Action> out{config::Action::console};
+  while (!words.empty()) {
+    auto end = words.find(' ');
+    auto action = config::parse_action(words.substr(0, end));
+    if (action && *action != config::Action::console && config::allows(allowed, *action))
+      out.push_back(*action);
+    words = end == std::string_view::npos ? std::string_view() : words.substr(end + 1);
+  }
+  return out;
 }
 
 std::string refusal_frame(const Error& error) { return "result " + error.message; }

@@ -3,13 +3,16 @@
 // choices. The broker enforces the rights; a read-only session is refused here already.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "config/config.h"
 #include "gateway/session/broker_client.h"
 #include "gateway/session/customer_session.h"
+#include "gateway/session/relay_core.h"
 
 namespace xcg::gateway::web {
 
@@ -37,9 +40,21 @@ std::string hello_frame(const Customer& customer);
 // "log LINES" or "result TEXT".
 std::string answer_web_command(const WebCommand& command, const Customer& customer, BrokerClient& broker);
 
-// The answer to a command on a fleet's front, where only the console is relayed so far:
-// the frame its answer would be, saying so.
-std::string not_relayed_frame(const WebCommand& command);
+// Why this session may not run `command` ("result ..."), or nothing if it may: the broker (or
+// the node) refuses it too, but need not be asked.
+std::optional<std::string> local_refusal(const WebCommand& command, const Customer& customer);
+
+// Through a front, the node answers (docs/web.md, "Through a front"): the exec command an SSH
+// customer would run there, and the text frame its answer makes.
+std::string node_command(const WebCommand& command);
+std::string node_answer_frame(const WebCommand& command, const NodeAnswer& answer);
+
+// The frame that answers `command` with `text` when nobody could be asked.
+std::string unanswered_frame(const WebCommand& command, std::string_view text);
+
+// The actions named in the node's "ACTION..." that `allowed` allows too, with the console first.
+std::vector<config::Action> offered_by_node(std::string_view words,
+                                            const std::vector<config::Action>& allowed);
 
 // The answer to a text frame that is no command.
 std::string refusal_frame(const Error& error);

@@ -31,11 +31,24 @@ bool started_by_broker() {
 }
 
 // On a fleet's front the console is the node's, reached as the front's SSH sessions reach it
-// (docs/fleet.md, "Front to node"), with the front's key; nothing else has a host key.
-WebSession::MakeCore relay_maker(BrokerClient& broker, const SshKey& front_key) {
-  if (!front_key) return nullptr;
-  return [&broker, key = front_key.get()](Terminal& t, const Customer& c) -> std::unique_ptr<ChannelCore> {
-    return std::make_unique<NodeRelay>(t, broker, c, NodeRelay::Setup{key, nullptr});
+// (docs/fleet.md, "Front to node"), with the front's key. The broker sends the key only with an
+// accepted token, so the process holds it only from then on; `key` keeps it for the relay.
+WebSession::MakeRelay relay_maker(BrokerClient& broker, bool front, SshKey& key) {
+  if (!front) return nullptr;
+  return [&broker, &key](Terminal& t, const Customer& c) -> std::unique_ptr<RelayCore> {
+    auto keys = broker.front_key();
+    if (!keys) {
+      log::error("no front key from the broker: {}", keys.error().message);
+      return nullptr;
+    }
+    try {
+      key = load_front_key(keys->host_keys_pem);
+    } catch (const std::exception& e) {
+      log::error("{}", e.what());
+    }
+    wipe(keys->host_keys_pem);  // libssh holds the key now
+    if (!key) return nullptr;
+    return std::make_unique<NodeRelay>(t, broker, c, NodeRelay::Setup{key.get(), nullptr});
   };
 }
 
@@ -48,9 +61,8 @@ int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
     log::error("bad public_url in the hello: {}", url.error().message);
     return kSetupFailed;
   }
-  SshKey front_key = hello.front ? load_front_key(hello.host_keys_pem) : SshKey();
-  wipe(hello.host_keys_pem);  // libssh holds the key now
-  WebSession session(broker, hello.idle_timeout_s, relay_maker(broker, front_key));
+  SshKey front_key;  // before the session: its relay borrows it
+  WebSession session(broker, hello.idle_timeout_s, relay_maker(broker, hello.front, front_key));
   TransportSettings settings{hello.tls_chain_pem,
                              hello.tls_key_pem,
                              *url,

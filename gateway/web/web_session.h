@@ -14,6 +14,7 @@
 
 #include "gateway/session/broker_client.h"
 #include "gateway/session/customer_session.h"
+#include "gateway/session/relay_core.h"
 #include "gateway/web/session_watch.h"
 #include "gateway/web/websocket_terminal.h"
 
@@ -22,13 +23,15 @@ namespace xcg::gateway::web {
 inline constexpr size_t kMaxTokenBytes = 256;
 inline constexpr std::string_view kRefusedReason = "this link is not valid (any more)";
 
+struct WebCommand;
+
 class WebSession {
  public:
   using Clock = CustomerSession::Clock;
-  using MakeCore = std::function<std::unique_ptr<ChannelCore>(Terminal&, const Customer&)>;
+  using MakeRelay = std::function<std::unique_ptr<RelayCore>(Terminal&, const Customer&)>;
 
   // `relay`: the front's core (nullptr on a single host or a node: the CustomerSession).
-  WebSession(BrokerClient& broker, unsigned idle_timeout_s, MakeCore relay = nullptr)
+  WebSession(BrokerClient& broker, unsigned idle_timeout_s, MakeRelay relay = nullptr)
       : broker_(broker), idle_timeout_s_(idle_timeout_s), relay_(std::move(relay)) {}
 
   // The first message: a text frame holding the token. True if the broker accepted it; the
@@ -49,14 +52,18 @@ class WebSession {
  private:
   void refuse();
   void start(const ipc::AuthorizeAns& ans);
+  void start_relay();
+  void greet_through_front(const std::optional<std::string>& node_actions);
+  void ask_node(const WebCommand& command);
 
   BrokerClient& broker_;
   unsigned idle_timeout_s_;
-  MakeCore relay_;
+  MakeRelay relay_;
   WebSocketTerminal terminal_;
   bool tried_ = false;
   Customer customer_;
   std::unique_ptr<ChannelCore> session_;
+  RelayCore* relay_core_ = nullptr;  // session_, on a front
 };
 
 }  // namespace xcg::gateway::web

@@ -43,6 +43,7 @@ NARROWED = 19
 WEB_AUTHORIZE_REQ = 20
 WEBLINK_REQ = 22
 METRICS_REQ = 26
+FRONT_KEY = 29
 ACTIONS = {"console": 0, "start": 1, "shutdown": 2, "reboot": 3, "destroy": 4}
 
 WAIT = 10  # seconds to wait for the broker; the tests' deadlines are shorter
@@ -117,6 +118,8 @@ def decode(frame):
                 "readonly": r.boolean()}
     if t == REVOKE:
         return {"type": "revoke", "text": r.string()}
+    if t == FRONT_KEY:
+        return {"type": "front_key", "host_keys": [r.string() for _ in range(r.u32())]}
     if t == NARROWED:
         return {"type": "narrowed", "readonly": r.boolean(), "console_withdrawn": r.boolean(),
                 "text": r.string()}

@@ -180,13 +180,20 @@ def test_page_without_a_token_says_so(wgw, browser):
     assert severe_logs(browser) == []
 
 
-def test_through_a_front_the_nodes_console_takes_typing_without_buttons(web_fleet, browser):
-    front, _ = web_fleet
+def test_through_a_front_the_nodes_console_takes_typing_and_its_buttons_work(web_fleet, browser):
+    front, node = web_fleet
     open_console(browser, f"{front.origin}/#{ctl_token(front)}")
     wait(browser, lambda: "Booting fake guest web1" in rows(browser), "the node's replay")
-    wait(browser, lambda: text(browser, "status") == "not available through a front yet", "the status line")
-    assert buttons(browser) == []
+    wait(browser, lambda: re.search(r"running, domid \d+", text(browser, "status")), "the node's status line")
+    assert buttons(browser) == ["start", "shutdown", "reboot", "destroy", "sysrq", "nmi"]
     log_in(browser)
     type_keys(browser, "echo typed-through-the-front\n")
     wait(browser, lambda: rows(browser).count("typed-through-the-front") == 2, "the guest's answer")
+    domid = node.domid("web1")
+    element(browser, "button[data-action=reboot]").click()
+    wait(browser, lambda: element(browser, "#confirm").is_displayed(), "the confirmation dialog")
+    element(browser, "#confirm-yes").click()
+    wait(browser, lambda: text(browser, "result"), "the action's result", STATE_TIMEOUT)
+    wait(browser, lambda: "web1 rebooted, new domid" in rows(browser), "the reboot notice", STATE_TIMEOUT)
+    assert node.domid("web1") > domid
     assert severe_logs(browser) == []

@@ -96,6 +96,15 @@ TEST_CASE("only a front's sessions may ask for a node connection", "[request_tab
   CHECK(role_permits(Type::status_req, false));
 }
 
+TEST_CASE("only a front's browser session with an accepted token gets the front's key", "[request_table]") {
+  CHECK(gets_front_key(/*web=*/true, /*front=*/true, /*token_accepted=*/true));
+  CHECK_FALSE(gets_front_key(true, true, false));  // refused token: the process may be anyone's
+  CHECK_FALSE(gets_front_key(true, false, true));  // on a node or a single host: no node to log in to
+  CHECK_FALSE(gets_front_key(false, true, true));  // an SSH session: its hello has the keys
+  CHECK(request_verdict(Type::front_key, SessionPhase::authorized) ==
+        Verdict::cut_off);  // never from a session
+}
+
 TEST_CASE("the metrics are a metrics session's only question", "[request_table]") {
   CHECK(metrics_permits(Type::metrics_req, true));
   CHECK(metrics_permits(Type::log, true));

@@ -18,8 +18,10 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gateway/session/node_client.h"
+#include "gateway/session/node_command.h"
 #include "gateway/session/sandbox.h"
 
 using namespace xcg;
@@ -48,7 +50,7 @@ std::string fingerprint_of(ssh_key key) {
 // One `xcg serve` with the domain web1, which `customer` may log in to; stopped at the end.
 class Node {
  public:
-  explicit Node(ssh_key customer) {
+  explicit Node(ssh_key customer, ssh_key front = nullptr) {
     char name[] = "/tmp/xcg-node-test.XXXXXX";
     REQUIRE(::mkdtemp(name) != nullptr);
     dir_ = name;
@@ -58,6 +60,11 @@ class Node {
                                       << "/hostkey\"]\nhypervisor: sim\naudit_log: \"-\"\n"
                                       << "domains:\n  web1:\n    keys: [\"ssh-ed25519 " << b64 << " c\"]\n";
     ssh_string_free_char(b64);
+    if (front != nullptr) {
+      REQUIRE(ssh_pki_export_pubkey_base64(front, &b64) == SSH_OK);
+      std::ofstream(dir_ + "/xcg.yaml", std::ios::app) << "fronts: [\"ssh-ed25519 " << b64 << " front\"]\n";
+      ssh_string_free_char(b64);
+    }
     start();
   }
   ~Node() {
@@ -205,4 +212,66 @@ TEST_CASE("the node client runs inside the session's seccomp filter", "[node_cli
   INFO("wait status " << status);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+
+NodeLogin front_login(const Node& node, ssh_key front) {
+  return NodeLogin{"node-b", node.host_key_fingerprint(), front_user("web1", "browser", false),
+                   front,    PtySize{"xterm", 80, 24},    "console",
+                   true};
+}
+
+// Runs the commands at once on further channels of the connection, until all are answered.
+std::vector<NodeAnswer> ask_at_once(NodeChannel& node, const std::vector<std::string>& commands) {
+  std::vector<NodeCommand> running;
+  running.reserve(commands.size());
+  for (const auto& c : commands) running.emplace_back(node.session.get(), c, Clock::now() + 10s);
+  for (bool all_done = false; !all_done;) {
+    pollfd p{ssh_get_fd(node.session.get()), POLLIN, 0};
+    ::poll(&p, 1, 50);
+    all_done = true;
+    for (auto& r : running) r.step(Clock::now()), all_done = all_done && r.done();
+  }
+  std::vector<NodeAnswer> answers;
+  answers.reserve(running.size());
+  for (const auto& r : running) answers.push_back(r.answer());
+  return answers;
+}
+
+}  // namespace
+
+TEST_CASE("a front gets the node's actions and at most four command channels beside its console",
+          "[node_client]") {
+  if (!have_binary()) return;
+  SshKey customer = new_key(), front = new_key();
+  Node node(customer.get(), front.get());
+  auto channel =
+      open_node_channel(connect_to(node.port()), front_login(node, front.get()), Clock::now() + 10s);
+  REQUIRE(channel);
+  CHECK(channel->actions == "console start shutdown reboot destroy sysrq");
+  auto answers = ask_at_once(*channel, {"status", "status", "who", "log -n 5", "status"});
+  int answered = 0;
+  for (const auto& a : answers) answered += a.ok;
+  CHECK(answered == 4);  // the fifth channel at once is refused
+  CHECK(answers[0].text.starts_with("web1: running"));
+  CHECK(answers[4] == NodeAnswer{false, "the node refused the request"});
+  // Channels that ended make room again, and a command that is not a front's is refused.
+  answers = ask_at_once(*channel, {"status", "console", "weblink", "help"});
+  CHECK(answers[0].ok);
+  for (size_t i = 1; i < answers.size(); ++i)
+    CHECK(answers[i] == NodeAnswer{false, "the node refused the request"});
+}
+
+TEST_CASE("a customer's own login gets one channel only", "[node_client]") {
+  if (!have_binary()) return;
+  SshKey customer = new_key();
+  Node node(customer.get());
+  NodeLogin login = customer_login(node, customer.get(), "console");
+  login.ask_actions = true;
+  auto channel = open_node_channel(connect_to(node.port()), login, Clock::now() + 10s);
+  REQUIRE(channel);
+  CHECK(channel->actions == std::nullopt);  // refused: the console is the one channel
+  auto answers = ask_at_once(*channel, {"status"});
+  CHECK(answers[0] == NodeAnswer{false, "the node refused the request"});
 }

@@ -74,10 +74,35 @@ TEST_CASE("actions are refused here for a read-only or narrower link, without as
   CHECK(answer_web_command(*parse_web_command("action start"), rw, broker).starts_with("result "));
 }
 
-TEST_CASE("through a front, each command is answered in its own frame that it is not relayed yet", "[web]") {
-  CHECK(not_relayed_frame(WebCommand{Kind::status}) == "status not available through a front yet");
-  CHECK(not_relayed_frame(WebCommand{Kind::who}) == "who not available through a front yet");
-  CHECK(not_relayed_frame(*parse_web_command("log 5")) == "log not available through a front yet");
-  CHECK(not_relayed_frame(*parse_web_command("action reboot")) == "result not available through a front yet");
-  CHECK(not_relayed_frame(WebCommand{Kind::nmi}) == "result not available through a front yet");
+TEST_CASE("through a front, each command is the node's exec command", "[web]") {
+  CHECK(node_command(WebCommand{Kind::status}) == "status");
+  CHECK(node_command(WebCommand{Kind::who}) == "who");
+  CHECK(node_command(*parse_web_command("log 50")) == "log -n 50");
+  CHECK(node_command(*parse_web_command("action reboot")) == "reboot");
+  CHECK(node_command(*parse_web_command("sysrq b")) == "sysrq b");
+  CHECK(node_command(WebCommand{Kind::nmi}) == "nmi");
+}
+
+TEST_CASE("through a front, the node's answers become the frames a single host sends", "[web]") {
+  using xcg::gateway::NodeAnswer;
+  CHECK(node_answer_frame(WebCommand{Kind::status}, NodeAnswer{true, "web1: running"}) ==
+        "status web1: running");
+  CHECK(node_answer_frame(WebCommand{Kind::who}, NodeAnswer{true, "alice (ssh)\nbrowser (web)"}) ==
+        "who alice (ssh)\nbrowser (web)");
+  CHECK(node_answer_frame(WebCommand{Kind::who}, NodeAnswer{true, ""}) == "who");
+  CHECK(node_answer_frame(*parse_web_command("log 2"), NodeAnswer{true, "one\ntwo\x01"}) == "log one\ntwo?");
+  CHECK(node_answer_frame(*parse_web_command("action reboot"), NodeAnswer{false, "reboot is not allowed"}) ==
+        "result reboot is not allowed");
+  CHECK(unanswered_frame(WebCommand{Kind::status}, "busy") == "status busy");
+  CHECK(unanswered_frame(WebCommand{Kind::nmi}, "busy") == "result busy");
+}
+
+TEST_CASE("through a front, the page offers the node's actions that the link allows", "[web]") {
+  std::vector<Action> every{Action::console, Action::start,   Action::shutdown,
+                            Action::reboot,  Action::destroy, Action::sysrq};
+  CHECK(offered_by_node("console start reboot", every) ==
+        std::vector<Action>{Action::console, Action::start, Action::reboot});
+  CHECK(offered_by_node("start bogus destroy", {Action::console, Action::start}) ==
+        std::vector<Action>{Action::console, Action::start});
+  CHECK(offered_by_node("", every) == std::vector<Action>{Action::console});
 }
