@@ -83,8 +83,7 @@ EtcdClient::~EtcdClient() = default;
 
 HttpRequest EtcdClient::request(size_t index, const std::string& path, std::string body,
                                 std::chrono::milliseconds timeout) const {
-  return HttpRequest{settings_.endpoints[index] + path, std::move(body), timeout,
-                     settings_.connect_timeout,
+  return HttpRequest{settings_.endpoints[index] + path, std::move(body), timeout, settings_.connect_timeout,
                      TlsFiles{settings_.ca_file, settings_.cert_file, settings_.key_file}};
 }
 

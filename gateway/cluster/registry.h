@@ -73,7 +73,7 @@ class RegistryWriter {
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
   std::set<std::string> wanted_;         // claimed or offered, not released since
   bool registered_ = false;
-  int64_t node_revision_ = 0;  // of this node's last put of nodes/<node>
+  int64_t node_revision_ = 0;                              // of this node's last put of nodes/<node>
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
   std::unique_ptr<EtcdLease> lease_;
   std::unique_ptr<EtcdWatch> node_watch_;

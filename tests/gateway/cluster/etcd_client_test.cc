@@ -276,7 +276,8 @@ TEST_CASE("a watch's second stream delivers at once what a hung member holds bac
   cluster.resume(0);  // the first stream's copies of the changes now arrive, and are dropped
   // While the hung member was etcd's leader, a put that timed out and was tried on the next
   // member may be taken twice, the second time once the member is back: each revision counts.
-  CHECK(loop.run_until([&] { return seen.revisions.back() == read(loop, writer, "/t/h/", true).revision; }, 5s));
+  CHECK(loop.run_until([&] { return seen.revisions.back() == read(loop, writer, "/t/h/", true).revision; },
+                       5s));
   loop.run_until([] { return false; }, 500ms);
   CHECK(std::adjacent_find(seen.revisions.begin(), seen.revisions.end(), std::greater_equal<>()) ==
         seen.revisions.end());  // none twice, none out of order
