@@ -11,7 +11,7 @@ WatchStream::WatchStream(EtcdClient& client, size_t endpoint, const std::string&
     : endpoint_(endpoint), callbacks_(std::move(callbacks)) {
   call_ = client.stream(
       "/v3/watch", etcd_json::watch_body(prefix, from_revision), [this](std::string_view b) { on_data(b); },
-      [this](Result<HttpResponse> r) { on_closed(r); }, endpoint_);
+      [this](const Result<HttpResponse>& r) { on_closed(r); }, endpoint_);
 }
 
 WatchStream::~WatchStream() = default;
