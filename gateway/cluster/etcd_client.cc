@@ -81,10 +81,9 @@ EtcdClient::EtcdClient(EventLoop& loop, EtcdSettings settings)
 
 EtcdClient::~EtcdClient() = default;
 
-HttpRequest EtcdClient::request(const std::string& path, std::string body,
+HttpRequest EtcdClient::request(size_t index, const std::string& path, std::string body,
                                 std::chrono::milliseconds timeout) const {
-  return HttpRequest{settings_.endpoints[current_] + path, std::move(body), timeout,
-                     settings_.connect_timeout,
+  return HttpRequest{settings_.endpoints[index] + path, std::move(body), timeout, settings_.connect_timeout,
                      TlsFiles{settings_.ca_file, settings_.cert_file, settings_.key_file}};
 }
 
@@ -98,7 +97,7 @@ void EtcdClient::attempt(uint64_t id) {
   Pending& p = *pending_.at(id);
   ++p.tries;
   size_t index = current_;
-  p.call = multi_.start(request(p.path, p.body, settings_.request_timeout),
+  p.call = multi_.start(request(index, p.path, p.body, settings_.request_timeout),
                         [this, id, index](Result<HttpResponse> r) { attempted(id, index, std::move(r)); });
 }
 
@@ -139,10 +138,17 @@ void EtcdClient::endpoint_failed(size_t index, const std::string& why) {
 
 std::unique_ptr<HttpCall> EtcdClient::stream(const std::string& path, std::string body,
                                              HttpCall::OnData on_data, HttpCall::OnDone on_done,
-                                             size_t& index) {
-  index = current_;
-  return multi_.start(request(path, std::move(body), std::chrono::milliseconds(0)), std::move(on_done),
+                                             size_t index) {
+  return multi_.start(request(index, path, std::move(body), std::chrono::milliseconds(0)), std::move(on_done),
                       std::move(on_data));
+}
+
+size_t EtcdClient::endpoint_besides(size_t taken) const {
+  if (current_ != taken) return current_;
+  size_t n = settings_.endpoints.size();
+  for (size_t k = 1; k < n; ++k)
+    if (!health_[(taken + k) % n].failing_since) return (taken + k) % n;
+  return (taken + 1) % n;
 }
 
 void EtcdClient::range(const std::string& key, bool prefix, EtcdReply<RangeResult> done) {

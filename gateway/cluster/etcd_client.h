@@ -80,10 +80,13 @@ class EtcdClient {
   [[nodiscard]] std::unique_ptr<EtcdLease> keep_lease(int64_t ttl_s,
                                                       std::function<void(int64_t lease)> on_change);
 
-  // For EtcdWatch: a stream on the current endpoint, which `index` names.
+  // For EtcdWatch: a stream on the endpoint `index` names.
   [[nodiscard]] std::unique_ptr<HttpCall> stream(const std::string& path, std::string body,
                                                  HttpCall::OnData on_data, HttpCall::OnDone on_done,
-                                                 size_t& index);
+                                                 size_t index);
+  // The endpoint in use, or when `taken` is it, the next one after `taken` that is not failing
+  // (the next one, when all are). `taken` past the last endpoint: none is.
+  size_t endpoint_besides(size_t taken) const;
   // The endpoint `index` failed (`why`): move on from it, unless another failure already did.
   void endpoint_failed(size_t index, const std::string& why);
   size_t current_endpoint() const { return current_; }
@@ -98,7 +101,8 @@ class EtcdClient {
   void attempt(uint64_t id);
   void attempted(uint64_t id, size_t index, Result<HttpResponse> response);
   void endpoint_answered(size_t index);
-  HttpRequest request(const std::string& path, std::string body, std::chrono::milliseconds timeout) const;
+  HttpRequest request(size_t index, const std::string& path, std::string body,
+                      std::chrono::milliseconds timeout) const;
 
   EventLoop& loop_;
   EtcdSettings settings_;

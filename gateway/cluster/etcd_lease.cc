@@ -34,8 +34,8 @@ void EtcdLease::grant() {
 }
 
 void EtcdLease::refresh() {
-  client_.lease_keepalive(id_, [this, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
-    if (alive.expired() || revoked_) return;
+  client_.lease_keepalive(id_, [this, id = id_, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
+    if (alive.expired() || revoked_ || id != id_) return;  // renewed meanwhile
     if (!ttl) {
       log::warn("etcd: keeping lease {:x} alive failed: {}", id_, ttl.error().message);
       return later(&EtcdLease::refresh);
@@ -45,6 +45,14 @@ void EtcdLease::refresh() {
     id_ = 0;
     grant();
   });
+}
+
+void EtcdLease::renew() {
+  if (revoked_ || id_ == 0) return;
+  log::warn("etcd: lease {:x} was dropped; granting a new one", id_);
+  id_ = 0;
+  timer_.reset();
+  grant();
 }
 
 void EtcdLease::revoke(std::function<void()> done) {

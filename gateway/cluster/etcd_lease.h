@@ -1,6 +1,7 @@
 // One lease, kept alive at a third of its TTL. When etcd no longer knows it (this process was
 // cut off for longer than the TTL), a new one is granted and the owner told, so that it puts
-// its keys again under the new lease.
+// its keys again under the new lease. An owner that sees its keys go before that (etcd 3.4
+// revokes every lease when a leader that was hung resumes) has a new one granted at once.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,9 @@ class EtcdLease {
   // Stops the keepalives and has etcd drop the lease now, with every key under it; `done` once
   // etcd has answered, or at once when there is no lease. No lease is granted after it.
   void revoke(std::function<void()> done);
+  // etcd dropped the lease before a keepalive could tell: a new one now, unless a grant is
+  // already under way or the lease was revoked.
+  void renew();
 
  private:
   void grant();

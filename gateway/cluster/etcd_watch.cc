@@ -20,13 +20,19 @@ EtcdWatch::EtcdWatch(EtcdClient& client, std::string prefix, int64_t from_revisi
       prefix_(std::move(prefix)),
       next_revision_(from_revision),
       callbacks_(std::move(callbacks)),
-      backoff_(kFirstBackoff) {
-  if (next_revision_ > 0) open();
+      streams_(std::min<size_t>(2, client.endpoint_health().size())) {
+  for (Slot& slot : slots_) slot.backoff = kFirstBackoff;
+  if (next_revision_ > 0) open_all();
   else read_whole();
   probe();
 }
 
 EtcdWatch::~EtcdWatch() = default;
+
+bool EtcdWatch::watching() const {
+  return std::any_of(slots_.begin(), slots_.end(),
+                     [](const Slot& slot) { return slot.stream && slot.stream->confirmed(); });
+}
 
 void EtcdWatch::probe() {
   probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
@@ -39,96 +45,107 @@ void EtcdWatch::probe() {
 // Whatever the answer, the client has moved on from a member that could not give it.
 void EtcdWatch::probed(bool answered) {
   probe_answered_ = answered;
-  if (stream_ && client_.current_endpoint() != endpoint_) {
+  for (size_t i = 0; i < streams_; ++i) {
+    if (!slots_[i].stream || !member_failed(*slots_[i].stream)) continue;
     log::warn("etcd watch on {}: its member stopped answering; resuming from revision {}", prefix_,
               next_revision_);
-    open();
+    open(i);
   }
   probe();
 }
 
+// The stream's member failed a request since the stream was opened, or has not confirmed the
+// stream in a probe's interval (it is then counted as failing, so that the next stream avoids it).
+bool EtcdWatch::member_failed(const WatchStream& stream) {
+  if (!stream.confirmed() && std::chrono::system_clock::now() - stream.opened() >= kProbeInterval) {
+    client_.endpoint_failed(stream.endpoint(), "a watch was not confirmed within 3 s");
+    return true;
+  }
+  const EndpointHealth& health = client_.endpoint_health()[stream.endpoint()];
+  return health.failing_since && *health.failing_since >= stream.opened();
+}
+
 void EtcdWatch::read_whole() {
-  watching_ = false;
+  reading_ = true;
+  for (Slot& slot : slots_) {
+    slot.stream.reset();
+    slot.retry.reset();
+  }
   client_.range(prefix_, true, [this, alive = std::weak_ptr<int>(alive_)](Result<RangeResult> r) {
     if (alive.expired()) return;
+    reading_ = false;
     if (!r) {
       log::warn("etcd watch on {}: reading it whole failed: {}", prefix_, r.error().message);
       next_revision_ = 0;
-      return again_later();
+      return again_later(0);
     }
     next_revision_ = r->revision + 1;
     callbacks_.on_snapshot(*r);
-    open();
+    open_all();
   });
 }
 
-void EtcdWatch::open() {
-  partial_.clear();
-  stream_ = client_.stream(
-      "/v3/watch", etcd_json::watch_body(prefix_, next_revision_), [this](std::string_view b) { on_data(b); },
-      [this](Result<HttpResponse> r) { on_closed(std::move(r)); }, endpoint_);
+void EtcdWatch::open_all() {
+  for (size_t i = 0; i < streams_; ++i) open(i);
 }
 
-void EtcdWatch::on_data(std::string_view bytes) {
-  partial_.append(bytes);
-  size_t start = 0;
-  for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
-    if (!on_message(std::string_view(partial_).substr(start, nl - start)))
-      return;  // the stream, or we, are gone
-  }
-  partial_.erase(0, start);
+void EtcdWatch::open(size_t slot) {
+  slots_[slot].retry.reset();
+  slots_[slot].stream.reset();
+  slots_[slot].stream = std::make_unique<WatchStream>(
+      client_, endpoint_for(slot), prefix_, next_revision_,
+      WatchStreamCallbacks{[this, slot](const WatchMessage& m) { on_message(slot, m); },
+                           [this, slot](const std::string& why) { on_failed(slot, why); }});
 }
 
-// False when the stream was dropped.
-bool EtcdWatch::on_message(std::string_view line) {
-  auto m = etcd_json::parse_watch_message(line);
-  if (!m) {
-    log::warn("etcd watch on {}: {}", prefix_, m.error().message);
-    stream_.reset();
-    again_later();
-    return false;
-  }
-  if (m->canceled) {
-    on_canceled(*m);
-    return false;
-  }
-  if (m->created) {
-    watching_ = true;
-    backoff_ = kFirstBackoff;
-  }
-  if (m->events.empty()) return true;
-  next_revision_ = std::max(next_revision_, m->events.back().kv.mod_revision + 1);
-  std::weak_ptr<int> alive = alive_;
-  callbacks_.on_events(m->events);  // may destroy us
-  return !alive.expired();
+// The client's endpoint in use, or another when the other stream is there.
+size_t EtcdWatch::endpoint_for(size_t slot) const {
+  const auto& other = slots_[1 - slot].stream;
+  return client_.endpoint_besides(other ? other->endpoint() : client_.endpoint_health().size());
 }
 
-void EtcdWatch::on_canceled(const WatchMessage& m) {
-  stream_.reset();
+void EtcdWatch::on_message(size_t slot, const WatchMessage& m) {
+  if (m.canceled) return on_canceled(slot, m);
+  if (m.created) slots_[slot].backoff = kFirstBackoff;
+  deliver(m.events);
+}
+
+// The events of revisions not delivered yet; the other stream may have brought them first.
+void EtcdWatch::deliver(const std::vector<WatchEvent>& events) {
+  auto fresh = std::find_if(events.begin(), events.end(),
+                            [this](const WatchEvent& e) { return e.kv.mod_revision >= next_revision_; });
+  if (fresh == events.end()) return;
+  next_revision_ = events.back().kv.mod_revision + 1;
+  if (fresh == events.begin()) return callbacks_.on_events(events);  // may destroy us
+  callbacks_.on_events(std::vector<WatchEvent>(fresh, events.end()));
+}
+
+void EtcdWatch::on_canceled(size_t slot, const WatchMessage& m) {
+  slots_[slot].stream.reset();
   if (m.compact_revision > 0) {
+    if (reading_) return;
     log::info("etcd watch on {}: revision {} compacted; reading it whole", prefix_, next_revision_);
     return read_whole();
   }
   log::warn("etcd watch on {}: cancelled: {}", prefix_, m.cancel_reason);
-  again_later();
+  again_later(slot);
 }
 
-void EtcdWatch::on_closed(Result<HttpResponse> outcome) {
-  std::string why =
-      outcome ? "closed with status " + std::to_string(outcome->status) : outcome.error().message;
+void EtcdWatch::on_failed(size_t slot, const std::string& why) {
   log::warn("etcd watch on {}: stream ended ({}); resuming from revision {}", prefix_, why, next_revision_);
-  stream_.reset();
-  client_.endpoint_failed(endpoint_, why);
-  again_later();
+  size_t endpoint = slots_[slot].stream->endpoint();
+  slots_[slot].stream.reset();
+  client_.endpoint_failed(endpoint, why);
+  again_later(slot);
 }
 
-void EtcdWatch::again_later() {
-  watching_ = false;
-  retry_ = client_.loop().timer(backoff_, "etcd watch retry", [this] {
-    if (next_revision_ > 0) open();
+void EtcdWatch::again_later(size_t slot) {
+  Slot& s = slots_[slot];
+  s.retry = client_.loop().timer(s.backoff, "etcd watch retry", [this, slot] {
+    if (next_revision_ > 0) open(slot);
     else read_whole();
   });
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  s.backoff = std::min(s.backoff * 2, kMaxBackoff);
 }
 
 }  // namespace xcg

@@ -1,24 +1,27 @@
-// A watch on a key prefix that survives its stream: after a disconnect it starts again, on the
-// next endpoint, from the revision after the last event it delivered; when etcd has compacted
-// that revision away, it reads the prefix whole, hands it over as a snapshot, and watches from
-// after the snapshot. So an owner that applies snapshots and events in order misses nothing.
+// A watch on a key prefix that survives its streams: after a disconnect it starts again, on
+// another endpoint, from the revision after the last event it delivered; when etcd has
+// compacted that revision away, it reads the prefix whole, hands it over as a snapshot, and
+// watches from after the snapshot. So an owner that applies snapshots and events in order
+// misses nothing.
 //
-// A member that stops answering without closing the stream (frozen, or cut off from the
-// others) would keep it quiet for ever: every few seconds the watch reads one key through the
-// client, whose failover moves off such a member, and follows it to the next.
+// It keeps two streams on two members (one with a single endpoint) and delivers each revision
+// from whichever brings it first, dropping what it already delivered: a member that stops
+// answering without closing its stream (frozen, or cut off from the others) costs nothing
+// while the other stream runs. Every few seconds the watch also reads one key through the
+// client, whose failover moves off such a member, and moves that stream to another.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "base/event_loop.h"
-#include "gateway/cluster/curl_multi.h"
 #include "gateway/cluster/etcd_json.h"
+#include "gateway/cluster/etcd_watch_stream.h"
 
 namespace xcg {
 
@@ -39,36 +42,43 @@ class EtcdWatch {
   EtcdWatch& operator=(const EtcdWatch&) = delete;
   ~EtcdWatch();
 
-  // Whether etcd has confirmed the current stream: events from now on reach us.
-  bool watching() const { return watching_; }
+  // Whether etcd has confirmed a current stream: events from now on reach us.
+  bool watching() const;
   // Watching, and the last probe was answered: a member that lost its quorum keeps a stream
   // open and confirmed, but can answer no read, and no change can reach it.
-  bool reachable() const { return watching_ && probe_answered_; }
+  bool reachable() const { return watching() && probe_answered_; }
   // The revision the next stream will start from.
   int64_t next_revision() const { return next_revision_; }
 
  private:
+  // One of the two streams, and when to open it again after it failed.
+  struct Slot {
+    std::unique_ptr<WatchStream> stream;
+    std::chrono::milliseconds backoff;
+    EventLoop::Timer retry;
+  };
+
   void read_whole();
-  void open();
-  void on_data(std::string_view bytes);
-  bool on_message(std::string_view line);
-  void on_canceled(const WatchMessage& m);
-  void on_closed(Result<HttpResponse> outcome);
-  void again_later();
+  void open_all();
+  void open(size_t slot);
+  size_t endpoint_for(size_t slot) const;
+  void on_message(size_t slot, const WatchMessage& m);
+  void deliver(const std::vector<WatchEvent>& events);
+  void on_canceled(size_t slot, const WatchMessage& m);
+  void on_failed(size_t slot, const std::string& why);
+  void again_later(size_t slot);
   void probe();
   void probed(bool answered);
+  bool member_failed(const WatchStream& stream);
 
   EtcdClient& client_;
   std::string prefix_;
   int64_t next_revision_;
   WatchCallbacks callbacks_;
-  std::unique_ptr<HttpCall> stream_;
-  size_t endpoint_ = 0;
-  std::string partial_;  // a message not yet ended by its newline
-  bool watching_ = false;
+  std::array<Slot, 2> slots_;
+  size_t streams_;  // how many slots are used: one per endpoint, two at most
+  bool reading_ = false;
   bool probe_answered_ = true;  // until a probe says otherwise
-  std::chrono::milliseconds backoff_;
-  EventLoop::Timer retry_;
   EventLoop::Timer probe_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
 };

@@ -1,5 +1,6 @@
 #include "gateway/cluster/registry.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "base/log.h"
@@ -14,6 +15,7 @@ RegistryWriter::RegistryWriter(EtcdClient& client, std::string prefix, std::stri
       info_(std::move(info)),
       lease_ttl_s_(lease_ttl_s) {
   lease_ = client_.keep_lease(lease_ttl_s, [this](int64_t lease) { on_lease(lease); });
+  watch_node();
 }
 
 RegistryWriter::~RegistryWriter() = default;
@@ -31,14 +33,42 @@ std::string RegistryWriter::domain_key(const std::string& domain) const {
 }
 
 void RegistryWriter::on_lease(int64_t lease) {
+  put_node(lease);
+  recheck();  // after a lapse long enough to lose the lease, another node may have our domains
+}
+
+void RegistryWriter::put_node(int64_t lease) {
   registered_ = false;
   client_.put(nodes_prefix(prefix_) + node_, encode_node(info_), lease,
               guarded([this, lease](Result<int64_t> r) {
                 if (!r) return log::warn("registry: putting node {} failed: {}", node_, r.error().message);
                 registered_ = lease == lease_->id();
-                if (registered_) log::info("registry: node {} registered", node_);
+                if (!registered_) return;
+                node_revision_ = *r;
+                log::info("registry: node {} registered", node_);
               }));
-  recheck();  // after a lapse long enough to lose the lease, another node may have our domains
+}
+
+// The prefix nodes/<node> also holds nodes/<node>x: only the node's own key counts.
+void RegistryWriter::watch_node() {
+  std::string key = nodes_prefix(prefix_) + node_;
+  auto on_snapshot = [this, key](const RangeResult& r) {
+    bool there = std::any_of(r.kvs.begin(), r.kvs.end(), [&](const KeyValue& kv) { return kv.key == key; });
+    if (!there) node_deleted(r.revision);
+  };
+  auto on_events = [this, key](const std::vector<WatchEvent>& events) {
+    for (const auto& e : events)
+      if (e.type == WatchEvent::Type::del && e.kv.key == key) node_deleted(e.kv.mod_revision);
+  };
+  node_watch_ = client_.watch(key, 0, WatchCallbacks{on_snapshot, on_events});
+}
+
+// Only a deletion after this node's last put means it is not registered.
+void RegistryWriter::node_deleted(int64_t revision) {
+  if (!registered_ || revision <= node_revision_) return;
+  log::warn("registry: nodes/{} was deleted; registering again under a new lease", node_);
+  registered_ = false;
+  lease_->renew();
 }
 
 // This node's record of `domain` is at `mod_revision`; one released while it was being

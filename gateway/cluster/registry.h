@@ -3,6 +3,8 @@
 // running here, written only by a transaction that compares the key's mod_revision with the
 // one this node last saw, so a node that lost a domain cannot overwrite its new owner. A
 // domain's record stays while it is shut off here: the node that last ran it serves its menu.
+// The node watches its own nodes/<node>: when it goes while the node is registered (its lease
+// dropped before a keepalive could tell), the node registers again at once under a new lease.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include "gateway/cluster/etcd_client.h"
 #include "gateway/cluster/etcd_lease.h"
+#include "gateway/cluster/etcd_watch.h"
 #include "gateway/cluster/registry_keys.h"
 
 namespace xcg {
@@ -55,6 +58,9 @@ class RegistryWriter {
 
  private:
   void on_lease(int64_t lease);
+  void put_node(int64_t lease);
+  void watch_node();
+  void node_deleted(int64_t revision);
   void write_claim(const std::string& domain, int64_t mod_revision);
   void claimed(const std::string& domain, Result<TxnResult> r);
   void hold(const std::string& domain, int64_t mod_revision);
@@ -70,8 +76,10 @@ class RegistryWriter {
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
   std::set<std::string> wanted_;         // claimed or offered, not released since
   bool registered_ = false;
+  int64_t node_revision_ = 0;                              // of this node's last put of nodes/<node>
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
   std::unique_ptr<EtcdLease> lease_;
+  std::unique_ptr<EtcdWatch> node_watch_;
 };
 
 }  // namespace xcg

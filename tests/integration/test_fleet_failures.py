@@ -26,9 +26,10 @@ REVOCABLE = {"web1": ["web1-kill", "web1-stop", "web1-hung", "web1-quorum"], "we
 LOST_LINE = rb"\[xcg: the connection to the node was lost\]"
 UNREACHABLE = "key map: etcd cannot be reached; the last key map ("  # N keys) stays in use
 BACK = "key map: etcd is reachable again"
-# A hung member keeps its watch streams open and quiet: the watch's probe (a read every 3 s,
-# which the client gives up after 2 s and then tries on the next member) is what moves it.
+# A hung member keeps its watch streams open and quiet; each watch's second stream, on another
+# member, brings the change. Waiting longer than the promise shows by how much it was missed.
 HUNG_LIMIT = 3.0 + 2.0 + 0.5
+REGISTERED_AGAIN = "was deleted; registering again under a new lease"
 RECOVERY_LIMIT = 10.0  # from etcd (or the link to it) being back to the change having arrived
 
 
@@ -116,8 +117,8 @@ def assert_echoes(child, marker):
 
 def wait_routed(fleet):
     """Until every front routes every domain again. A hung leader that resumes revokes every
-    lease (etcd 3.4.23): each node registers again at its next keepalive, and until then its
-    domains route nowhere."""
+    lease (etcd 3.4.23): each node sees its nodes/ key go and registers again at once, and
+    until then its domains route nowhere."""
     for front in fleet.fronts:
         for domain in NODES.values():
             reach(front, domain)
@@ -183,7 +184,7 @@ def test_one_etcd_member_down_customers_see_nothing(fleet, fault):
         figures = [until_revoked(victim, "web1", timeout=HUNG_LIMIT) - start for victim in victims]
         print(f"\nrevocation with member {member} down ({fault}): front1 {figures[0]:.3f} s, "
               f"front2 {figures[1]:.3f} s")
-        assert max(figures) < (HUNG_LIMIT if fault == "stop" else REVOKE_LIMIT), figures
+        assert max(figures) < REVOKE_LIMIT, figures
         assert_echoes(console, b"after-the-revocation")
         assert_logins_everywhere(fleet)
     finally:
@@ -192,16 +193,18 @@ def test_one_etcd_member_down_customers_see_nothing(fleet, fault):
         else:
             fleet.etcd.resume(member)
         fleet.etcd.wait_healthy()
+    resumed = time.monotonic()
     wait_routed(fleet)
+    print(f"every domain routed through both fronts {time.monotonic() - resumed:.3f} s after the member "
+          "came back")
     console.send(DETACH)
     console.expect(pexpect.EOF)
 
 
-@pytest.mark.xfail(reason="a hung member's watch streams stay open and quiet until the watch's probe, "
-                          "every 3 s with the client's 2 s request timeout, moves them (measured 1.5-1.8 s)")
 def test_a_revocation_with_the_member_in_use_hung_arrives_within_a_second(fleet):
     victim = attach(fleet.fronts[0], "web1", "web1-hung")
     member = member_in_use(fleet, fleet.fronts[0])
+    registered = times_said(fleet.nodes.values(), REGISTERED_AGAIN)
     fleet.etcd.pause(member)
     try:
         start = revoke(fleet, "web1", "web1-hung")
@@ -210,8 +213,12 @@ def test_a_revocation_with_the_member_in_use_hung_arrives_within_a_second(fleet)
         assert elapsed < REVOKE_LIMIT
     finally:
         fleet.etcd.resume(member)
+        resumed = time.monotonic()
         fleet.etcd.wait_healthy()
         wait_routed(fleet)
+    again = sum(gw.read_log().count(REGISTERED_AGAIN) - n for gw, n in registered.items())
+    print(f"every domain routed through both fronts {time.monotonic() - resumed:.3f} s after member {member} "
+          f"resumed; {again} nodes saw their nodes/ key go and registered again")
 
 
 def test_quorum_lost_fronts_route_from_their_last_view(fleet):

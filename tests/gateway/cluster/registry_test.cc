@@ -106,6 +106,32 @@ TEST_CASE("a node whose lease was lost registers again under the new one", "[etc
   CHECK(node.holds("web1"));
 }
 
+// etcd 3.4 revokes every lease when a leader that was hung resumes: a node must not wait for
+// its next keepalive (a third of its TTL) to notice.
+TEST_CASE("a node whose lease etcd revoked registers again at once, not at its next keepalive", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryWriter node(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 30);
+  node.claim("web1");
+  REQUIRE(loop.run_until([&] { return node.registered() && node.holds("web1"); }, 5s));
+  int64_t first = node.lease();
+  REQUIRE(answer<void>(loop, [&](auto done) { client.lease_revoke(first, done); }));
+  auto revoked = std::chrono::steady_clock::now();
+  bool back = loop.run_until(
+      [&] {
+        auto kvs = read(loop, client, "/xcg/nodes/dom0-a").kvs;
+        return !kvs.empty() && kvs.front().lease != first;
+      },
+      5s);
+  auto elapsed = std::chrono::steady_clock::now() - revoked;
+  REQUIRE(back);
+  CHECK(elapsed < 2s);  // its next keepalive is 10 s away
+  CHECK(node.lease() != first);
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.at(0).value == "dom0-a");
+  CHECK(loop.run_until([&] { return node.registered(); }, 5s));
+}
+
 TEST_CASE("a domain that does not run is offered only where no node is recorded", "[etcd]") {
   EtcdCluster cluster(1);
   EventLoop loop;
