@@ -324,6 +324,15 @@ def ctl_cluster_seconds(front):
     return time.monotonic() - began
 
 
+def whole_range(gw, prefix):
+    """Seconds and bytes of one unlimited range of `prefix`: what a front asked for before it read
+    in pages."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    before, began = gw.bytes, time.monotonic()
+    gw.post("/v3/kv/range", {"key": b64(prefix), "range_end": b64(end)})
+    return {"s": time.monotonic() - began, "bytes": gw.bytes - before}
+
+
 def db_size(gw):
     return int(gw.post("/v3/maintenance/status", {})["dbSize"])
 
@@ -357,6 +366,9 @@ def report(results):
         print(f"{what} to all {r['fronts']} fronts: median {statistics.median(t) * 1000:.0f} ms, "
               f"max {max(t) * 1000:.0f} ms over {len(t)}")
     print(f"one `xcg ctl cluster` of the full registry: {r['ctl_cluster_s'] * 1000:.0f} ms")
+    w = r["whole_range"]
+    print(f"one unlimited range of keys/ (JSON gateway): {w['s']:.2f} s, {w['bytes'] / 2**20:.1f} MiB")
+    print(f"load average at the end: {r['load_average']}")
     e = r["etcd"]
     print(f"etcd: RSS {mib(e['rss']):.0f} MiB, db {e['db_bytes'] / 2**20:.1f} MiB; keepalives "
           f"{e['keepalives_per_s']:.0f}/s ({e['keepalive_bytes_per_s'] / 1024:.0f} KiB/s over HTTP), "
@@ -387,6 +399,8 @@ def measure(build, work, args):
         fronts.remove(empty)
         idle = cpu_over([etcd.proc.pid], 3)[0]
         leases, results["load"] = load(args)
+        print(f"loaded: {results['load']}", flush=True)
+        results["whole_range"] = whole_range(gw, PREFIX + "keys/")
         keepalive = KeepAlive(leases)
         keepalive.start()
         requests_before, bytes_before, began = keepalive.requests, keepalive.bytes, time.monotonic()
@@ -397,11 +411,13 @@ def measure(build, work, args):
             front.start()
             fronts.append(front)
             ready = front.wait_ready(args.nodes, results["domains"])
+            print(f"{front.name} ready in {ready:.2f} s", flush=True)
             if i == 0:
                 results["start"]["full"] = {"ready_s": ready, **front.memory(), "cpu_s": front.cpu()}
         results["revocation"] = revocations(fronts, args, args.rounds)
         results["handover"] = handovers(fronts, args, args.rounds)
         results["ctl_cluster_s"] = ctl_cluster_seconds(fronts[0])
+        results["load_average"] = procs.load_average()
         results["front_memory_after"] = [f.memory() for f in fronts]
         keepalive.stop()  # each thread adds its bytes as it ends
         per_request = keepalive.bytes / max(keepalive.requests, 1)

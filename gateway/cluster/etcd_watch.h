@@ -49,6 +49,7 @@ class EtcdWatch {
 
  private:
   void read_whole();
+  void read_page(RangePage page);
   void open();
   void on_data(std::string_view bytes);
   bool on_message(std::string_view line);
@@ -64,6 +65,7 @@ class EtcdWatch {
   WatchCallbacks callbacks_;
   std::unique_ptr<HttpCall> stream_;
   size_t endpoint_ = 0;
+  RangeResult whole_;     // the pages read so far of a prefix read whole
   std::string partial_;  // a message not yet ended by its newline
   bool watching_ = false;
   bool probe_answered_ = true;  // until a probe says otherwise
