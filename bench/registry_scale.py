@@ -43,7 +43,6 @@ from front_latency import Etcd  # noqa: E402
 from servers import XCG_SESSION_USER, BenchError, ensure_system_user, run_checked  # noqa: E402
 
 PREFIX = "/xcg/"
-LEASE_TTL = 5        # cluster.lease_ttl's default
 MAX_TXN_OPS = 128    # etcd's default --max-txn-ops
 READY_TIMEOUT = 300
 CHANGE_TIMEOUT = 30
@@ -132,17 +131,23 @@ def batches(items, size):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def load(args, threads=4):
-    """Leases, nodes/, domains/ and keys/; returns the lease ids and the times taken."""
+def grant_leases(args, threads=4):
+    """One lease per node; returns them by node and the seconds taken."""
     nodes = list(range(args.nodes))
     leases = {}
     started = time.monotonic()
 
     def grant(gw, part):
         for n in part:
-            leases[n] = int(gw.post("/v3/lease/grant", {"TTL": LEASE_TTL})["ID"])
+            leases[n] = int(gw.post("/v3/lease/grant", {"TTL": ARGS.lease_ttl})["ID"])
 
     in_parallel([nodes[i::threads] for i in range(threads)], grant)
+    return leases, time.monotonic() - started
+
+
+def load(args, leases, threads=4):
+    """nodes/ (under the leases, kept alive meanwhile), domains/ and keys/; the time taken."""
+    nodes = list(range(args.nodes))
     granted = time.monotonic()
     puts = [(f"{PREFIX}nodes/{node_name(n)}", node_value(n), leases[n]) for n in nodes]
     puts += [(f"{PREFIX}domains/{domain_name(n, j)}", node_name(n), None)
@@ -151,8 +156,7 @@ def load(args, threads=4):
     work = batches(puts, MAX_TXN_OPS)
     in_parallel([work[i::threads] for i in range(threads)], lambda gw, part: [gw.txn_puts(b) for b in part])
     done = time.monotonic()
-    return leases, {"lease_grants_s": granted - started, "puts": len(puts), "txns": len(work),
-                    "puts_s": done - granted}
+    return {"puts": len(puts), "txns": len(work), "puts_s": done - granted}
 
 
 class KeepAlive:
@@ -174,7 +178,7 @@ class KeepAlive:
 
     def run(self, part):
         gw = Gateway(ETCD_URL)
-        period = LEASE_TTL / 3
+        period = ARGS.lease_ttl / 3
         try:
             while not self.stop_flag.is_set():
                 began = time.monotonic()
@@ -350,7 +354,7 @@ def mib(kb):
 def report(results):
     r = results
     print(f"fleet: {r['nodes']} nodes x {r['domains_per_node']} domains, {r['keys']} keys, "
-          f"{r['fronts']} fronts, lease ttl {LEASE_TTL} s")
+          f"{r['fronts']} fronts, lease ttl {r['lease_ttl']} s")
     ld = r["load"]
     print(f"load: {ld['lease_grants_s']:.2f} s for the lease grants, {ld['puts_s']:.2f} s for {ld['puts']} puts "
           f"in {ld['txns']} txns ({ld['puts'] / ld['puts_s']:.0f} puts/s)")
@@ -385,7 +389,7 @@ def measure(build, work, args):
     procs.started.add(etcd.proc.pid)
     results = {"nodes": args.nodes, "domains_per_node": args.domains_per_node,
                "domains": args.nodes * args.domains_per_node, "keys": args.nodes * args.domains_per_node,
-               "fronts": args.fronts, "start": {}}
+               "fronts": args.fronts, "lease_ttl": args.lease_ttl, "start": {}}
     keepalive = None
     fronts = []
     try:
@@ -398,11 +402,12 @@ def measure(build, work, args):
         empty.stop()
         fronts.remove(empty)
         idle = cpu_over([etcd.proc.pid], 3)[0]
-        leases, results["load"] = load(args)
-        print(f"loaded: {results['load']}", flush=True)
-        results["whole_range"] = whole_range(gw, PREFIX + "keys/")
+        leases, granted_s = grant_leases(args)
         keepalive = KeepAlive(leases)
         keepalive.start()
+        results["load"] = {"lease_grants_s": granted_s, **load(args, leases)}
+        print(f"loaded: {results['load']}", flush=True)
+        results["whole_range"] = whole_range(gw, PREFIX + "keys/")
         requests_before, bytes_before, began = keepalive.requests, keepalive.bytes, time.monotonic()
         busy = cpu_over([etcd.proc.pid], 10)[0]
         rate = (keepalive.requests - requests_before) / (time.monotonic() - began)
@@ -437,6 +442,7 @@ def measure(build, work, args):
 
 
 ETCD_URL = ""
+ARGS = None
 
 
 def main():
@@ -445,9 +451,13 @@ def main():
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--domains-per-node", type=int, default=100)
     parser.add_argument("--fronts", type=int, default=3)
+    parser.add_argument("--lease-ttl", type=int, default=30,
+                        help="the simulated nodes' lease TTL (xcg's default is 5; see the docs for why 30)")
     parser.add_argument("--rounds", type=int, default=5, help="revocations and handovers measured")
     parser.add_argument("--quick", action="store_true", help="50 nodes x 20 domains, 2 fronts, 3 rounds")
     args = parser.parse_args()
+    global ARGS
+    ARGS = args
     if args.quick:
         args.nodes, args.domains_per_node, args.fronts, args.rounds = 50, 20, 2, 3
     if os.geteuid() != 0:
