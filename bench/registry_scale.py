@@ -251,14 +251,17 @@ class Front:
         return out
 
     def wait_ready(self, nodes, domains):
-        """Seconds from start until the metrics show the whole registry and a key map."""
+        """Seconds from start until the metrics show the whole registry and a key map. `nodes`:
+        a number, or a function giving the number etcd holds now (a lease the simulator let lapse
+        takes its node away)."""
         deadline = self.started + READY_TIMEOUT
         while True:
             m = self.metrics()
-            if (m.get("xcg_etcd_key_map_revision", 0) > 0 and m.get("xcg_registry_nodes") == nodes
+            want = nodes() if callable(nodes) else nodes
+            if (m.get("xcg_etcd_key_map_revision", 0) > 0 and m.get("xcg_registry_nodes") == want
                     and m.get("xcg_registry_domains") == domains):
                 took = time.monotonic() - self.started
-                if nodes == 0 and "registry: 0 nodes, 0 domains" not in self.ctl("cluster"):
+                if want == 0 and "registry: 0 nodes, 0 domains" not in self.ctl("cluster"):
                     continue  # empty counts before the registry is read: not ready yet
                 return took
             if time.monotonic() >= deadline or self.proc.poll() is not None:
@@ -337,6 +340,12 @@ def whole_range(gw, prefix):
     return {"s": time.monotonic() - began, "bytes": gw.bytes - before}
 
 
+def count(gw, prefix):
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return int(gw.post("/v3/kv/range", {"key": b64(prefix), "range_end": b64(end), "count_only": True})
+               .get("count", 0))
+
+
 def db_size(gw):
     return int(gw.post("/v3/maintenance/status", {})["dbSize"])
 
@@ -368,7 +377,8 @@ def report(results):
     for what in ("revocation", "handover"):
         t = r[what]
         print(f"{what} to all {r['fronts']} fronts: median {statistics.median(t) * 1000:.0f} ms, "
-              f"max {max(t) * 1000:.0f} ms over {len(t)}")
+              f"max {max(t) * 1000:.0f} ms over {len(t)}; a front's CPU per {what} "
+              f"{r[what + '_cpu_s'] * 1000:.0f} ms (with the polling)")
     print(f"one `xcg ctl cluster` of the full registry: {r['ctl_cluster_s'] * 1000:.0f} ms")
     w = r["whole_range"]
     print(f"one unlimited range of keys/ (JSON gateway): {w['s']:.2f} s, {w['bytes'] / 2**20:.1f} MiB")
@@ -377,7 +387,8 @@ def report(results):
     print(f"etcd: RSS {mib(e['rss']):.0f} MiB, db {e['db_bytes'] / 2**20:.1f} MiB; keepalives "
           f"{e['keepalives_per_s']:.0f}/s ({e['keepalive_bytes_per_s'] / 1024:.0f} KiB/s over HTTP), "
           f"etcd CPU {e['cpu_keepalive'] * 100:.0f}% of a core with them, {e['cpu_idle'] * 100:.0f}% without; "
-          f"late keepalive rounds {e['late_rounds']}, expired leases {e['expired']}")
+          f"late keepalive rounds {e['late_rounds']}, expired leases {e['expired']}; "
+          f"{r['nodes_registered']} nodes registered at the end")
     print(json.dumps(results))
 
 
@@ -415,14 +426,19 @@ def measure(build, work, args):
             front = Front(build, work, f"front{i + 1}", PREFIX)
             front.start()
             fronts.append(front)
-            ready = front.wait_ready(args.nodes, results["domains"])
+            ready = front.wait_ready(lambda: count(gw, PREFIX + "nodes/"), results["domains"])
             print(f"{front.name} ready in {ready:.2f} s", flush=True)
             if i == 0:
                 results["start"]["full"] = {"ready_s": ready, **front.memory(), "cpu_s": front.cpu()}
+        cpu = [f.cpu() for f in fronts]
         results["revocation"] = revocations(fronts, args, args.rounds)
+        results["revocation_cpu_s"] = max(f.cpu() - c for f, c in zip(fronts, cpu)) / args.rounds
+        cpu = [f.cpu() for f in fronts]
         results["handover"] = handovers(fronts, args, args.rounds)
+        results["handover_cpu_s"] = max(f.cpu() - c for f, c in zip(fronts, cpu)) / args.rounds
         results["ctl_cluster_s"] = ctl_cluster_seconds(fronts[0])
         results["load_average"] = procs.load_average()
+        results["nodes_registered"] = count(gw, PREFIX + "nodes/")
         results["front_memory_after"] = [f.memory() for f in fronts]
         keepalive.stop()  # each thread adds its bytes as it ends
         per_request = keepalive.bytes / max(keepalive.requests, 1)

@@ -65,7 +65,7 @@ class EtcdWatch {
   WatchCallbacks callbacks_;
   std::unique_ptr<HttpCall> stream_;
   size_t endpoint_ = 0;
-  RangeResult whole_;     // the pages read so far of a prefix read whole
+  RangeResult whole_;    // the pages read so far of a prefix read whole
   std::string partial_;  // a message not yet ended by its newline
   bool watching_ = false;
   bool probe_answered_ = true;  // until a probe says otherwise

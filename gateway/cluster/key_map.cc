@@ -48,7 +48,6 @@ Result<DomainKey> parse_value(const std::string& value) {
   return DomainKey{.key = std::move(*key), .readonly = readonly != json.end() && readonly->get<bool>()};
 }
 
-
 void emit_key(YAML::Emitter& out, const DomainKey& k) {
   if (!k.readonly) {
     out << YAML::DoubleQuoted << full_line(k.key);
@@ -112,7 +111,8 @@ KeyMap assemble(const Entries& entries) {
     }
     auto [owner, fresh] = owner_by_blob.try_emplace(entry->key.key.blob, entry->domain);
     if (!fresh) {
-      out.problems.push_back({etcd_key, fmt::format("the key is already a key of domain '{}'", owner->second)});
+      out.problems.push_back(
+          {etcd_key, fmt::format("the key is already a key of domain '{}'", owner->second)});
       continue;
     }
     out.domains[entry->domain].push_back(entry->key);

@@ -167,7 +167,8 @@ TEST_CASE("a watch reads a prefix larger than a page whole, page by page, then g
   EtcdSettings settings = settings_for(cluster.endpoints());
   settings.range_page = 2;
   EtcdClient client(loop, settings);
-  for (const char* key : {"/t/p/1", "/t/p/2", "/t/p/3", "/t/p/4", "/t/p/5", "/t/q"}) write(loop, client, key, "v");
+  for (const char* key : {"/t/p/1", "/t/p/2", "/t/p/3", "/t/p/4", "/t/p/5", "/t/q"})
+    write(loop, client, key, "v");
   Seen seen;
   auto watch = client.watch("/t/p/", 0, seen.callbacks());
   REQUIRE(loop.run_until([&] { return watch->watching(); }, 5s));

@@ -31,8 +31,9 @@ TEST_CASE("a page of a prefix: its first key, the prefix's end, a limit, a pinne
                                {"range_end", base64_encode("/p0")},
                                {"limit", "3"},
                                {"revision", "9"}});
-  CHECK_FALSE(nlohmann::json::parse(etcd_json::range_page_body(RangePage{.prefix = "/p/", .from = "/p/", .limit = 3}))
-                  .contains("revision"));
+  CHECK_FALSE(
+      nlohmann::json::parse(etcd_json::range_page_body(RangePage{.prefix = "/p/", .from = "/p/", .limit = 3}))
+          .contains("revision"));
   auto more = etcd_json::parse_range(R"({"header":{"revision":"9"},"more":true,"count":"5"})");
   REQUIRE(more);
   CHECK(more->more);

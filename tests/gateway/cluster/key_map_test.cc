@@ -47,19 +47,22 @@ TEST_CASE("key map: read back, the same keys per domain", "[keymap]") {
   CHECK(map.key_count() == 2);
 }
 
-TEST_CASE("key map: entries read one by one assemble into the map; a key under two domains stays with "
-          "the first in etcd key order",
-          "[keymap]") {
+TEST_CASE(
+    "key map: entries read one by one assemble into the map; a key under two domains stays with "
+    "the first in etcd key order",
+    "[keymap]") {
   auto good = key_map_entries("/xcg/", two_domains()->domains);
   KeyMapEntries entries;
   for (const auto& kv : as_kvs(good)) entries.insert_or_assign(kv.key, read_key_entry("/xcg/", kv));
   std::string alice_in_a = "/xcg/keys/a/" + kAliceFingerprint;
-  entries.insert_or_assign(alice_in_a, read_key_entry("/xcg/", KeyValue{.key = alice_in_a, .value = good[1].value}));
+  entries.insert_or_assign(alice_in_a,
+                           read_key_entry("/xcg/", KeyValue{.key = alice_in_a, .value = good[1].value}));
   auto map = assemble_key_map(entries);
   CHECK(map.domains.contains("a"));
   CHECK_FALSE(map.domains.contains("web1"));
   REQUIRE(map.problems.size() == 1);
-  CHECK(map.problems[0].str() == "/xcg/keys/web1/" + kAliceFingerprint + ": the key is already a key of domain 'a'");
+  CHECK(map.problems[0].str() ==
+        "/xcg/keys/web1/" + kAliceFingerprint + ": the key is already a key of domain 'a'");
   entries.erase(alice_in_a);
   map = assemble_key_map(entries);
   CHECK(map.problems.empty());
