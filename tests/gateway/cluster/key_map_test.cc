@@ -21,6 +21,7 @@ std::shared_ptr<const config::Config> two_domains() {
 
 std::vector<KeyValue> as_kvs(const std::vector<KeyEntry>& entries) {
   std::vector<KeyValue> out;
+  out.reserve(entries.size());
   for (const auto& e : entries) out.push_back(KeyValue{.key = e.key, .value = e.value});
   return out;
 }
