@@ -161,6 +161,10 @@ void EtcdClient::put(const std::string& key, const std::string& value, int64_t l
        parsed(std::move(done), &etcd_json::parse_revision));
 }
 
+void EtcdClient::range_page(const RangePage& page, EtcdReply<RangeResult> done) {
+  call("/v3/kv/range", etcd_json::range_page_body(page), parsed(std::move(done), &etcd_json::parse_range));
+}
+
 void EtcdClient::delete_range(const std::string& key, bool prefix, EtcdReply<int64_t> done) {
   call("/v3/kv/deleterange", etcd_json::delete_body(key, prefix),
        parsed(std::move(done), &etcd_json::parse_revision));

@@ -31,6 +31,9 @@ struct EtcdSettings {
   std::string ca_file, cert_file, key_file;
   std::chrono::milliseconds request_timeout{2000};
   std::chrono::milliseconds connect_timeout{1000};
+  // Keys per request when a watch reads its prefix whole: one answer stays small and quick to
+  // give, however many keys the prefix holds.
+  size_t range_page = 2000;
 };
 
 // Whether the endpoints are usable: some, each http(s)://host:port, plain http on loopback only.
@@ -59,6 +62,8 @@ class EtcdClient {
   ~EtcdClient();  // answers nothing still in flight
 
   void range(const std::string& key, bool prefix, EtcdReply<RangeResult> done);
+  void range_page(const RangePage& page, EtcdReply<RangeResult> done);
+  size_t range_page_size() const { return settings_.range_page; }
   void put(const std::string& key, const std::string& value, int64_t lease,
            EtcdReply<int64_t> done);  // the revision
   void delete_range(const std::string& key, bool prefix, EtcdReply<int64_t> done);

@@ -133,6 +133,14 @@ namespace etcd_json {
 
 std::string range_body(std::string_view key, bool prefix) { return key_range(key, prefix).dump(); }
 
+std::string range_page_body(const RangePage& page) {
+  json j = {{"key", base64_encode(page.from)},
+            {"range_end", base64_encode(prefix_end(page.prefix))},
+            {"limit", std::to_string(page.limit)}};
+  if (page.revision > 0) j["revision"] = std::to_string(page.revision);
+  return j.dump();
+}
+
 std::string put_body(std::string_view key, std::string_view value, int64_t lease) {
   return put_request(key, value, lease).dump();
 }
@@ -168,7 +176,7 @@ std::string watch_body(std::string_view prefix, int64_t start_revision) {
 
 Result<RangeResult> parse_range(std::string_view body) {
   return read_answer<RangeResult>(body, [](const json& j) {
-    return RangeResult{key_values(j), header_revision(j)};
+    return RangeResult{key_values(j), header_revision(j), j.value("more", false)};
   });
 }
 

@@ -25,6 +25,16 @@ struct KeyValue {
 struct RangeResult {
   std::vector<KeyValue> kvs;
   int64_t revision = 0;  // the store's revision the answer is from
+  bool more = false;     // a limited range left keys out
+};
+
+// One page of a prefix: at most `limit` keys from `from` (a key under `prefix`) on, as of
+// `revision` (0: the latest).
+struct RangePage {
+  std::string prefix;
+  std::string from;
+  int64_t revision = 0;
+  size_t limit = 0;
 };
 
 struct TxnResult {
@@ -62,6 +72,7 @@ std::string prefix_end(std::string_view prefix);
 namespace etcd_json {
 
 std::string range_body(std::string_view key, bool prefix);
+std::string range_page_body(const RangePage& page);
 std::string put_body(std::string_view key, std::string_view value, int64_t lease);
 std::string delete_body(std::string_view key, bool prefix);
 // If `key`'s mod_revision is `mod_revision` (0: the key does not exist), put `value` (or

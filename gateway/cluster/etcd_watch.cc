@@ -1,6 +1,7 @@
 #include "gateway/cluster/etcd_watch.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "base/log.h"
@@ -71,16 +72,30 @@ void EtcdWatch::read_whole() {
     slot.stream.reset();
     slot.retry.reset();
   }
-  client_.range(prefix_, true, [this, alive = std::weak_ptr<int>(alive_)](Result<RangeResult> r) {
+  whole_ = RangeResult{};
+  read_page(RangePage{.prefix = prefix_, .from = prefix_, .revision = 0, .limit = client_.range_page_size()});
+}
+
+// Every page after the first is read as of the first one's revision: together they are the
+// prefix at one moment, and the watch goes on from there.
+void EtcdWatch::read_page(RangePage page) {
+  client_.range_page(page, [this, page, alive = std::weak_ptr<int>(alive_)](Result<RangeResult> r) mutable {
     if (alive.expired()) return;
-    reading_ = false;
     if (!r) {
       log::warn("etcd watch on {}: reading it whole failed: {}", prefix_, r.error().message);
+      reading_ = false;
       next_revision_ = 0;
       return again_later(0);
     }
-    next_revision_ = r->revision + 1;
-    callbacks_.on_snapshot(*r);
+    if (page.revision == 0) whole_.revision = page.revision = r->revision;
+    std::move(r->kvs.begin(), r->kvs.end(), std::back_inserter(whole_.kvs));
+    if (r->more && !whole_.kvs.empty()) {
+      page.from = whole_.kvs.back().key + '\0';
+      return read_page(std::move(page));
+    }
+    reading_ = false;
+    next_revision_ = whole_.revision + 1;
+    callbacks_.on_snapshot(std::exchange(whole_, RangeResult{}));
     open_all();
   });
 }

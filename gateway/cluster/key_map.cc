@@ -48,19 +48,6 @@ Result<DomainKey> parse_value(const std::string& value) {
   return DomainKey{.key = std::move(*key), .readonly = readonly != json.end() && readonly->get<bool>()};
 }
 
-// The key under its path, checked against the path.
-Result<std::pair<Path, DomainKey>> parse_entry(std::string_view prefix, const KeyValue& kv) {
-  auto path = split_path(std::string_view(kv.key).substr(keys_prefix(prefix).size()));
-  if (!path) return tl::unexpected(path.error());
-  auto key = parse_value(kv.value);
-  if (!key) return tl::unexpected(key.error());
-  if (key->key.fingerprint() != path->fingerprint)
-    return fail(Errc::invalid_input,
-                fmt::format("the key's fingerprint is {}, not the one in its name", key->key.fingerprint()));
-  key->where = config::Location{kv.key, 1, 1};
-  return std::pair(std::move(*path), std::move(*key));
-}
-
 void emit_key(YAML::Emitter& out, const DomainKey& k) {
   if (!k.readonly) {
     out << YAML::DoubleQuoted << full_line(k.key);
@@ -97,25 +84,51 @@ size_t KeyMap::key_count() const {
   return n;
 }
 
-KeyMap read_key_map(std::string_view prefix, const std::vector<KeyValue>& kvs) {
+Result<KeyMapEntry> read_key_entry(std::string_view prefix, const KeyValue& kv) {
+  auto path = split_path(std::string_view(kv.key).substr(keys_prefix(prefix).size()));
+  if (!path) return tl::unexpected(path.error());
+  auto key = parse_value(kv.value);
+  if (!key) return tl::unexpected(key.error());
+  if (key->key.fingerprint() != path->fingerprint)
+    return fail(Errc::invalid_input,
+                fmt::format("the key's fingerprint is {}, not the one in its name", key->key.fingerprint()));
+  key->where = config::Location{kv.key, 1, 1};
+  return KeyMapEntry{std::move(path->domain), std::move(*key)};
+}
+
+namespace {
+
+// `entries`: (etcd key, entry) pairs, in the order that decides which of two domains listing
+// the same key keeps it.
+template <class Entries>
+KeyMap assemble(const Entries& entries) {
   KeyMap out;
-  std::map<std::string, std::string> owner_by_blob;
-  for (const auto& kv : kvs) {
-    if (!kv.key.starts_with(keys_prefix(prefix))) continue;
-    auto entry = parse_entry(prefix, kv);
+  std::map<std::string_view, std::string_view> owner_by_blob;
+  for (const auto& [etcd_key, entry] : entries) {
     if (!entry) {
-      out.problems.push_back({kv.key, entry.error().message});
+      out.problems.push_back({etcd_key, entry.error().message});
       continue;
     }
-    auto& [path, key] = *entry;
-    auto [owner, fresh] = owner_by_blob.try_emplace(key.key.blob, path.domain);
+    auto [owner, fresh] = owner_by_blob.try_emplace(entry->key.key.blob, entry->domain);
     if (!fresh) {
-      out.problems.push_back({kv.key, fmt::format("the key is already a key of domain '{}'", owner->second)});
+      out.problems.push_back(
+          {etcd_key, fmt::format("the key is already a key of domain '{}'", owner->second)});
       continue;
     }
-    out.domains[path.domain].push_back(std::move(key));
+    out.domains[entry->domain].push_back(entry->key);
   }
   return out;
+}
+
+}  // namespace
+
+KeyMap assemble_key_map(const KeyMapEntries& entries) { return assemble(entries); }
+
+KeyMap read_key_map(std::string_view prefix, const std::vector<KeyValue>& kvs) {
+  std::vector<std::pair<std::string, Result<KeyMapEntry>>> entries;
+  for (const auto& kv : kvs)
+    if (kv.key.starts_with(keys_prefix(prefix))) entries.emplace_back(kv.key, read_key_entry(prefix, kv));
+  return assemble(entries);
 }
 
 std::string key_map_yaml(const DomainKeys& domains) {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/error.h"
 #include "config/config.h"
 #include "gateway/cluster/etcd_json.h"
 
@@ -44,6 +45,19 @@ struct KeyMap {
   std::vector<KeyMapProblem> problems;
   size_t key_count() const;
 };
+
+// One value of the key map, read and checked against its etcd key.
+struct KeyMapEntry {
+  std::string domain;
+  config::DomainKey key;
+};
+using KeyMapEntries = std::map<std::string, Result<KeyMapEntry>>;  // by etcd key
+
+// `kv`, a key under keys_prefix(prefix), read; or why it is left out of the map.
+Result<KeyMapEntry> read_key_entry(std::string_view prefix, const KeyValue& kv);
+// The map from entries each read once (a watch's owner reads only what changed). A key listed
+// under two domains is kept for the first in etcd key order only.
+KeyMap assemble_key_map(const KeyMapEntries& entries);
 
 // `kvs` are what a range of keys_prefix(prefix) returned (or the same kept up to date by a
 // watch). A key listed under two domains is kept for the first in etcd key order only.

@@ -32,8 +32,8 @@ void KeyMapFeed::check_reach() {
 }
 
 void KeyMapFeed::on_snapshot(const RangeResult& r) {
-  kvs_.clear();
-  for (const auto& kv : r.kvs) kvs_[kv.key] = kv;
+  entries_.clear();
+  for (const auto& kv : r.kvs) entries_.insert_or_assign(kv.key, read_key_entry(prefix_, kv));
   loaded_ = true;
   revision_ = r.revision;
   publish(nullptr);
@@ -44,17 +44,14 @@ void KeyMapFeed::on_events(const std::vector<WatchEvent>& events) {
   for (const auto& e : events) {
     changed.insert(e.kv.key);
     revision_ = std::max(revision_, e.kv.mod_revision);
-    if (e.type == WatchEvent::Type::del) kvs_.erase(e.kv.key);
-    else kvs_[e.kv.key] = e.kv;
+    if (e.type == WatchEvent::Type::del) entries_.erase(e.kv.key);
+    else entries_.insert_or_assign(e.kv.key, read_key_entry(prefix_, e.kv));
   }
   if (loaded_) publish(&changed);
 }
 
 void KeyMapFeed::publish(const std::set<std::string>* changed) {
-  std::vector<KeyValue> kvs;
-  kvs.reserve(kvs_.size());
-  for (const auto& [key, kv] : kvs_) kvs.push_back(kv);
-  auto map = read_key_map(prefix_, kvs);
+  auto map = assemble_key_map(entries_);
   for (const auto& p : map.problems)
     if (!changed || changed->contains(p.key)) log::warn("key map: ignoring {}", p.str());
   key_count_ = map.key_count();

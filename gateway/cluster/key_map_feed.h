@@ -38,7 +38,7 @@ class KeyMapFeed {
   EventLoop& loop_;
   std::string prefix_;
   OnChange on_change_;
-  std::map<std::string, KeyValue> kvs_;  // by etcd key
+  KeyMapEntries entries_;  // each read once, when it arrives
   bool loaded_ = false;
   int64_t revision_ = 0;
   size_t key_count_ = 0;      // in the last map handed over

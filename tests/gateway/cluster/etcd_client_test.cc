@@ -166,6 +166,23 @@ TEST_CASE("a watch delivers a snapshot, then puts and deletes in order", "[etcd]
         std::vector<std::string>{"snapshot 1", "has /t/w/old=0", "put /t/w/a=1", "del /t/w/old"});
 }
 
+TEST_CASE("a watch reads a prefix larger than a page whole, page by page, then goes on", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdSettings settings = settings_for(cluster.endpoints());
+  settings.range_page = 2;
+  EtcdClient client(loop, settings);
+  for (const char* key : {"/t/p/1", "/t/p/2", "/t/p/3", "/t/p/4", "/t/p/5", "/t/q"})
+    write(loop, client, key, "v");
+  Seen seen;
+  auto watch = client.watch("/t/p/", 0, seen.callbacks());
+  REQUIRE(loop.run_until([&] { return watch->watching(); }, 5s));
+  write(loop, client, "/t/p/6", "w");
+  REQUIRE(seen.wait_for(loop, 7));
+  CHECK(seen.lines == std::vector<std::string>{"snapshot 5", "has /t/p/1=v", "has /t/p/2=v", "has /t/p/3=v",
+                                               "has /t/p/4=v", "has /t/p/5=v", "put /t/p/6=w"});
+}
+
 TEST_CASE("a watch from a compacted revision reads the prefix whole, then goes on", "[etcd]") {
   EtcdCluster cluster(1);
   EventLoop loop;

@@ -24,6 +24,24 @@ TEST_CASE("a prefix's range end is the next key after all its keys", "[etcd_json
   CHECK(prefix_end(std::string("\xff\xff", 2)) == std::string(1, '\0'));
 }
 
+TEST_CASE("a page of a prefix: its first key, the prefix's end, a limit, a pinned revision", "[etcd_json]") {
+  auto body = nlohmann::json::parse(
+      etcd_json::range_page_body(RangePage{.prefix = "/p/", .from = "/p/b", .revision = 9, .limit = 3}));
+  CHECK(body == nlohmann::json{{"key", base64_encode("/p/b")},
+                               {"range_end", base64_encode("/p0")},
+                               {"limit", "3"},
+                               {"revision", "9"}});
+  CHECK_FALSE(
+      nlohmann::json::parse(etcd_json::range_page_body(RangePage{.prefix = "/p/", .from = "/p/", .limit = 3}))
+          .contains("revision"));
+  auto more = etcd_json::parse_range(R"({"header":{"revision":"9"},"more":true,"count":"5"})");
+  REQUIRE(more);
+  CHECK(more->more);
+  auto last = etcd_json::parse_range(R"({"header":{"revision":"9"}})");
+  REQUIRE(last);
+  CHECK_FALSE(last->more);
+}
+
 TEST_CASE("answers with defaults left out read as zero and false", "[etcd_json]") {
   auto txn = etcd_json::parse_txn(R"({"header":{"revision":"7"},"responses":[{"response_range":)"
                                   R"({"kvs":[{"key":"L2EveA==","mod_revision":"5","value":"aGVsbG8="}]}}]})");

@@ -21,6 +21,7 @@ std::shared_ptr<const config::Config> two_domains() {
 
 std::vector<KeyValue> as_kvs(const std::vector<KeyEntry>& entries) {
   std::vector<KeyValue> out;
+  out.reserve(entries.size());
   for (const auto& e : entries) out.push_back(KeyValue{.key = e.key, .value = e.value});
   return out;
 }
@@ -45,6 +46,29 @@ TEST_CASE("key map: read back, the same keys per domain", "[keymap]") {
   REQUIRE(map.domains["db"].size() == 1);
   CHECK(map.domains["db"][0].readonly);
   CHECK(map.key_count() == 2);
+}
+
+TEST_CASE(
+    "key map: entries read one by one assemble into the map; a key under two domains stays with "
+    "the first in etcd key order",
+    "[keymap]") {
+  auto good = key_map_entries("/xcg/", two_domains()->domains);
+  KeyMapEntries entries;
+  for (const auto& kv : as_kvs(good)) entries.insert_or_assign(kv.key, read_key_entry("/xcg/", kv));
+  std::string alice_in_a = "/xcg/keys/a/" + kAliceFingerprint;
+  entries.insert_or_assign(alice_in_a,
+                           read_key_entry("/xcg/", KeyValue{.key = alice_in_a, .value = good[1].value}));
+  auto map = assemble_key_map(entries);
+  CHECK(map.domains.contains("a"));
+  CHECK_FALSE(map.domains.contains("web1"));
+  REQUIRE(map.problems.size() == 1);
+  CHECK(map.problems[0].str() ==
+        "/xcg/keys/web1/" + kAliceFingerprint + ": the key is already a key of domain 'a'");
+  entries.erase(alice_in_a);
+  map = assemble_key_map(entries);
+  CHECK(map.problems.empty());
+  REQUIRE(map.domains["web1"].size() == 1);
+  CHECK(map.domains["web1"][0].key.fingerprint() == kAliceFingerprint);
 }
 
 TEST_CASE("key map: each bad value is left out with its reason, the rest kept", "[keymap]") {
