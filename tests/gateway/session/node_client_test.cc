@@ -20,7 +20,7 @@
 #include <string>
 
 #include "gateway/session/node_client.h"
-#include "gateway/session/sandbox.h"
+#include "gateway/session/seccomp_filter.h"
 
 using namespace xcg;
 using namespace xcg::gateway;
