@@ -42,8 +42,8 @@ class ChildStack {
  public:
   static constexpr size_t kSize = 256 * 1024;
   ChildStack()
-      : base_(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
-                     -1, 0)) {}
+      : base_(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0)) {}
   ~ChildStack() {
     if (base_ != MAP_FAILED) ::munmap(base_, kSize);
   }

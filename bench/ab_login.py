@@ -12,8 +12,6 @@ root.
 import argparse
 import fcntl
 import json
-import os
-import re
 import socket
 import statistics
 import subprocess

@@ -19,8 +19,8 @@ struct SandboxSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string chroot_dir;
-  int max_fds = 8;   // descriptors 0..max_fds-1 may exist; the console socket needs one
-  pid_t broker = 0;  // getppid() when the session started: it must die with this process
+  int max_fds = 8;         // descriptors 0..max_fds-1 may exist; the console socket needs one
+  pid_t broker = 0;        // getppid() when the session started: it must die with this process
   SeccompProgram seccomp;  // read_seccomp_program's, with the process's own pid in it
 };
 

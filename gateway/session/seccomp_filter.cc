@@ -110,7 +110,8 @@ Result<void> add_restricted(void* ctx, uint32_t own_pid) {
         !r)
       return r;
   // abort() signals itself; no signal may reach another process.
-  if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(own_pid)));
+  if (auto r = add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill),
+                   SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(own_pid)));
       !r)
     return r;
   return {};

@@ -37,7 +37,8 @@ Result<void> put_own_pid(SeccompProgram& program, pid_t own_pid) {
   sock_filter* found = nullptr;
   for (auto& insn : program) {
     if (!compares_with_placeholder(insn)) continue;
-    if (found != nullptr) return fail(Errc::invalid_input, "the seccomp program holds the pid placeholder twice");
+    if (found != nullptr)
+      return fail(Errc::invalid_input, "the seccomp program holds the pid placeholder twice");
     found = &insn;
   }
   if (found == nullptr) return fail(Errc::invalid_input, "the seccomp program lacks the pid placeholder");
@@ -73,7 +74,8 @@ Result<SeccompProgram> take_broker_seccomp_program() {
 
 Result<void> load_seccomp_program(const SeccompProgram& program) {
   sock_fprog fprog{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
-  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) return fail_errno("loading the seccomp filter");
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0)
+    return fail_errno("loading the seccomp filter");
   return {};
 }
 

@@ -59,8 +59,8 @@ int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid, SeccompProg
                              hello.metrics};
   WebTransport transport(settings, broker, session);
   wipe(hello.tls_key_pem);  // OpenSSL holds the key now
-  SandboxSpec spec{
-      hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid, std::move(seccomp)};
+  SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid,
+                   std::move(seccomp)};
   if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;

@@ -70,11 +70,11 @@ TEST_CASE("a missing or malformed program is refused", "[seccomp]") {
   const std::string whole = bytes_of(*good);
   CHECK(read_seccomp_program(memfd_with(whole).get(), 7));
 
-  CHECK_FALSE(read_seccomp_program(-1, 7));                          // no descriptor
-  CHECK_FALSE(read_seccomp_program(memfd_with("").get(), 7));        // empty
+  CHECK_FALSE(read_seccomp_program(-1, 7));                             // no descriptor
+  CHECK_FALSE(read_seccomp_program(memfd_with("").get(), 7));           // empty
   CHECK_FALSE(read_seccomp_program(memfd_with(whole + "x").get(), 7));  // not whole instructions
   CHECK_FALSE(read_seccomp_program(memfd_with(std::string((BPF_MAXINSNS + 1) * 8, '\0')).get(), 7));
-  auto without = compile_seccomp_filter(Filter::session, 100);       // no placeholder
+  auto without = compile_seccomp_filter(Filter::session, 100);  // no placeholder
   REQUIRE(without);
   CHECK_FALSE(read_seccomp_program(memfd_with(bytes_of(*without)).get(), 7));
   CHECK_FALSE(read_seccomp_program(memfd_with(whole + whole).get(), 7));  // the placeholder twice
