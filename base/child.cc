@@ -1,6 +1,8 @@
 #include "base/child.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,20 +13,81 @@
 #include "base/pidfd.h"
 
 namespace xcg {
+namespace {
+
+// Every signal blocked while it lives, so that none of our handlers runs in a new child.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    error_ = ::pthread_sigmask(SIG_SETMASK, &all, &old_);
+  }
+  ~SignalsBlocked() {
+    if (error_ != 0) return;
+    if (int err = ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); err != 0)
+      log::error("restoring the signal mask after starting a child: {}", std::strerror(err));
+  }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+  int error() const { return error_; }
+
+ private:
+  sigset_t old_;
+  int error_;
+};
+
+// The stack a spawn_child child runs on until it execs. Pages it never touches cost nothing.
+class ChildStack {
+ public:
+  static constexpr size_t kSize = 256 * 1024;
+  ChildStack()
+      : base_(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0)) {}
+  ~ChildStack() {
+    if (base_ != MAP_FAILED) ::munmap(base_, kSize);
+  }
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  bool ok() const { return base_ != MAP_FAILED; }
+  void* top() const { return static_cast<char*>(base_) + kSize; }
+
+ private:
+  void* base_;
+};
+
+}  // namespace
+
+Result<Child> spawn_child(int (*in_child)(void*) noexcept, void* arg) {
+  ChildStack stack;
+  if (!stack.ok()) return fail_errno("mmap for a child's stack");
+  int pidfd = -1;
+  pid_t pid;
+  {
+    SignalsBlocked blocked;
+    if (blocked.error() != 0) return tl::unexpected(Error::from_errno("pthread_sigmask", blocked.error()));
+    pid = ::clone(in_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, arg, &pidfd);
+    if (pid < 0) return fail_errno("clone");
+  }
+  Child child;
+  child.pid = pid;
+  child.pidfd.reset(pidfd);
+  return child;
+}
 
 Result<Child> start_child(const std::function<void()>& in_child) {
-  sigset_t all, old;
-  sigfillset(&all);
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &all, &old); err != 0)
-    return tl::unexpected(Error::from_errno("pthread_sigmask", err));
-  pid_t pid = ::fork();
-  int fork_errno = errno;
-  if (pid == 0) {
-    in_child();
-    ::_exit(127);  // in_child returned without exec'ing: nothing of ours may run here
+  pid_t pid;
+  int fork_errno;
+  {
+    SignalsBlocked blocked;
+    if (blocked.error() != 0) return tl::unexpected(Error::from_errno("pthread_sigmask", blocked.error()));
+    pid = ::fork();
+    fork_errno = errno;
+    if (pid == 0) {
+      in_child();
+      ::_exit(127);  // in_child returned without exec'ing: nothing of ours may run here
+    }
   }
-  if (int err = ::pthread_sigmask(SIG_SETMASK, &old, nullptr); err != 0)
-    log::error("restoring the signal mask after fork: {}", std::strerror(err));
   if (pid < 0) return tl::unexpected(Error::from_errno("fork", fork_errno));
   Child child;
   child.pid = pid;

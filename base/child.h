@@ -21,7 +21,14 @@ struct Child {
 // or _exit. A child whose pidfd cannot be had is killed and reaped before the error returns.
 Result<Child> start_child(const std::function<void()>& in_child);
 
-// For the child of start_child, before exec: every handler back to SIG_DFL and nothing
+// start_child without copying the parent's page tables, as posix_spawn does: clone(CLONE_VM |
+// CLONE_VFORK), so the child runs in the parent's memory, on a stack of its own, while the
+// parent waits until it has exec'd or exited. `in_child` (given `arg`) must therefore be
+// async-signal-safe, change nothing the parent uses, and exec or _exit. The pidfd comes with
+// the clone (CLONE_PIDFD), not after it.
+Result<Child> spawn_child(int (*in_child)(void*) noexcept, void* arg);
+
+// For the child of start_child or spawn_child, before exec: every handler back to SIG_DFL and nothing
 // blocked, as a freshly started program expects. Async-signal-safe. 0, or the errno of the
 // step that failed.
 int reset_signals_in_child() noexcept;

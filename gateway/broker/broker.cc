@@ -86,10 +86,10 @@ std::string_view listener_note(ListenerKind kind) {
 BrokerParts real_broker_parts(const std::shared_ptr<const config::Config>& config,
                               const BrokerOptions& options) {
   BrokerParts parts;
-  parts.spawner = std::make_unique<ExecSessionSpawner>(options.session_program);
+  parts.spawner = std::make_unique<ExecSessionSpawner>(options.session_program, Filter::session);
   parts.listeners = open_listeners(config->listen);
   if (config->web || config->metrics)
-    parts.web_spawner = std::make_unique<ExecSessionSpawner>(options.web_program);
+    parts.web_spawner = std::make_unique<ExecSessionSpawner>(options.web_program, Filter::web);
   if (config->metrics)
     for (auto& l : open_listeners(config->metrics->listen, ListenerKind::metrics))
       parts.listeners.push_back(std::move(l));

@@ -9,30 +9,35 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "gateway/session/seccomp_filter.h"
 #include "gateway/session/session.h"
 
 namespace xcg::gateway {
 namespace {
 
-// In the forked child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3.
-[[noreturn]] void exec_session(int tcp, int ipc, const std::string& program, std::string& arg0,
-                               char* const envp[], pid_t broker) {
-  static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3, "the layout below");
-  const int fds[] = {tcp, tcp, ipc, ipc};
-  char* argv[] = {arg0.data(), nullptr};
-  ExecSpec spec{
-      .path = program.c_str(), .argv = argv, .envp = envp, .fds = fds, .fd_count = 4, .failure_status = 126};
+// What the child execs, built in the broker: the child shares the broker's memory until it
+// execs (spawn_child), so it may not allocate.
+struct SessionExec {
+  ExecSpec spec;
+  pid_t broker;
+};
+
+// In the child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3, the
+// seccomp program on 4.
+int exec_session(void* arg) noexcept {
+  const auto& exec = *static_cast<const SessionExec*>(arg);
   // A session must never outlive its broker; if the broker died before the prctl, the signal
   // will never come.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != broker) ::_exit(126);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != exec.broker) ::_exit(126);
   // A storm of handshakes must not starve the broker, which serves every console.
   (void)::setpriority(PRIO_PROCESS, 0, 5);  // best effort: a failure only costs fairness
-  exec_child(spec);
+  exec_child(exec.spec);
 }
 
 // Found missing at start-up rather than by every connection's exec.
@@ -55,8 +60,11 @@ std::vector<std::string> session_environment(char** environ_) {
 
 }  // namespace
 
-ExecSessionSpawner::ExecSessionSpawner(std::string program) : program_(std::move(program)) {
+ExecSessionSpawner::ExecSessionSpawner(std::string program, Filter filter) : program_(std::move(program)) {
   check_session_program(program_);
+  auto seccomp = seccomp_program_memfd(filter);
+  if (!seccomp) throw std::runtime_error("the sessions' seccomp program: " + seccomp.error().message);
+  seccomp_ = std::move(*seccomp);
   arg0_ = program_.substr(program_.rfind('/') + 1);
   env_ = session_environment(environ);
   for (auto& e : env_) envp_.push_back(e.data());
@@ -67,9 +75,17 @@ Result<SpawnedSession> ExecSessionSpawner::spawn(UniqueFd tcp) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return fail_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
-  const pid_t broker = ::getpid();
-  auto child =
-      start_child([&] { exec_session(tcp.get(), theirs.get(), program_, arg0_, envp_.data(), broker); });
+  static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3 && kSessionSeccompFd == 4, "the layout below");
+  const int fds[] = {tcp.get(), tcp.get(), theirs.get(), theirs.get(), seccomp_.get()};
+  char* argv[] = {arg0_.data(), nullptr};
+  SessionExec exec{.spec = {.path = program_.c_str(),
+                            .argv = argv,
+                            .envp = envp_.data(),
+                            .fds = fds,
+                            .fd_count = std::size(fds),
+                            .failure_status = 126},
+                   .broker = ::getpid()};
+  auto child = spawn_child(exec_session, &exec);
   if (!child) return tl::unexpected(child.error());
   return SpawnedSession{std::move(*child), std::move(ours)};
 }

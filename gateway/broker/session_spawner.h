@@ -8,6 +8,7 @@
 #include "base/child.h"
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "gateway/session/seccomp_program.h"
 
 namespace xcg::gateway {
 
@@ -24,11 +25,13 @@ class SessionSpawner {
 };
 
 // Execs `program` (xcg-session or xcg-web), fresh, for each connection: nothing of the broker's memory
-// reaches the process that parses the network.
+// reaches the process that parses the network. The child is started as posix_spawn starts one
+// (spawn_child), so a connection does not cost a copy of the broker's page tables. The seccomp
+// filter is compiled once, here, and each session gets the program on descriptor 4.
 class ExecSessionSpawner final : public SessionSpawner {
  public:
-  // Throws if `program` is not an absolute path to an executable.
-  explicit ExecSessionSpawner(std::string program);
+  // Throws if `program` is not an absolute path to an executable, or `filter` cannot be compiled.
+  ExecSessionSpawner(std::string program, Filter filter);
   Result<SpawnedSession> spawn(UniqueFd tcp) override;
 
  private:
@@ -36,6 +39,7 @@ class ExecSessionSpawner final : public SessionSpawner {
   std::string arg0_;  // the program's file name
   std::vector<std::string> env_;
   std::vector<char*> envp_;
+  UniqueFd seccomp_;  // the compiled filter, sealed (seccomp_program_memfd)
 };
 
 }  // namespace xcg::gateway

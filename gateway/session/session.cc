@@ -82,7 +82,7 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
   }
 }
 
-int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
+int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid, SeccompProgram seccomp) {
   SshBind bind = make_bind(hello.host_keys_pem);
   SshKey own_key = hello.front ? load_front_key(hello.host_keys_pem) : SshKey();
   wipe(hello.host_keys_pem);  // libssh holds the keys now
@@ -104,6 +104,7 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) 
 
   SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir};
   spec.broker = broker_pid;
+  spec.seccomp = std::move(seccomp);
   if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;
@@ -147,12 +148,17 @@ int run_session() {
   BrokerClient broker(kSessionIpcFd);
   route_logs_to(broker);
   try {
+    auto seccomp = take_broker_seccomp_program();
+    if (!seccomp) {
+      log::error("no seccomp program from the broker: {}", seccomp.error().message);
+      return kSetupFailed;
+    }
     auto hello = broker.hello();
     if (!hello) {
       log::error("no hello from the broker: {}", hello.error().message);
       return kSetupFailed;
     }
-    return serve_connection(broker, *hello, broker_pid);
+    return serve_connection(broker, *hello, broker_pid, std::move(*seccomp));
   } catch (const std::exception& e) {
     log::error("session failed: {}", e.what());
     return kSetupFailed;

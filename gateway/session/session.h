@@ -1,7 +1,8 @@
 // The per-connection session process (`xcg-session`): runs SSH for one TCP connection.
 //
 // Descriptor layout when it starts (set up by the broker before exec), and nothing else:
-//   0 and 1 = the customer's TCP connection, 2 and 3 = the IPC socket to the broker.
+//   0 and 1 = the customer's TCP connection, 2 and 3 = the IPC socket to the broker,
+//   4 = the seccomp program (kSessionSeccompFd, seccomp_program.h), closed once read.
 // fd 2 is the IPC socket, not a log file, so a stray write to stderr reaches the broker as a
 // malformed message and ends this session instead of leaking anywhere.
 // It never opens the config or the hypervisor: everything it knows comes from the broker.

@@ -55,7 +55,7 @@ WebSession::MakeRelay relay_maker(BrokerClient& broker, bool front, SshKey& key)
 // A metrics session's whole connection, from accept to the answer.
 constexpr unsigned kMetricsDeadlineS = 10;
 
-int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
+int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid, SeccompProgram seccomp) {
   auto url = hello.metrics ? Result<PublicUrl>(PublicUrl{}) : parse_public_url(hello.public_url);
   if (!url) {
     log::error("bad public_url in the hello: {}", url.error().message);
@@ -71,8 +71,8 @@ int serve(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid) {
                              hello.metrics};
   WebTransport transport(settings, broker, session);
   wipe(hello.tls_key_pem);  // OpenSSL holds the key now
-  SandboxSpec spec{
-      hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid, Filter::web};
+  SandboxSpec spec{hello.drop_privileges, hello.uid, hello.gid, hello.chroot_dir, kMaxFds, broker_pid,
+                   std::move(seccomp)};
   if (auto sandboxed = enter_sandbox(spec); !sandboxed) {
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;
@@ -87,12 +87,17 @@ int run_web() {
   log::set_sink(
       [&broker](log::Level level, std::string_view text) { broker.log(static_cast<int>(level), text); });
   try {
+    auto seccomp = take_broker_seccomp_program();
+    if (!seccomp) {
+      log::error("no seccomp program from the broker: {}", seccomp.error().message);
+      return kSetupFailed;
+    }
     auto hello = broker.hello();
     if (!hello) {
       log::error("no hello from the broker: {}", hello.error().message);
       return kSetupFailed;
     }
-    return serve(broker, *hello, broker_pid);
+    return serve(broker, *hello, broker_pid, std::move(*seccomp));
   } catch (const std::exception& e) {
     log::error("web session failed: {}", e.what());
     return kSetupFailed;

@@ -30,8 +30,12 @@ struct Pipe {
   }
 };
 
-// Runs /bin/sh -c `script` with stdout and stderr on the two pipes; returns its exit status.
-int run(const char* path, const char* script, Pipe& out, Pipe& err, const char* prefix) {
+int exec_spec(void* spec) noexcept { exec_child(*static_cast<const ExecSpec*>(spec)); }
+
+// Runs /bin/sh -c `script` with stdout and stderr on the two pipes, forked or spawned (sharing
+// our memory until the exec); returns its exit status.
+int run(const char* path, const char* script, Pipe& out, Pipe& err, const char* prefix,
+        bool spawned = false) {
   UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   UniqueFd stray(::open("/dev/null", O_RDONLY));  // inheritable: must be closed all the same
   char sh[] = "sh", c[] = "-c";
@@ -41,7 +45,7 @@ int run(const char* path, const char* script, Pipe& out, Pipe& err, const char* 
   const int fds[] = {null.get(), out.write.get(), err.write.get()};
   ExecSpec spec{
       .path = path, .argv = argv, .envp = envp, .fds = fds, .fd_count = 3, .failure_prefix = prefix};
-  auto child = start_child([&] { exec_child(spec); });
+  auto child = spawned ? spawn_child(exec_spec, &spec) : start_child([&] { exec_child(spec); });
   REQUIRE(child);
   auto done = wait_child(child->pidfd.get(), true);
   REQUIRE(done);
@@ -66,4 +70,16 @@ TEST_CASE("a failed exec is said on descriptor 2 with the prefix, and only with 
   Pipe out2, err2;
   CHECK(run("/nonexistent/prog", "", out2, err2, nullptr) == 127);
   CHECK(err2.drain().empty());
+}
+
+TEST_CASE("a spawned child gets the same layout and failure report as a forked one", "[child]") {
+  Pipe out, err;
+  int status =
+      run("/bin/sh", "echo out; echo err >&2; ls /proc/self/fd | tr '\\n' ' '", out, err, "x: ", true);
+  CHECK(status == 0);
+  CHECK(out.drain() == "out\n0 1 2 3 ");
+  CHECK(err.drain() == "err\n");
+  Pipe out2, err2;
+  CHECK(run("/nonexistent/prog", "", out2, err2, "xcg: cannot execute ", true) == 127);
+  CHECK(err2.drain() == "xcg: cannot execute /nonexistent/prog: No such file or directory\n");
 }

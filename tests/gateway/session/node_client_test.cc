@@ -22,7 +22,7 @@
 
 #include "gateway/session/node_client.h"
 #include "gateway/session/node_command.h"
-#include "gateway/session/sandbox.h"
+#include "gateway/session/seccomp_filter.h"
 
 using namespace xcg;
 using namespace xcg::gateway;

@@ -12,7 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "gateway/ipc/ipc.h"
-#include "gateway/session/sandbox.h"
+#include "gateway/session/seccomp_filter.h"
 
 using xcg::gateway::install_seccomp_filter;
 
