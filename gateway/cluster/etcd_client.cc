@@ -62,6 +62,7 @@ struct EtcdClient::Pending {
   std::string path;
   std::string body;
   EtcdReply<std::string> done;
+  std::chrono::milliseconds timeout;  // per endpoint tried
   size_t tries = 0;
   std::unique_ptr<HttpCall> call;
 };
@@ -87,9 +88,11 @@ HttpRequest EtcdClient::request(size_t index, const std::string& path, std::stri
                      TlsFiles{settings_.ca_file, settings_.cert_file, settings_.key_file}};
 }
 
-void EtcdClient::call(std::string path, std::string body, EtcdReply<std::string> done) {
+void EtcdClient::call(std::string path, std::string body, EtcdReply<std::string> done,
+                      std::optional<std::chrono::milliseconds> timeout) {
   uint64_t id = next_id_++;
-  pending_.emplace(id, std::make_unique<Pending>(Pending{std::move(path), std::move(body), std::move(done)}));
+  pending_.emplace(id, std::make_unique<Pending>(Pending{std::move(path), std::move(body), std::move(done),
+                                                         timeout.value_or(settings_.request_timeout)}));
   attempt(id);
 }
 
@@ -97,7 +100,7 @@ void EtcdClient::attempt(uint64_t id) {
   Pending& p = *pending_.at(id);
   ++p.tries;
   size_t index = current_;
-  p.call = multi_.start(request(index, p.path, p.body, settings_.request_timeout),
+  p.call = multi_.start(request(index, p.path, p.body, p.timeout),
                         [this, id, index](Result<HttpResponse> r) { attempted(id, index, std::move(r)); });
 }
 
@@ -194,9 +197,9 @@ void EtcdClient::lease_grant(int64_t ttl_s, EtcdReply<LeaseGrant> done) {
        parsed(std::move(done), &etcd_json::parse_lease_grant));
 }
 
-void EtcdClient::lease_keepalive(int64_t id, EtcdReply<int64_t> done) {
+void EtcdClient::lease_keepalive(int64_t id, std::chrono::milliseconds timeout, EtcdReply<int64_t> done) {
   call("/v3/lease/keepalive", etcd_json::lease_id_body(id),
-       parsed(std::move(done), &etcd_json::parse_keepalive));
+       parsed(std::move(done), &etcd_json::parse_keepalive), std::min(timeout, settings_.request_timeout));
 }
 
 std::unique_ptr<EtcdWatch> EtcdClient::watch(std::string prefix, int64_t from_revision,

@@ -74,8 +74,10 @@ class EtcdClient {
   void txn_delete_if(const std::string& key, int64_t mod_revision, EtcdReply<TxnResult> done);
   void compact(int64_t revision, EtcdReply<void> done);
   void lease_grant(int64_t ttl_s, EtcdReply<LeaseGrant> done);
-  void lease_keepalive(int64_t id, EtcdReply<int64_t> done);  // the TTL left; 0: the lease is gone
-  void lease_revoke(int64_t id, EtcdReply<void> done);        // its keys go at once
+  // The TTL left; 0: the lease is gone. Each endpoint gets at most `timeout` (and no more than
+  // any request), so that a hung member costs a lease only part of its TTL.
+  void lease_keepalive(int64_t id, std::chrono::milliseconds timeout, EtcdReply<int64_t> done);
+  void lease_revoke(int64_t id, EtcdReply<void> done);  // its keys go at once
 
   // Events under `prefix` from `from_revision` on; with 0, the prefix is read whole first and
   // handed over as a snapshot. See etcd_watch.h.
@@ -102,7 +104,8 @@ class EtcdClient {
 
  private:
   struct Pending;
-  void call(std::string path, std::string body, EtcdReply<std::string> done);
+  void call(std::string path, std::string body, EtcdReply<std::string> done,
+            std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   void attempt(uint64_t id);
   void attempted(uint64_t id, size_t index, Result<HttpResponse> response);
   void endpoint_answered(size_t index);

@@ -33,18 +33,22 @@ void EtcdLease::grant() {
   });
 }
 
+// A keepalive tries each endpoint for at most a quarter of the TTL: one stuck on a hung member
+// for the whole request timeout would let a short lease run out before the next one answers.
 void EtcdLease::refresh() {
-  client_.lease_keepalive(id_, [this, id = id_, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
-    if (alive.expired() || revoked_ || id != id_) return;  // renewed meanwhile
-    if (!ttl) {
-      log::warn("etcd: keeping lease {:x} alive failed: {}", id_, ttl.error().message);
-      return later(&EtcdLease::refresh);
-    }
-    if (*ttl > 0) return later(&EtcdLease::refresh);
-    log::warn("etcd: lease {:x} expired; granting a new one", id_);
-    id_ = 0;
-    grant();
-  });
+  client_.lease_keepalive(id_, std::chrono::milliseconds(ttl_s_ * 1000 / 4),
+                          [this, id = id_, alive = std::weak_ptr<int>(alive_)](Result<int64_t> ttl) {
+                            if (alive.expired() || revoked_ || id != id_) return;  // renewed meanwhile
+                            if (!ttl) {
+                              log::warn("etcd: keeping lease {:x} alive failed: {}", id_,
+                                        ttl.error().message);
+                              return later(&EtcdLease::refresh);
+                            }
+                            if (*ttl > 0) return later(&EtcdLease::refresh);
+                            log::warn("etcd: lease {:x} expired; granting a new one", id_);
+                            id_ = 0;
+                            grant();
+                          });
 }
 
 void EtcdLease::renew() {

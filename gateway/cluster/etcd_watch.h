@@ -79,7 +79,7 @@ class EtcdWatch {
   std::array<Slot, 2> slots_;
   size_t streams_;  // how many slots are used: one per endpoint, two at most
   bool reading_ = false;
-  RangeResult whole_;  // the pages read so far of a prefix read whole
+  RangeResult whole_;           // the pages read so far of a prefix read whole
   bool probe_answered_ = true;  // until a probe says otherwise
   EventLoop::Timer probe_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
