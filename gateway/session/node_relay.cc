@@ -192,7 +192,7 @@ void NodeRelay::check_node_end() {
   if (lost) finish(kExitLost, kLostLine);
 }
 
-// The node let the domain go to another node: the next step asks the broker for that one.
+// The node let the domain go to another node: ask the broker for that one.
 void NodeRelay::follow_move() {
   for (auto& [command, answered] : std::exchange(commands_, {}))
     answered(NodeAnswer{false, customer_.domain + " moved to another node; try again"});
@@ -201,6 +201,7 @@ void NodeRelay::follow_move() {
   moved_from_ = node_name_;
   eof_sent_ = false;
   state_ = State::starting;
+  connect();  // now: nothing else may wake the session before its next tick
 }
 
 void NodeRelay::close_node() {
