@@ -139,6 +139,7 @@ void RegistryWriter::recheck() {
 }
 
 void RegistryWriter::leave(std::function<void()> done) {
+  registered_ = false;  // the revocation deletes nodes/<node>: that is no cause to register again
   lease_->revoke([node = node_, done = std::move(done)] {
     log::info("registry: node {} left: its lease is revoked", node);
     done();

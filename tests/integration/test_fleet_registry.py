@@ -37,6 +37,8 @@ def test_a_stopped_node_revokes_its_lease(make_gateway, etcd):
     assert gw.stop() == 0
     # Gone as the node stops, not when its 30 s TTL runs out.
     assert etcd.get("/xcg/nodes/node1") is None
+    # Its own revocation deleted the key: no cause to register again.
+    assert "registering again" not in gw.read_log()
     # The domain records stay: a front routes them nowhere until their node is back.
     assert etcd.get("/xcg/domains/web1") == "node1"
 
