@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procs  # noqa: E402
 from loadgen_client import LoadGen  # noqa: E402
 from measure import server_cpu_mark, server_cpu_since  # noqa: E402
-from servers import Guests, Layout, XcgServer, domain_name, run_checked  # noqa: E402
+from servers import Guests, Layout, XcgServer, one_domain  # noqa: E402
 
 
 def runtime_ms(pid):
@@ -130,9 +130,7 @@ def main():
     layout = Layout()
     layout.create(build)
     work = layout.xcg
-    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
-                 "--count", "1"])
-    domains = [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+    domains = one_domain(build, layout)
     log = open(work / "loadgen.log", "wb")
     loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, log)
     guests = Guests(build, layout, 1, work / "guests.log")

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen_client import LoadGen  # noqa: E402
-from servers import Guests, Layout, XcgServer, domain_name, run_checked  # noqa: E402
+from servers import Guests, Layout, XcgServer, one_domain  # noqa: E402
 
 SEQ = 10_000_000  # lines of the numbered guest: 88 MB a run
 
@@ -53,9 +53,7 @@ def main():
     layout = Layout()
     layout.create(build)
     work = layout.xcg
-    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
-                 "--count", "1"])
-    domains = [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+    domains = one_domain(build, layout)
     log = open(work / "loadgen.log", "wb")
     loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, log)
     guests = Guests(build, layout, 1, work / "guests.log")

@@ -30,7 +30,7 @@ import measure  # noqa: E402
 import procs  # noqa: E402
 from loadgen_client import LoadGen  # noqa: E402
 from servers import (MAX_STARTUPS, START_TIMEOUT, XCG_SESSION_USER, BenchError, Guests, Layout,  # noqa: E402
-                     XcgServer, domain_name, free_port, run_checked)
+                     XcgServer, free_port, one_domain, run_checked)
 
 ROUTE_TIMEOUT = 30
 
@@ -166,9 +166,7 @@ def run(args):
     layout = Layout()
     layout.create(build)
     work = layout.xcg
-    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
-                 "--count", "1"])
-    domains = [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+    domains = one_domain(build, layout)
     guests = Guests(build, layout, 1, work / "guests.log")
     servers = []
     etcd = Etcd(work)

@@ -419,7 +419,7 @@ def measure(build, work, args):
         results["load"] = {"lease_grants_s": granted_s, **load(args, leases)}
         print(f"loaded: {results['load']}", flush=True)
         results["whole_range"] = whole_range(gw, PREFIX + "keys/")
-        requests_before, bytes_before, began = keepalive.requests, keepalive.bytes, time.monotonic()
+        requests_before, began = keepalive.requests, time.monotonic()
         busy = cpu_over([etcd.proc.pid], 10)[0]
         rate = (keepalive.requests - requests_before) / (time.monotonic() - began)
         for i in range(args.fronts):

@@ -67,6 +67,14 @@ def domain_name(i):
     return f"vm{i:04d}"
 
 
+def one_domain(build, layout):
+    """Creates one customer key under `layout` and returns the one domain it opens, as
+    [(name, public key line)], for the benches that compare two builds on one console."""
+    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
+                 "--count", "1"])
+    return [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+
+
 class Layout:
     """/run/xcg-bench: binaries both servers run, the consoles, keys, server files."""
 

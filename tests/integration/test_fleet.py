@@ -75,6 +75,16 @@ def import_keys(fleet, path, domains):
     return xcg_keys(fleet.fronts[0], "import", str(path))
 
 
+def import_and_reach(fleet, path, keys, domains):
+    """Puts the key lines of `keys` ({domain: [line]}) into etcd, then waits until every front
+    relays each of `domains` to its node."""
+    imported = import_keys(fleet, path, keys)
+    assert imported.returncode == 0, describe(imported)
+    for front in fleet.fronts:
+        for domain in domains:
+            reach(front, domain)
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     base = tmp_path_factory.mktemp("fleet")
@@ -88,11 +98,7 @@ def fleet(tmp_path_factory):
             start_node(fleet, base / node, node, domain)
         keys = {d: [fleet.keys[d].public_line] for d in NODES.values()}
         keys["web1"].append(fleet.keys[REVOKED].public_line)
-        imported = import_keys(fleet, base / "keys.yaml", keys)
-        assert imported.returncode == 0, describe(imported)
-        for front in fleet.fronts:
-            for domain in NODES.values():
-                reach(front, domain)
+        import_and_reach(fleet, base / "keys.yaml", keys, NODES.values())
         yield fleet
     finally:
         fleet.stop()

@@ -15,7 +15,7 @@ import pytest
 from conftest import DETACH, Gateway, children_of, describe, ensure_user, make_key, wait_for
 from etcd_cluster import EtcdCluster
 from tcp_relay import TcpRelay
-from test_fleet import Fleet, import_keys, node_settings, start_front
+from test_fleet import Fleet, import_and_reach, node_settings, start_front
 from test_front import reach
 from test_keymap import PREFIX, REVOKE_LIMIT, attach
 
@@ -79,11 +79,7 @@ def fleet(tmp_path_factory):
         keys = {d: [fleet.keys[d].public_line] for d in NODES.values()}
         for domain, revocable in REVOCABLE.items():
             keys[domain] += [fleet.keys[k].public_line for k in revocable]
-        imported = import_keys(fleet, base / "keys.yaml", keys)
-        assert imported.returncode == 0, describe(imported)
-        for front in fleet.fronts:
-            for domain in NODES.values():
-                reach(front, domain)
+        import_and_reach(fleet, base / "keys.yaml", keys, NODES.values())
         yield fleet
     finally:
         fleet.stop()
