@@ -15,6 +15,10 @@ constexpr size_t kMaxPendingOutput = 256 * 1024;  // then the node's output wait
 constexpr int kExitLost = 255;                    // as ssh(1) when the connection is gone
 constexpr char kLostLine[] = "\r\n[xcg: the connection to the node was lost]\r\n";
 
+bool connection_lost(ssh_session session) {
+  return !ssh_is_connected(session) || (ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR));
+}
+
 }  // namespace
 
 NodeRelay::NodeRelay(Terminal& terminal, BrokerClient& broker, Customer customer, Setup setup)
@@ -175,21 +179,22 @@ void NodeRelay::from_node() {
   }
 }
 
-// The node closed the channel (its exit status came first, perhaps already while the channel
-// was being opened: libssh keeps it), or the connection to it was lost. libssh reports the
-// channel of a lost connection as closed too, with no exit status: that one gets the line.
+// The node's channel ends at its EOF once the output is drained and its exit status has come,
+// without waiting for the close: after an EOF libssh's channel reads no longer read the socket,
+// so a close that came in a later packet would wait for whatever else reads it, and xcg-web has
+// no libssh event loop that would. Asking for the exit status reads on (non-blocking here). A
+// channel closed with no exit status is one of a lost connection too: that one gets the line.
 void NodeRelay::check_node_end() {
-  ssh_session session = node_->session.get();
   ssh_channel channel = node_->channel.get();
-  bool lost = !ssh_is_connected(session) || (ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR));
   bool drained = ssh_channel_poll(channel, 0) <= 0 && ssh_channel_poll(channel, 1) <= 0;
-  if (ssh_channel_is_closed(channel) && drained) {
-    int status = ssh_channel_get_exit_status(channel);  // does not wait: the channel is closed
+  if (drained && (ssh_channel_is_eof(channel) || ssh_channel_is_closed(channel))) {
+    int status = ssh_channel_get_exit_status(channel);
     if (status == ipc::kExitMoved) return follow_move();
     if (status >= 0) return finish(status);
-    return finish(kExitLost, lost ? kLostLine : "");
+    bool lost = connection_lost(node_->session.get());
+    if (ssh_channel_is_closed(channel)) return finish(kExitLost, lost ? kLostLine : "");
   }
-  if (lost) finish(kExitLost, kLostLine);
+  if (connection_lost(node_->session.get())) finish(kExitLost, kLostLine);
 }
 
 // The node let the domain go to another node: ask the broker for that one.

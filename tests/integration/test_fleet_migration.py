@@ -3,8 +3,12 @@ node-a running web1 and web9 (guests that print numbered lines) and node-b with 
 not running. `xcg ctl migrate` moves web1; a console attached through a front follows it with
 one line and no lost output, a console attached to node-a directly ends with a line, lifecycle
 commands fail clearly while it moves and on the node it left, the registry names node-b, and
-node-a cannot take the record back. The tests run in file order on one fleet."""
+node-a cannot take the record back. front2 also serves the browser console: a page attached
+through it is refused a reboot while web1 moves, follows web1 back to node-a like the SSH
+console, and its status and buttons are then node-a's. The tests run in file order on one
+fleet."""
 
+import json
 import os
 import re
 import signal
@@ -17,8 +21,11 @@ import pytest
 from conftest import DETACH, XCG, Gateway, describe, ensure_user, make_key, wait_for
 from etcd_cluster import EtcdCluster
 from test_fleet import Fleet, import_keys, node_settings, start_front
-from test_front import reach
+from test_front import front_config, reach
 from test_keymap import PREFIX
+from test_web_session import free_port
+from test_weblink import make_tls_pair
+from web_client import BINARY, TEXT, log_in
 
 # A numbered-line guest: "tick N" every 20 ms, from 1 at each boot.
 TICKER = ["/usr/bin/python3", "-u", "-c",
@@ -28,6 +35,7 @@ TICKER = ["/usr/bin/python3", "-u", "-c",
           "    time.sleep(0.02)\n"]
 TICK = re.compile(rb"tick (\d+)\r\n")
 MOVED = rb"\[xcg: web1 moved to node-b\]"
+MOVED_BACK = b"[xcg: web1 moved to node-a]"
 FOLLOW_LIMIT = 10.0  # the front's wait for the registry to name the new node
 GAP_LIMIT = 1.0  # from the command to the notice: the move is followed at once, not at a tick
 
@@ -41,8 +49,8 @@ def fleet(tmp_path_factory):
     keys = {name: make_key(base, name, ["-t", "ed25519"]) for name in ("web1", "web2", "web3", "web9")}
     fleet = Fleet(EtcdCluster(3, base_dir=base).start(), keys)
     try:
-        for name in ("front1", "front2"):
-            start_front(fleet, base / name, name)
+        start_front(fleet, base / "front1", "front1")
+        start_web_front(fleet, base / "front2", "front2")
         start_node(fleet, base, "node-a", {"web1": {}, "web9": {}}, autostart=True)
         start_node(fleet, base, "node-b", {"web1": {}}, autostart=False)
         imported = import_keys(fleet, base / "keys.yaml", {d: [keys[d].public_line] for d in ("web1", "web9")})
@@ -53,6 +61,20 @@ def fleet(tmp_path_factory):
         yield fleet
     finally:
         fleet.stop()
+
+
+def start_web_front(fleet, directory, name):
+    """A front that also serves the browser console, on a port of its own."""
+    directory.mkdir()
+    front = Gateway(directory, fleet.keys)
+    cert, key = make_tls_pair(directory)
+    port = free_port()
+    web = {"listen": [f"127.0.0.1:{port}"], "public_url": f"https://127.0.0.1:{port}",
+           "tls_cert": str(cert), "tls_key": str(key)}
+    front.config_path.write_text(front_config(front, fleet.etcd, name) + "web: " + json.dumps(web) + "\n")
+    front.web_port, front.origin = port, f"https://127.0.0.1:{port}"
+    fleet.fronts.append(front)
+    front.start()
 
 
 def start_node(fleet, base, node, domains, autostart):
@@ -163,7 +185,46 @@ def lease_of(cluster_view):
     return re.search(r"lease: (\S+),", cluster_view).group(1)
 
 
-def test_lifecycle_during_a_move_fails_with_the_reason(fleet):
+class Page:
+    """The browser console through front2, as the page speaks to it over its WebSocket: every
+    byte of console output it was sent, and the answers to its buttons."""
+
+    def __init__(self, front):
+        minted = front.ssh("web1", "web1", "weblink")
+        link = re.search(rf"^{re.escape(front.origin)}/#(\S+)$", minted.stdout, re.M)
+        assert link, describe(minted)
+        self.client = log_in("127.0.0.1", front.web_port, f"127.0.0.1:{front.web_port}", front.origin,
+                             link.group(1))
+        self.output = bytearray()
+        self.read_until(lambda op, p: op == TEXT and p.startswith(b"hello "))
+        self.read_until(lambda op, p: TICK.search(self.output))
+
+    def read_until(self, predicate, timeout=15):
+        def seen(op, payload):
+            if op == BINARY:
+                self.output.extend(payload)
+            return predicate(op, payload)
+        return self.client.read_until(seen, timeout=timeout)
+
+    def output_until(self, needle, timeout=15):
+        self.read_until(lambda op, p: needle in self.output, timeout)
+
+    def answer(self, command, prefix):
+        self.client.send_text(command)
+        return self.read_until(lambda op, p: op == TEXT and p.startswith(prefix))[-1][1].decode()
+
+    def close(self):
+        self.client.close()
+
+
+@pytest.fixture
+def page(fleet):
+    page = Page(fleet.fronts[1])
+    yield page
+    page.close()
+
+
+def test_lifecycle_during_a_move_fails_with_the_reason(fleet, page):
     node_a, node_b = fleet.nodes["node-a"], fleet.nodes["node-b"]
     os.kill(node_a.proc.pid, signal.SIGSTOP)  # the destination cannot answer
     try:
@@ -172,12 +233,14 @@ def test_lifecycle_during_a_move_fails_with_the_reason(fleet):
         wait_for(lambda: "migration: asking node-a to take web1" in node_b.read_log(), 5, "the request")
         direct = node_b.ssh("web1", "web1", "reboot")
         fronted = fleet.fronts[1].ssh("web1", "web1", "reboot")
+        button = page.answer("action reboot", b"result ")  # the browser console through front2
         out, _ = moving.communicate(timeout=10)
     finally:
         os.kill(node_a.proc.pid, signal.SIGCONT)
     for result in (direct, fronted):
         assert result.returncode == 1, describe(result)
         assert "web1 is migrating to node-a" in result.stdout + result.stderr, describe(result)
+    assert button == "result web1 is migrating to node-a"
     assert out.strip() == "error: node-a did not answer within 3 s; web1 stays here"
     assert moving.returncode == 1
     # node-a, back, may still see the request it was too late for (whether its watch brings the
@@ -187,3 +250,38 @@ def test_lifecycle_during_a_move_fails_with_the_reason(fleet):
     assert fleet.etcd.get(f"{PREFIX}migrations/web1") is None
     assert node_b.ssh("web1", "web1", "status").stdout.startswith("web1: running")
     assert fleet.etcd.get(f"{PREFIX}domains/web1") == "node-b"
+
+
+def new_boot(output):
+    """What the page showed of the boot it followed web1 to: after the notice, from the hub's
+    line for that boot."""
+    after = bytes(output[output.index(MOVED_BACK):]) if MOVED_BACK in output else b""
+    started = re.search(rb"\[xcg: web1 started, domid \d+\]\r\n", after)
+    return after[started.end():] if started else b""
+
+
+def test_the_page_through_a_front_follows_web1_to_node_a(fleet, page):
+    node_a, node_b = fleet.nodes["node-a"], fleet.nodes["node-b"]
+    left_domid = node_b.domid("web1")
+    result = ctl(node_b, "migrate", "web1", "--to", "node-a")
+    assert (result.returncode, result.stdout.strip()) == (0, "web1 moved to node-a"), describe(result)
+
+    page.output_until(MOVED_BACK, timeout=FOLLOW_LIMIT + 5)
+    # node-a's replay is a screenful at least: the tail of web1's earlier boot there may come
+    # first, then the hub's line for this boot.
+    page.read_until(lambda op, p: len(ticks(new_boot(page.output))) >= 40, timeout=10)
+    after_ticks = ticks(new_boot(page.output))
+    assert after_ticks == list(range(1, len(after_ticks) + 1)), bytes(page.output[-3000:])
+    assert page.output.count(MOVED_BACK) == 1 and b"shut off" not in page.output, bytes(page.output[-3000:])
+
+    wait_for(lambda: fleet.etcd.get(f"{PREFIX}domains/web1") == "node-a", 10, "domains/web1 on node-a")
+    domid = node_a.domid("web1")
+    assert domid is not None and domid != left_domid, (domid, left_domid)
+    assert page.answer("status", b"status ").startswith(f"status web1: running, domid {domid},")
+
+    result = page.answer("action reboot", b"result ")
+    assert "not allowed" not in result and "migrating" not in result and "moved" not in result, result
+    page.output_until(b"web1 rebooted, new domid")  # node-a's hub says so, on the page's console
+    assert node_a.domid("web1") > domid
+    actions = [r for r in node_a.audit_records() if r.get("event") == "action" and r.get("action") == "reboot"]
+    assert actions and actions[-1].get("front_fp") and actions[-1].get("result") == "ok", actions
