@@ -6,6 +6,11 @@
 #include "base/log.h"
 
 namespace xcg {
+namespace {
+
+constexpr int kClaimRetries = 2;  // a start reads again at most this often when its write lost a race
+
+}  // namespace
 
 RegistryWriter::RegistryWriter(EtcdClient& client, std::string prefix, std::string node, NodeInfo info,
                                int64_t lease_ttl_s)
@@ -80,33 +85,42 @@ void RegistryWriter::hold(const std::string& domain, int64_t mod_revision) {
 
 void RegistryWriter::claim(const std::string& domain) {
   wanted_.insert(domain);
-  client_.range(domain_key(domain), false, guarded([this, domain](Result<RangeResult> r) {
+  read_and_claim(domain, kClaimRetries);
+}
+
+void RegistryWriter::read_and_claim(const std::string& domain, int retries) {
+  client_.range(domain_key(domain), false, guarded([this, domain, retries](Result<RangeResult> r) {
                   if (!r)
                     return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
-                  if (r->kvs.empty()) return write_claim(domain, 0);
+                  if (r->kvs.empty()) return write_claim(domain, 0, retries);
                   const KeyValue& now = r->kvs.front();
-                  if (now.value == node_) {
-                    hold(domain, now.mod_revision);
-                    return;
-                  }
-                  write_claim(domain, now.mod_revision);
+                  if (now.value == node_) return hold(domain, now.mod_revision);
+                  write_claim(domain, now.mod_revision, retries);
                 }));
 }
 
-void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision) {
-  client_.txn_put_if(domain_key(domain), mod_revision, node_, 0,
-                     guarded([this, domain](Result<TxnResult> r) { claimed(domain, std::move(r)); }));
+void RegistryWriter::write_claim(const std::string& domain, int64_t mod_revision, int retries) {
+  client_.txn_put_if(
+      domain_key(domain), mod_revision, node_, 0,
+      guarded([this, domain, retries](Result<TxnResult> r) { claimed(domain, std::move(r), retries); }));
 }
 
-void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
+// A start whose record changed between its read and its write (another node's offer, say)
+// reads again: the domain runs here. A recheck's write (no retries) that fails is a stale
+// node's, which gives way.
+void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r, int retries) {
   if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
   if (r->succeeded) {
     log::info("registry: domain {} recorded for node {} at revision {}", domain, node_, r->revision);
     hold(domain, r->revision);
     return;
   }
-  held_.erase(domain);
   std::string owner = r->current ? r->current->value : "nobody";
+  if (retries > 0 && wanted_.contains(domain)) {
+    log::info("registry: domain {} was recorded for node {} meanwhile; claiming it again", domain, owner);
+    return read_and_claim(domain, retries - 1);
+  }
+  held_.erase(domain);
   log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
 }
 
@@ -135,7 +149,7 @@ void RegistryWriter::release(const std::string& domain) {
 }
 
 void RegistryWriter::recheck() {
-  for (const auto& [domain, mod_revision] : held_) write_claim(domain, mod_revision);
+  for (const auto& [domain, mod_revision] : held_) write_claim(domain, mod_revision, 0);
 }
 
 void RegistryWriter::leave(std::function<void()> done) {

@@ -30,7 +30,8 @@ class RegistryWriter {
   ~RegistryWriter();
 
   // The domain runs here now (started, or migrated in): take the record over from whatever
-  // it says, at the revision read just before.
+  // it says, at the revision read just before; read again and retry (twice at most) if the
+  // record changed between that read and the write.
   void claim(const std::string& domain);
   // The domain is this node's but does not run: record it only if no node is recorded for
   // it, so that its customers can still reach a menu to start it.
@@ -61,8 +62,9 @@ class RegistryWriter {
   void put_node(int64_t lease);
   void watch_node();
   void node_deleted(int64_t revision);
-  void write_claim(const std::string& domain, int64_t mod_revision);
-  void claimed(const std::string& domain, Result<TxnResult> r);
+  void read_and_claim(const std::string& domain, int retries);
+  void write_claim(const std::string& domain, int64_t mod_revision, int retries);
+  void claimed(const std::string& domain, Result<TxnResult> r, int retries);
   void hold(const std::string& domain, int64_t mod_revision);
   std::string domain_key(const std::string& domain) const;
   template <class F>

@@ -3,7 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "gateway/cluster/registry_view.h"
 #include "tests/gateway/cluster/etcd_fixture.h"
@@ -168,4 +171,30 @@ TEST_CASE("a domain released while its claim is in flight is not left recorded",
       },
       5s));
   CHECK_FALSE(node.holds("web1"));
+}
+
+// Each start's read and the other node's offer go to etcd at once: the offer lands between the
+// start's read and its write for many of them, and each such start's write then fails.
+TEST_CASE("a node that starts a domain keeps its record against another node's offer", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  EtcdClient other(loop, settings_for(cluster));
+  RegistryWriter a(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  RegistryWriter b(other, kPrefix, "dom0-b", info("10.0.0.2:22"), 5);
+  REQUIRE(loop.run_until([&] { return a.registered() && b.registered(); }, 5s));
+  constexpr int kDomains = 64;
+  std::vector<std::string> domains;
+  domains.reserve(kDomains);
+  for (int i = 0; i < kDomains; ++i) domains.push_back("web" + std::to_string(i));
+  for (const auto& domain : domains) {
+    a.claim(domain);  // started on a
+    b.offer(domain);  // in b's YAML, not running there
+  }
+  CHECK(loop.run_until(
+      [&] { return std::all_of(domains.begin(), domains.end(), [&](auto& d) { return a.holds(d); }); }, 5s));
+  std::vector<std::string> lost;  // recorded for b, which does not run them
+  for (const auto& domain : domains)
+    if (read(loop, client, "/xcg/domains/" + domain).kvs.at(0).value != "dom0-a") lost.push_back(domain);
+  CHECK(lost.empty());
 }
