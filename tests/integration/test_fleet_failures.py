@@ -91,19 +91,26 @@ def logs_on_failure(request, fleet):
 
 
 def kill_host(fleet, gw):
-    """SIGKILL to the server and every process under it at once, as when its machine dies."""
+    """Every process under the server dies at once, as when its machine dies: each is stopped
+    as it is found (a stopped process forks no more), then all are killed. Killed one by one,
+    a session could see its broker die first and end its customer's channel cleanly."""
     tree, pending = [], [gw.proc.pid]
     while pending:
         pid = pending.pop()
+        signal_if_there(pid, signal.SIGSTOP)
         tree.append(pid)
         pending += [child for child, _ in children_of(pid)]
     for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        signal_if_there(pid, signal.SIGKILL)
     gw.proc.wait(timeout=10)
     fleet.killed.append(gw)
+
+
+def signal_if_there(pid, number):
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def assert_echoes(child, marker):
