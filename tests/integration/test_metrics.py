@@ -151,10 +151,13 @@ def test_ctl_metrics_prints_the_same_families(mgw):
     assert set(parse(result.stdout)) == set(scrape(mgw))
 
 
-def test_a_node_shows_etcd_up_then_down(make_gateway, etcd):  # noqa: F811 (fixture)
+def test_a_node_shows_etcd_up_then_down(make_gateway, etcd, socket_dir):  # noqa: F811 (fixture)
     port = free_port()
+    control = socket_dir / "control.sock"
     gw = make_gateway(extra={"cluster": {"endpoints": etcd.endpoints, "node": "node1", "lease_ttl": "2s"},
-                             "metrics": {"listen": [f"127.0.0.1:{port}"]}})
+                             "metrics": {"listen": [f"127.0.0.1:{port}"]}},
+                      args=["--control-socket", str(control)])
+    gw.control_socket = control
     with_metrics(gw, port)
     up = wait_for(lambda: (s := scrape(gw))["xcg_etcd_up"] == 1 and s["xcg_etcd_lease_held"] == 1 and s, 10,
                   "etcd up and the lease held")

@@ -3,6 +3,7 @@
 #include "gateway/cluster/key_map_state.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <set>
 
 #include "config/config.h"
@@ -109,24 +110,24 @@ TEST_CASE("key map state: after every event, what a fresh read gives", "[keymap]
   std::vector<config::DomainKey> all_keys;
   for (int n = 1; n <= 6; ++n) all_keys.push_back(key_number(n));
 
-  std::vector<WatchEvent> series = {
-      store.put("a", 3),                               // a second key
-      store.put("c", 4),                               // a new domain
-      store.put("a", 3, true),                         // overwritten: read-only now
-      store.put("b", 1),                               // a's key listed under b too: a keeps it
-      store.del("a", 1),                               // so b has it now
-      store.put("a", 1),                               // back in a, listed first: a again
-      store.put_raw("c/SHA256:nonsense", "not json"),  // a bad value costs only itself
-      store.del("b", 2),                               // b keeps only the shared key
-      store.del("b", 1),                               // b is empty
-      store.put("b", 5),                               // and back
-      store.put("c", 3),                               // moved: a then c
-      store.del("a", 3),                               // c has it now
-      store.put("zz", 6),                              // a domain a node does not have
+  // Each event made as it is applied, so that the store is what it leaves.
+  std::vector<std::function<WatchEvent()>> series = {
+      [&] { return store.put("a", 3); },        // a second key
+      [&] { return store.put("c", 4); },        // a new domain
+      [&] { return store.put("a", 3, true); },  // overwritten: read-only now
+      [&] { return store.put("b", 1); },        // a's key listed under b too: a keeps it
+      [&] { return store.del("a", 1); },        // so b has it now
+      [&] { return store.put("a", 1); },        // back in a, listed first: a again
+      [&] { return store.put_raw("c/SHA256:nonsense", "not json"); },  // a bad value costs only itself
+      [&] { return store.del("b", 2); },                               // b keeps only the shared key
+      [&] { return store.del("b", 1); },                               // b is empty
+      [&] { return store.put("b", 5); },                               // and back
+      [&] { return store.put("c", 3); },                               // moved: a then c
+      [&] { return store.del("a", 3); },                               // c has it now
+      [&] { return store.put("zz", 6); },                              // a domain a node does not have
   };
-  for (size_t i = 0; i < series.size(); ++i) {
-    INFO("after event " << i << ": " << series[i].kv.key);
-    auto change = state.apply({series[i]});
+  auto apply_and_compare = [&](const std::vector<WatchEvent>& events) {
+    auto change = state.apply(events);
     for (const auto& [domain, keys] : change.domains) config::set_domain_keys(*config, domain, keys);
     KeyMap fresh = read_key_map(kPrefix, store.kvs());
     CHECK(key_map_yaml(state.whole().domains) == key_map_yaml(fresh.domains));
@@ -134,7 +135,14 @@ TEST_CASE("key map state: after every event, what a fresh read gives", "[keymap]
     CHECK(state.key_count() == fresh.key_count());
     CHECK(config_text(*config, all_keys) ==
           config_text(*config::with_domain_keys(*base_config(front), fresh.domains), all_keys));
+  };
+  for (size_t i = 0; i < series.size(); ++i) {
+    WatchEvent event = series[i]();
+    INFO("after event " << i << ": " << event.kv.key);
+    apply_and_compare({event});
   }
+  INFO("a key moved from b to a in one transaction");
+  apply_and_compare({store.del("b", 5), store.put("a", 5)});
   // A snapshot of the same store converges to it.
   KeyMapState again{std::string(kPrefix)};
   CHECK(key_map_yaml(again.reset(store.kvs()).domains) == key_map_yaml(state.whole().domains));
