@@ -79,10 +79,20 @@ Domain front_domain(const std::string& name, const std::vector<DomainKey>& keys)
   return d;
 }
 
+// Only the domain's own entries: another domain may have taken one of its keys in the same
+// change, before this one was set.
+void forget_keys(std::map<std::string, std::string, std::less<>>& domain_by_blob, const std::string& domain,
+                 const std::vector<DomainKey>& keys) {
+  for (const auto& k : keys) {
+    auto owner = domain_by_blob.find(k.key.blob);
+    if (owner != domain_by_blob.end() && owner->second == domain) domain_by_blob.erase(owner);
+  }
+}
+
 }  // namespace
 
-std::shared_ptr<const Config> with_domain_keys(const Config& base,
-                                               const std::map<std::string, std::vector<DomainKey>>& keys) {
+std::shared_ptr<Config> with_domain_keys(const Config& base,
+                                         const std::map<std::string, std::vector<DomainKey>>& keys) {
   auto out = std::make_shared<Config>(base);
   if (base.is_front()) {
     out->domains.clear();
@@ -97,6 +107,22 @@ std::shared_ptr<const Config> with_domain_keys(const Config& base,
   for (const auto& [name, d] : out->domains)
     for (const auto& k : d.keys) out->domain_by_blob_.try_emplace(k.key.blob, name);
   return out;
+}
+
+void set_domain_keys(Config& config, const std::string& domain, const std::vector<DomainKey>& keys) {
+  auto d = config.domains.find(domain);
+  if (d != config.domains.end()) forget_keys(config.domain_by_blob_, domain, d->second.keys);
+  if (config.is_front()) {
+    if (keys.empty()) {
+      if (d != config.domains.end()) config.domains.erase(d);
+      return;
+    }
+    if (d == config.domains.end()) d = config.domains.emplace(domain, front_domain(domain, {})).first;
+  } else if (d == config.domains.end()) {
+    return;  // not a domain of this node
+  }
+  d->second.keys = keys;
+  for (const auto& k : keys) config.domain_by_blob_.insert_or_assign(k.key.blob, domain);
 }
 
 const FrontKey* Config::front_for_key(std::string_view blob) const {

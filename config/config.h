@@ -181,8 +181,9 @@ struct Config {
 
  private:
   friend class Loader;
-  friend std::shared_ptr<const Config> with_domain_keys(const Config&,
-                                                        const std::map<std::string, std::vector<DomainKey>>&);
+  friend std::shared_ptr<Config> with_domain_keys(const Config&,
+                                                  const std::map<std::string, std::vector<DomainKey>>&);
+  friend void set_domain_keys(Config&, const std::string&, const std::vector<DomainKey>&);
   std::map<std::string, std::string, std::less<>> domain_by_blob_;
 };
 
@@ -209,8 +210,12 @@ std::shared_ptr<const Config> load_domain_files(const std::vector<std::string>& 
 // A copy of `base` whose domains' keys are `keys`' (by domain name; a domain missing from it
 // has none). A node keeps its own domains and ignores others'; a front's domains are those
 // of `keys`, known by name only, with every action (the node enforces its own).
-std::shared_ptr<const Config> with_domain_keys(const Config& base,
-                                               const std::map<std::string, std::vector<DomainKey>>& keys);
+std::shared_ptr<Config> with_domain_keys(const Config& base,
+                                         const std::map<std::string, std::vector<DomainKey>>& keys);
+// One domain's keys changed in place, as with_domain_keys would have them (on a front, a
+// domain left with no keys is gone). The other domains are not touched: a change of the key
+// map costs what it changes, not the size of the map. No key may then be in two domains.
+void set_domain_keys(Config& config, const std::string& domain, const std::vector<DomainKey>& keys);
 // Same, from text (for tests); `path` is used in messages only.
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path);
 

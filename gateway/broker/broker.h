@@ -179,7 +179,8 @@ class Broker : private RequestHandler {
   static constexpr auto kLeaveTimeout = std::chrono::milliseconds(1000);
   ReloadResult reload(std::string_view trigger);
   ReloadResult apply_config(std::string_view trigger);
-  unsigned apply_rights();
+  // Over every session, or only those of `only`'s domains.
+  unsigned apply_rights(const DomainKeys* only = nullptr);
   std::string apply_domain_changes();
   void narrow_rights(SessionRecord& s, const RightsChange& change);
   // `handover`: the domain migrated away and a front relays the session (ipc::Revoke).
@@ -187,8 +188,9 @@ class Broker : private RequestHandler {
   // The key map from etcd with `cluster:` (broker_cluster.cc).
   void start_key_map();
   void on_key_map(const KeyMap& map);
+  void on_key_change(const KeyMapChange& change);
   // The config the files say, with the key map's keys when there is `cluster:`.
-  std::shared_ptr<const config::Config> effective(std::shared_ptr<const config::Config> from_files) const;
+  std::shared_ptr<const config::Config> effective(std::shared_ptr<const config::Config> from_files);
   void answer_control(const std::string& request, const ControlServer::Reply& reply);
   std::string handle_control(const std::string& request);
   // Simulated live migration (broker_migration.cc).
@@ -243,6 +245,9 @@ class Broker : private RequestHandler {
   std::shared_ptr<const config::Config> file_config_;
   std::unique_ptr<KeyMapFeed> key_feed_;
   DomainKeys etcd_keys_;
+  // config_ itself, which a change of the key map changes in place (no one else holds it).
+  std::shared_ptr<config::Config> keyed_;
+  size_t keys_here_ = 0;  // in keyed_'s domains
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   int exit_code_ = 0;
 };

@@ -79,6 +79,10 @@ void Broker::write_fleet_metrics(MetricsWriter& out) const {
   out.sample(fleet_->etcd().reachable() ? 1 : 0);
   out.gauge("xcg_etcd_key_map_revision", "The etcd revision the key map is as of (0: not read yet).");
   out.sample(key_feed_ ? static_cast<uint64_t>(key_feed_->revision()) : 0);
+  out.gauge("xcg_etcd_watch_lag_seconds",
+            "How long the key map's watch has been behind the store: since a probe first found a revision it "
+            "had not applied (0: caught up).");
+  out.sample_seconds(key_feed_ ? key_feed_->watch_lag_seconds() : 0);
   if (const RegistryWriter* writer = fleet_->writer()) {
     out.gauge("xcg_etcd_lease_held", "1 if this node's record is in etcd under a live lease, else 0.");
     out.sample(writer->registered() && writer->lease() != 0 ? 1 : 0);

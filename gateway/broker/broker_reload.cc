@@ -62,10 +62,10 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
 }
 
 // Returns how many sessions were revoked.
-unsigned Broker::apply_rights() {
+unsigned Broker::apply_rights(const DomainKeys* only) {
   unsigned revoked = 0;
   for (auto& [id, s] : sessions_) {
-    if (!s.authorized || s.revoked) continue;
+    if (!s.authorized || s.revoked || (only != nullptr && !only->contains(s.domain))) continue;
     RightsChange change = rights_after_reload(*config_, s);
     if (change.revoke) {
       revoke(s, fmt::format("access to {} was revoked", s.domain));

@@ -53,7 +53,9 @@ std::string key_map_line(const KeyMapFeed* feed, const DomainKeys& keys) {
   if (feed == nullptr || !feed->loaded()) return "key map: not read yet; no customer can log in\n";
   size_t count = 0;
   for (const auto& [domain, domain_keys] : keys) count += domain_keys.size();
-  return fmt::format("key map: {} domains, {} keys, revision {}\n", keys.size(), count, feed->revision());
+  return fmt::format("key map: {} domains, {} keys, revision {}\n", keys.size(), count, feed->revision()) +
+         fmt::format("key map watch: {:.3f} s behind; the store at revision {} at the last probe\n",
+                     feed->watch_lag_seconds(), feed->probed_revision());
 }
 
 std::string lease_line(const config::ClusterSettings& cluster, const RegistryWriter& writer) {

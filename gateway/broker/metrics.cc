@@ -48,4 +48,6 @@ void MetricsWriter::sample(Labels labels, uint64_t value) {
   text_ += fmt::format(" {}\n", value);
 }
 
+void MetricsWriter::sample_seconds(double seconds) { text_ += fmt::format("{} {:.3f}\n", name_, seconds); }
+
 }  // namespace xcg::gateway

@@ -41,6 +41,7 @@ class MetricsWriter {
   // A sample of the family begun last.
   void sample(uint64_t value) { sample({}, value); }
   void sample(Labels labels, uint64_t value);
+  void sample_seconds(double seconds);  // to the millisecond
   const std::string& text() const { return text_; }
 
  private:

@@ -171,6 +171,8 @@ std::string lease_id_body(int64_t id) { return json{{"ID", std::to_string(id)}}.
 std::string watch_body(std::string_view prefix, int64_t start_revision) {
   json create = key_range(prefix, true);
   if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
+  // So that a watch on a quiet prefix learns it is current (watch_lag.h).
+  create["progress_notify"] = true;
   return json{{"create_request", create}}.dump();
 }
 

@@ -38,14 +38,18 @@ bool EtcdWatch::watching() const {
 void EtcdWatch::probe() {
   probe_ = client_.loop().timer(kProbeInterval, "etcd watch probe", [this] {
     client_.range(prefix_, false, [this, alive = std::weak_ptr<int>(alive_)](const Result<RangeResult>& r) {
-      if (!alive.expired()) probed(r.has_value());
+      if (!alive.expired()) probed(r);
     });
   });
 }
 
 // Whatever the answer, the client has moved on from a member that could not give it.
-void EtcdWatch::probed(bool answered) {
-  probe_answered_ = answered;
+void EtcdWatch::probed(const Result<RangeResult>& r) {
+  probe_answered_ = r.has_value();
+  if (r) {
+    probed_revision_ = r->revision;
+    lag_.probed(r->revision, next_revision_ - 1, WatchLag::Clock::now());
+  }
   for (size_t i = 0; i < streams_; ++i) {
     if (!slots_[i].stream || !member_failed(*slots_[i].stream)) continue;
     log::warn("etcd watch on {}: its member stopped answering; resuming from revision {}", prefix_,
@@ -95,6 +99,7 @@ void EtcdWatch::read_page(RangePage page) {
     }
     reading_ = false;
     next_revision_ = whole_.revision + 1;
+    lag_.applied(whole_.revision);
     callbacks_.on_snapshot(std::exchange(whole_, RangeResult{}));
     open_all();
   });
@@ -122,6 +127,10 @@ size_t EtcdWatch::endpoint_for(size_t slot) const {
 void EtcdWatch::on_message(size_t slot, const WatchMessage& m) {
   if (m.canceled) return on_canceled(slot, m);
   if (m.created) slots_[slot].backoff = kFirstBackoff;
+  // A progress notification says the stream has sent every change up to the store's revision.
+  // It moves the lag only, not where a stream starts again: some etcd versions send one
+  // before the last events of its revision, which must not then be taken as delivered.
+  if (m.events.empty() && !m.created) return lag_.applied(m.revision);
   deliver(m.events);
 }
 
@@ -131,6 +140,7 @@ void EtcdWatch::deliver(const std::vector<WatchEvent>& events) {
                             [this](const WatchEvent& e) { return e.kv.mod_revision >= next_revision_; });
   if (fresh == events.end()) return;
   next_revision_ = events.back().kv.mod_revision + 1;
+  lag_.applied(next_revision_ - 1);
   if (fresh == events.begin()) return callbacks_.on_events(events);  // may destroy us
   callbacks_.on_events(std::vector<WatchEvent>(fresh, events.end()));
 }

@@ -22,6 +22,7 @@
 #include "base/event_loop.h"
 #include "gateway/cluster/etcd_json.h"
 #include "gateway/cluster/etcd_watch_stream.h"
+#include "gateway/cluster/watch_lag.h"
 
 namespace xcg {
 
@@ -49,6 +50,10 @@ class EtcdWatch {
   bool reachable() const { return watching() && probe_answered_; }
   // The revision the next stream will start from.
   int64_t next_revision() const { return next_revision_; }
+  // How long it has been behind the store (watch_lag.h); 0 when it has caught up.
+  double lag_seconds() const { return lag_.seconds(WatchLag::Clock::now()); }
+  // The store's revision at the last probe answered; 0 before the first.
+  int64_t probed_revision() const { return probed_revision_; }
 
  private:
   // One of the two streams, and when to open it again after it failed.
@@ -69,7 +74,7 @@ class EtcdWatch {
   void again_later(size_t slot);
   void read_page(RangePage page);
   void probe();
-  void probed(bool answered);
+  void probed(const Result<RangeResult>& r);
   bool member_failed(const WatchStream& stream);
 
   EtcdClient& client_;
@@ -82,6 +87,8 @@ class EtcdWatch {
   RangeResult whole_;           // the pages read so far of a prefix read whole
   bool probe_answered_ = true;  // until a probe says otherwise
   EventLoop::Timer probe_;
+  WatchLag lag_;
+  int64_t probed_revision_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
 };
 

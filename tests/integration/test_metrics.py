@@ -1,9 +1,10 @@
 """The Prometheus endpoint (docs/metrics.md), scraped with urllib as Prometheus would: the
 counters move by what happened (an SSH login, a refused key, a browser console login), anything
 but GET /metrics is refused, a confined xcg-web answers, `xcg ctl metrics` prints the same
-families, a node of a fleet shows etcd up, then down once etcd is gone, and a front its registry and
-its relays to nodes."""
+families, a node of a fleet shows etcd up and its key map's watch caught up, then etcd down once etcd is
+gone, and a front its registry and its relays to nodes."""
 
+import json
 import os
 import re
 import socket
@@ -20,7 +21,7 @@ from test_web_session import free_port, socket_dir, token, web_gateway  # noqa: 
 from web_client import TEXT, log_in
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-SAMPLE = re.compile(r"^([a-z_]+(?:\{[^}]*\})?) (\d+)$")
+SAMPLE = re.compile(r"^([a-z_]+(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$")
 
 
 def parse(text):
@@ -38,7 +39,8 @@ def parse(text):
         match = SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
         assert match.group(1).split("{")[0] in typed, f"a sample before its TYPE line: {line!r}"
-        samples[match.group(1)] = int(match.group(2))
+        value = match.group(2)
+        samples[match.group(1)] = float(value) if "." in value else int(value)
     return samples
 
 
@@ -51,6 +53,16 @@ def scrape(gw):
         assert response.status == 200
         assert response.headers["Content-Type"] == CONTENT_TYPE
         return parse(response.read().decode())
+
+
+def probed_revision(gw):
+    """The store's revision at the key map watch's last probe, from `xcg ctl cluster`."""
+    result = subprocess.run([XCG, "ctl", "--socket", str(gw.control_socket), "cluster"], capture_output=True,
+                            text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, describe(result)
+    found = re.search(r"^key map watch: [\d.]+ s behind; the store at revision (\d+) at the last probe$",
+                      result.stdout, re.MULTILINE)
+    return int(found.group(1)) if found else 0
 
 
 def refused_status(request):
@@ -139,15 +151,24 @@ def test_ctl_metrics_prints_the_same_families(mgw):
     assert set(parse(result.stdout)) == set(scrape(mgw))
 
 
-def test_a_node_shows_etcd_up_then_down(make_gateway, etcd):  # noqa: F811 (fixture)
+def test_a_node_shows_etcd_up_then_down(make_gateway, etcd, socket_dir):  # noqa: F811 (fixture)
     port = free_port()
+    control = socket_dir / "control.sock"
     gw = make_gateway(extra={"cluster": {"endpoints": etcd.endpoints, "node": "node1", "lease_ttl": "2s"},
-                             "metrics": {"listen": [f"127.0.0.1:{port}"]}})
+                             "metrics": {"listen": [f"127.0.0.1:{port}"]}},
+                      args=["--control-socket", str(control)])
+    gw.control_socket = control
     with_metrics(gw, port)
     up = wait_for(lambda: (s := scrape(gw))["xcg_etcd_up"] == 1 and s["xcg_etcd_lease_held"] == 1 and s, 10,
                   "etcd up and the lease held")
     assert up["xcg_etcd_key_map_revision"] > 0
     assert "xcg_registry_nodes" not in up, "a node has no registry view"
+    # A write outside keys/ moves the store past the key map's last change: only etcd's progress
+    # notifications (every second in these tests) tell the watch that it is current all the same.
+    written = json.loads(etcd.etcdctl("put", "-w", "json", "/xcg/elsewhere", "x").stdout)["header"]["revision"]
+    wait_for(lambda: probed_revision(gw) >= written, 10, "a probe that found the store at the write")
+    assert up["xcg_etcd_key_map_revision"] < written
+    wait_for(lambda: scrape(gw)["xcg_etcd_watch_lag_seconds"] == 0, 10, "the watch caught up")
     etcd.kill(0)
     wait_for(lambda: scrape(gw)["xcg_etcd_up"] == 0, 15, "etcd down")
 
