@@ -85,7 +85,7 @@ void RegistryWriter::claim(const std::string& domain) {
                     return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
                   if (r->kvs.empty()) return write_claim(domain, 0);
                   const KeyValue& now = r->kvs.front();
-                  if (now.value == node_) {
+                  if (now.value == node_ && !let_go_.contains(domain)) {
                     hold(domain, now.mod_revision);
                     return;
                   }
@@ -102,12 +102,18 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r) {
   if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
   if (r->succeeded) {
     log::info("registry: domain {} recorded for node {} at revision {}", domain, node_, r->revision);
+    let_go_.erase(domain);
     hold(domain, r->revision);
     return;
   }
   held_.erase(domain);
   std::string owner = r->current ? r->current->value : "nobody";
   log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
+}
+
+void RegistryWriter::let_go(const std::string& domain) {
+  held_.erase(domain);
+  let_go_.insert(domain);
 }
 
 void RegistryWriter::offer(const std::string& domain) {
