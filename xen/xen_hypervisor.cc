@@ -274,11 +274,15 @@ std::chrono::seconds XenHypervisor::uptime(uint32_t domid) const {
 // --- the interface ---
 
 Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
-  if (!find(domain)) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  const Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
   auto found = locate(domain);
   if (!found) return tl::unexpected(found.error());
   DomainStatus s;
   s.name = domain;
+  // Seen suspended, and gone before the watch has told: it still counts as suspended until the
+  // domain-left notice, so that no one announces an ordinary stop first.
+  s.suspended = d->suspended && (!*found || (*found)->domid != *d->suspended);
   if (!*found) return s;
   const Found& f = **found;
   s.state = state_of(f.info);
@@ -287,7 +291,7 @@ Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
   s.vcpus = f.info.vcpus;
   s.cpu_time = std::chrono::duration_cast<std::chrono::seconds>(f.info.cpu_time);
   s.rebooting = f.info.shutdown && f.info.reason == ShutdownReason::reboot;
-  s.suspended = suspended(f.info);
+  s.suspended = s.suspended || suspended(f.info);
   if (s.state == DomainState::running) s.uptime = uptime(f.domid);
   return s;
 }

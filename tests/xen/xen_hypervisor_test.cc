@@ -626,10 +626,13 @@ TEST_CASE("a domain suspended and then gone has left this host (xl save)") {
   CHECK(locked_by_someone(x.dir / "xenconsole.3"));
 
   x.destroy(3);  // its memory is in the file: xl destroys it
+  // Asked before the watch tells (a viewer's hub may be): no ordinary stop to announce yet.
+  CHECK(x.status("web1").suspended);
   REQUIRE(x.wait_changes("web1", 3));
   CHECK(x.lefts == std::vector<std::string>{"web1"});
   CHECK(x.changes_before_left == 2);  // told before the console change of the same moment
   CHECK(x.status("web1").state == DomainState::shut_off);
+  CHECK_FALSE(x.status("web1").suspended);
   CHECK_FALSE(fs::exists(x.dir / "xenconsole.3"));
 }
 
