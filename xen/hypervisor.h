@@ -50,6 +50,9 @@ struct DomainStatus {
   // Shut down in order to come back: Xen's shutdown reason "reboot". The toolstack destroys the
   // domain and builds a new one under the same name.
   bool rebooting = false;
+  // Shut down with Xen's reason "suspend": `xl save` or `xl migrate` is taking its memory, and
+  // then destroys it, or `xl save -c` resumes it under the same domid. Its console stays.
+  bool suspended = false;
 };
 
 // "web1: running, domid 3, 512 MiB, 1 vCPU, up 0:05:12" (Xen adds ", cpu 0:00:07")
@@ -60,6 +63,10 @@ class Hypervisor {
   // Called (from the event loop) whenever a domain's console may have changed: it started,
   // rebooted into a new domid, stopped or crashed. Listeners re-query status/open_console.
   using ConsoleChanged = std::function<void(const std::string& domain)>;
+  // Called (from the event loop) when a domain left this host while still alive elsewhere or on
+  // disk: Xen saw it suspended, then gone or its name on a new domid (`xl save`, `xl migrate`).
+  // Comes before the console-changed notice of the same change.
+  using DomainLeft = std::function<void(const std::string& domain)>;
 
   virtual ~Hypervisor() = default;
 
@@ -97,21 +104,26 @@ class Hypervisor {
   // The source side of a live migration, as the simulator plays it (docs/fleet.md, "Migration"):
   // the running guest leaves this host at once and the domain is shut off here; the console
   // changes quietly (the broker tells the viewers where it went). On Xen `xl migrate` moves a
-  // domain and the domain's leaving is seen in xenstore: unavailable here.
+  // domain and its leaving is seen (a domain-left notice): unavailable here.
   virtual Result<void> migrate_out(const std::string& domain) {
     return fail(Errc::unavailable,
                 "cannot migrate " + domain + ": migration is simulated only; use xl migrate");
   }
 
   void set_console_changed(ConsoleChanged cb) { console_changed_ = std::move(cb); }
+  void set_domain_left(DomainLeft cb) { domain_left_ = std::move(cb); }
 
  protected:
   void notify_console_changed(const std::string& domain) {
     if (console_changed_) console_changed_(domain);
   }
+  void notify_domain_left(const std::string& domain) {
+    if (domain_left_) domain_left_(domain);
+  }
 
  private:
   ConsoleChanged console_changed_;
+  DomainLeft domain_left_;
 };
 
 }  // namespace xcg::xen

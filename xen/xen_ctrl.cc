@@ -29,6 +29,8 @@ DomainState state_of(const DomainInfo& info) {
   return DomainState::running;
 }
 
+bool suspended(const DomainInfo& info) { return info.shutdown && info.reason == ShutdownReason::suspend; }
+
 namespace {
 
 // libxenctrl's messages go to our log: the failures that matter come back as return codes and

@@ -37,6 +37,8 @@ struct DomainInfo {
 // Running, blocked and paused are all "running" to a customer; a domain that has shut down
 // (but not crashed) or is dying is on its way out.
 DomainState state_of(const DomainInfo& info);
+// Shut down to be saved or migrated (or checkpointed, by `xl save -c`).
+bool suspended(const DomainInfo& info);
 
 class DomainInfoSource {
  public:

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -66,10 +67,11 @@ Result<UniqueFd> open_raw_tty(const std::string& path) {
 struct XenHypervisor::Domain {
   DomainSpec spec;
   Seen seen;
-  std::vector<std::string> watched;  // the tty nodes watched for seen.domid
-  ConsoleLock lock;                  // held from open_console until the domid goes away
-  EventLoop::Timer retry;            // refers to this Domain, so it ends with it
-  bool lock_busy = false;            // said so in the log already
+  std::vector<std::string> watched;   // the tty nodes watched for seen.domid
+  ConsoleLock lock;                   // held from open_console until the domid goes away
+  EventLoop::Timer retry;             // refers to this Domain, so it ends with it
+  bool lock_busy = false;             // said so in the log already
+  std::optional<uint32_t> suspended;  // the domid last seen suspended, until it resumes or goes
 };
 
 std::unique_ptr<XenHypervisor> XenHypervisor::open(EventLoop& loop, std::vector<DomainSpec> domains,
@@ -272,11 +274,15 @@ std::chrono::seconds XenHypervisor::uptime(uint32_t domid) const {
 // --- the interface ---
 
 Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
-  if (!find(domain)) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  const Domain* d = find(domain);
+  if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
   auto found = locate(domain);
   if (!found) return tl::unexpected(found.error());
   DomainStatus s;
   s.name = domain;
+  // Seen suspended, and gone before the watch has told: it still counts as suspended until the
+  // domain-left notice, so that no one announces an ordinary stop first.
+  s.suspended = d->suspended && (!*found || (*found)->domid != *d->suspended);
   if (!*found) return s;
   const Found& f = **found;
   s.state = state_of(f.info);
@@ -285,6 +291,7 @@ Result<DomainStatus> XenHypervisor::status(const std::string& domain) const {
   s.vcpus = f.info.vcpus;
   s.cpu_time = std::chrono::duration_cast<std::chrono::seconds>(f.info.cpu_time);
   s.rebooting = f.info.shutdown && f.info.reason == ShutdownReason::reboot;
+  s.suspended = s.suspended || suspended(f.info);
   if (s.state == DomainState::running) s.uptime = uptime(f.domid);
   return s;
 }
@@ -444,7 +451,7 @@ void XenHypervisor::refresh(bool rescan) {
     if (!names) return log::warn("xen: {}", names.error().message);
     names_ = std::move(*names);
   }
-  std::vector<std::string> changed;
+  std::vector<std::string> changed, left;
   for (auto& [name, d] : domains_) {
     auto now = observe(*d);
     if (!now) {
@@ -456,10 +463,26 @@ void XenHypervisor::refresh(bool rescan) {
     log::info("xen: {} is {}{}{}", name, state_name(now->state),
               now->domid ? fmt::format(", domid {}", *now->domid) : "",
               now->tty.empty() ? "" : ", console " + now->tty);
+    if (left_host(*d, *now)) left.push_back(name);
     d->seen = *now;
     changed.push_back(name);
   }
+  for (const auto& name : left) notify_domain_left(name);
   for (const auto& name : changed) notify_console_changed(name);
+}
+
+// `xl save` and `xl migrate` suspend the guest, take its memory, then destroy it (a migration
+// renames it away first, and on the same host its name comes back on the new domid); `xl save
+// -c` resumes the same domid. A poweroff, reboot or crash is never a suspend.
+bool XenHypervisor::left_host(Domain& d, const Seen& now) {
+  if (now.suspended) {
+    d.suspended = now.domid;
+    return false;
+  }
+  auto was = std::exchange(d.suspended, std::nullopt);
+  if (!was || now.domid == was) return false;
+  log::info("xen: {} (domid {}) was suspended and is gone: it left this host", d.spec.name, *was);
+  return true;
 }
 
 Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d) {
@@ -473,6 +496,7 @@ Result<XenHypervisor::Seen> XenHypervisor::observe(Domain& d) {
   }
   seen.domid = found->domid;
   seen.state = state_of(found->info);
+  seen.suspended = suspended(found->info);
   auto paths = tty_paths(d, *found);
   watch_ttys(d, paths);
   auto tty = read_tty(paths);

@@ -4,7 +4,9 @@
 // A domain is followed by name: @introduceDomain, @releaseDomain and the tty node of each
 // known domain are watched (the xenstore descriptor sits in the event loop), and whenever a
 // domain's domid, state or tty changes, console-changed listeners hear about it. A reboot is a
-// new domid with a new pty under the same name. Which domids carry a served name is read from
+// new domid with a new pty under the same name. A domain seen suspended (`xl save`, `xl
+// migrate`) that is then gone, or whose name is then on another domid, has left this host:
+// domain-left listeners hear of it first. Which domids carry a served name is read from
 // every domain's name node only when a domain comes or goes (the two watches), after an action
 // and when a domain is added; a status request reads the name nodes of its own domids alone,
 // so that a domain renamed away (`on_crash = "preserve"`) stops counting at once.
@@ -78,6 +80,7 @@ class XenHypervisor final : public Hypervisor {
     std::optional<uint32_t> domid;
     DomainState state = DomainState::shut_off;
     std::string tty;
+    bool suspended = false;
     bool operator==(const Seen&) const = default;
   };
 
@@ -109,6 +112,7 @@ class XenHypervisor final : public Hypervisor {
   // Tells listeners what changed; with `rescan`, first reads every domain's name afresh.
   void refresh(bool rescan = true);
   Result<Seen> observe(Domain& d);
+  static bool left_host(Domain& d, const Seen& now);
   void watch_ttys(Domain& d, std::vector<std::string> paths);
   void retry_console_later(Domain& d);
 

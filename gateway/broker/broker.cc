@@ -127,6 +127,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
   hypervisor_ = parts_.make_hypervisor(loop_);
   parts_.make_hypervisor = nullptr;  // it holds start-up's config
   hubs_ = std::make_unique<HubDirectory>(loop_, *hypervisor_, config_->console);
+  hypervisor_->set_domain_left([this](const std::string& domain) { domain_left(domain); });
   if (config_->cluster) start_fleet();
   open_node_links();  // a front's, on the fleet's registry
   if (!options_.control_socket.empty())

@@ -155,7 +155,7 @@ class Broker : private RequestHandler {
   static constexpr unsigned kMaxMovesFollowed = 16;
   bool may_connect_node(const SessionRecord& s, const ipc::NodeConnectReq& req) const;
   void answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
-                           UniqueFd node);
+                           UniqueFd node, int64_t revision);
   // `readonly`: narrower than the key, for a front's read-only login.
   void accept_login(SessionRecord& s, const config::Domain& domain, const std::string& fingerprint,
                     const std::string& blob, bool readonly = false);
@@ -200,6 +200,10 @@ class Broker : private RequestHandler {
   std::optional<std::string> migration_refusal(const std::string& domain) const;
   Result<void> migrate_away(const std::string& domain, const std::string& to);
   void migrate_in(const std::string& domain);
+  // On Xen, `xl save` or `xl migrate` took the domain off this host (xen::Hypervisor::DomainLeft).
+  void domain_left(const std::string& domain);
+  // The domain's sessions end with `text`; a front's, quietly, for it to follow the domain.
+  void hand_over(const std::string& domain, const std::string& text);
   std::string list_sessions() const;
   std::string status_report() const;
   std::string cluster_view() const;  // `xcg ctl cluster` (cluster_report.h)

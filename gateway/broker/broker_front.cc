@@ -22,13 +22,14 @@ void Broker::on(SessionRecord& s, const ipc::NodeConnectReq& req) {
   AuditEvent record{"node_connect", s.remote, s.domain, s.fingerprint, {}};
   if (!node_links_)
     return answer_node_connect(
-        s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {});
-  auto answer = [this, id = s.id, record](const ipc::NodeConnectAns& answer, UniqueFd node) {
-    answer_node_connect(id, record, answer, std::move(node));
+        s.id, record, ipc::NodeConnectAns{false, "the fleet's registry is not available", "", ""}, {}, 0);
+  auto answer = [this, id = s.id, record](const ipc::NodeConnectAns& answer, UniqueFd node,
+                                          int64_t revision) {
+    answer_node_connect(id, record, answer, std::move(node), revision);
   };
   if (req.moved_from.empty()) return node_links_->open(s.domain, std::move(answer));
   ++s.moves_followed;
-  node_links_->open_elsewhere(s.domain, req.moved_from, std::move(answer));
+  node_links_->open_elsewhere(s.domain, req.moved_from, s.last_revision, std::move(answer));
 }
 
 // A reconnect names the node the session was relayed to last; a session may follow its domain
@@ -40,14 +41,17 @@ bool Broker::may_connect_node(const SessionRecord& s, const ipc::NodeConnectReq&
 }
 
 void Broker::answer_node_connect(uint64_t session_id, AuditEvent record, const ipc::NodeConnectAns& answer,
-                                 UniqueFd node) {
+                                 UniqueFd node, int64_t revision) {
   ++(answer.ok ? counters_.relays_ok : counters_.relays_failed);
   record.extra = {{"node", answer.node}, {"result", answer.ok ? "ok" : "error"}};
   if (!answer.ok) record.extra.emplace_back("reason", answer.text);
   audit_.write(record);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
-  if (answer.ok) it->second.last_node = answer.node;
+  if (answer.ok) {
+    it->second.last_node = answer.node;
+    it->second.last_revision = revision;
+  }
   send(it->second, answer, node.get());
 }
 

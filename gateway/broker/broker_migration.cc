@@ -75,11 +75,22 @@ Result<void> Broker::migrate_away(const std::string& domain, const std::string& 
     return left;
   }
   fleet_->let_go(domain);
-  std::string text = fmt::format("{} moved to {}", domain, to);
+  hand_over(domain, fmt::format("{} moved to {}", domain, to));
+  return {};
+}
+
+// No destination is known: a front's session waits for the registry to name one (the same
+// node too, when the domain is restored here), a direct one ends with the line.
+void Broker::domain_left(const std::string& domain) {
+  hubs_->leave_quietly(domain);
+  if (fleet_) fleet_->let_go(domain);
+  hand_over(domain, fmt::format("{} left this host", domain));
+}
+
+void Broker::hand_over(const std::string& domain, const std::string& text) {
   for (auto& [id, s] : sessions_)
     if (s.authorized && !s.revoked && s.domain == domain) revoke(s, text, !s.front_fingerprint.empty());
   log::info("migration: {}", text);
-  return {};
 }
 
 void Broker::migrate_in(const std::string& domain) {

@@ -83,7 +83,8 @@ std::string registry_lines(const RegistryView& view) {
   if (!view.ready()) return "registry: not read yet; no domain is routed\n";
   std::map<std::string, std::vector<std::string>> routed;
   std::vector<std::string> nowhere;
-  for (const auto& [domain, node] : view.domains()) {
+  for (const auto& [domain, record] : view.domains()) {
+    const std::string& node = record.node;
     if (view.nodes().contains(node)) routed[node].push_back(domain);
     else nowhere.push_back(fmt::format("{} (on {})", domain, node));
   }

@@ -143,6 +143,9 @@ void HubDirectory::sync(const std::string& domain, bool announce) {
 // know which, so that viewers get one line ("rebooted, new domid 12"), not two.
 void HubDirectory::announce_stop(const std::string& domain, ConsoleHub& hub,
                                  const xen::DomainStatus& status) {
+  // Being saved or migrated: it resumes (xl save -c) on the same console, or leaves this host,
+  // which the broker tells its viewers. Either way a stop notice now would be wrong.
+  if (status.suspended) return;
   auto& last = last_domid_[domain];
   hub.set_console({});
   if (status.rebooting) expect_reboot(domain);

@@ -60,8 +60,8 @@ class HubDirectory {
   using PresenceListener = std::function<void(const std::string& domain, Presence presence)>;
   void set_presence_listener(PresenceListener listener);
 
-  // The domain is about to migrate away: its viewers are told where by the broker, not that
-  // it shut off.
+  // The domain is about to migrate away, or left this host (Xen): its viewers are told by the
+  // broker, not that it shut off.
   void leave_quietly(const std::string& domain);
   // An action is under way: whatever the domain does next is its doing.
   void action_started(const std::string& domain, xen::Lifecycle action);

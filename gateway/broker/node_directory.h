@@ -14,6 +14,8 @@ struct NodeRoute {
   std::string host;  // a numeric IPv4 or IPv6 address: the loop never resolves names
   uint16_t port = 0;
   std::string host_key_fingerprint;  // "SHA256:...": the session pins the node's host key to it
+  // Of the registry's record: a domain that left a node and came back to it has a newer one.
+  int64_t revision = 0;
   bool operator==(const NodeRoute&) const = default;
 };
 

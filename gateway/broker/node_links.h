@@ -18,8 +18,9 @@ namespace xcg::gateway {
 
 class NodeLinks {
  public:
-  // The answer, and with ok the connected socket to pass along.
-  using Done = std::function<void(ipc::NodeConnectAns, UniqueFd)>;
+  // The answer, and with ok the connected socket to pass along and the revision of the route
+  // (NodeRoute::revision) it followed.
+  using Done = std::function<void(ipc::NodeConnectAns, UniqueFd, int64_t revision)>;
   static constexpr auto kConnectTimeout = std::chrono::seconds(5);
   // How long a session whose domain migrated away waits for the registry to name its new node.
   static constexpr auto kMoveTimeout = std::chrono::seconds(10);
@@ -32,14 +33,21 @@ class NodeLinks {
 
   // Calls `done` once, from the loop or (no route) at once.
   void open(const std::string& domain, Done done);
-  // As open, once the directory routes `domain` to a node other than `moved_from`; an answer
-  // that says so after the move timeout.
-  void open_elsewhere(const std::string& domain, const std::string& moved_from, Done done);
+  // As open, once the directory routes `domain` to a node other than `moved_from`, or to it
+  // again with a record newer than `left_revision` (the domain came back to it); an answer that
+  // says so after the move timeout.
+  void open_elsewhere(const std::string& domain, const std::string& moved_from, int64_t left_revision,
+                      Done done);
 
  private:
   using Clock = std::chrono::steady_clock;
-  void wait_elsewhere(const std::string& domain, const std::string& moved_from, Clock::time_point deadline,
-                      Done done);
+  struct Departure {
+    std::string domain;
+    std::string node;  // the node it left
+    int64_t revision;  // of the record that routed it there
+    Clock::time_point deadline;
+  };
+  void wait_elsewhere(Departure left, Done done);
 
   EventLoop& loop_;
   const NodeDirectory& directory_;

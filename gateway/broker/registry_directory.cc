@@ -29,7 +29,8 @@ std::optional<NodeRoute> RegistryDirectory::route(std::string_view domain) const
     log::warn("registry: node {} has the address '{}', not HOST:PORT", found->node, found->address);
     return std::nullopt;
   }
-  return NodeRoute{found->node, address->first, address->second, found->host_key_fingerprint};
+  return NodeRoute{found->node, address->first, address->second, found->host_key_fingerprint,
+                   found->revision};
 }
 
 }  // namespace xcg::gateway

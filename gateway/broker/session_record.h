@@ -58,6 +58,7 @@ struct SessionRecord {
   std::optional<LoginFailure> refused;  // why its last login attempt was refused (the metrics)
   bool node_connect_asked = false;      // a front's session is relayed once...
   std::string last_node;                // ...to this node,
+  int64_t last_revision = 0;            // by this revision of its domain's record,
   unsigned moves_followed = 0;          // and again each time its domain migrated away
   // Declared after the descriptors they watch: they end first.
   EventLoop::Timer grace_timer;

@@ -94,7 +94,10 @@ void RegistryWriter::read_and_claim(const std::string& domain, int retries) {
                     return log::warn("registry: reading domain {} failed: {}", domain, r.error().message);
                   if (r->kvs.empty()) return write_claim(domain, 0, retries);
                   const KeyValue& now = r->kvs.front();
-                  if (now.value == node_) return hold(domain, now.mod_revision);
+                  if (now.value == node_ && !let_go_.contains(domain)) {
+                    hold(domain, now.mod_revision);
+                    return;
+                  }
                   write_claim(domain, now.mod_revision, retries);
                 }));
 }
@@ -112,6 +115,7 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r, int
   if (!r) return log::warn("registry: writing domain {} failed: {}", domain, r.error().message);
   if (r->succeeded) {
     log::info("registry: domain {} recorded for node {} at revision {}", domain, node_, r->revision);
+    let_go_.erase(domain);
     hold(domain, r->revision);
     return;
   }
@@ -122,6 +126,11 @@ void RegistryWriter::claimed(const std::string& domain, Result<TxnResult> r, int
   }
   held_.erase(domain);
   log::warn("registry: domain {} is recorded for node {} since; this node's record was stale", domain, owner);
+}
+
+void RegistryWriter::let_go(const std::string& domain) {
+  held_.erase(domain);
+  let_go_.insert(domain);
 }
 
 void RegistryWriter::offer(const std::string& domain) {

@@ -39,9 +39,10 @@ class RegistryWriter {
   // The domain is no longer this node's: remove the record, unless another node has written
   // it since.
   void release(const std::string& domain);
-  // The domain migrated away: this node stops writing its record, and leaves it for the
-  // destination to claim.
-  void let_go(const std::string& domain) { held_.erase(domain); }
+  // The domain migrated away or left this host: this node stops writing its record, and leaves
+  // it for the destination to claim. If it comes back here, its claim writes the record again
+  // (against the revision read), so that fronts see a new revision of the same node.
+  void let_go(const std::string& domain);
   // Writes each held record again against the revision of this node's last write: one that
   // another node has taken meanwhile is refused, and let go.
   void recheck();
@@ -77,6 +78,7 @@ class RegistryWriter {
   int64_t lease_ttl_s_;
   std::map<std::string, int64_t> held_;  // domain -> mod_revision of this node's write
   std::set<std::string> wanted_;         // claimed or offered, not released since
+  std::set<std::string> let_go_;         // let go, not claimed again since
   bool registered_ = false;
   int64_t node_revision_ = 0;                              // of this node's last put of nodes/<node>
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us

@@ -3,6 +3,7 @@
 // waits on etcd.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,14 @@ struct RegisteredNode {
   std::string node;
   std::string address;               // host:port of its SSH listener
   std::string host_key_fingerprint;  // pin the node's host key to this
+  // Of domains/<domain>: a node that claims a domain again after it left writes a new one.
+  int64_t revision = 0;
+};
+
+// What domains/<domain> says.
+struct DomainRecord {
+  std::string node;
+  int64_t revision = 0;  // its mod_revision
 };
 
 class RegistryView {
@@ -31,14 +40,14 @@ class RegistryView {
   std::optional<RegisteredNode> lookup(const std::string& domain) const;
   // Both prefixes have been read once: a lookup's "no" means no.
   bool ready() const { return nodes_ready_ && domains_ready_; }
-  const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }         // by node name
-  const std::map<std::string, std::string>& domains() const { return domains_; }  // domain -> node
+  const std::map<std::string, NodeInfo>& nodes() const { return nodes_; }          // by node name
+  const std::map<std::string, DomainRecord>& domains() const { return domains_; }  // by domain
 
  private:
   std::string nodes_prefix_;
   std::string domains_prefix_;
   std::map<std::string, NodeInfo> nodes_;
-  std::map<std::string, std::string> domains_;
+  std::map<std::string, DomainRecord> domains_;
   bool nodes_ready_ = false;
   bool domains_ready_ = false;
   std::unique_ptr<EtcdWatch> nodes_watch_;

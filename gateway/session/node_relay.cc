@@ -127,14 +127,16 @@ void NodeRelay::connect() {
   if (setup_.event != nullptr && ssh_event_add_session(setup_.event, node_->session.get()) != SSH_OK)
     return finish(1, "xcg: internal error\r\n");
   state_ = State::relaying;
-  if (!std::exchange(moved_from_, {}).empty()) say_moved();
+  std::string from = std::exchange(moved_from_, {});
+  if (!from.empty()) say_moved(from);
 }
 
 // On a terminal the line goes with the output, so that it shows where the new node's begins;
-// without one, stdout is the command's.
-void NodeRelay::say_moved() {
+// without one, stdout is the command's. A domain restored where it left is back, not moved.
+void NodeRelay::say_moved(const std::string& from) {
+  std::string where = node_name_ == from ? " is back on " : " moved to ";
   output_.add(pty_ ? Stream::out : Stream::err,
-              "\r\n[xcg: " + customer_.domain + " moved to " + node_name_ + "]\r\n");
+              "\r\n[xcg: " + customer_.domain + where + node_name_ + "]\r\n");
 }
 
 // The customer reads the broker's reason, or which node failed; the log has the details.

@@ -63,7 +63,7 @@ class NodeRelay final : public RelayCore {
   void from_node();
   void check_node_end();
   void follow_move();
-  void say_moved();
+  void say_moved(const std::string& from);
   void step_commands(Clock::time_point now);
   void flush();
   void finish(int exit_status, const std::string& line = {}, std::string reason = {});

@@ -40,6 +40,8 @@ struct Xen {
   FakeDomainInfo* info = nullptr;  // owned by `xen`
   std::unique_ptr<XenHypervisor> xen;
   std::vector<std::string> changes;
+  std::vector<std::string> lefts;
+  size_t changes_before_left = 0;  // console-changed notices heard when the last left one came
 
   Xen() {
     // What every dom0 has.
@@ -57,6 +59,10 @@ struct Xen {
     xen = std::make_unique<XenHypervisor>(loop, std::move(specs), std::move(options), std::move(*store),
                                           std::move(fake));
     xen->set_console_changed([this](const std::string& name) { changes.push_back(name); });
+    xen->set_domain_left([this](const std::string& name) {
+      lefts.push_back(name);
+      changes_before_left = changes.size();
+    });
   }
   void start_web1_db1(XenOptions options = {}) {
     start({{.name = "web1"}, {.name = "db1"}}, std::move(options));
@@ -589,6 +595,99 @@ TEST_CASE("without xenstored, requests fail with a reason instead of hanging") {
       },
       kDeadline));
   CHECK(x.xen->open_console("web1").error().code == Errc::unavailable);
+}
+
+// --- domains that leave the host: xl save, xl migrate ---
+
+// The guest shuts down with `reason`, as the watch on @releaseDomain tells.
+void shut_down(Xen& x, uint32_t domid, ShutdownReason reason) {
+  DomainInfo down = running_domain(domid);
+  down.shutdown = true;
+  down.reason = reason;
+  x.info->set(down);
+  x.xenstored->release_domain();
+}
+
+TEST_CASE("a domain suspended and then gone has left this host (xl save)") {
+  Xen x;
+  x.start_web1_db1();
+  Pty pty;
+  x.create(3, "web1", pty.path);
+  REQUIRE(x.wait_changes("web1", 1));
+  auto console = x.xen->open_console("web1");
+  REQUIRE(console);
+
+  shut_down(x, 3, ShutdownReason::suspend);
+  REQUIRE(x.wait_changes("web1", 2));
+  auto s = x.status("web1");
+  CHECK(s.suspended);
+  CHECK(s.domid == 3u);
+  CHECK(x.lefts.empty());  // it may yet resume (xl save -c)
+  CHECK(locked_by_someone(x.dir / "xenconsole.3"));
+
+  x.destroy(3);  // its memory is in the file: xl destroys it
+  // Asked before the watch tells (a viewer's hub may be): no ordinary stop to announce yet.
+  CHECK(x.status("web1").suspended);
+  REQUIRE(x.wait_changes("web1", 3));
+  CHECK(x.lefts == std::vector<std::string>{"web1"});
+  CHECK(x.changes_before_left == 2);  // told before the console change of the same moment
+  CHECK(x.status("web1").state == DomainState::shut_off);
+  CHECK_FALSE(x.status("web1").suspended);
+  CHECK_FALSE(fs::exists(x.dir / "xenconsole.3"));
+}
+
+TEST_CASE("a domain suspended whose name comes back on a new domid has left (xl migrate to this host)") {
+  Xen x;
+  x.start_web1_db1();
+  x.create(3, "web1");
+  REQUIRE(x.wait_changes("web1", 1));
+  shut_down(x, 3, ShutdownReason::suspend);
+  REQUIRE(x.wait_changes("web1", 2));
+  CHECK(x.lefts.empty());
+  // xl renames the source away and the incoming domain to the name; the source goes later.
+  x.xenstored->write("/local/domain/3/name", "web1--migratedaway");
+  x.create(4, "web1");
+  CHECK(x.lefts == std::vector<std::string>{"web1"});
+  CHECK(x.status("web1").domid == 4u);
+  x.destroy(3);
+  x.create(5, "db1");  // handled after the release: web1 is told nothing more
+  CHECK(x.lefts.size() == 1);
+}
+
+TEST_CASE("poweroff, reboot, crash and xl save -c do not leave the host") {
+  Xen x;
+  x.start_web1_db1();
+  uint32_t domid = 3;
+  size_t seen = 0;
+  for (auto reason : {ShutdownReason::poweroff, ShutdownReason::reboot, ShutdownReason::crash}) {
+    CAPTURE(static_cast<unsigned>(reason));
+    x.create(domid, "web1");
+    shut_down(x, domid, reason);
+    REQUIRE(x.wait_changes("web1", seen + 2));
+    CHECK_FALSE(x.status("web1").suspended);
+    x.destroy(domid);
+    REQUIRE(x.wait_changes("web1", seen + 3));
+    seen = x.changes_of("web1");
+    ++domid;
+  }
+  // A reboot's new domain under the same name.
+  x.create(domid, "web1");
+  REQUIRE(x.wait_changes("web1", seen + 1));
+
+  // xl save -c: suspended, then the same domid runs again, its console kept.
+  shut_down(x, domid, ShutdownReason::suspend);
+  REQUIRE(x.wait_changes("web1", seen + 2));
+  CHECK(x.status("web1").suspended);
+  x.info->set(running_domain(domid));
+  x.xenstored->release_domain();  // what fires is beside the point: the state is read afresh
+  REQUIRE(x.wait_changes("web1", seen + 3));
+  auto s = x.status("web1");
+  CHECK(s.state == DomainState::running);
+  CHECK(s.domid == domid);
+  // Gone later, without a new suspend: an ordinary stop.
+  x.destroy(domid);
+  REQUIRE(x.wait_changes("web1", seen + 4));
+  CHECK(x.lefts.empty());
 }
 
 // --- domains added and removed by a config reload ---

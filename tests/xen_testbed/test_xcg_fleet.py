@@ -295,3 +295,67 @@ def test_a_key_deleted_in_etcd_ends_the_relayed_session(fleet, keys, transcripts
         again = front.keys_command("import", str(fleet.keys_path))  # for whatever runs next
         assert again.returncode == 0, describe(again)
     detach(survivor)
+
+
+SAVED = "/var/tmp/guest2.save"  # dom0's disk: the save image of 128 MiB would crowd its memory
+SAVE_TIMEOUT = 600               # an emulated xl save or xl restore
+MOVE_WAIT = 10                   # NodeLinks::kMoveTimeout: how long a front waits for a new node
+
+
+def settled(fleet, bed, transcripts, name):
+    """A direct console on `name` once it runs under one domid and its shell answers: an
+    earlier test may have just rebooted it, and a domid seen before the reboot ended would be
+    gone by the time xl save looks."""
+    bed.ensure_running(name)
+    domid = fleet.node.wait_running(name)
+    child = attach(fleet.node, transcripts, name)
+    round_trip(child, name, b"settled")
+    wait_for(lambda: bed.domid(name) == domid, 60, f"{name} to keep domid {domid}", 1.0)
+    assert fleet.node.wait_running(name) == domid
+    return child, domid
+
+
+def test_a_saved_guest_ends_its_sessions_with_one_line(fleet, bed, transcripts):
+    front = fleet.front
+    direct, old_domid = settled(fleet, bed, transcripts, "guest2")
+    relayed = attach(front, transcripts, "guest2")
+    round_trip(relayed, "guest2", b"before-save")
+    started = time.monotonic()
+    saver = subprocess.Popen(bed.argv(["xl", "save", "guest2", SAVED]), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # The first notice must be the one: a stop notice would come first without it.
+        direct.expect(rb"\[xcg: [^\]]*\]", timeout=SAVE_TIMEOUT)
+        left = time.monotonic()
+        said = direct.before + direct.after
+        assert direct.after == b"[xcg: guest2 left this host]", said
+        direct.expect(pexpect.EOF, timeout=30)
+        said += direct.before
+        assert said.count(b"[xcg:") == 1 and b"shut off" not in said, said
+        relayed.expect(rb"guest2 left %s and did not appear on any node within %d s" % (
+            NODE.encode(), MOVE_WAIT), timeout=MOVE_WAIT + 60)
+        gave_up = time.monotonic()
+        assert b"shut off" not in relayed.before, relayed.before
+        relayed.expect(pexpect.EOF, timeout=30)
+        out, _ = saver.communicate(timeout=SAVE_TIMEOUT)
+        assert saver.returncode == 0, out
+        saved = time.monotonic()
+        assert bed.domid("guest2") is None
+
+        bed.check("xl", "restore", SAVED, timeout=SAVE_TIMEOUT)
+        restored = time.monotonic()
+        new_domid = bed.domid("guest2")
+        assert new_domid is not None and new_domid != old_domid
+        assert fleet.node.wait_running("guest2") == new_domid
+        again = attach(front, transcripts, "guest2")
+        round_trip(again, "guest2", b"after-restore")  # the same shell, resumed
+        detach(again)
+        print(f"xl save: the direct line {left - started:.1f}s after it began, the front's "
+              f"{gave_up - left:.1f}s after that, xl save done at {saved - started:.1f}s; "
+              f"xl restore {restored - saved:.1f}s; console through the front again "
+              f"{time.monotonic() - restored:.1f}s later")
+    finally:
+        if saver.poll() is None:
+            saver.kill()
+        saver.wait()
+        bed.run("rm", "-f", SAVED)

@@ -29,12 +29,13 @@ class FakeHypervisor final : public xen::Hypervisor {
   int consoles_opened = 0;
 
   void set(const std::string& domain, xen::DomainState state, std::optional<uint32_t> domid,
-           bool rebooting = false) {
+           bool rebooting = false, bool suspended = false) {
     auto& s = status_of[domain];
     s.name = domain;
     s.state = state;
     s.domid = domid;
     s.rebooting = rebooting;
+    s.suspended = suspended;
     notify_console_changed(domain);
   }
   std::vector<std::string> domains() const override {
@@ -139,6 +140,26 @@ TEST_CASE("a customer's reboot holds the stop notice back; a crash is told at on
   CHECK(f.count("[xcg: web1 rebooted, new domid 5]") == 1);
   f.xen.set("web1", xen::DomainState::crashed, 5);
   CHECK(f.count("[xcg: web1 is crashed]") == 1);
+}
+
+TEST_CASE("a suspended domain keeps its console and its viewers hear nothing", "[hub_directory]") {
+  Fixture f(xen::DomainState::running, 3);
+  auto shutting_down = xen::DomainState::shutting_down;
+  f.xen.set("web1", shutting_down, 3, /*rebooting=*/false, /*suspended=*/true);  // xl save -c
+  CHECK(f.hubs->find("web1")->has_console());
+  f.xen.set("web1", xen::DomainState::running, 3);  // resumed
+  CHECK(f.count("[xcg:") == 0);
+  CHECK(f.xen.consoles_opened == 1);
+  // It is typed to and heard from as before.
+  REQUIRE(::send(f.xen.guest_ends.front().get(), "still here\r\n", 12, MSG_NOSIGNAL) == 12);
+  CHECK(f.output().find("still here") != std::string::npos);
+
+  // xl save: suspended, then gone; the broker has been told it left.
+  f.xen.set("web1", shutting_down, 3, /*rebooting=*/false, /*suspended=*/true);
+  f.hubs->leave_quietly("web1");
+  f.xen.set("web1", xen::DomainState::shut_off, std::nullopt);
+  CHECK(f.count("[xcg:") == 0);
+  CHECK_FALSE(f.hubs->find("web1")->has_console());
 }
 
 TEST_CASE("a failed reboot ends its window: the next stop is told at once", "[hub_directory]") {

@@ -80,6 +80,32 @@ TEST_CASE("a node that lost a domain cannot write over its new owner", "[etcd]")
   CHECK(view.lookup("web1")->node == "dom0-b");
 }
 
+TEST_CASE("a domain that left a node and is claimed there again gets a new record revision", "[etcd]") {
+  EtcdCluster cluster(1);
+  EventLoop loop;
+  EtcdClient client(loop, settings_for(cluster));
+  RegistryView view(client, kPrefix);
+  RegistryWriter node(client, kPrefix, "dom0-a", info("10.0.0.1:22"), 5);
+  REQUIRE(loop.run_until([&] { return node.registered(); }, 5s));  // no rewrite for a new lease
+  node.claim("web1");
+  REQUIRE(routes(loop, view, "web1", "dom0-a"));
+  REQUIRE(loop.run_until([&] { return node.holds("web1"); }, 5s));
+  int64_t first = view.lookup("web1")->revision;
+  CHECK(first == read(loop, client, "/xcg/domains/web1").kvs.at(0).mod_revision);
+  node.claim("web1");                           // running still: the record stays as it is
+  loop.run_until([] { return false; }, 200ms);  // room for a stray write to land
+  CHECK(read(loop, client, "/xcg/domains/web1").kvs.at(0).mod_revision == first);
+
+  node.let_go("web1");  // xl save took it off this host
+  CHECK_FALSE(node.holds("web1"));
+  CHECK(view.lookup("web1")->revision == first);  // left as it is: the menu is still here
+  node.claim("web1");                             // xl restore, on the same node
+  REQUIRE(loop.run_until([&] { return view.lookup("web1") && view.lookup("web1")->revision > first; }, 5s));
+  CHECK(view.lookup("web1")->node == "dom0-a");
+  CHECK(loop.run_until(
+      [&] { return node.holds("web1") && node.held().at("web1") == view.lookup("web1")->revision; }, 5s));
+}
+
 TEST_CASE("a node that stops keeping its lease disappears; its domains route nowhere", "[etcd]") {
   EtcdCluster cluster(1);
   EventLoop loop;
