@@ -49,6 +49,9 @@ def figure_specs(prof):
 def compute(results, prof):
     figures = []
     for key, label, short, unit, path, target, direction in figure_specs(prof):
+        standin = key in PTY_KEYS and bool(results.get("pty_rounds"))  # its target is the pty row's
+        if standin:
+            label, target = f"{label} (stand-in)", None
         x, b = _get(results["xcg"], *path), _get(results["openssh"], *path)
         ratio = x / b if x is not None and b not in (None, 0) else None
         met = None
@@ -86,18 +89,44 @@ def compute(results, prof):
     return figures
 
 
-def direct_figures(results):
-    """xcg reading its own guests' ptys (no console-client hop), beside the main figures."""
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# The figures measured in both topologies; their targets apply to the guest's-pty one.
+PTY_KEYS = ("echo_p50", "echo_p99", "throughput", "throughput_cpu")
+
+
+def pty_figures(results, figures, prof):
+    """Echo and throughput in both topologies: through the stand-in console client (the main
+    figures) and with both sides on the guest's pty (medians over the alternated rounds)."""
+    rounds = results.get("pty_rounds") or []
     rows = []
-    for key, label, unit, path in (
-            ("echo_p50", "keystroke echo, median", "ms", ("echo", "rtt_ms", "p50")),
-            ("echo_p99", "keystroke echo, p99", "ms", ("echo", "rtt_ms", "p99")),
-            ("throughput", "throughput guest → client", "MB/s", ("throughput", "mb_per_s"))):
-        d, b = _get(results.get("xcg_direct"), *path), _get(results["openssh"], *path)
-        rows.append({"key": key, "label": label, "unit": unit, "xcg_direct": d,
-                     "xcg": _get(results["xcg"], *path), "openssh": b,
-                     "ratio": d / b if d is not None and b else None})
+    for f in figures:
+        if f["key"] not in PTY_KEYS:
+            continue
+        _, _, _, _, path, target, direction = next(spec for spec in figure_specs(prof) if spec[0] == f["key"])
+        per_round = [(_get(r.get("xcg_pty"), *path), _get(r.get("openssh"), *path)) for r in rounds]
+        x, b = _median(p[0] for p in per_round), _median(p[1] for p in per_round)
+        ratio = x / b if x is not None and b else None
+        met = None
+        if ratio is not None and target is not None:
+            met = ratio <= target if direction == "le" else ratio >= target
+        rows.append({"key": f["key"], "label": f["label"].removesuffix(" (stand-in)"), "short": f["short"] + " (pty)", "unit": f["unit"],
+                     "standin_xcg": f["xcg"], "standin_openssh": f["openssh"], "standin_ratio": f["ratio"],
+                     "xcg": x, "openssh": b, "ratio": ratio, "target": target, "direction": direction,
+                     "met": met, "rounds": [{"xcg": a, "openssh": c, "ratio": a / c if a is not None and c else None}
+                                            for a, c in per_round]})
     return rows
+
+
+def pty_chart_rows(rows):
+    """The guest's-pty ratios as rows for the ratio chart."""
+    return [{"key": r["key"], "short": r["short"], "ratio": r["ratio"], "target": r["target"]} for r in rows]
 
 
 WEB_ECHO_TARGET = 1.2  # web viewer / SSH viewer, same gateway, same domain
@@ -161,7 +190,22 @@ def _target_text(f):
     return {"le": f"≤ {t:g}×", "ge": f"≥ {t:g}×", "eq": f"= {t}", "abs": f"{t} (xcg)"}[f["direction"]]
 
 
-def table(figures, results, direct=(), web=()):
+def _pty_table(rows):
+    lines = ["", "echo and throughput in both topologies; the targets apply to the guest's pty:",
+             f"{'':<38} {'stand-in: xcg':>13} {'OpenSSH':>8} {'ratio':>6} | {'guest pty: xcg':>14} {'OpenSSH':>8} "
+             f"{'ratio':>6}  {'target':<8} met  rounds' ratios"]
+    ratio = lambda r: f"{r:.2f}" if r is not None else "-"
+    for f in rows:
+        met = {True: "yes", False: "NO", None: ""}[f["met"]]
+        per_round = " ".join(ratio(r["ratio"]) for r in f["rounds"])
+        lines.append(f"{(f['label'] + ' (' + f['unit'] + ')'):<38} {_fmt(f['standin_xcg'], f['unit']):>13} "
+                     f"{_fmt(f['standin_openssh'], f['unit']):>8} {ratio(f['standin_ratio']):>6} | "
+                     f"{_fmt(f['xcg'], f['unit']):>14} {_fmt(f['openssh'], f['unit']):>8} {ratio(f['ratio']):>6}  "
+                     f"{_target_text(f):<8} {met:<4} {per_round}")
+    return lines
+
+
+def table(figures, results, pty=(), web=()):
     lines = []
     before = bool(results.get("before"))
     extra = f" {'before':>10}" if before else ""
@@ -174,12 +218,8 @@ def table(figures, results, direct=(), web=()):
         cell = f" {_fmt(f.get('before'), f['unit']):>10}" if before else ""
         lines.append(f"{(f['label'] + unit):<46}{cell} {_fmt(f['xcg'], f['unit']):>10} "
                      f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}  {_target_text(f):<11} {met}")
-    if direct:
-        lines += ["", "xcg reading the guest's pty itself (its own fake guests; no console-client hop):"]
-        for f in direct:
-            ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "-"
-            lines.append(f"{(f['label'] + ' (' + f['unit'] + ')'):<46} {_fmt(f['xcg_direct'], f['unit']):>10} "
-                         f"{_fmt(f['openssh'], f['unit']):>10} {ratio:>7}")
+    if pty:
+        lines += _pty_table(pty)
     if web:
         lines += _web_table(web)
     lines.append("")

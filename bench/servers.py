@@ -167,19 +167,21 @@ class XcgServer(Server):
     name = "xcg"
     label = "xcg"
 
-    def __init__(self, build, layout, domains, work, direct=False, binary=None, name=None, web=False, extra=()):
-        """direct: the built-in fake guest on xcg's own pty, read by the hub as a Xen console
-        is, instead of the shared guests behind a console client. For comparison only: those
-        are not the guests the baseline serves. binary, name: another xcg build to measure in
-        the same run (before/after a change). extra: more top-level YAML lines (a fleet's
-        `cluster:` and `fronts:`)."""
+    def __init__(self, build, layout, domains, work, on_guest_pty=False, binary=None, name=None, web=False,
+                 extra=()):
+        """on_guest_pty: the production-like topology. The hub opens the shared guests' ptys
+        itself (`sim.console_dir`, opened as the Xen backend opens xenconsoled's pty), as
+        OpenSSH's forced command opens them; without it, a console client per domain (the
+        stand-in) sits between the hub and each guest. binary, name: another xcg build to
+        measure in the same run (before/after a change). extra: more top-level YAML lines (a
+        fleet's `cluster:` and `fronts:`)."""
         self.binary = Path(binary) if binary else build / "xcg"
         self.layout = layout
         self.domains = domains  # [(name, public key line)]
         self.work = work
-        self.direct = direct
-        if direct:
-            self.name, self.label = "xcg_direct", "xcg (guest on its own pty)"
+        self.on_guest_pty = on_guest_pty
+        if on_guest_pty:
+            self.name, self.label = "xcg_pty", "xcg (on the guest's pty)"
         if name:
             self.name, self.label = name, f"xcg ({name})"
         self.config = layout.xcg / f"{self.name}.yaml"
@@ -205,7 +207,7 @@ class XcgServer(Server):
             "console:",
             f"  log_dir: {q(str(self.work / f'{self.name}-console'))}",
             "sim:",
-            *([] if self.direct else
+            *([f"  console_dir: {q(str(self.layout.consoles))}"] if self.on_guest_pty else
               [f"  guest_command: [{q(str(self.layout.pty_attach))}, {q(str(self.layout.consoles))}]"]),
             "  autostart: true",
             "  shutdown_grace_ms: 2000",
@@ -241,27 +243,38 @@ class XcgServer(Server):
         procs.started.add(self.proc.pid)
         match = wait_for_log(self.log_path, r"listening on 127\.0\.0\.1:(\d+)", self.proc, "xcg serve", offset)
         self.port = int(match.group(1))
-        # Every domain's console client must be up before the first login.
+        # Every domain's console must be open (its console client up) before the first login.
         deadline = time.monotonic() + START_TIMEOUT
-        while len(self.plumbing(procs.table())) < len(self.domains):
+        while self.consoles_open() < len(self.domains):
             if time.monotonic() >= deadline or self.proc.poll() is not None:
-                raise BenchError(f"xcg serve did not start its {len(self.domains)} consoles; see {self.log_path}")
+                raise BenchError(f"xcg serve did not open its {len(self.domains)} consoles; see {self.log_path}")
             time.sleep(0.05)
 
+    def consoles_open(self):
+        if not self.on_guest_pty:
+            return len(self.plumbing(procs.table()))
+        return sum(1 for target in _fd_targets(self.proc.pid) if target.startswith("/dev/pts/"))
+
     def plumbing(self, table):
-        # The simulated hypervisor's children: our console client per domain (with Xen, the
-        # hub reads xenconsoled's pty itself and these do not exist), or the direct guests.
-        guest = "exe" if self.direct else "pty_attach"
-        return {p.pid for p in table.values() if p.ppid == self.proc.pid and p.comm == guest
-                and (not self.direct or _argv0(p.pid) == "xcg-guest")}
+        # The simulated hypervisor's children: our console client per domain (with Xen, or on
+        # the guest's pty, the hub reads the pty itself and these do not exist).
+        if self.on_guest_pty:
+            return set()
+        return {p.pid for p in table.values() if p.ppid == self.proc.pid and p.comm == "pty_attach"}
 
 
-def _argv0(pid):
+def _fd_targets(pid):
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")[0].decode(errors="replace")
+        names = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return ""
+        return []
+    targets = []
+    for name in names:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except OSError:
+            pass  # closed meanwhile
+    return targets
 
 
 class OpenSshServer(Server):

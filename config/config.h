@@ -89,6 +89,10 @@ struct SimSettings {
   // Tests: absolute path of a stand-in for `xl`, run (with xen.timeout) before each lifecycle
   // action and NMI, which happens only if it exits 0. Empty: none.
   std::string toolstack;
+  // Set: no guests are run. Each domain's console is the existing tty <console_dir>/<name>
+  // (a pty slave or a link to one, checked at load), opened as the Xen backend opens
+  // xenconsoled's pty; the domain is console only (no lifecycle actions, no SysRq).
+  std::string console_dir;
 };
 
 // Pre-authentication and session limits (OpenSSH's LoginGraceTime, MaxStartups, MaxAuthTries).

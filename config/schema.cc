@@ -10,6 +10,7 @@
 #include "config/cluster_section.h"
 #include "config/includes.h"
 #include "config/metrics_section.h"
+#include "config/sim_section.h"
 #include "config/table.h"
 #include "config/values.h"
 #include "config/web_section.h"
@@ -213,23 +214,6 @@ const Table<ConsoleSettings>& console_table() {
   return table;
 }
 
-bool read_guest_command(Loader& in, const Field& f, SimSettings& sim) {
-  auto items = read_strings(in, f, true);
-  if (!items) return false;
-  for (const auto& [arg, node] : *items) sim.guest_command.push_back(arg);
-  return true;
-}
-
-const Table<SimSettings>& sim_table() {
-  static const Table<SimSettings> table{{
-      custom("guest_command", read_guest_command),
-      field("autostart", Bool{}, &SimSettings::autostart),
-      field("shutdown_grace_ms", Integer{0, 600000}, &SimSettings::shutdown_grace_ms),
-      field("toolstack", AbsolutePath{}, &SimSettings::toolstack),
-  }};
-  return table;
-}
-
 const Table<XenSettings>& xen_table() {
   static const Table<XenSettings> table{{
       field("toolstack", AbsolutePath{}, &XenSettings::toolstack),
@@ -326,6 +310,7 @@ std::vector<std::string> schema_fields() { return names_of(main_table()); }
 void read_main(Loader& in, const YAML::Node& root) {
   auto read = read_table(in, in.entries(root), root, main_table(), in.config());
   check_role(in, read, root, in.config());
+  check_console_dir(in, read, in.config());
 }
 
 void read_included(Loader& in, const YAML::Node& root) {

@@ -1,9 +1,6 @@
 #include "xen/xen_hypervisor.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/text.h"
+#include "xen/console_tty.h"
 
 namespace xcg::xen {
 namespace {
@@ -40,29 +38,7 @@ bool plausible_tty(std::string_view path) {
   return parse_domid(path.substr(kPts.size())).has_value();
 }
 
-// Unix98 pty slaves (/dev/pts/N) have majors 136 to 143 (UNIX98_PTY_SLAVE_MAJOR and the next
-// seven).
-Result<void> require_pty_slave(int fd, const std::string& path) {
-  struct stat st {};
-  if (::fstat(fd, &st) < 0) return fail_errno("fstat " + path);
-  unsigned major_number = major(st.st_rdev);
-  if (!S_ISCHR(st.st_mode) || major_number < 136 || major_number > 143)
-    return fail(Errc::invalid_input, path + " is not a pty slave");
-  return {};
-}
-
 }  // namespace
-
-Result<UniqueFd> open_raw_tty(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) return fail_errno("open " + path);
-  if (auto pty = require_pty_slave(fd.get(), path); !pty) return tl::unexpected(pty.error());
-  termios tio{};
-  if (::tcgetattr(fd.get(), &tio) < 0) return fail_errno("tcgetattr " + path);
-  ::cfmakeraw(&tio);
-  if (::tcsetattr(fd.get(), TCSANOW, &tio) < 0) return fail_errno("tcsetattr " + path);
-  return fd;
-}
 
 struct XenHypervisor::Domain {
   DomainSpec spec;

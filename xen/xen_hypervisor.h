@@ -20,16 +20,13 @@
 
 #include "base/event_loop.h"
 #include "xen/console_lock.h"
+#include "xen/console_tty.h"
 #include "xen/hypervisor.h"
 #include "xen/toolstack.h"
 #include "xen/xen_ctrl.h"
 #include "xen/xen_store.h"
 
 namespace xcg::xen {
-
-// Opens a console's tty raw (as xenconsoled sets up its ptys), refusing, once it is open (so
-// that no link or mount can swap it), anything but a Unix98 pty slave: the broker is root.
-Result<UniqueFd> open_raw_tty(const std::string& path);
 
 struct XenOptions {
   std::string toolstack = "/usr/sbin/xl";

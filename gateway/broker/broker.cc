@@ -49,6 +49,7 @@ std::unique_ptr<xen::Hypervisor> make_hypervisor(EventLoop& loop, const config::
   options.self_exe = self_exe;
   options.autostart = config.sim.autostart;
   options.toolstack = config.sim.toolstack;
+  options.console_dir = config.sim.console_dir;
   options.toolstack_timeout = std::chrono::seconds(config.xen.timeout_s);
   return std::make_unique<xen::SimHypervisor>(loop, std::move(domains), std::move(options));
 }

@@ -57,8 +57,8 @@ bool console_changed(const config::ConsoleSettings& a, const config::ConsoleSett
 // The backend's own settings; `a` is what runs (a changed `hypervisor` is reported apart).
 void backend_changes(const config::Config& a, const config::Config& b, std::vector<std::string>& changed) {
   if (a.hypervisor == config::HypervisorKind::sim &&
-      std::tie(a.sim.guest_command, a.sim.autostart, a.sim.shutdown_grace_ms) !=
-          std::tie(b.sim.guest_command, b.sim.autostart, b.sim.shutdown_grace_ms))
+      std::tie(a.sim.guest_command, a.sim.autostart, a.sim.shutdown_grace_ms, a.sim.console_dir) !=
+          std::tie(b.sim.guest_command, b.sim.autostart, b.sim.shutdown_grace_ms, b.sim.console_dir))
     changed.push_back("sim");
   if (a.hypervisor == config::HypervisorKind::xen &&
       std::tie(a.xen.toolstack, a.xen.timeout_s, a.xen.lock_dir) !=

@@ -19,6 +19,7 @@
 
 #include "base/child.h"
 #include "base/log.h"
+#include "xen/console_tty.h"
 
 namespace xcg::xen {
 
@@ -151,6 +152,12 @@ Result<SimHypervisor::Domain*> SimHypervisor::insert(DomainSpec spec) {
   std::string name = spec.name;
   auto d = std::make_unique<Domain>();
   d->spec = std::move(spec);
+  if (console_only()) {
+    // Running for as long as it is served: its tty is someone else's, and so is its guest.
+    d->state = DomainState::running;
+    d->domid = next_domid_++;
+    d->started = EventLoop::Clock::now();
+  }
   auto [it, added] = domains_.emplace(name, std::move(d));
   if (!added) return fail(Errc::invalid_input, "sim: domain '" + name + "' is listed twice");
   return it->second.get();
@@ -158,6 +165,7 @@ Result<SimHypervisor::Domain*> SimHypervisor::insert(DomainSpec spec) {
 
 // A guest that cannot start leaves its domain shut off; the customer may try `start`.
 void SimHypervisor::start(Domain& d) {
+  if (console_only()) return;
   if (auto r = spawn(d); !r) log::error("sim: cannot start {}: {}", d.spec.name, r.error().message);
 }
 
@@ -207,7 +215,7 @@ Result<DomainStatus> SimHypervisor::status(const std::string& domain) const {
   DomainStatus s;
   s.name = d->spec.name;
   s.state = d->state;
-  if (d->pid != 0) s.domid = d->domid;
+  if (d->pid != 0 || console_only()) s.domid = d->domid;
   s.memory_mib = d->spec.memory_mib;
   s.vcpus = d->spec.vcpus;
   if (d->state == DomainState::running)
@@ -218,6 +226,7 @@ Result<DomainStatus> SimHypervisor::status(const std::string& domain) const {
 Result<void> SimHypervisor::act(const std::string& domain, Lifecycle action) {
   Domain* d = find(domain);
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  if (console_only()) return refuse_console_only(domain, lifecycle_name(action));
   switch (action) {
     case Lifecycle::start:
       if (d->state == DomainState::running) return fail(Errc::wrong_state, domain + " is already running");
@@ -234,6 +243,7 @@ Result<void> SimHypervisor::act(const std::string& domain, Lifecycle action) {
 Result<UniqueFd> SimHypervisor::open_console(const std::string& domain) {
   Domain* d = find(domain);
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  if (console_only()) return open_console_tty(domain);
   if (d->state != DomainState::running)
     return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(d->state)));
   UniqueFd fd(::fcntl(d->master.get(), F_DUPFD_CLOEXEC, 0));
@@ -242,7 +252,7 @@ Result<UniqueFd> SimHypervisor::open_console(const std::string& domain) {
 }
 
 void SimHypervisor::act_async(const std::string& domain, Lifecycle action, ActDone done) {
-  if (!toolstack_) return done(act(domain, action));
+  if (!toolstack_ || console_only()) return done(act(domain, action));
   Domain* d = find(domain);
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
   auto args = toolstack_args(*d, action);
@@ -283,6 +293,7 @@ Result<std::vector<std::string>> SimHypervisor::toolstack_args(const Domain& d, 
 void SimHypervisor::send_sysrq(const std::string& domain, char key, ActDone done) {
   Domain* d = find(domain);
   if (!d) return done(fail(Errc::not_found, "no such domain '" + domain + "'"));
+  if (console_only()) return done(refuse_console_only(domain, key == 0 ? "send an NMI to" : "send SysRq to"));
   if (key != 0 || !toolstack_ || d->state != DomainState::running) return done(signal_sysrq(domain, key));
   auto sent = [this, domain, done = std::move(done)](Result<void> ran) {
     if (!ran)
@@ -308,6 +319,7 @@ Result<void> SimHypervisor::signal_sysrq(const std::string& domain, char key) {
 Result<void> SimHypervisor::migrate_out(const std::string& domain) {
   Domain* d = find(domain);
   if (!d) return fail(Errc::not_found, "no such domain '" + domain + "'");
+  if (console_only()) return refuse_console_only(domain, "migrate");
   if (d->state != DomainState::running)
     return fail(Errc::wrong_state, fmt::format("{} is not running ({})", domain, state_name(d->state)));
   log::info("sim: {} (domid {}) migrated away", domain, d->domid);
@@ -315,6 +327,19 @@ Result<void> SimHypervisor::migrate_out(const std::string& domain) {
   d->state = DomainState::shut_off;
   notify_console_changed(domain);
   return {};
+}
+
+Result<void> SimHypervisor::refuse_console_only(const std::string& domain, std::string_view what) const {
+  return fail(Errc::unavailable,
+              fmt::format("cannot {} {}: its console is a tty in {} (sim.console_dir), and "
+                          "the gateway serves only that console",
+                          what, domain, options_.console_dir));
+}
+
+Result<UniqueFd> SimHypervisor::open_console_tty(const std::string& domain) const {
+  auto fd = open_raw_tty(options_.console_dir + "/" + domain);
+  if (!fd) return fail(Errc::unavailable, fmt::format("the console of {}: {}", domain, fd.error().message));
+  return fd;
 }
 
 Result<void> SimHypervisor::spawn(Domain& d) {

@@ -1,5 +1,7 @@
 // Simulated hypervisor: each domain is a real process (the guest) on a real pty.
 //
+// With console_dir set there are no guest processes: each domain is a tty that exists already.
+//
 // A guest runs in its own session with the pty slave as its controlling terminal (raw mode,
 // 80x24, as xenconsoled sets it up). Exits are seen through a pidfd in the event loop, so no
 // SIGCHLD handler is needed and nothing else in the process is disturbed.
@@ -8,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/event_loop.h"
@@ -32,6 +35,11 @@ struct SimOptions {
   // Absolute, executed without a shell. Empty: they act at once.
   std::string toolstack;
   std::chrono::milliseconds toolstack_timeout{30'000};
+  // Set: no guest is run. Every domain is console only: running from the start, its console
+  // the existing tty <console_dir>/<name>, opened on each open_console exactly as the Xen
+  // backend opens xenconsoled's pty (open_raw_tty); lifecycle actions, SysRq and migration are
+  // refused. For a guest someone else runs (a benchmark's, a test's).
+  std::string console_dir;
 };
 
 class SimHypervisor final : public Hypervisor {
@@ -66,6 +74,9 @@ class SimHypervisor final : public Hypervisor {
   void forget_process(Domain& d);
   Result<std::vector<std::string>> toolstack_args(const Domain& d, Lifecycle action) const;
   Result<void> signal_sysrq(const std::string& domain, char key);
+  bool console_only() const { return !options_.console_dir.empty(); }
+  Result<void> refuse_console_only(const std::string& domain, std::string_view what) const;
+  Result<UniqueFd> open_console_tty(const std::string& domain) const;
 
   std::unique_ptr<Toolstack> toolstack_;  // null: no toolstack, act at once
 

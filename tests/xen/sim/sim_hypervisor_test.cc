@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -19,11 +20,13 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <fmt/format.h>
 
 #include "base/event_loop.h"
 #include "base/log.h"
+#include "tests/xen/xen_test_support.h"
 #include "xen/sim/sim_hypervisor.h"
 
 namespace xcg::xen {
@@ -695,6 +698,96 @@ TEST_CASE("sim: a toolstack that cannot be executed stops the start", "[xen][sim
   SimOptions options;
   options.toolstack = "/nonexistent/xl";
   CHECK_THROWS_AS(SimHypervisor(loop, {{"web1"}}, options), std::runtime_error);
+}
+
+}  // namespace xcg::xen
+
+namespace xcg::xen {
+namespace {
+
+// A console_dir with web1 a link to a pty the test holds (its master plays the guest).
+struct ConsoleDir {
+  ConsoleDir() { std::filesystem::create_symlink(pty.path, dir / "web1"); }
+  SimOptions options() const {
+    SimOptions o = command({"/bin/false"});  // would crash the domain if it were ever run
+    o.autostart = true;
+    o.console_dir = dir.path();
+    return o;
+  }
+  testing::TempDir dir;
+  testing::Pty pty;
+};
+
+std::string refusal(const ConsoleDir& c, std::string_view what) {
+  return fmt::format(
+      "cannot {} web1: its console is a tty in {} (sim.console_dir), and the gateway serves "
+      "only that console",
+      what, c.dir.path());
+}
+
+}  // namespace
+
+TEST_CASE("sim: a console_dir domain is the tty there, opened raw, bytes both ways", "[xen][sim]") {
+  ConsoleDir c;
+  Sim sim(c.options());
+  auto s = sim.status();
+  CHECK(s.state == DomainState::running);
+  CHECK(s.domid == 1u);
+  CHECK(sim.changes.empty());
+  auto console = sim.console();
+  // The guest's output, as a kernel writes it to its console.
+  std::string out = "boot \x01\x7f\r\n";
+  REQUIRE(::write(c.pty.master.get(), out.data(), out.size()) == static_cast<ssize_t>(out.size()));
+  CHECK(console->wait_for(out));
+  // Raw, as open_raw_tty leaves it: "\n" is not made "\r\n", "\r" not made "\n", no echo.
+  console->write("ls\n");
+  CHECK(testing::read_until(c.pty.master.get(), "ls\n", kDeadline) == "ls\n");
+  termios tio{};
+  REQUIRE(::tcgetattr(c.pty.slave.get(), &tio) == 0);
+  CHECK((tio.c_lflag & (ICANON | ECHO)) == 0);
+  CHECK((tio.c_oflag & OPOST) == 0);
+}
+
+TEST_CASE("sim: a console_dir domain refuses lifecycle actions, SysRq, NMIs and migration", "[xen][sim]") {
+  ConsoleDir c;
+  Sim sim(c.options());
+  for (auto action : {Lifecycle::start, Lifecycle::shutdown, Lifecycle::reboot, Lifecycle::destroy}) {
+    std::optional<Result<void>> done;
+    sim.hv->act_async("web1", action, [&](Result<void> r) { done = std::move(r); });
+    REQUIRE(done);
+    REQUIRE_FALSE(*done);
+    CHECK(done->error().code == Errc::unavailable);
+    CHECK(done->error().message == refusal(c, lifecycle_name(action)));
+  }
+  for (char key : {'s', '\0'}) {
+    std::optional<Result<void>> done;
+    sim.hv->send_sysrq("web1", key, [&](Result<void> r) { done = std::move(r); });
+    REQUIRE(done);
+    REQUIRE_FALSE(*done);
+    CHECK(done->error().message == refusal(c, key ? "send SysRq to" : "send an NMI to"));
+  }
+  auto migrated = sim.hv->migrate_out("web1");
+  REQUIRE_FALSE(migrated);
+  CHECK(migrated.error().message == refusal(c, "migrate"));
+  CHECK(sim.status().state == DomainState::running);
+  CHECK(sim.changes.empty());
+}
+
+TEST_CASE("sim: a console_dir tty that is gone, or no pty slave, is not opened", "[xen][sim]") {
+  ConsoleDir c;
+  Sim sim(c.options(), {{"web1"}, {"db1"}});
+  REQUIRE(sim.hv->add_domain({"web2"}));
+  CHECK(sim.status("web2").state == DomainState::running);
+  auto gone = sim.hv->open_console("web2");
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error().code == Errc::unavailable);
+  CHECK(gone.error().message ==
+        fmt::format("the console of web2: open {}/web2: No such file or directory", c.dir.path()));
+  testing::write_file(c.dir / "db1", "not a tty\n", std::filesystem::perms::owner_read);
+  auto file = sim.hv->open_console("db1");
+  REQUIRE_FALSE(file);
+  CHECK(file.error().message == fmt::format("the console of db1: {}/db1 is not a pty slave", c.dir.path()));
+  CHECK(sim.hv->open_console("web1"));
 }
 
 }  // namespace xcg::xen
