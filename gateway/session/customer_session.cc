@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/text.h"
+#include "gateway/session/login_marks.h"
 #include "menu/commands.h"
 
 namespace xcg::gateway {
@@ -134,6 +135,7 @@ void CustomerSession::attach_console(bool from_menu) {
     return send_menu_output();
   }
   console_.emplace(std::move(socket));
+  mark_login_step(LoginStep::console);
   ++console_attachments_;
   console_paused_ = false;
   mode_ = Mode::console;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/wipe.h"
 #include "gateway/session/broker_client.h"
+#include "gateway/session/login_marks.h"
 #include "gateway/session/node_relay.h"
 #include "gateway/session/sandbox.h"
 #include "gateway/session/ssh_connection.h"
@@ -109,9 +110,11 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid, 
     log::error("cannot enter the sandbox: {}", sandboxed.error().message);
     return kSetupFailed;
   }
+  mark_login_step(LoginStep::sandbox);
   // From here on, the first byte from the network is read.
   auto login_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(hello.login_grace_s);
   if (!exchange_keys(session.get(), login_deadline)) return kKexFailed;
+  mark_login_step(LoginStep::key_exchange);
   if (ssh_event_add_session(event.get(), session.get()) != SSH_OK)
     throw std::runtime_error("ssh_event_add_session failed");
 
@@ -158,6 +161,7 @@ int run_session() {
       log::error("no hello from the broker: {}", hello.error().message);
       return kSetupFailed;
     }
+    mark_login_step(LoginStep::hello);
     return serve_connection(broker, *hello, broker_pid, std::move(*seccomp));
   } catch (const std::exception& e) {
     log::error("session failed: {}", e.what());

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "base/log.h"
+#include "gateway/session/login_marks.h"
 #include "gateway/session/node_client.h"
 
 namespace xcg::gateway {
@@ -187,6 +188,7 @@ int SshConnection::on_auth_pubkey(const char* user, ssh_key key, char signature_
     customer_ = Customer{answer->domain, answer->console_on_login, answer->actions, answer->readonly,
                          answer->fingerprint};
     via_front_ = is_front_user(user ? user : "");  // the broker accepted a front's key for it
+    mark_login_step(LoginStep::auth);
   }
   return SSH_AUTH_SUCCESS;
 }
@@ -213,6 +215,7 @@ ssh_channel SshConnection::on_channel_open() {
   if (channel_ == nullptr) return nullptr;
   core_ = make_core_(*this, *customer_);
   ssh_set_channel_callbacks(channel_, &channel_cb_);
+  mark_login_step(LoginStep::channel);
   return channel_;
 }
 
