@@ -20,7 +20,8 @@ namespace {
 
 constexpr long long kMaxLoginGrace = 3600;
 constexpr long long kMaxIdleTimeout = 7 * 24 * 3600;
-constexpr long long kMaxActions = 64;  // root toolstack processes at once
+constexpr long long kMaxActions = 64;        // root toolstack processes at once
+constexpr long long kMaxSpareSessions = 64;  // parked xcg-session processes
 constexpr long long kMaxToolstackTimeout = 600;
 constexpr unsigned long long kMinScrollback = 4 * kKiB, kMaxScrollback = 64 * kMiB;
 constexpr unsigned long long kMinLogMax = 4 * kKiB, kMaxLogMax = kGiB;
@@ -181,6 +182,7 @@ const Table<Limits>& limits_table() {
       field("max_sessions_per_domain", Integer{1, kMaxConnections}, &Limits::max_sessions_per_domain),
       field("max_actions", Integer{1, kMaxActions}, &Limits::max_actions),
       field("idle_timeout", Duration{0, kMaxIdleTimeout, true}, &Limits::idle_timeout_s),
+      field("spare_sessions", Integer{0, kMaxSpareSessions}, &Limits::spare_sessions),
   }};
   return table;
 }

@@ -138,6 +138,8 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
           answer_control(request, reply);
         });
   start_key_map();
+  spares_ = std::make_unique<SparePool>(loop_, [this] { return parts_.spawner->spawn(UniqueFd()); });
+  spares_->set_target(config_->limits.spare_sessions);  // started by the loop, once it runs
   if (options_.watch_config) {
     config_watch_ = std::make_unique<ConfigWatch>(loop_, [this] { reload("config file changed"); });
     config_watch_->follow(*config_);
@@ -147,6 +149,7 @@ Broker::Broker(std::shared_ptr<const config::Config> config, BrokerOptions optio
 }
 
 Broker::~Broker() {
+  spares_.reset();
   for (auto& [id, s] : sessions_) ::kill(s.pid, SIGKILL);
   for (auto& [id, s] : sessions_) (void)wait_child(s.pidfd.get(), true);  // gone either way
   sessions_.clear();
@@ -275,9 +278,8 @@ void Broker::log_drop(const std::string& source, std::string_view why) {
 
 void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source, ListenerKind kind) {
   bool web = kind != ListenerKind::ssh;  // xcg-web: the browser console or the metrics
-  // A listener of a config without `web:` or `metrics:` cannot exist (they are bound at start-up only).
-  auto& spawner = web ? parts_.web_spawner : parts_.spawner;
-  auto spawned = spawner->spawn(std::move(tcp));
+  UniqueFd pass;
+  auto spawned = start_session(tcp, kind, pass);
   if (!spawned) return log::error("cannot start a session for {}: {}", remote, spawned.error().message);
   SessionRecord s;
   s.id = next_session_id_++;
@@ -300,7 +302,17 @@ void Broker::spawn_session(UniqueFd tcp, std::string remote, std::string source,
              stored.kind == SessionKind::metrics ? " (metrics)"
              : web                               ? " (web)"
                                                  : "");
-  send(stored, web ? web_hello(kind, stored.trust_forwarded_for) : hello_);
+  send(stored, web ? web_hello(kind, stored.trust_forwarded_for) : hello_, pass.get());
+}
+
+Result<SpawnedSession> Broker::start_session(UniqueFd& tcp, ListenerKind kind, UniqueFd& pass) {
+  // A listener of a config without `web:` or `metrics:` cannot exist (they are bound at start-up only).
+  if (kind != ListenerKind::ssh) return parts_.web_spawner->spawn(std::move(tcp));
+  if (auto spare = spares_->take()) {
+    pass = std::move(tcp);
+    return std::move(*spare);
+  }
+  return parts_.spawner->spawn(std::move(tcp));
 }
 
 void Broker::watch_session(SessionRecord& s) {

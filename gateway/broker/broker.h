@@ -36,6 +36,7 @@
 #include "gateway/broker/reload_plan.h"
 #include "gateway/broker/session_record.h"
 #include "gateway/broker/session_spawner.h"
+#include "gateway/broker/spare_pool.h"
 #include "gateway/broker/web_tls.h"
 #include "gateway/broker/web_tokens.h"
 #include "gateway/cluster/etcd_client.h"
@@ -97,6 +98,9 @@ class Broker : private RequestHandler {
   void accept_one(UniqueFd tcp, ListenerKind kind);
   void log_drop(const std::string& source, std::string_view why);
   void spawn_session(UniqueFd tcp, std::string remote, std::string source, ListenerKind kind);
+  // A parked spare for an SSH connection, else a session exec'd for it; the connection is
+  // passed with the hello (`pass`) when it is a spare.
+  Result<SpawnedSession> start_session(UniqueFd& tcp, ListenerKind kind, UniqueFd& pass);
   // What xcg-web is told first: the session's hello and the browser console's settings.
   ipc::Hello web_hello(ListenerKind kind, bool trust_forwarded_for) const;
   // Reads the TLS pair (at start and at each reload); a reload keeps the old one on failure.
@@ -237,6 +241,7 @@ class Broker : private RequestHandler {
   Admission admission_;
   BrokerCounters counters_;
   std::map<uint64_t, SessionRecord> sessions_;
+  std::unique_ptr<SparePool> spares_;  // xcg-session processes parked for the next connections
   uint64_t next_session_id_ = 1;
   std::chrono::steady_clock::time_point last_drop_log_{};
   ipc::Hello hello_;  // what every session is told first

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/text.h"
 #include "gateway/broker/broker.h"
@@ -47,8 +48,10 @@ std::string Broker::list_sessions() const {
 std::string Broker::status_report() const {
   unsigned authorized = 0;
   for (const auto& [id, s] : sessions_) authorized += s.authorized;
-  std::string out = fmt::format("xcg serving {} since {}\nsessions: {} logged in, {} logging in\n",
-                                config_->path, utc_timestamp(started_), authorized, admission_.logging_in());
+  std::string out =
+      fmt::format("xcg serving {} since {}\nsessions: {} logged in, {} logging in, {} spare (parked: {})\n",
+                  config_->path, utc_timestamp(started_), authorized, admission_.logging_in(),
+                  spares_->parked(), fmt::join(spares_->pids(), " "));
   for (const auto& name : hypervisor_->domains()) {
     auto st = hypervisor_->status(name);
     const ConsoleHub* hub = hubs_->find(name);

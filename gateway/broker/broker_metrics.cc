@@ -47,6 +47,9 @@ void Broker::write_session_metrics(MetricsWriter& out) const {
   for (size_t k = 0; k < kKindNames.size(); ++k) out.sample({{"kind", kKindNames[k]}}, logged_in[k]);
   out.gauge("xcg_sessions_logging_in", "Connections that have not logged in yet.");
   out.sample(logging_in);
+  out.gauge("xcg_sessions_spare",
+            "xcg-session processes exec'd ahead of time, parked until a connection is handed to one.");
+  out.sample(spares_->parked());
   out.gauge("xcg_console_viewers", "Viewers attached to the domains' consoles.");
   out.sample(hubs_->viewer_count());
 }

@@ -50,6 +50,7 @@ Broker::ReloadResult Broker::apply_config(std::string_view trigger) {
   if (file_config_) file_config_ = fresh;
   config_ = effective(fresh);
   take_session_limits();
+  spares_->set_target(config_->limits.spare_sessions);
   load_web_tls();
   unsigned revoked = apply_rights();
   std::string text = fmt::format("reloaded {} ({}): {} domains, {} sessions ended", config_->path, trigger,

@@ -29,7 +29,8 @@ struct SessionExec {
 };
 
 // In the child: the connection on 0 and 1 (as inetd would), the IPC channel on 2 and 3, the
-// seccomp program on 4.
+// seccomp program on 4. A spare has no connection yet: the IPC channel stands on 0 and 1 until
+// the hello brings it, so that nothing else can take those numbers.
 int exec_session(void* arg) noexcept {
   const auto& exec = *static_cast<const SessionExec*>(arg);
   // A session must never outlive its broker; if the broker died before the prctl, the signal
@@ -76,7 +77,8 @@ Result<SpawnedSession> ExecSessionSpawner::spawn(UniqueFd tcp) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return fail_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
   static_assert(kSessionTcpFd == 0 && kSessionIpcFd == 3 && kSessionSeccompFd == 4, "the layout below");
-  const int fds[] = {tcp.get(), tcp.get(), theirs.get(), theirs.get(), seccomp_.get()};
+  const int conn = tcp ? tcp.get() : theirs.get();
+  const int fds[] = {conn, conn, theirs.get(), theirs.get(), seccomp_.get()};
   char* argv[] = {arg0_.data(), nullptr};
   SessionExec exec{.spec = {.path = program_.c_str(),
                             .argv = argv,

@@ -20,7 +20,8 @@ struct SpawnedSession {
 class SessionSpawner {
  public:
   virtual ~SessionSpawner() = default;
-  // Hands `tcp` to a new session process.
+  // Hands `tcp` to a new session process. Without `tcp`, a spare: the session is parked until
+  // the broker sends its hello with the connection (spare_pool.h).
   virtual Result<SpawnedSession> spawn(UniqueFd tcp) = 0;
 };
 

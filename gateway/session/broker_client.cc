@@ -9,10 +9,6 @@
 namespace xcg::gateway {
 namespace {
 
-// Longer than the toolstack's own timeout (xen.timeout, at most a few tens of seconds), so that
-// a slow `xl create` is reported by the broker rather than cut short here.
-constexpr int kAnswerTimeoutMs = 120'000;
-
 template <class T>
 Result<T> as(Result<ipc::Received> r) {
   if (!r) return tl::unexpected(r.error());
@@ -21,13 +17,13 @@ Result<T> as(Result<ipc::Received> r) {
 
 }  // namespace
 
-Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAnswerTimeoutMs);
+Result<ipc::Received> BrokerClient::wait_for(ipc::Type answer, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd_, POLLIN, 0};
-    int n = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+    int n = ::poll(&p, 1, timeout_ms < 0 ? -1 : static_cast<int>(std::max<long>(0, left.count())));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("poll broker");
     if (n == 0) return fail(Errc::timeout, "the broker did not answer");
@@ -82,10 +78,17 @@ Result<ipc::FrontKey> BrokerClient::front_key() {
   return keys;
 }
 
-Result<ipc::Hello> BrokerClient::hello() {
-  auto hello = as<ipc::Hello>(wait_for(ipc::Type::hello));
+Result<ipc::Hello> BrokerClient::hello(UniqueFd& connection) {
+  auto received = wait_for(ipc::Type::hello, -1);
+  if (received) connection = std::move(received->fd);
+  auto hello = as<ipc::Hello>(std::move(received));
   ipc::wipe_receive_buffer();  // the frame held the host keys; the caller wipes its copy
   return hello;
+}
+
+Result<ipc::Hello> BrokerClient::hello() {
+  UniqueFd connection;  // xcg-web always gets its connection with the exec
+  return hello(connection);
 }
 
 Result<ipc::AuthorizeAns> BrokerClient::authorize(const ipc::AuthorizeReq& req) {

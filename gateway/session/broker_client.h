@@ -15,6 +15,9 @@ class BrokerClient {
  public:
   explicit BrokerClient(int fd) : fd_(fd) {}
 
+  // Waits as long as it takes: a spare session is parked here until a connection comes, and
+  // then gets it with the hello, in `connection` (empty when the connection came with the exec).
+  Result<ipc::Hello> hello(UniqueFd& connection);
   Result<ipc::Hello> hello();
   Result<ipc::AuthorizeAns> authorize(const ipc::AuthorizeReq& req);
   // xcg-web: may this browser console token log in? Answered like authorize.
@@ -57,8 +60,12 @@ class BrokerClient {
   int fd() const { return fd_; }
 
  private:
+  // Longer than the toolstack's own timeout (xen.timeout, at most a few tens of seconds), so that
+  // a slow `xl create` is reported by the broker rather than cut short here.
+  static constexpr int kAnswerTimeoutMs = 120'000;
   Result<ipc::Received> call(const ipc::Message& request, ipc::Type answer);
-  Result<ipc::Received> wait_for(ipc::Type answer);
+  // A negative `timeout_ms` waits for as long as the broker lives.
+  Result<ipc::Received> wait_for(ipc::Type answer, int timeout_ms = kAnswerTimeoutMs);
   // Keeps a revoke or narrowed message; false for anything else.
   bool keep_unsolicited(const ipc::Message& m);
 

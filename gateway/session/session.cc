@@ -141,6 +141,15 @@ int serve_connection(BrokerClient& broker, ipc::Hello& hello, pid_t broker_pid, 
   return code;
 }
 
+// A spare session was exec'd before its connection existed, with the IPC channel standing on
+// descriptors 0 and 1: the connection, come with the hello, takes them.
+Result<void> take_connection(const UniqueFd& connection) {
+  if (!connection) return {};
+  if (::dup2(connection.get(), kSessionTcpFd) < 0 || ::dup2(connection.get(), 1) < 0)
+    return fail_errno("dup2");
+  return {};
+}
+
 }  // namespace
 
 int run_session() {
@@ -156,11 +165,17 @@ int run_session() {
       log::error("no seccomp program from the broker: {}", seccomp.error().message);
       return kSetupFailed;
     }
-    auto hello = broker.hello();
+    UniqueFd connection;
+    auto hello = broker.hello(connection);
     if (!hello) {
       log::error("no hello from the broker: {}", hello.error().message);
       return kSetupFailed;
     }
+    if (auto taken = take_connection(connection); !taken) {
+      log::error("cannot take the connection: {}", taken.error().message);
+      return kSetupFailed;
+    }
+    connection.reset();
     mark_login_step(LoginStep::hello);
     return serve_connection(broker, *hello, broker_pid, std::move(*seccomp));
   } catch (const std::exception& e) {

@@ -458,6 +458,7 @@ void check_limits_are_defaults(const Limits& l) {
   CHECK(l.max_sessions_per_domain == 32);
   CHECK(l.max_actions == 8);
   CHECK(l.idle_timeout_s == 0);
+  CHECK(l.spare_sessions == 2);
 }
 
 TEST_CASE("run_as, chroot_dir and limits default when left out") {
@@ -594,10 +595,10 @@ TEST_CASE("limits must be a mapping of known fields") {
       Lines{
           "t.yaml:8:3: unknown field 'max_startup': expected login_grace, max_auth_tries, max_key_offers, "
           "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
-          "max_sessions_per_domain, max_actions or idle_timeout",
+          "max_sessions_per_domain, max_actions, idle_timeout or spare_sessions",
           "t.yaml:9:3: unknown field 'Max_auth_tries': expected login_grace, max_auth_tries, max_key_offers, "
           "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
-          "max_sessions_per_domain, max_actions or idle_timeout"});
+          "max_sessions_per_domain, max_actions, idle_timeout or spare_sessions"});
   CHECK(problems(kHead + "  {}\nlimits:\n  max_auth_tries: 3\n  max_auth_tries: 4\n") ==
         Lines{"t.yaml:8:3: duplicate key 'max_auth_tries' (first at t.yaml:7:3)"});
 }
@@ -764,6 +765,18 @@ TEST_CASE("max_actions: 1 to 64 toolstack runs at once") {
   }
 }
 
+TEST_CASE("spare_sessions: 0 to 64 sessions parked ahead of time") {
+  CHECK(limits_with("spare_sessions", "0").spare_sessions == 0);
+  CHECK(limits_with("spare_sessions", "64").spare_sessions == 64);
+  CHECK(limits_with("spare_sessions", "5").spare_sessions == 5);
+  const std::string at = at_limit_value("spare_sessions");
+  for (const std::string bad : {"65", "-1", "2.5", "many"}) {
+    INFO(bad);
+    CHECK(problems(with_limit("spare_sessions", bad)) ==
+          Lines{at + "spare_sessions: expected an integer from 0 to 64, got '" + bad + "'"});
+  }
+}
+
 TEST_CASE("max_startups: START:RATE:FULL, or N meaning N:100:N") {
   struct Case {
     const char* written;
@@ -824,7 +837,7 @@ TEST_CASE("confinement problems are all reported, in file order, with their posi
               "30s, 2m, 1h), got '30x'",
               "t.yaml:4:3: unknown field 'colour': expected login_grace, max_auth_tries, max_key_offers, "
               "max_startups, max_startups_per_source, source_prefix_v4, source_prefix_v6, "
-              "max_sessions_per_domain, max_actions or idle_timeout",
+              "max_sessions_per_domain, max_actions, idle_timeout or spare_sessions",
               "t.yaml:5:17: idle_timeout: expected off, or seconds, or a number with unit s, m or "
               "h (30, 30s, 2m, 1h), got '8d'",
               "t.yaml:7:9: run_as: must not be root: sessions would keep full privileges",

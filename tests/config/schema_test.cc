@@ -102,7 +102,7 @@ std::string dump(const Config& c) {
   for (const auto& a : c.listen) out += a.text + ",";
   out += numbers({l.login_grace_s, l.max_auth_tries, l.max_key_offers, l.startups_begin, l.startups_rate,
                   l.startups_full, l.max_startups_per_source, l.source_prefix_v4, l.source_prefix_v6,
-                  l.max_sessions_per_domain, l.max_actions, l.idle_timeout_s});
+                  l.max_sessions_per_domain, l.max_actions, l.idle_timeout_s, l.spare_sessions});
   out += numbers({c.console.scrollback_bytes, c.console.replay_bytes, c.console.log_max_bytes});
   out += c.console.log_dir + "|" + join(c.sim.guest_command, ",") + "|";
   out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
@@ -155,6 +155,7 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"limits.max_sessions_per_domain", {"limits", "{max_sessions_per_domain: 4}"}},
       {"limits.max_actions", {"limits", "{max_actions: 2}"}},
       {"limits.idle_timeout", {"limits", "{idle_timeout: 1h}"}},
+      {"limits.spare_sessions", {"limits", "{spare_sessions: 5}"}},
       {"console", {"console", "{log_dir: off}"}},
       {"console.scrollback", {"console", "{scrollback: 1MiB}"}},
       {"console.replay", {"console", "{replay: 4KiB}"}},
@@ -235,7 +236,7 @@ TEST_CASE("an unknown field is refused with the fields its section allows", "[sc
   REQUIRE(lines.size() == 1);
   CHECK_THAT(lines[0], StartsWith("t.yaml:5:10: unknown field 'max_startup': expected "));
   auto allowed = fields_of("limits.");
-  CHECK(allowed.size() == 10);
+  CHECK(allowed.size() == 11);
   for (const auto& name : allowed) CHECK_THAT(lines[0], Contains(name));
   CHECK(
       problems(config_with("xen", "{tools: /x}")) ==

@@ -208,6 +208,10 @@ class Gateway:
         self._descendants = []
         self.children = []  # pexpect.spawn objects to clean up
         self.transcripts = []  # (label, path) of pexpect session logs
+        if "--session-program" in self.args:
+            # A fake session reads the connection before its hello; a parked spare has none yet.
+            extra = dict(extra or {})
+            extra["limits"] = {"spare_sessions": 0, **extra.get("limits", {})}
         sim_settings = {"autostart": True, "shutdown_grace_ms": 2000}
         sim_settings.update(sim or {})
         self.config_path.write_text(
@@ -289,6 +293,25 @@ class Gateway:
         """Pids of the server's direct children whose argv[0] starts with the prefix."""
         return sorted(pid for pid, argv0 in children_of(self.proc.pid)
                       if argv0.startswith(argv0_prefix) and pid_alive(pid))
+
+    def sessions(self):
+        """The server's xcg-session processes, {pid: "spare" or "connected"}: a spare is parked
+        with its IPC socket on descriptor 0, where a session has its connection."""
+        found = {}
+        for pid in self.processes("xcg-session"):
+            try:
+                conn, ipc = (os.readlink(f"/proc/{pid}/fd/{n}") for n in (0, 3))
+            except OSError:
+                continue  # ended meanwhile
+            found[pid] = "spare" if conn == ipc else "connected"
+        return found
+
+    def spares(self):
+        return sorted(pid for pid, what in self.sessions().items() if what == "spare")
+
+    def connected_sessions(self):
+        """Pids of the session processes serving a connection (the parked spares left out)."""
+        return sorted(pid for pid, what in self.sessions().items() if what == "connected")
 
     # --- ssh client --------------------------------------------------------------------------
 

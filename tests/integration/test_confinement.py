@@ -32,7 +32,7 @@ def confined_gateway(make_gateway, chroot):
 
 
 def the_session(gw):
-    pids = wait_for(lambda: gw.processes("xcg-session"), 10, "an xcg-session child")
+    pids = wait_for(lambda: gw.connected_sessions(), 10, "an xcg-session child")
     assert len(pids) == 1, pids
     return pids[0]
 

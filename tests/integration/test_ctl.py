@@ -180,7 +180,7 @@ def test_sessions_lists_who_is_connected(cgw, keys):
     rows = logged_in(cgw, 2)
     by_domain = {r["domain"]: r for r in rows}
     assert set(by_domain) == {"web1", "web2"}, rows
-    session_pids = set(cgw.processes("xcg-session"))
+    session_pids = set(cgw.connected_sessions())
     for domain, row in by_domain.items():
         assert int(row["pid"]) in session_pids, (row, session_pids)
         assert row["remote"].startswith("127.0.0.1"), row

@@ -45,4 +45,4 @@ def test_a_throwing_session_handler_ends_only_that_session(make_gateway):
     assert RUNNING.match(third.stdout.strip()), third
     detach(first)
     # The failed session was dropped: no xcg-session of it is left behind.
-    wait_for(lambda: len(gw.processes("xcg-session")) == 0, 10, "no session processes left")
+    wait_for(lambda: len(gw.connected_sessions()) == 0, 10, "no session processes left")

@@ -16,33 +16,33 @@ def test_guests_are_children_named_xcg_guest(gw):
 
 
 def test_session_process_per_connection(gw):
-    assert gw.processes("xcg-session") == []
+    assert gw.connected_sessions() == []
     a = gw.spawn("web1", "web1", "console")
     send_until(a, b"\r", rb"login: ")
-    first = wait_for(lambda: gw.processes("xcg-session"), 10, "an xcg-session child")
+    first = wait_for(lambda: gw.connected_sessions(), 10, "an xcg-session child")
     assert len(first) == 1
     b = gw.spawn("web2", "web2", "console")
     send_until(b, b"\r", rb"login: ")
-    both = wait_for(lambda: len(gw.processes("xcg-session")) == 2 and gw.processes("xcg-session"),
+    both = wait_for(lambda: len(gw.connected_sessions()) == 2 and gw.connected_sessions(),
                     10, "two xcg-session children")
     assert set(first) < set(both)
     for child in (a, b):
         child.send(DETACH)
         child.expect(pexpect.EOF)
-    wait_for(lambda: gw.processes("xcg-session") == [], 10, "session processes to exit")
+    wait_for(lambda: gw.connected_sessions() == [], 10, "session processes to exit")
 
 
 def test_killing_one_session_spares_the_others(gw):
     victim = gw.spawn("web1", "web1", "console")
     send_until(victim, b"\r", rb"login: ")
-    victim_pids = wait_for(lambda: gw.processes("xcg-session"), 10, "the victim's session")
+    victim_pids = wait_for(lambda: gw.connected_sessions(), 10, "the victim's session")
     assert len(victim_pids) == 1
 
     survivor = gw.spawn("web1", "web1", "console")
     send_until(survivor, b"\r", rb"login: ")
     survivor.send(b"root\r")
     survivor.expect(rb"web1:~# ")
-    all_pids = gw.processes("xcg-session")
+    all_pids = gw.connected_sessions()
     assert len(all_pids) == 2 and victim_pids[0] in all_pids, all_pids
 
     os.kill(victim_pids[0], signal.SIGKILL)
@@ -87,7 +87,7 @@ def test_sigterm_stops_guests_and_sessions(make_gateway):
     send_until(viewer, b"\r", rb"login: ")
     children = [pid for pid, _ in children_of(gw.proc.pid)]
     assert len(gw.processes("xcg-guest")) == 3
-    assert len(gw.processes("xcg-session")) == 1
+    assert len(gw.connected_sessions()) == 1
     assert gw.terminate() == 0, gw.read_log()
     viewer.expect(pexpect.EOF, timeout=10)
     wait_for(lambda: not any(pid_alive(p) for p in children), 10,

@@ -141,6 +141,6 @@ def test_load_loses_nothing(make_gateway, load_keys, tmp_path):
     assert peak < scale.rss_bound_mib, \
         f"broker VmRSS peaked at {peak:.1f} MiB (bound {scale.rss_bound_mib} MiB)"
     # Every session process ends once its client has gone.
-    wait_for(lambda: not gw.processes("xcg-session"), 30, "every session process to end")
+    wait_for(lambda: not gw.connected_sessions(), 30, "every session process to end")
     print(f"broker VmRSS: start {samples[0]:.1f} MiB, peak {peak:.1f} MiB, "
           f"end {samples[-1]:.1f} MiB\n{report}")

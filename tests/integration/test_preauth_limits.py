@@ -24,7 +24,7 @@ def limited_gateway(make_gateway, **limits):
 
 
 def session_count(gw):
-    return len(gw.processes("xcg-session"))
+    return len(gw.connected_sessions())
 
 
 def broker_rss_kib(gw):
