@@ -283,7 +283,7 @@ TEST_CASE("unknown fields are reported at every level") {
           "t.yaml:6:5: unknown field 'memroy': expected actions, on_login, memory, vcpus, "
           "keys, config_file or console",
           "t.yaml:8:3: unknown field 'guest': expected guest_command, autostart, "
-          "shutdown_grace_ms or toolstack",
+          "shutdown_grace_ms, toolstack or console_dir",
           "t.yaml:9:1: unknown field 'listen_on': expected listen, host_keys, hypervisor, "
           "audit_log, domains, sim, run_as, chroot_dir, limits, console, xen, web, cluster, fronts, metrics "
           "or include"});

@@ -3,6 +3,7 @@
 #include "config/schema.h"
 
 #include <fcntl.h>
+#include <pty.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -105,7 +106,8 @@ std::string dump(const Config& c) {
                   l.max_sessions_per_domain, l.max_actions, l.idle_timeout_s, l.spare_sessions});
   out += numbers({c.console.scrollback_bytes, c.console.replay_bytes, c.console.log_max_bytes});
   out += c.console.log_dir + "|" + join(c.sim.guest_command, ",") + "|";
-  out += fmt::format("{} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack);
+  out += fmt::format("{} {} {} {}|", c.sim.autostart, c.sim.shutdown_grace_ms, c.sim.toolstack,
+                     c.sim.console_dir);
   out += fmt::format("{} {} {}\n", c.xen.toolstack, c.xen.timeout_s, c.xen.lock_dir);
   for (const auto& [name, d] : c.domains) out += dump_domain(d);
   return out + dump_web(c.web) + dump_cluster(c) + dump_metrics(c.metrics);
@@ -116,7 +118,8 @@ const std::string kWholeFile = "*";
 
 // For each field of the schema: the top-level field to set, and a value that sets the field
 // to something other than its default.
-std::map<std::string, std::pair<std::string, std::string>> samples(const std::string& include) {
+std::map<std::string, std::pair<std::string, std::string>> samples(const std::string& include,
+                                                                   const std::string& console_dir) {
   auto domain = [](const std::string& body) { return "{web1: {" + body + "}}"; };
   auto cluster = [](const std::string& more) { return "{endpoints: ['http://127.0.0.1:2379']" + more + "}"; };
   auto web = [](const std::string& more) {
@@ -142,6 +145,7 @@ std::map<std::string, std::pair<std::string, std::string>> samples(const std::st
       {"sim.autostart", {"sim", "{autostart: false}"}},
       {"sim.shutdown_grace_ms", {"sim", "{shutdown_grace_ms: 100}"}},
       {"sim.toolstack", {"sim", "{toolstack: /usr/local/bin/fake-xl}"}},
+      {"sim.console_dir", {"sim", "{console_dir: " + console_dir + "}"}},
       {"run_as", {"run_as", "nobody"}},
       {"chroot_dir", {"chroot_dir", "/var/empty"}},
       {"limits", {"limits", "{max_actions: 2}"}},
@@ -216,7 +220,14 @@ TEST_CASE("every field in the schema is read into the config", "[schema]") {
   std::string dir = (fs::temp_directory_path() / "xcg_schema_test.XXXXXX").string();
   REQUIRE(::mkdtemp(dir.data()) != nullptr);
   auto include = write_file(fs::path(dir) / "more.yaml", "domains: {db: {}}\n");
-  auto cases = samples(include);
+  // sim.console_dir is checked at load: web1's console must be a pty slave there.
+  int master = -1, slave = -1;
+  char pts[128] = {};
+  REQUIRE(::openpty(&master, &slave, pts, nullptr, nullptr) == 0);
+  UniqueFd master_fd(master), slave_fd(slave);
+  fs::create_directory(fs::path(dir) / "consoles");
+  fs::create_symlink(pts, fs::path(dir) / "consoles" / "web1");
+  auto cases = samples(include, dir + "/consoles");
   auto base = dump(*parse_config(config_with("hypervisor", "sim"), dir + "/xcg.yaml"));
   for (const auto& name : schema_fields()) {
     INFO(name);
