@@ -56,8 +56,8 @@ def test_pool_holds_the_configured_spares_after_start(make_gateway):
     assert all(pid_alive(p) for p in spares)
 
 
-def test_default_is_two_spares(gw):
-    wait_pool(gw, 2)
+def test_default_is_no_spares(gw):
+    assert_none_parked(gw)
 
 
 def test_login_takes_a_spare_and_the_pool_refills(make_gateway):
@@ -102,7 +102,10 @@ def test_spare_killed_while_parked_is_replaced(make_gateway):
 
 
 def test_spare_sessions_0_starts_none(make_gateway):
-    gw = spare_gateway(make_gateway, spares=0)
+    assert_none_parked(spare_gateway(make_gateway, spares=0))
+
+
+def assert_none_parked(gw):
     status = gw.ssh("web1", "web1", "status")
     assert status.returncode == 0 and RUNNING.match(status.stdout.strip()), describe(status)
     # The loop has turned many times by now: a spare would have been started long ago.
