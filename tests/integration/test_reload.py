@@ -96,8 +96,18 @@ def wait_log(gw, text, before, timeout=RELOAD_TIMEOUT):
     wait_for(lambda: log_count(gw, text) > before, timeout, f"{text!r} in the server log")
 
 
-def last_rejection(gw):
-    """The problem lines (file, line, column, message) logged for the last rejected reload."""
+def last_rejection(gw, count=1):
+    """The problem lines (file, line, column, message) logged for the last rejected reload.
+
+    The server writes the rejection and each problem as separate lines, so this waits until at
+    least `count` problem lines follow the rejection."""
+    def complete():
+        problems = rejection_so_far(gw)
+        return problems if len(problems) >= count else None
+    return wait_for(complete, RELOAD_TIMEOUT, f"{count} problem line(s) after the last rejection")
+
+
+def rejection_so_far(gw):
     lines = gw.read_log().splitlines()
     start = max(i for i, line in enumerate(lines) if NOT_VALID in line)
     problems = []
@@ -220,8 +230,9 @@ def test_invalid_edit_is_not_applied(igw, keys, more_keys, edit):
     rejected = log_count(igw, NOT_VALID)
     path, place = edit(igw, keys, more_keys)
     wait_log(igw, NOT_VALID, rejected)
-    problems = last_rejection(igw)
-    assert problems, igw.read_log()
+    result, checked = check_problems(igw.config_path)
+    assert result.returncode == 1, describe(result)
+    problems = last_rejection(igw, len(checked))
     assert any(p.startswith(f"{path}:") for p in problems), problems
     if place:
         assert any(p.startswith(f"{path}:{place[0]}:{place[1]}: ") for p in problems), problems
@@ -229,8 +240,6 @@ def test_invalid_edit_is_not_applied(igw, keys, more_keys, edit):
         # Both places are named.
         assert any(f"{igw.include_dir / 'web1.yaml'}:4" in p for p in problems), problems
     # `xcg check` shows the same problems.
-    result, checked = check_problems(igw.config_path)
-    assert result.returncode == 1, describe(result)
     assert checked == problems, (checked, problems)
     # The old config still runs: old keys work, the new key does not, the session lives.
     assert logs_in(igw, "web1", "web1") and logs_in(igw, "web2", "web2")
