@@ -21,7 +21,8 @@ LOAD = os.environ.get("XCG_LOAD", str(Path(XCG).parent / "tests" / "load" / "xcg
 REPLAY_BYTES = 64 * 1024  # the default console.replay
 RSS_BOUND_MIB = 64
 SANITIZED_RSS_BOUND_MIB = 768  # sanitizers quarantine freed memory; this only catches runaways
-LAST_NUMBER = re.compile(rb"(?:^|\n)web1 (\d+)\r\n")
+# Multiline "^" so that consecutive lines all match (a consumed "\n" would hide every other one).
+LAST_NUMBER = re.compile(rb"^web1 (\d+)\r\n", re.MULTILINE)
 SKIPPED = re.compile(rb"\r\n\[xcg: (\d+) bytes skipped\]\r\n")
 
 
