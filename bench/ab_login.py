@@ -7,10 +7,10 @@ each build's xcg-session (perf stat). CPU time, not wall time: the machine may b
 root.
 
   bench/ab_login.py --build build-rel --before OLD/xcg [--rounds 6] [--banners 40] [--seconds 10]
+      [--dir DIR]
 """
 
 import argparse
-import fcntl
 import json
 import socket
 import statistics
@@ -21,10 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ab  # noqa: E402
 import procs  # noqa: E402
-from loadgen_client import LoadGen  # noqa: E402
 from measure import server_cpu_mark, server_cpu_since  # noqa: E402
-from servers import Guests, Layout, XcgServer, one_domain  # noqa: E402
 
 
 def runtime_ms(pid):
@@ -83,16 +82,11 @@ def bare_exec_ms(argv, runs=200):
     raise RuntimeError(f"perf stat {argv}: {r.stderr.strip()}")
 
 
-def one(build, layout, domains, work, loadgen, label, binary, args):
-    server = XcgServer(build, layout, domains, work, binary=binary, name=label)
-    server.write_config()
-    server.start()
-    try:
+def one(rig, label, binary, args):
+    with rig.serving(label, binary) as server:
         got = banners(server, args.banners)
-        rate = logins(loadgen, server, args.seconds)
-    finally:
-        server.stop()
-    session_program = Path(binary or build / "xcg").parent / "xcg-session"
+        rate = logins(rig.loadgen, server, args.seconds)
+    session_program = Path(binary or rig.build / "xcg").parent / "xcg-session"
     return {"banner_session_ms": [g[0] for g in got], "banner_broker_ms": [g[1] for g in got], **rate,
             "bare_true_ms": bare_exec_ms(["/bin/true"]),
             "bare_session_ms": bare_exec_ms([str(session_program), "by-hand"])}
@@ -122,36 +116,21 @@ def main():
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--banners", type=int, default=40)
     parser.add_argument("--seconds", type=int, default=10)
+    ab.add_dir_argument(parser)
     args = parser.parse_args()
-    build = args.build.resolve()
-    lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    procs.become_subreaper()
-    layout = Layout()
-    layout.create(build)
-    work = layout.xcg
-    domains = one_domain(build, layout)
-    log = open(work / "loadgen.log", "wb")
-    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, log)
-    guests = Guests(build, layout, 1, work / "guests.log")
-    guests.start()
     results = {"before": [], "after": []}
-    try:
-        for round_ in range(args.rounds):
-            order = (("before", args.before), ("after", None))
-            for label, binary in (order if round_ % 2 == 0 else order[::-1]):
-                got = one(build, layout, domains, work, loadgen, label, binary, args)
-                results[label].append(got)
-                print(f"round {round_ + 1} {label}: banner {median(got['banner_session_ms']):.2f} ms, "
-                      f"spawn {median(got['banner_broker_ms']):.2f} ms, login {got['cpu_ms_per_login']:.2f} ms "
-                      f"({got['logins']}), true {got['bare_true_ms']:.3f} ms, "
-                      f"xcg-session {got['bare_session_ms']:.3f} ms", flush=True)
-    finally:
-        guests.stop()
+    with ab.Rig(args.build.resolve(), args.dir) as rig:
+        for round_, (label, binary) in ab.alternated(args.rounds, [("before", args.before), ("after", None)]):
+            got = one(rig, label, binary, args)
+            results[label].append(got)
+            print(f"round {round_ + 1} {label}: banner {median(got['banner_session_ms']):.2f} ms, "
+                  f"spawn {median(got['banner_broker_ms']):.2f} ms, login {got['cpu_ms_per_login']:.2f} ms "
+                  f"({got['logins']}), true {got['bare_true_ms']:.3f} ms, "
+                  f"xcg-session {got['bare_session_ms']:.3f} ms", flush=True)
     sums = [summary(label, rounds) for label, rounds in results.items()]
     for s in sums:
         print(json.dumps(s))
-    print(json.dumps(results), file=open(work / "ab_login.json", "w"))
+    print(json.dumps(results), file=open(rig.work / "ab_login.json", "w"))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,10 @@ one build, `limits.spare_sessions` 0 against N, alternated in one run (the order
 round). Per round and setting: sequential logins (`xcg-loadgen latency`), their median and
 p95, the machine's load average, and with spares the parked spares' PSS. Needs root.
 
-  bench/ab_spares.py --build build [--spares 2] [--rounds 6] [--logins 40]
+  bench/ab_spares.py --build build [--spares 2] [--rounds 6] [--logins 40] [--dir DIR]
 """
 
 import argparse
-import fcntl
 import json
 import statistics
 import sys
@@ -17,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ab  # noqa: E402
 import procs  # noqa: E402
-from loadgen_client import LoadGen  # noqa: E402
-from servers import BenchError, Guests, Layout, XcgServer, one_domain, run_checked  # noqa: E402
+from servers import BenchError, XcgServer, run_checked  # noqa: E402
 
 POOL_TIMEOUT = 10
 
@@ -27,8 +26,8 @@ POOL_TIMEOUT = 10
 class SpareServer(XcgServer):
     """bench's xcg server with `limits.spare_sessions` set."""
 
-    def __init__(self, build, layout, domains, work, spares):
-        super().__init__(build, layout, domains, work, name=f"spares{spares}")
+    def __init__(self, *args, spares, **kwargs):
+        super().__init__(*args, **kwargs)
         self.spares = spares
 
     def write_config(self):
@@ -62,16 +61,12 @@ def wait_parked(server):
     return parked(server)
 
 
-def one(loadgen, server, logins):
-    server.write_config()
-    server.start()
-    try:
-        pss = [procs.memory_kb(p)["pss"] for p in wait_parked(server)] if server.spares else []
-        result = loadgen.run("latency", server, 1, 1, timeout=logins * 25 + 30, logins=logins)
-    finally:
-        server.stop()
+def one(rig, spares, logins):
+    with rig.serving(f"spares{spares}", server_class=SpareServer, spares=spares) as server:
+        pss = [procs.memory_kb(p)["pss"] for p in wait_parked(server)] if spares else []
+        result = rig.loadgen.run("latency", server, 1, 1, timeout=logins * 25 + 30, logins=logins)
     if result["ok"] != logins:
-        raise BenchError(f"{server.name}: {result['ok']} of {logins} logins: {result.get('failures')}")
+        raise BenchError(f"spares {spares}: {result['ok']} of {logins} logins: {result.get('failures')}")
     return {"login_p50": result["attached_ms"]["p50"], "login_p95": result["attached_ms"]["p95"],
             "spare_pss_kb": pss, "load_average": procs.load_average()}
 
@@ -82,30 +77,16 @@ def main():
     parser.add_argument("--spares", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--logins", type=int, default=40)
+    ab.add_dir_argument(parser)
     args = parser.parse_args()
-    build = args.build.resolve()
-    lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    procs.become_subreaper()
-    layout = Layout()
-    layout.create(build)
-    work = layout.xcg
-    domains = one_domain(build, layout)
-    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, open(work / "loadgen.log", "wb"))
-    guests = Guests(build, layout, 1, work / "guests.log")
-    guests.start()
-    servers = [SpareServer(build, layout, domains, work, n) for n in (0, args.spares)]
-    results = {s.spares: [] for s in servers}
-    try:
-        for round_ in range(args.rounds):
-            for server in servers if round_ % 2 == 0 else servers[::-1]:
-                got = one(loadgen, server, args.logins)
-                results[server.spares].append(got)
-                print(f"round {round_ + 1} spares {server.spares}: login p50 {got['login_p50']:.2f} ms, "
-                      f"p95 {got['login_p95']:.2f} ms, spare PSS {got['spare_pss_kb']} kB, "
-                      f"load {got['load_average']}", flush=True)
-    finally:
-        guests.stop()
+    results = {0: [], args.spares: []}
+    with ab.Rig(args.build.resolve(), args.dir) as rig:
+        for round_, spares in ab.alternated(args.rounds, list(results)):
+            got = one(rig, spares, args.logins)
+            results[spares].append(got)
+            print(f"round {round_ + 1} spares {spares}: login p50 {got['login_p50']:.2f} ms, "
+                  f"p95 {got['login_p95']:.2f} ms, spare PSS {got['spare_pss_kb']} kB, "
+                  f"load {got['load_average']}", flush=True)
     for n, rounds in results.items():
         print(json.dumps({"spares": n,
                           "login_p50_ms": statistics.median(r["login_p50"] for r in rounds),

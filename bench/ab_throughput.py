@@ -3,11 +3,10 @@
 guest: ROUNDS rounds of (before: RUNS runs, after: RUNS runs). On a loaded machine this
 compares two builds more fairly than one run of each (docs/performance.md). Needs root.
 
-  bench/ab_throughput.py --build build-bench --before OLD/xcg [--rounds 6] [--runs 3]
+  bench/ab_throughput.py --build build-bench --before OLD/xcg [--rounds 6] [--runs 3] [--dir DIR]
 """
 
 import argparse
-import fcntl
 import json
 import statistics
 import sys
@@ -15,20 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen_client import LoadGen  # noqa: E402
-from servers import Guests, Layout, XcgServer, one_domain  # noqa: E402
+import ab  # noqa: E402
 
 SEQ = 10_000_000  # lines of the numbered guest: 88 MB a run
 
 
-def measure(build, layout, domains, work, loadgen, label, binary, runs):
-    server = XcgServer(build, layout, domains, work, binary=binary, name=label if binary else None)
-    server.write_config()
-    server.start()
-    try:
-        return [loadgen.run("throughput", server, 1, 1, 120, seq=SEQ) for _ in range(runs)]
-    finally:
-        server.stop()
+def measure(rig, label, binary, runs):
+    with rig.serving(label, binary) as server:
+        return [rig.loadgen.run("throughput", server, 1, 1, 120, seq=SEQ) for _ in range(runs)]
 
 
 def summary(label, results):
@@ -46,27 +39,15 @@ def main():
     parser.add_argument("--before", required=True, help="the other xcg binary (its xcg-session beside it)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--runs", type=int, default=3)
+    ab.add_dir_argument(parser)
     args = parser.parse_args()
-    build = args.build.resolve()
-    lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    layout = Layout()
-    layout.create(build)
-    work = layout.xcg
-    domains = one_domain(build, layout)
-    log = open(work / "loadgen.log", "wb")
-    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, log)
-    guests = Guests(build, layout, 1, work / "guests.log")
-    guests.start()
     results = {"before": [], "after": []}
-    try:
+    with ab.Rig(args.build.resolve(), args.dir) as rig:
         for round_ in range(args.rounds):
             for label, binary in (("before", args.before), ("after", None)):
-                got = measure(build, layout, domains, work, loadgen, label, binary, args.runs)
+                got = measure(rig, label, binary, args.runs)
                 results[label] += got
                 print(f"round {round_ + 1} {label}: " + ", ".join(f"{r['mb_per_s']:.1f}" for r in got), flush=True)
-    finally:
-        guests.stop()
     for label, got in results.items():
         print(summary(label, got))
     print(json.dumps(results))

@@ -14,11 +14,11 @@ two xcg builds alternated (docs/web.md, "Measurements"). Needs root.
       keystroke (perf's sched_switch with the task sleeping: each is a wake-up to come): two
       runs of each, 100 and 1100 keystrokes, and the difference divided by 1000, so that login
       and replay cancel out.
+  Each takes --dir DIR: the run's files, away from the other benches'.
 """
 
 import argparse
 import collections
-import fcntl
 import json
 import re
 import signal
@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ab  # noqa: E402
 import measure  # noqa: E402
 import procs  # noqa: E402
-from loadgen_client import LoadGen  # noqa: E402
-from servers import Guests, Layout, XcgServer, domain_name, run_checked  # noqa: E402
+from servers import XcgServer  # noqa: E402
 from web_figures import mint_link  # noqa: E402
 
 SHORT, LONG = 100, 1100
@@ -43,26 +43,11 @@ SWITCH = re.compile(r"\[(\d+)\]\s+([\d.]+):\s+prev_comm=(\S+) prev_pid=(\d+) .*p
                     r"next_comm=(\S+) next_pid=(\d+)")
 
 
-class Bench:
-    """The shared guest, the keys and the load generator, for one domain."""
+class Bench(ab.Rig):
+    """The rig, for one domain, with the browser console on."""
 
-    def __init__(self, build):
-        self.build = build
-        self.layout = Layout()
-        self.layout.create(build)
-        self.work = self.layout.xcg
-        run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(self.layout.keys),
-                     "--first", "1", "--count", "1"])
-        self.domains = [(domain_name(1), (self.layout.keys / "vm0001.pub").read_text().strip())]
-        self.log = open(self.work / "loadgen.log", "wb")
-        self.loadgen = LoadGen(build / "bench" / "xcg-loadgen", self.layout.keys, self.log)
-        self.guests = Guests(build, self.layout, 1, self.work / "guests.log")
-
-    def server(self, label, binary):
-        server = XcgServer(self.build, self.layout, self.domains, self.work, binary=binary, name=label, web=True)
-        server.write_config()
-        server.start()
-        return server
+    def server(self, label, binary=None, server_class=XcgServer, **kwargs):
+        return super().server(label, binary, server_class, web=True, **kwargs)
 
     def ssh_echo(self, server, keystrokes):
         return self.loadgen.run("echo", server, 1, 1, timeout=keystrokes * 6 + 60, keystrokes=keystrokes)
@@ -74,17 +59,14 @@ class Bench:
 
 
 def one_run(bench, label, binary, keystrokes):
-    server = bench.server(label, binary)
-    try:
+    with bench.serving(label, binary) as server:
         ssh = bench.ssh_echo(server, keystrokes)["rtt_ms"]
         web = bench.web_echo(server, keystrokes)["rtt_ms"]
-    finally:
-        server.stop()
     return {"ssh_p50": ssh["p50"], "ssh_p99": ssh["p99"], "web_p50": web["p50"], "web_p99": web["p99"],
             "ratio_p50": web["p50"] / ssh["p50"], "ratio_p99": web["p99"] / ssh["p99"]}
 
 
-def ab(bench, args):
+def alternate(bench, args):
     results = {"before": [], "after": []}
     for round_ in range(args.rounds):
         for label, binary in (("before", args.before), ("after", None)):
@@ -101,16 +83,13 @@ def cpu(bench, args):
     results = collections.defaultdict(list)
     for round_ in range(args.rounds):
         for label, binary in (("before", args.before), ("after", None)):
-            server = bench.server(label, binary)
-            try:
+            with bench.serving(label, binary) as server:
                 for program, fn in (("xcg-session", bench.ssh_echo), ("xcg-web", bench.web_echo)):
                     counts = scheduling(server, fn, args.keystrokes)
                     got = (counts["cpu_us " + program] / args.keystrokes, counts["sleeps " + program] / args.keystrokes)
                     results[label, program].append(got)
                     print(f"round {round_ + 1} {label} {program}: {got[0]:.1f} us on a CPU, {got[1]:.2f} sleeps",
                           flush=True)
-            finally:
-                server.stop()
     for (label, program), runs in results.items():
         print(f"{label} {program} (medians of {len(runs)} runs): "
               f"{statistics.median(r[0] for r in runs):.1f} us on a CPU, "
@@ -188,8 +167,7 @@ def per_keystroke(count_fn):
 
 
 def syscalls(bench, args):
-    server = bench.server("traced", args.binary)
-    try:
+    with bench.serving("traced", args.binary) as server:
         for program, fn in (("xcg-session", bench.ssh_echo), ("xcg-web", bench.web_echo)):
             per = per_keystroke(lambda n: traced(server, program, fn, n))
             shown = sorted(((v, k) for k, v in per.items() if v >= 0.05), reverse=True)
@@ -201,8 +179,6 @@ def syscalls(bench, args):
                 print(f"{program}: {what} per keystroke: " + ", ".join(
                     f"{k} {sched.get(what + ' ' + k, 0):.2f}" for k in (program, "xcg-loadgen", "xcg", "pty_attach")),
                       flush=True)
-    finally:
-        server.stop()
 
 
 def main():
@@ -213,18 +189,12 @@ def main():
     parser.add_argument("--binary", help="syscalls: another xcg binary than the build's")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--keystrokes", type=int, default=measure.FULL.keystrokes)
+    ab.add_dir_argument(parser)
     args = parser.parse_args()
     if args.mode in ("ab", "cpu") and not args.before:
         parser.error(f"{args.mode} needs --before")
-    lock = open("/run/xcg-bench.lock", "w")  # bench.py's: both use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    procs.become_subreaper()
-    bench = Bench(args.build.resolve())
-    bench.guests.start()
-    try:
-        {"ab": ab, "cpu": cpu, "syscalls": syscalls}[args.mode](bench, args)
-    finally:
-        bench.guests.stop()
+    with Bench(args.build.resolve(), args.dir) as bench:
+        {"ab": alternate, "cpu": cpu, "syscalls": syscalls}[args.mode](bench, args)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ of /bin/true measured in the same run. With --before, two builds alternated roun
 CPU time, not wall time: the machine may be loaded. Needs root; the builds need
 -Dtest_hooks=true.
 
-  bench/login_steps.py --build build [--before OLD/xcg] [--rounds 3] [--logins 40]
+  bench/login_steps.py --build build [--before OLD/xcg] [--rounds 3] [--logins 40] [--dir DIR]
 """
 
 import argparse
-import fcntl
 import json
 import re
 import statistics
@@ -18,11 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import procs  # noqa: E402
-import servers  # noqa: E402
+import ab  # noqa: E402
 from ab_login import bare_exec_ms  # noqa: E402
-from loadgen_client import LoadGen  # noqa: E402
-from servers import Guests, Layout, XcgServer, one_domain  # noqa: E402
 
 STEPS = ["exec", "libraries", "hello", "sandbox", "key_exchange", "auth", "channel", "console"]
 MARKS = re.compile(r"login steps \(CPU us since the clone\):((?: \w+=-?\d+)+)")
@@ -42,16 +38,12 @@ def step_costs(cumulative):
     return [(v - (cumulative[i - 1] if i else 0)) / 1000 for i, v in enumerate(cumulative)]
 
 
-def one(build, layout, domains, work, loadgen, label, binary, logins):
-    server = XcgServer(build, layout, domains, work, binary=binary, name=label)
-    server.write_config()
-    offset = server.log_path.stat().st_size if server.log_path.exists() else 0
-    server.start()
-    try:
-        result = loadgen.run("latency", server, 1, 1, timeout=logins * 25 + 30, logins=logins)
-    finally:
-        server.stop()
-    with open(server.log_path, "rb") as f:
+def one(rig, label, binary, logins):
+    log_path = rig.work / f"{label}.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with rig.serving(label, binary) as server:
+        result = rig.loadgen.run("latency", server, 1, 1, timeout=logins * 25 + 30, logins=logins)
+    with open(log_path, "rb") as f:
         f.seek(offset)
         got = marks_in(f.read().decode(errors="replace"))
     if len(got) != result["ok"]:
@@ -83,39 +75,23 @@ def print_table(sums):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, required=True, help="test-hook build with xcg and bench/")
-    parser.add_argument("--before", help="another xcg binary (its xcg-session beside it), alternated")
-    parser.add_argument("--dir", type=Path, default=servers.RUN,
-                        help="the run's files (default: the other benches'; another keeps clear of them)")
+    ab.add_before_argument(parser)
+    ab.add_dir_argument(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logins", type=int, default=40)
     args = parser.parse_args()
-    build = args.build.resolve()
-    lock = open("/run/xcg-bench.lock", "w")  # the other benches': all use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    procs.become_subreaper()
-    servers.RUN = args.dir  # Layout's root
-    layout = Layout()
-    layout.create(build)
-    work = layout.xcg
-    domains = one_domain(build, layout)
-    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, open(work / "loadgen.log", "wb"))
-    guests = Guests(build, layout, 1, work / "guests.log")
-    guests.start()
-    builds = [("before", args.before), ("after", None)] if args.before else [("this", None)]
+    builds = ab.builds(args.before)
     results = {label: [] for label, _ in builds}
-    try:
-        for round_ in range(args.rounds):
-            for label, binary in (builds if round_ % 2 == 0 else builds[::-1]):
-                got = one(build, layout, domains, work, loadgen, label, binary, args.logins)
-                results[label].append(got)
-                total = statistics.median(sum(s) for s in got["steps_ms"])
-                print(f"round {round_ + 1} {label}: {total:.2f} ms to the console, "
-                      f"/bin/true {got['bare_true_ms']:.3f} ms", flush=True)
-    finally:
-        guests.stop()
+    with ab.Rig(args.build.resolve(), args.dir) as rig:
+        for round_, (label, binary) in ab.alternated(args.rounds, builds):
+            got = one(rig, label, binary, args.logins)
+            results[label].append(got)
+            total = statistics.median(sum(s) for s in got["steps_ms"])
+            print(f"round {round_ + 1} {label}: {total:.2f} ms to the console, "
+                  f"/bin/true {got['bare_true_ms']:.3f} ms", flush=True)
     sums = {label: summary(rounds) for label, rounds in results.items()}
     print_table(sums)
-    print(json.dumps(results), file=open(work / "login_steps.json", "w"))
+    print(json.dumps(results), file=open(rig.work / "login_steps.json", "w"))
 
 
 if __name__ == "__main__":

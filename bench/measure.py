@@ -178,11 +178,6 @@ FIGURES = [
 ]
 
 
-# xcg reading its guests' ptys directly, as it reads xenconsoled's: what the console-client
-# hop of the shared-guest setup costs xcg (see docs/performance.md).
-DIRECT_FIGURES = [("echo", measure_echo), ("throughput", measure_throughput)]
-
-
 def measure(lg, server, prof, say, figures=FIGURES):
     results = {"load_average_before": procs.load_average()}
     for name, fn in figures:

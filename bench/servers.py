@@ -67,12 +67,17 @@ def domain_name(i):
     return f"vm{i:04d}"
 
 
-def one_domain(build, layout):
-    """Creates one customer key under `layout` and returns the one domain it opens, as
-    [(name, public key line)], for the benches that compare two builds on one console."""
+def make_domains(build, layout, n):
+    """Creates N customer keys under `layout` and returns the domains they open, as
+    [(name, public key line)]: one session each."""
     run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
-                 "--count", "1"])
-    return [(domain_name(1), (layout.keys / "vm0001.pub").read_text().strip())]
+                 "--count", str(n)])
+    return [(domain_name(i), (layout.keys / f"{domain_name(i)}.pub").read_text().strip()) for i in range(1, n + 1)]
+
+
+def one_domain(build, layout):
+    """The one domain of the benches that compare two builds on one console."""
+    return make_domains(build, layout, 1)
 
 
 class Layout:

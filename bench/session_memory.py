@@ -5,11 +5,10 @@ kind of mapping (heap, stack, anonymous, the binary, each library), the median p
 Pss, Private_Dirty and Private_Clean. With --before, two builds alternated round by round.
 Needs root.
 
-  bench/session_memory.py --build build [--before OLD/xcg] [--rounds 2] [--sessions 20]
+  bench/session_memory.py --build build [--before OLD/xcg] [--rounds 2] [--sessions 20] [--dir DIR]
 """
 
 import argparse
-import fcntl
 import json
 import statistics
 import sys
@@ -18,10 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ab  # noqa: E402
 import procs  # noqa: E402
-import servers  # noqa: E402
-from loadgen_client import LoadGen  # noqa: E402
-from servers import Guests, Layout, XcgServer, domain_name, run_checked  # noqa: E402
 
 FIELDS = ("Pss", "Private_Dirty", "Private_Clean")
 LIBRARIES = ("libcrypto", "libssl", "libssh", "libstdc++", "libc.so", "ld-linux", "libm.so", "libgcc_s",
@@ -61,24 +58,14 @@ def smaps_by_kind(pid):
     return groups
 
 
-def make_domains(build, layout, n):
-    """N customer keys and their domains, [(name, public key line)]: one session each."""
-    run_checked([str(build / "bench" / "xcg-loadgen"), "keygen", "--keys", str(layout.keys), "--first", "1",
-                 "--count", str(n)])
-    return [(domain_name(i), (layout.keys / f"{domain_name(i)}.pub").read_text().strip()) for i in range(1, n + 1)]
-
-
 def session_pids(server):
     table = procs.table()
     return [p for p in procs.descendants(server.main_pid(), table) if table[p].comm == "xcg-session"]
 
 
-def one(build, layout, domains, work, loadgen, label, binary, n):
-    server = XcgServer(build, layout, domains, work, binary=binary, name=label)
-    server.write_config()
-    server.start()
-    try:
-        hold = loadgen.hold(server, 1, n, 4)
+def one(rig, label, binary, n):
+    with rig.serving(label, binary) as server:
+        hold = rig.loadgen.hold(server, 1, n, 4)
         try:
             opened = hold.open(n, timeout=n * 2 + 60)
             if opened["attached"] != n:
@@ -87,8 +74,6 @@ def one(build, layout, domains, work, loadgen, label, binary, n):
             return [smaps_by_kind(pid) for pid in session_pids(server)]
         finally:
             hold.close()
-    finally:
-        server.stop()
 
 
 def summary(sessions):
@@ -112,37 +97,21 @@ def print_table(sums):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, required=True, help="build with xcg and bench/")
-    parser.add_argument("--before", help="another xcg binary (its xcg-session beside it), alternated")
-    parser.add_argument("--dir", type=Path, default=servers.RUN,
-                        help="the run's files (default: the other benches'; another keeps clear of them)")
+    ab.add_before_argument(parser)
+    ab.add_dir_argument(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sessions", type=int, default=20)
     args = parser.parse_args()
-    build = args.build.resolve()
-    lock = open("/run/xcg-bench.lock", "w")  # the other benches': all use /run/xcg-bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    procs.become_subreaper()
-    servers.RUN = args.dir  # Layout's root
-    layout = Layout()
-    layout.create(build)
-    work = layout.xcg
-    domains = make_domains(build, layout, args.sessions)
-    loadgen = LoadGen(build / "bench" / "xcg-loadgen", layout.keys, open(work / "loadgen.log", "wb"))
-    guests = Guests(build, layout, args.sessions, work / "guests.log")
-    guests.start()
-    builds = [("before", args.before), ("after", None)] if args.before else [("this", None)]
+    builds = ab.builds(args.before)
     results = {label: [] for label, _ in builds}
-    try:
-        for round_ in range(args.rounds):
-            for label, binary in (builds if round_ % 2 == 0 else builds[::-1]):
-                got = one(build, layout, domains, work, loadgen, label, binary, args.sessions)
-                results[label] += got
-                print(f"round {round_ + 1} {label}: {len(got)} sessions, "
-                      f"Pss {summary(got)['total']['Pss']:g} kB each", flush=True)
-    finally:
-        guests.stop()
+    with ab.Rig(args.build.resolve(), args.dir, domains=args.sessions) as rig:
+        for round_, (label, binary) in ab.alternated(args.rounds, builds):
+            got = one(rig, label, binary, args.sessions)
+            results[label] += got
+            print(f"round {round_ + 1} {label}: {len(got)} sessions, "
+                  f"Pss {summary(got)['total']['Pss']:g} kB each", flush=True)
     print_table({label: summary(sessions) for label, sessions in results.items()})
-    print(json.dumps(results), file=open(work / "session_memory.json", "w"))
+    print(json.dumps(results), file=open(rig.work / "session_memory.json", "w"))
 
 
 if __name__ == "__main__":

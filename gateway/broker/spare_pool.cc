@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
@@ -35,10 +37,16 @@ SparePool::~SparePool() {
 }
 
 // Through the pidfd: the pid may have been reaped (on_exit) and reused.
+// A failure is logged, not returned: the spare is dropped either way, and a spare that
+// outlives its SIGKILL or stays unreaped should be seen.
 void SparePool::stop(Parked& p) noexcept {
   p.exit_watch.reset();
-  (void)::syscall(SYS_pidfd_send_signal, p.session.child.pidfd.get(), SIGKILL, nullptr, 0);
-  (void)wait_child(p.session.child.pidfd.get(), true);  // after SIGKILL: a moment, not a wait
+  int pidfd = p.session.child.pidfd.get();
+  pid_t pid = p.session.child.pid;
+  if (::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) < 0)
+    log::warn("stopping spare session {}: pidfd_send_signal: {}", pid, std::strerror(errno));
+  auto waited = wait_child(pidfd, true);  // after SIGKILL: a moment, not a wait
+  if (!waited) log::warn("stopping spare session {}: {}", pid, waited.error().message);
 }
 
 void SparePool::set_target(unsigned n) {
