@@ -61,6 +61,25 @@ SshConnection::MakeCore core_maker(BrokerClient& broker, const ipc::Hello& hello
   };
 }
 
+// After each write libssh holds back the next until its poll reports the socket writable again.
+// When one read brings both the client's version line and a KEXINIT it refuses, it queues its
+// own KEXINIT, refuses, closes the socket, then flushes into the closed socket: the client never
+// learns what did not match and the flush's socket error replaces the reason. Told that the
+// socket is writable, it sends its KEXINIT as it queues it. Not before the first call: that one
+// sends the version line, and it must not go out ahead of that call's own read, which could then
+// bring the client's KEXINIT with ours held back again.
+void let_sends_through(ssh_session session) {
+  pollfd p{ssh_get_fd(session), POLLOUT, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0) ssh_set_fd_towrite(session);
+}
+
+// The client's bytes, and room in the socket while libssh holds output back: let through, it
+// sends the first message of a read at once but may still hold back the ones after it.
+short awaited(ssh_session session) {
+  bool held_back = (ssh_get_poll_flags(session) & SSH_WRITE_PENDING) != 0;
+  return static_cast<short>(held_back ? POLLIN | POLLOUT : POLLIN);
+}
+
 // Runs the key exchange without blocking past `deadline` (libssh has no timeout of its own).
 bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point deadline) {
   ssh_set_blocking(session, 0);
@@ -77,9 +96,10 @@ bool exchange_keys(ssh_session session, std::chrono::steady_clock::time_point de
       log::info("key exchange timed out");
       return false;
     }
-    pollfd p{ssh_get_fd(session), POLLIN, 0};
+    pollfd p{ssh_get_fd(session), awaited(session), 0};
     if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), kPollMs))) < 0 && errno != EINTR)
       return false;
+    let_sends_through(session);
   }
 }
 

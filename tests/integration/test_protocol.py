@@ -209,6 +209,33 @@ def test_legacy_algorithm_is_refused(gw, option, name):
     wait_for(lambda: NO_MATCH in gw.read_log()[log_before:], 10, f"'{NO_MATCH}' in the server log")
 
 
+
+def kexinit_packet(kex):
+    """A client KEXINIT offering `kex` and otherwise what xcg offers, unencrypted, padded."""
+    doc = documented()
+    lists = [kex, doc["host_key_ed25519_only"], doc["cipher"], doc["cipher"], doc["mac"], doc["mac"],
+             "none", "none", "", ""]
+    payload = bytes([20]) + os.urandom(16)
+    payload += b"".join(struct.pack(">I", len(x)) + x.encode() for x in lists) + b"\0" + b"\0" * 4
+    padding = 8 - (5 + len(payload)) % 8 + 8
+    return struct.pack(">IB", 1 + len(payload) + padding, padding) + payload + b"\0" * padding
+
+
+def test_refusal_when_version_and_kexinit_come_in_one_read(gw):
+    # A client that answers the server's version line with its own and its KEXINIT in one
+    # write: the session reads both at once, and must still send its KEXINIT, so that the
+    # client can tell what did not match, and log the real reason.
+    log_before = len(gw.read_log())
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        line = b""
+        while not line.endswith(b"\n"):
+            line += recv_exact(sock, 1)
+        sock.sendall(b"SSH-2.0-one_write_probe\r\n" + kexinit_packet("diffie-hellman-group1-sha1"))
+        length, _ = struct.unpack(">IB", recv_exact(sock, 5))
+        assert recv_exact(sock, length - 1)[0] == 20, "the server's first packet is not its KEXINIT"
+    wait_for(lambda: NO_MATCH in gw.read_log()[log_before:], 10, f"'{NO_MATCH}' in the server log")
+
+
 # --- user signatures ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm", ["rsa-sha2-512", "rsa-sha2-256"])
