@@ -54,20 +54,29 @@ void ConfigWatch::follow(const config::Config& config) {
   watch_directories(dirs);
 }
 
+// The new watch is in place before the old one goes, and what the old one saw meanwhile still
+// counts: an edit made while a reload runs (between reading the files and this call) would
+// otherwise be lost until the next one.
 void ConfigWatch::watch_directories(const std::set<std::string>& dirs) {
-  watch_.reset();
-  inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!inotify_) return log::warn("inotify: {}; reload with SIGHUP instead", std::strerror(errno));
+  UniqueFd fresh(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!fresh) return log::warn("inotify: {}; reload with SIGHUP instead", std::strerror(errno));
   for (const auto& dir : dirs) {
-    if (::inotify_add_watch(inotify_.get(), dir.c_str(),
+    if (::inotify_add_watch(fresh.get(), dir.c_str(),
                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0)
       log::warn("inotify watch {}: {}", dir, std::strerror(errno));
   }
+  bool missed = inotify_ && read_events();
+  watch_.reset();
+  inotify_ = std::move(fresh);
   watch_ = loop_.watch(inotify_.get(), EPOLLIN, "config watch", [this](uint32_t) { on_events(); });
+  if (missed) on_changed();
 }
 
 void ConfigWatch::on_events() {
-  if (!read_events()) return;
+  if (read_events()) on_changed();
+}
+
+void ConfigWatch::on_changed() {
   debounce_ = loop_.timer(kDebounce, "config reload", [this] { changed_(); });
 }
 

@@ -25,6 +25,7 @@ class ConfigWatch {
  private:
   void watch_directories(const std::set<std::string>& dirs);
   void on_events();
+  void on_changed();   // (re)starts the settle timer
   bool read_events();  // whether one of them concerns the config
 
   EventLoop& loop_;
