@@ -27,22 +27,22 @@ def max_clean_step(steps):
 #   direction "le": the ratio xcg/baseline must be <= target; "ge": >= target.
 def figure_specs(prof):
     return [
-        ("login_p50", "login → console answers, median", "login p50", "ms", ("latency", "attached_ms", "p50"), 0.5, "le"),
-        ("login_p95", "login → console answers, p95", "login p95", "ms", ("latency", "attached_ms", "p95"), 0.5, "le"),
+        ("login_p50", "login → console answers, median", "login p50", "ms", ("latency", "attached_ms", "p50"), 0.1, "le"),
+        ("login_p95", "login → console answers, p95", "login p95", "ms", ("latency", "attached_ms", "p95"), 0.1, "le"),
         ("first_byte_p50", "login → first console byte, median", "1st byte p50", "ms",
-         ("latency", "first_byte_ms", "p50"), 0.5, "le"),
+         ("latency", "first_byte_ms", "p50"), 0.1, "le"),
         ("first_byte_p95", "login → first console byte, p95", "1st byte p95", "ms",
-         ("latency", "first_byte_ms", "p95"), 0.5, "le"),
+         ("latency", "first_byte_ms", "p95"), 0.1, "le"),
         ("echo_p50", "keystroke echo, median", "echo p50", "ms", ("echo", "rtt_ms", "p50"), 1.0, "le"),
         ("echo_p99", "keystroke echo, p99", "echo p99", "ms", ("echo", "rtt_ms", "p99"), 1.0, "le"),
         ("throughput", "throughput guest → client", "MB/s (↑)", "MB/s", ("throughput", "mb_per_s"), 1.0, "ge"),
         ("throughput_cpu", "server CPU per MB transferred", "CPU/MB", "ms",
          ("throughput", "server_cpu_ms_per_mb"), None, "le"),
         ("memory", f"memory per idle session at {prof.memory_sessions} (PSS)", "memory/session", "KiB",
-         ("memory", "per_session_pss_kb"), 0.25, "le"),
+         ("memory", "per_session_pss_kb"), 0.4, "le"),
         ("logins", f"logins/s, {prof.rate_seconds:g} s, concurrency {prof.rate_concurrency}", "logins/s (↑)", "/s",
-         ("rate", "logins_per_s"), 10.0, "ge"),
-        ("server_cpu", "server CPU per login", "CPU/login", "ms", ("rate", "server_cpu_ms_per_login"), None, "le"),
+         ("rate", "logins_per_s"), 4.0, "ge"),
+        ("server_cpu", "server CPU per login", "CPU/login", "ms", ("rate", "server_cpu_ms_per_login"), 0.2, "le"),
     ]
 
 

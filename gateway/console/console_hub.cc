@@ -57,6 +57,8 @@ void ConsoleHub::set_console(UniqueFd console) {
 
 void ConsoleHub::drop_console() {
   if (!console_) return;
+  holding_ = false;
+  hold_timer_ = {};
   console_watch_.reset();
   console_.reset();
   console_input_.clear();  // typed-ahead input for a console that is gone is meaningless
@@ -90,6 +92,48 @@ void ConsoleHub::read_console() {
     drop_console();
   }
   if (used > 0) record(std::string_view(batch, used));
+  hold_if_every_viewer_full();
+}
+
+// Flow control. A guest printing faster than its viewers take it waits, as on a serial line or
+// behind OpenSSH's relay, instead of having its output skipped; the wait lasts while some viewer
+// frees room within max_hold, so a stalled viewer holds the guest once, for max_hold, and is then
+// skipped ahead until it reads again.
+bool ConsoleHub::every_viewer_full() const {
+  bool any = false;
+  for (const auto& [id, v] : viewers_) {
+    if (v.closing) continue;
+    if (v.skipped == 0 && v.backlog.size() + kConsoleBatch <= backlog_limit()) return false;
+    any = true;
+  }
+  return any;
+}
+
+void ConsoleHub::hold_if_every_viewer_full() {
+  if (!console_ || holding_ || hold_expired_ || !every_viewer_full()) return;
+  holding_ = true;
+  update_console_interest();
+  hold_timer_ = loop_.timer(settings_.max_hold, "hub " + domain_ + " hold", [this] {
+    hold_expired_ = true;
+    release_hold();
+  });
+}
+
+void ConsoleHub::release_hold() {
+  if (!holding_) return;
+  holding_ = false;
+  hold_timer_ = {};
+  update_console_interest();
+}
+
+void ConsoleHub::made_room() {
+  hold_expired_ = false;
+  release_hold();
+}
+
+void ConsoleHub::update_console_interest() {
+  if (!console_) return;
+  loop_.modify(console_.get(), (holding_ ? 0U : EPOLLIN) | (console_wants_out_ ? EPOLLOUT : 0U));
 }
 
 void ConsoleHub::write_console() {
@@ -108,7 +152,7 @@ void ConsoleHub::write_console() {
   bool wants_out = !console_input_.empty();
   if (!console_ || wants_out == console_wants_out_) return;
   console_wants_out_ = wants_out;
-  loop_.modify(console_.get(), wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+  update_console_interest();
 }
 
 ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::function<void()> on_detach) {
@@ -123,6 +167,7 @@ ConsoleHub::ViewerId ConsoleHub::attach(UniqueFd viewer, ViewerInfo info, std::f
   v.watch = loop_.watch(
       fd, v.wants_out ? EPOLLIN | EPOLLOUT : EPOLLIN, fmt::format("hub {} viewer {}", domain_, id),
       [this, id](uint32_t events) { on_viewer_event(id, events); }, [this, id] { detach(id); });
+  made_room();  // a new viewer has room for the guest's next output
   return id;
 }
 
@@ -168,6 +213,7 @@ size_t ConsoleHub::detach_session(uint64_t session_id, std::string_view text) {
     v.backlog += fmt::format("\r\n[xcg: {}]\r\n", text);
     close_after_flush(id, v);
   }
+  if (holding_ && !every_viewer_full()) release_hold();  // no more waiting for them
   return ids.size();
 }
 
@@ -240,6 +286,7 @@ void ConsoleHub::on_viewer_event(ViewerId id, uint32_t events) {
   if (events & EPOLLOUT) {
     queue_to_viewer(v, {});  // a viewer that caught up hears what it missed
     if (!flush_viewer(v)) return detach(id);
+    if (v.backlog.size() <= backlog_limit() / 2) made_room();
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
     if (!read_viewer(v)) return detach(id);
@@ -268,6 +315,7 @@ void ConsoleHub::detach(ViewerId id) {
   if (it == viewers_.end()) return;
   auto on_detach = std::move(it->second.on_detach);
   viewers_.erase(it);  // its watch and close timer end with it
+  if (holding_ && !every_viewer_full()) release_hold();
   if (on_detach) on_detach();
 }
 

@@ -5,9 +5,11 @@
 // whether or not anyone is attached. A viewer that attaches first gets a replay of the recent
 // output, then live output: both are queued in the same event-loop step, so there is no gap and
 // no duplicate at the seam. Viewers are stream sockets whose other end is held by a session
-// process. A viewer that stops reading never blocks the console or the other viewers: its
-// backlog is bounded, and output that does not fit is skipped and replaced by one visible
-// marker once it catches up (docs/console.md).
+// process. While no viewer has room for more, the console is not read, so the guest waits for
+// its fastest viewer as it would on a serial line; but a viewer that frees no room for
+// `max_hold` never blocks the console or the other viewers: its backlog is bounded, and output
+// that does not fit is skipped and replaced by one visible marker once it catches up
+// (docs/console.md).
 #pragma once
 
 #include <chrono>
@@ -39,6 +41,8 @@ struct HubSettings {
   std::string log_path;  // "" = no console log
   size_t log_max_bytes = 1024 * 1024;
   HubTraffic* traffic = nullptr;  // counted into, if set; outlives the hub
+  // How long the guest may wait for a viewer that has no room and frees none.
+  std::chrono::milliseconds max_hold{1000};
 };
 
 struct ViewerInfo {
@@ -113,6 +117,11 @@ class ConsoleHub {
   bool flush_viewer(Viewer& v);
   void queue_to_viewer(Viewer& v, std::string_view bytes);
   void update_viewer_interest(Viewer& v);
+  void update_console_interest();
+  bool every_viewer_full() const;
+  void hold_if_every_viewer_full();
+  void release_hold();
+  void made_room();
   void detach(ViewerId id);
   // The viewers attached by `session_id`.
   std::vector<ViewerId> viewers_of(uint64_t session_id) const;
@@ -132,6 +141,9 @@ class ConsoleHub {
   bool console_wants_out_ = false;  // EPOLLOUT is in the console's epoll interest
   std::map<ViewerId, Viewer> viewers_;
   ViewerId next_id_ = 1;
+  bool holding_ = false;       // the console is not read: every viewer is full
+  bool hold_expired_ = false;  // no hold until a viewer frees room again
+  EventLoop::Timer hold_timer_;
 };
 
 }  // namespace xcg::gateway

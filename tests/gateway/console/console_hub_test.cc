@@ -441,3 +441,85 @@ TEST_CASE("a destroyed hub leaves nothing in the loop, not even a closing viewer
   loop.run_until([] { return false; }, ConsoleHub::kDetachGrace + 300ms);
   CHECK(detached == 2);
 }
+
+namespace {
+
+// A hub on a stream-socket console with one viewer, and a guest that writes `total` bytes as
+// fast as its console takes them.
+struct HeldGuest {
+  EventLoop loop;
+  ConsoleHub hub;
+  UniqueFd guest;
+  UniqueFd viewer;
+  size_t total = 2 * 1024 * 1024;  // far more than the viewer's socket buffer plus its backlog
+  size_t written = 0;
+
+  explicit HeldGuest(std::chrono::milliseconds max_hold)
+      : hub(loop, "web1", gateway::HubSettings{.max_hold = max_hold}) {
+    auto [hub_end, guest_end] = stream_pair();
+    hub.set_console(std::move(hub_end));
+    guest = std::move(guest_end);
+    auto [hub_viewer, viewer_end] = stream_pair();
+    hub.attach(std::move(hub_viewer), {}, {});
+    viewer = std::move(viewer_end);
+  }
+  // Writes what the console takes now; true once all of it is written.
+  bool write_what_fits() {
+    const std::string chunk(8192, 'x');
+    while (written < total) {
+      ssize_t n = ::write(guest.get(), chunk.data(), std::min(chunk.size(), total - written));
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+    }
+    return written == total;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a viewer slower than the guest holds the guest back and misses nothing") {
+  HeldGuest g(60s);  // only the viewer's reading releases the guest here
+  std::string seen;
+  CHECK(g.loop.run_until(
+      [&] {
+        g.write_what_fits();
+        char buf[32 * 1024];  // one read per step: slower than the guest writes
+        ssize_t n = ::read(g.viewer.get(), buf, sizeof buf);
+        if (n > 0) seen.append(buf, static_cast<size_t>(n));
+        return seen.size() >= g.total;
+      },
+      20s));
+  CHECK(seen.size() == g.total);
+  CHECK(seen.find('[') == std::string::npos);  // no skip marker: nothing was skipped
+}
+
+TEST_CASE("a viewer that reads nothing holds the guest once for max_hold and is then skipped ahead") {
+  HeldGuest g(300ms);
+  auto start = std::chrono::steady_clock::now();
+  // Held once: were every 64 KiB read held for max_hold anew, the 2 MiB would take over 5 s.
+  CHECK(g.loop.run_until([&] { return g.write_what_fits(); }, 3s));
+  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
+
+  std::string seen;
+  CHECK(g.loop.run_until(
+      [&] {
+        drain(g.viewer.get(), seen);
+        return seen.find("bytes skipped]") != std::string::npos;
+      },
+      5s));
+  write_all(g.guest.get(), "END");  // a viewer that reads again gets live output
+  CHECK(g.loop.run_until(
+      [&] {
+        drain(g.viewer.get(), seen);
+        return seen.find("END") != std::string::npos;
+      },
+      5s));
+}
+
+TEST_CASE("a held guest goes on at once when its only viewer leaves") {
+  HeldGuest g(60s);
+  CHECK_FALSE(g.loop.run_until([&] { return g.write_what_fits(); }, 2s));  // held
+  g.viewer.reset();
+  CHECK(g.loop.run_until([&] { return g.write_what_fits(); }, 10s));
+  CHECK(g.hub.viewer_count() == 0);
+}
