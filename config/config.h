@@ -119,7 +119,8 @@ struct Limits {
   unsigned idle_timeout_s = 0;  // 0 = off; else 1..604800: an attached viewer silent this long is closed
   // 0..64: xcg-session processes exec'd ahead of time, each parked until a connection is
   // handed to it with its hello (docs/architecture.md, "Spare sessions"). 0: exec on accept.
-  unsigned spare_sessions = 0;
+  // Two take the exec off sequential logins for about 3 MB.
+  unsigned spare_sessions = 2;
 };
 
 // The browser console (docs/web.md). Absent from the file: no web listener.

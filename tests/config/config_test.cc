@@ -458,7 +458,7 @@ void check_limits_are_defaults(const Limits& l) {
   CHECK(l.max_sessions_per_domain == 32);
   CHECK(l.max_actions == 8);
   CHECK(l.idle_timeout_s == 0);
-  CHECK(l.spare_sessions == 0);
+  CHECK(l.spare_sessions == 2);
 }
 
 TEST_CASE("run_as, chroot_dir and limits default when left out") {

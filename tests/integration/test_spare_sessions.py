@@ -56,8 +56,9 @@ def test_pool_holds_the_configured_spares_after_start(make_gateway):
     assert all(pid_alive(p) for p in spares)
 
 
-def test_default_is_no_spares(gw):
-    assert_none_parked(gw)
+def test_default_is_two_spares(gw):
+    spares = wait_pool(gw, 2)
+    assert all(pid_alive(p) for p in spares)
 
 
 def test_login_takes_a_spare_and_the_pool_refills(make_gateway):
